@@ -1,0 +1,3 @@
+from cslaunch.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""Carry out a plan with Compose: build, converge, restart the containers Compose left alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from cslaunch import docker
+from cslaunch.config import Config
+from cslaunch.containers import Container
+from cslaunch.model import Stack
+from cslaunch.stop import StopMethod, decide, probe_sigterm
+
+
+def build(project: docker.ComposeProject, services: Sequence[str]) -> None:
+    if services:
+        docker.compose_step(project, "build", *services, what="docker compose build")
+
+
+def converge(project: docker.ComposeProject) -> None:
+    """`up -d`: create what is missing, recreate what Compose sees changed (config, image)."""
+    docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
+
+
+def untouched(
+    before: Mapping[str, Sequence[Container]],
+    after: Mapping[str, Sequence[Container]],
+    services: Sequence[str],
+) -> list[str]:
+    """Services whose running containers `up` neither recreated nor restarted: their processes
+    still hold the old code."""
+    left = []
+    for name in services:
+        old = {c.id: c.started_at for c in before.get(name, [])}
+        now = after.get(name, [])
+        if now and all(c.id in old and c.started_at == old[c.id] for c in now):
+            left.append(name)
+    return left
+
+
+def stop_methods(
+    stack: Stack,
+    config: Config,
+    containers: Mapping[str, Sequence[Container]],
+    services: Sequence[str],
+) -> dict[str, StopMethod]:
+    def method(name: str) -> StopMethod:
+        running = [c for c in containers.get(name, []) if c.running]
+        catches = probe_sigterm(running[0]) if running else None
+        return decide(stack.services[name], config.service(name), catches)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(services, pool.map(method, services), strict=True))
+
+
+def restart(project: docker.ComposeProject, methods: Mapping[str, StopMethod]) -> None:
+    """Stop every service its own way, all at once, then start them in dependency order."""
+    if not methods:
+        return
+    groups: dict[tuple[str, int], list[str]] = {}
+    for name, m in methods.items():
+        groups.setdefault((m.kind, math.ceil(m.grace)), []).append(name)
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        futures = [
+            pool.submit(_stop, project, kind, grace, names)
+            for (kind, grace), names in groups.items()
+        ]
+        for f in futures:
+            f.result()
+    docker.compose_step(project, "start", *methods, what="docker compose start")
+
+
+def _stop(project: docker.ComposeProject, kind: str, grace: int, names: list[str]) -> None:
+    if kind == "kill":
+        docker.compose_step(project, "kill", *names, what="docker compose kill")
+    else:
+        docker.compose_step(
+            project, "stop", "--timeout", str(grace), *names, what="docker compose stop"
+        )

@@ -1,0 +1,345 @@
+"""Delete Python bytecode from host directories that Python containers bind-mount.
+
+A container that imports from a bind mount trusts the ``.pyc`` files it finds there. When the
+host's clock, the container's clock and the source mtimes disagree (or a file was restored with
+an old mtime), that bytecode can be stale yet look fresh, so the container would run code that
+is no longer on disk. Removing it forces the container to compile what is actually there.
+
+The only side effects of this module are in :func:`_remove_file` (unlink one bytecode file) and
+:func:`_remove_pycaches` (rmdir empty ``__pycache__`` directories); everything else only reads.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cslaunch.errors import PathError
+
+PYCACHE = "__pycache__"
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+
+# Directories that never hold the project's bytecode but can be huge (VCS metadata, JS deps)
+# or belong to cslaunch itself. Venvs are deliberately absent: a bind-mounted venv's bytecode
+# is as likely to be stale as the project's.
+PRUNE = frozenset({".git", ".hg", ".svn", "node_modules", ".cslaunch"})
+
+# Windows error codes that arrive as a generic PermissionError but deserve a precise reason.
+_WINERROR_ACCESS_DENIED = 5
+_WINERROR_SHARING_VIOLATION = 32
+_WINERROR_DIR_NOT_EMPTY = 145
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str  # short human reason, e.g. "permission denied", "locked by another process"
+
+
+@dataclass
+class CleanResult:
+    roots: list[Path]  # the directories walked: resolved, deduplicated, nested ones dropped
+    files: int = 0  # bytecode files removed (or that would be, in dry run)
+    dirs: int = 0  # __pycache__ directories removed
+    bytes: int = 0  # bytes of the removed files
+    removed: list[Path] = field(default_factory=list)  # every removed file, then every dir
+    skipped: list[Skipped] = field(default_factory=list)
+    dry_run: bool = False
+    reasons: dict[str, int] = field(default_factory=dict)  # why files went (selective mode)
+
+
+# Decides whether one non-directory entry is bytecode to remove. Swappable so that a later
+# stale-only mode can look inside the file (or at its source) instead of at the name alone.
+Select = Callable[[os.DirEntry[str]], bool]
+
+
+def is_bytecode(entry: os.DirEntry[str]) -> bool:
+    """Any regular file named ``*.pyc`` / ``*.pyo``; symlinks and special files never qualify."""
+    # The suffix test comes first: it is free, while is_file() may need a stat on file
+    # systems whose directory listings carry no file type.
+    return entry.name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False)
+
+
+def clean(roots: Sequence[Path], *, dry_run: bool = False) -> CleanResult:
+    """Remove every bytecode file under ``roots`` and the ``__pycache__`` dirs left empty.
+
+    Symlinks (and Windows junctions) are never followed nor removed, the root directories
+    themselves are never removed, and ``.git``-like directories in :data:`PRUNE` are not
+    entered. Files that cannot be removed are listed in ``skipped``; the walk goes on.
+
+    Raises :class:`PathError`, before anything is removed, if a root is missing or not a
+    directory.
+    """
+    walk_roots = _check_roots(roots)
+    result = CleanResult(roots=[Path(r) for r in walk_roots], dry_run=dry_run)
+    tally = _Tally()
+    for root in walk_roots:
+        _walk(root, is_bytecode, dry_run, tally)
+    _remove_pycaches(tally, dry_run)
+    result.files = tally.files
+    result.dirs = tally.dirs
+    result.bytes = tally.bytes
+    result.removed = [Path(p) for p in tally.removed]
+    result.skipped = tally.skipped
+    return result
+
+
+# How a directory is told apart from another: see _identity.
+_Identity = tuple[int, int] | str
+
+
+class _Tally:
+    """What one clean did so far; paths are kept as str until the end (cheaper than Path)."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.dirs = 0
+        self.bytes = 0
+        self.removed: list[str] = []
+        self.skipped: list[Skipped] = []
+        # Every __pycache__ seen -> how many of its entries are still there. Filled during the
+        # walk, consumed by _remove_pycaches once all the files are gone.
+        self.pycaches: dict[str, int] = {}
+
+
+def _check_roots(roots: Sequence[Path]) -> list[str]:
+    """Resolve the roots, fail on unusable ones, and drop those another root's walk covers."""
+    resolved: list[tuple[str, _Identity]] = []
+    for root in roots:
+        try:
+            path = Path(root).resolve(strict=True)
+            st = path.stat()
+        except FileNotFoundError:
+            raise PathError(f"bytecode root does not exist: {root}") from None
+        except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop before 3.13
+            raise PathError(f"bytecode root is unusable: {root} ({exc})") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise PathError(f"bytecode root is not a directory: {root}")
+        resolved.append((str(path), _identity(path, st)))
+
+    ids = {ident for _, ident in resolved}
+    kept: list[str] = []
+    seen: set[_Identity] = set()
+    for dirpath, ident in resolved:
+        if ident not in seen and not _covered_by_other_root(Path(dirpath), ids):
+            kept.append(dirpath)
+        seen.add(ident)
+    return kept
+
+
+def _identity(path: Path, st: os.stat_result) -> _Identity:
+    # (device, inode) rather than the path, so that case-insensitive file systems (macOS,
+    # Windows) cannot make one directory look like two; the path where there is no inode
+    # number (some network shares on Windows report 0).
+    return (st.st_dev, st.st_ino) if st.st_ino else os.path.normcase(path)
+
+
+def _covered_by_other_root(path: Path, ids: set[_Identity]) -> bool:
+    """True if an ancestor of ``path`` is a root whose walk reaches ``path``."""
+    below = [path.name]  # names between the ancestor and path
+    for parent in path.parents:
+        try:
+            ident = _identity(parent, parent.stat())
+        except OSError:
+            return False
+        if ident in ids:
+            # The ancestor's walk does not enter pruned directories, so a root inside one
+            # must still be walked on its own.
+            return not any(name in PRUNE for name in below)
+        below.append(parent.name)
+    return False
+
+
+def _walk(root: str, select: Select, dry_run: bool, tally: _Tally) -> None:
+    """Visit every directory under ``root`` once, without following links, removing bytecode.
+
+    Iterative (deep trees cannot hit the recursion limit) and driven by os.scandir, whose
+    entries already know their type, so telling files from dirs and links costs no syscall.
+    """
+    stack = [root]
+    while stack:
+        path = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed or replaced while we walked: nothing of ours left there
+        except OSError as exc:
+            tally.skipped.append(Skipped(Path(path), f"cannot list directory: {_reason(exc)}"))
+            continue
+        left = 0  # entries that will still be there afterwards
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                left += 1
+                if entry.name not in PRUNE and not _is_junction(entry):
+                    stack.append(entry.path)
+            elif not select(entry) or not _remove_file(entry, dry_run, tally):
+                left += 1
+        if path != root and os.path.basename(path) == PYCACHE:
+            tally.pycaches[path] = left
+
+
+def _remove_file(entry: os.DirEntry[str], dry_run: bool, tally: _Tally) -> bool:
+    """Remove one selected file; True if it is gone (or would be, in a dry run)."""
+    try:
+        # lstat on POSIX (the size is not in the listing); free on Windows.
+        size = entry.stat(follow_symlinks=False).st_size
+        if not dry_run:
+            os.unlink(entry.path)
+    except FileNotFoundError:
+        return True  # removed concurrently: gone, but not by us, so not counted
+    except OSError as exc:
+        tally.skipped.append(Skipped(Path(entry.path), _reason(exc)))
+        return False
+    tally.files += 1
+    tally.bytes += size
+    tally.removed.append(entry.path)
+    return True
+
+
+def _remove_pycaches(tally: _Tally, dry_run: bool) -> None:
+    """Remove the ``__pycache__`` dirs that the file removal left empty, deepest first.
+
+    Counting entries instead of just trying rmdir lets a dry run report the same numbers a
+    real run would, including a __pycache__ that only becomes empty once a nested one goes.
+    """
+    left = tally.pycaches
+    for path in sorted(left, key=len, reverse=True):  # a child's path is longer than its parent's
+        if left[path]:
+            continue
+        if not dry_run:
+            try:
+                os.rmdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                if not _is_not_empty(exc):  # not empty: something new appeared, leave it be
+                    tally.skipped.append(Skipped(Path(path), _reason(exc)))
+                continue
+        tally.dirs += 1
+        tally.removed.append(path)
+        parent = os.path.dirname(path)
+        if parent in left:
+            left[parent] -= 1
+
+
+if sys.platform == "win32":
+
+    def _is_junction(entry: os.DirEntry[str]) -> bool:
+        # DirEntry.is_dir(follow_symlinks=False) is True for a junction, which can point
+        # anywhere, like a directory symlink. The lstat of an entry is free on Windows.
+        st = entry.stat(follow_symlinks=False)
+        return st.st_reparse_tag == stat.IO_REPARSE_TAG_MOUNT_POINT
+
+else:
+
+    def _is_junction(entry: os.DirEntry[str]) -> bool:
+        return False
+
+
+def _is_not_empty(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOTEMPTY, errno.EEXIST) or (
+        getattr(exc, "winerror", None) == _WINERROR_DIR_NOT_EMPTY
+    )
+
+
+def _reason(exc: OSError) -> str:
+    """A short reason for ``skipped``; the path is reported separately."""
+    winerror = getattr(exc, "winerror", None)
+    if winerror == _WINERROR_SHARING_VIOLATION:
+        return "locked by another process"
+    if winerror == _WINERROR_ACCESS_DENIED or isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    if exc.errno == errno.EBUSY:
+        return "busy"
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+# --- selective invalidation -----------------------------------------------------------------
+
+CHANGED, DELETED, ORPHAN, LEGACY = "changed", "deleted", "orphan", "legacy"
+
+
+def stale(
+    found: Iterable[str],
+    *,
+    sources: Collection[str],
+    changed: Collection[str],
+    roots: Sequence[str],
+) -> list[tuple[str, str]]:
+    """Which bytecode files can run code that is not on disk, and why (pure).
+
+    - ``__pycache__/m.*.pyc`` of a source whose content changed (every interpreter tag and
+      optimisation level): Python would trust it when mtime and size were kept;
+    - of a source that is gone (deleted, or an orphan): harmless to Python but dead weight;
+    - a legacy ``m.pyc`` beside the sources: with ``m.py`` gone it is imported in its place.
+    Valid bytecode of untouched modules stays: it keeps container start-up fast.
+    """
+    prefixes = tuple(r.rstrip("/\\") + os.sep for r in roots)
+    doomed = []
+    for path in found:
+        if not path.startswith(prefixes):
+            continue
+        directory, name = os.path.split(path)
+        if os.path.basename(directory) == PYCACHE:
+            source = os.path.join(os.path.dirname(directory), name.split(".", 1)[0] + ".py")
+            if source in changed:
+                doomed.append((path, DELETED if source not in sources else CHANGED))
+            elif source not in sources:
+                doomed.append((path, ORPHAN))
+        else:
+            doomed.append((path, LEGACY))
+    return doomed
+
+
+def remove(
+    doomed: Sequence[tuple[str, str]], *, roots: Sequence[Path], dry_run: bool = False
+) -> CleanResult:
+    """Remove the given bytecode files (re-checked: regular files, bytecode names, no links)
+    and the ``__pycache__`` directories they leave empty."""
+    result = CleanResult(roots=[Path(r) for r in roots], dry_run=dry_run)
+    tally = _Tally()
+    emptied: dict[str, int] = {}  # __pycache__ dir -> files removed from it
+    for path, reason in doomed:
+        try:
+            entry_stat = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            tally.skipped.append(Skipped(Path(path), _reason(exc)))
+            continue
+        if not stat.S_ISREG(entry_stat.st_mode) or not path.endswith(BYTECODE_SUFFIXES):
+            continue  # replaced by a link or something else since the walk: not ours
+        try:
+            if not dry_run:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            tally.skipped.append(Skipped(Path(path), _reason(exc)))
+            continue
+        tally.files += 1
+        tally.bytes += entry_stat.st_size
+        tally.removed.append(path)
+        result.reasons[reason] = result.reasons.get(reason, 0) + 1
+        parent = os.path.dirname(path)
+        if os.path.basename(parent) == PYCACHE:
+            emptied[parent] = emptied.get(parent, 0) + 1
+    for directory, gone in emptied.items():
+        try:
+            # In a dry run the files are still there: count them as gone.
+            tally.pycaches[directory] = len(os.listdir(directory)) - (gone if dry_run else 0)
+        except OSError:
+            tally.pycaches[directory] = 1  # cannot tell: leave it
+    _remove_pycaches(tally, dry_run)
+    result.files, result.dirs, result.bytes = tally.files, tally.dirs, tally.bytes
+    result.removed = [Path(p) for p in tally.removed]
+    result.skipped = tally.skipped
+    return result

@@ -1,0 +1,127 @@
+"""What changed since the last successful launch: files every service depends on, and each
+service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
+`refresh_mtimes` is the one write, made by a launch just before it builds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cslaunch import index, scan, track
+from cslaunch.model import Service, Stack
+
+
+@dataclass
+class ChangeSet:
+    old: index.Index | None  # None: no usable index, everything counts as changed
+    scan: scan.Scan
+    changes: index.Changes
+    entries: dict[str, index.Entry]
+    files: dict[str, track.ServiceFiles]
+    config_hashes: dict[str, str]
+    config_changed: set[str]
+
+    @property
+    def changed(self) -> frozenset[str] | None:
+        return self.changes.all if self.old is not None else None
+
+    def new_index(self) -> index.Index:
+        return index.Index(self.scan.started_ns, self.entries, self.config_hashes)
+
+
+def _read(path: Path | str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def service_files(
+    service: Service, runs_code: bool, source_patterns: Collection[str]
+) -> track.ServiceFiles:
+    dockerfile = None
+    if service.build_context is not None:
+        dockerfile = str(service.build_context / (service.dockerfile or "Dockerfile"))
+    dirs, singles = [], []
+    for bind in service.binds:
+        if bind.source.is_dir():
+            dirs.append(str(bind.source))
+        elif bind.source.is_file():
+            singles.append(str(bind.source))
+    context = str(service.build_context) if service.build_context else None
+    return track.service_files(
+        service.name,
+        runs_code=runs_code,
+        bind_dirs=dirs,
+        bind_files=singles,
+        context=context,
+        dockerfile=dockerfile,
+        dockerfile_text=_read(dockerfile),
+        dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
+        source_patterns=tuple(source_patterns),
+    )
+
+
+def detect(
+    root: Path,
+    stack: Stack,
+    raw_services: Mapping[str, Any],
+    runs_code: Collection[str],
+    python_roots: Collection[Path],
+    *,
+    source_patterns: Collection[str] = (),
+    use_index: bool = True,
+    rehash: bool = False,
+) -> ChangeSet:
+    files = {
+        name: service_files(s, name in runs_code, source_patterns)
+        for name, s in stack.services.items()
+    }
+    trees, singles = track.trees(files.values())
+    # Python roots are walked for their sources and bytecode even where no bind tracks them
+    # (python_roots configured by hand).
+    trees += [scan.Tree(str(r), _is_python_source) for r in python_roots]
+    old = index.load(root) if use_index else None
+    result = scan.scan(trees, singles)
+    changes, entries = index.compare(old, result, rehash=rehash)
+    hashes = {name: index.config_hash(raw_services.get(name, {})) for name in stack.services}
+    config_changed = (
+        {n for n, h in hashes.items() if old.services.get(n) not in (None, h)} if old else set()
+    )
+    return ChangeSet(old, result, changes, entries, files, hashes, config_changed)
+
+
+def _is_python_source(rel: str) -> bool:
+    return rel.endswith(".py")
+
+
+def refresh_mtimes(cs: ChangeSet) -> list[str]:
+    """Bump the mtime of changed build-context files whose mtime and size are what they were.
+
+    BuildKit sends a context file again only when its stat data changed, so an edit that
+    restores mtime and size (`cp -p`, rsync -a, unzip, some sync tools) is built from the old
+    copy and the image keeps old code. The content did change, so a current mtime is the
+    truth; this is the only change cslaunch makes to a non-bytecode file.
+    """
+    if cs.old is None:
+        return []
+    contexts = [sf.context for sf in cs.files.values() if sf.context]
+    refreshed = []
+    for path in sorted(cs.changes.modified):
+        prev = cs.old.files.get(path)
+        if prev is None or not any(path.startswith(c + os.sep) for c in contexts):
+            continue
+        try:
+            st = os.lstat(path)
+            if st.st_mtime_ns == prev.stat.mtime_ns and st.st_size == prev.stat.size:
+                os.utime(path)
+                refreshed.append(path)
+        except OSError:
+            continue
+    return refreshed

@@ -1,0 +1,318 @@
+"""The `cslaunch` command line. Every failure ends as one line and a documented exit code;
+a traceback only with --debug."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from cslaunch import __version__, bytecode, errors
+from cslaunch import status as status_mod
+from cslaunch.launch import LaunchOptions, compute, detect, launch
+from cslaunch.lock import project_lock
+from cslaunch.project import Project, resolve
+from cslaunch.report import (
+    clean_json,
+    clean_summary,
+    plan_json,
+    relative,
+    render,
+    render_plan,
+    show_skipped,
+)
+from cslaunch.ui import UI
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Globals:
+    files: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    project_directory: Path | None = None
+    profiles: list[str] = field(default_factory=list)
+    json: bool = False
+    debug: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    timeout: float | None = None
+    no_build: bool = False
+    no_wait: bool = False
+    force: bool = False
+    rebuild: bool = False
+    full: bool = False
+
+    def merge(self, **opts: Any) -> None:
+        """Options may come before or after the subcommand; later ones add or override."""
+        self.files += opts.get("files") or []
+        self.profiles += opts.get("profiles") or []
+        for key in ("project_name", "project_directory", "timeout"):
+            if opts.get(key) is not None:
+                setattr(self, key, opts[key])
+        for key in FLAGS:
+            if opts.get(key):
+                setattr(self, key, True)
+
+    def launch_options(self) -> LaunchOptions:
+        return LaunchOptions(
+            timeout=self.timeout,
+            build=not self.no_build,
+            force=self.force,
+            rebuild=self.rebuild,
+            full=self.full,
+        )
+
+    def ui(self) -> UI:
+        return UI(json_mode=self.json, quiet=self.quiet, verbose=self.verbose)
+
+    def project(self) -> Project:
+        return resolve(
+            files=self.files,
+            name=self.project_name,
+            project_directory=self.project_directory,
+            profiles=self.profiles,
+        )
+
+
+FLAGS = ("json", "debug", "quiet", "verbose", "no_build", "no_wait", "force", "rebuild", "full")
+
+
+def common_options(f: F) -> F:
+    options = [
+        click.option(
+            "-f",
+            "--file",
+            "files",
+            multiple=True,
+            metavar="FILE",
+            help="Compose file (repeatable), as for docker compose.",
+        ),
+        click.option("-p", "--project-name", help="Compose project name."),
+        click.option(
+            "--project-directory",
+            type=click.Path(path_type=Path),
+            help="Compose project directory.",
+        ),
+        click.option(
+            "--profile",
+            "profiles",
+            multiple=True,
+            metavar="NAME",
+            help="Compose profile to enable (repeatable).",
+        ),
+        click.option("--json", "json", is_flag=True, help="Print one JSON object on stdout."),
+        click.option("-q", "--quiet", is_flag=True, help="Only errors and the result."),
+        click.option("-v", "--verbose", is_flag=True, help="Say more about each step."),
+        click.option("--debug", is_flag=True, help="Show tracebacks of failures."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
+    g: Globals = ctx.ensure_object(Globals)
+    g.merge(**opts)
+    return g
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def up_options(f: F) -> F:
+    options = [
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            metavar="SECONDS",
+            help="How long to wait for services to become ready (default 120).",
+        ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Restart every service that runs project code, changed or not.",
+        ),
+        click.option("--rebuild", is_flag=True, help="Rebuild every buildable service."),
+        click.option("--no-build", is_flag=True, help="Never build images."),
+        click.option(
+            "--full", is_flag=True, help="Ignore the change index: everything counts as changed."
+        ),
+        click.option(
+            "--no-wait", is_flag=True, help="Exit at once if another cslaunch runs on this project."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(invoke_without_command=True, context_settings=CONTEXT)
+@common_options
+@up_options
+@click.version_option(__version__, prog_name="cslaunch")
+@click.pass_context
+def cli(ctx: click.Context, /, **opts: Any) -> None:
+    """Relaunch a Docker Compose stack so it runs exactly the code on disk.
+
+    With no command, runs `cslaunch up`: clear stale Python bytecode, rebuild images, restart
+    every service that runs your code, wait until all are ready, and report.
+    """
+    _globals(ctx, **opts)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(up)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@up_options
+@click.pass_context
+def up(ctx: click.Context, /, **opts: Any) -> None:
+    """Start or relaunch the stack so every service runs the code on disk."""
+    g = _globals(ctx, **opts)
+    ui = g.ui()
+    project = g.project()
+    options = g.launch_options()
+    with project_lock(project.root, wait=not g.no_wait, on_wait=ui.warn):
+        report = launch(project, options, ui)
+    if g.json:
+        _emit_json(report.to_json())
+    render(ui, report)
+    if not report.ok:
+        raise errors.LaunchFailed(report.error or "launch failed", reported=True)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.pass_context
+def clean(ctx: click.Context, /, paths: tuple[Path, ...], dry_run: bool, **opts: Any) -> None:
+    """Remove Python bytecode (__pycache__, *.pyc, *.pyo) and nothing else.
+
+    Without PATHs, cleans the host directories that Python services bind-mount (from the
+    Compose model, or python_roots in the config). Never follows symlinks, never touches
+    anything but bytecode; files it may not delete are reported and skipped.
+    """
+    g = _globals(ctx, **opts)
+    ui = g.ui()
+    if paths:
+        roots = [p.resolve() for p in paths]
+        base = Path.cwd()
+    else:
+        project = g.project()
+        found = detect(project)
+        roots = list(found.roots.roots)
+        base = project.root
+        if not roots:
+            ui.line("No bind-mounted Python code found in the Compose model; nothing to clean.")
+    result = bytecode.clean(roots, dry_run=dry_run)
+    if g.json:
+        _emit_json(
+            {"schema": 1, "command": "clean", "ok": True, **clean_json(result, listing=dry_run)}
+        )
+    elif dry_run:
+        for path in result.removed:
+            ui.line(relative(path, base))
+    show_skipped(ui, result)
+    ui.line(
+        clean_summary(result)
+        + (f" in {', '.join(relative(r, base) for r in roots)}" if roots else "")
+    )
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@up_options
+@click.pass_context
+def plan(ctx: click.Context, /, **opts: Any) -> None:
+    """Show what `cslaunch up` would do to each service and why. Changes nothing."""
+    g = _globals(ctx, **opts)
+    project = g.project()
+    found = detect(project)
+    cs, the_plan = compute(project, found, g.launch_options())
+    if g.json:
+        _emit_json(plan_json(found.stack.name, cs, the_plan))
+    else:
+        render_plan(g.ui(), found.stack.name, cs, the_plan)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@click.pass_context
+def status(ctx: click.Context, /, **opts: Any) -> None:
+    """Show each service's state, health, uptime and image age. Changes nothing."""
+    g = _globals(ctx, **opts)
+    name, rows = status_mod.status(g.project())
+    if g.json:
+        _emit_json(
+            {
+                "schema": 1,
+                "command": "status",
+                "project": name,
+                "services": [r.to_json() for r in rows],
+            }
+        )
+    else:
+        status_mod.render(g.ui(), name, rows)
+
+
+class Interrupted(BaseException):
+    """SIGTERM, turned into an exception so locks and files are released on the way out."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise Interrupted()
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    json_mode = "--json" in (argv if argv is not None else sys.argv)
+    ui = UI(json_mode=json_mode)
+    try:
+        cli.main(args=argv, prog_name="cslaunch", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        ui.error("interrupted")
+        sys.exit(errors.INTERRUPTED)
+    except (KeyboardInterrupt, Interrupted):
+        if debug:
+            raise
+        ui.error("interrupted; the stack is left as it was at this point, run cslaunch again")
+        sys.exit(errors.INTERRUPTED)
+    except errors.CslaunchError as e:
+        if debug:
+            raise
+        if json_mode and not e.reported:
+            _emit_json(
+                {
+                    "schema": 1,
+                    "ok": False,
+                    "error": e.message,
+                    "hint": e.hint,
+                    "exit_code": e.exit_code,
+                }
+            )
+        ui.error(e.message)
+        if e.detail:
+            ui.echo(e.detail, err=True)
+        if e.hint:
+            ui.hint(e.hint)
+        sys.exit(e.exit_code)
+    sys.exit(errors.OK)

@@ -1,0 +1,203 @@
+"""User configuration: `[tool.cslaunch]` in pyproject.toml, or a cslaunch.toml beside it.
+
+Everything here is optional: the Compose model supplies the defaults. Validation is strict
+so a typo is an error that names the key, not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cslaunch.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_FILE = "cslaunch.toml"
+PYPROJECT = "pyproject.toml"
+STOP_MODES = ("auto", "graceful", "kill")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    python: bool | None = None  # None: decide from the Compose model
+    stop: str = "auto"
+    grace: float | None = None  # seconds a graceful stop may take; None: the service's own
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None  # the file it came from, for messages
+    compose_files: tuple[str, ...] = ()
+    project_name: str | None = None
+    profiles: tuple[str, ...] = ()
+    python_roots: tuple[Path, ...] | None = None  # None: derive from bind mounts
+    url: str | None = None
+    timeout: float = 120.0
+    source_patterns: tuple[str, ...] = ()  # more than *.py in bind-mounted code trees
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+
+    def service(self, name: str) -> ServiceConfig:
+        return self.services.get(name, ServiceConfig())
+
+
+def find_config_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The config table and its file: cslaunch.toml wins over pyproject.toml."""
+    candidate = directory / CONFIG_FILE
+    if candidate.is_file():
+        data = _read_toml(candidate)
+        # cslaunch.toml may hold the keys at top level or under [tool.cslaunch], like pyproject.
+        tool = data.get("tool") if "tool" in data else None
+        table = tool.get("cslaunch", data) if isinstance(tool, dict) else data
+        return candidate, _table(table, candidate, "tool.cslaunch")
+    candidate = directory / PYPROJECT
+    if candidate.is_file():
+        tool = _read_toml(candidate).get("tool", {})
+        table = tool.get("cslaunch") if isinstance(tool, dict) else None
+        if table is not None:
+            return candidate, _table(table, candidate, "tool.cslaunch")
+    return None
+
+
+def _table(value: Any, path: Path, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path.name}: {key}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def load_config(directory: Path) -> Config:
+    found = find_config_file(directory)
+    if found is None:
+        return Config()
+    path, table = found
+    prefix = "" if path.name == CONFIG_FILE else "tool.cslaunch."
+    return parse_config(table, source=path, base=directory, prefix=prefix)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path.name}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path.name}: cannot read: {e.strerror}") from None
+
+
+def parse_config(
+    table: dict[str, Any], *, source: Path | None = None, base: Path, prefix: str = ""
+) -> Config:
+    """Validate a config table; `base` resolves relative paths, `prefix` names keys in errors."""
+    where = source.name if source else "config"
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{where}: {prefix}{key}: {problem}")
+
+    def get(tbl: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
+        value = tbl.get(key)
+        # bool is an int in Python; a number setting given `true` is still a type error.
+        if value is not None and (
+            not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind))
+        ):
+            raise fail(path, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def str_list(tbl: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
+        value = get(tbl, key, list, path)
+        if value is None:
+            return None
+        for item in value:
+            if not isinstance(item, str) or not item:
+                raise fail(path, "expected a list of non-empty strings")
+        return tuple(value)
+
+    _reject_unknown(table, TOP_KEYS, fail, "")
+    roots = str_list(table, "python_roots", "python_roots")
+    url = get(table, "url", str, "url")
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # raises on a bad port
+        except ValueError:
+            valid = False
+        if not valid:
+            raise fail("url", f"not an http(s) URL: {url!r}")
+    timeout = get(table, "timeout", (int, float), "timeout")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise fail("timeout", "must be a positive number of seconds")
+    project_name = get(table, "project_name", str, "project_name")
+
+    services: dict[str, ServiceConfig] = {}
+    for name, svc in (get(table, "services", dict, "services") or {}).items():
+        path = f"services.{name}"
+        if not isinstance(svc, dict):
+            raise fail(path, "expected a table")
+        _reject_unknown(svc, SERVICE_KEYS, fail, path + ".")
+        stop = get(svc, "stop", str, path + ".stop") or "auto"
+        if stop not in STOP_MODES:
+            raise fail(path + ".stop", f"expected one of {', '.join(STOP_MODES)}, got {stop!r}")
+        grace = get(svc, "grace", (int, float), path + ".grace")
+        if grace is not None and not (math.isfinite(grace) and grace >= 0):
+            raise fail(path + ".grace", "must be zero or more seconds")
+        services[name] = ServiceConfig(
+            python=get(svc, "python", bool, path + ".python"),
+            stop=stop,
+            grace=float(grace) if grace is not None else None,
+        )
+
+    return Config(
+        source=source,
+        compose_files=str_list(table, "compose_files", "compose_files") or (),
+        project_name=project_name,
+        profiles=str_list(table, "profiles", "profiles") or (),
+        python_roots=tuple((base / r) for r in roots) if roots is not None else None,
+        url=url,
+        timeout=float(timeout) if timeout is not None else Config.timeout,
+        source_patterns=str_list(table, "source_patterns", "source_patterns") or (),
+        services=services,
+    )
+
+
+TOP_KEYS = frozenset(
+    {
+        "compose_files",
+        "project_name",
+        "profiles",
+        "python_roots",
+        "url",
+        "timeout",
+        "source_patterns",
+        "services",
+    }
+)
+SERVICE_KEYS = frozenset({"python", "stop", "grace"})
+
+
+def _reject_unknown(table: dict[str, Any], known: frozenset[str], fail: Any, path: str) -> None:
+    for key in table:
+        if key not in known:
+            raise fail(path + key, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))

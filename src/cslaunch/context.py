@@ -1,0 +1,162 @@
+"""Which files of a build context can change an image: not .dockerignored, and named by a COPY
+or ADD of the Dockerfile. Pure functions over the texts of .dockerignore and the Dockerfile.
+
+When the Dockerfile does something this cannot follow (variables in paths, heredocs,
+RUN --mount of the context), the whole context counts: a needless rebuild is cheap, a missed
+one serves old code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pathspec
+
+# Dockerfile instructions whose source paths come from the build context.
+_COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_CONTEXT_MOUNT = re.compile(r"--mount=[^\s]*type=bind", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DockerIgnore:
+    spec: pathspec.PathSpec[Any] | None
+    has_exceptions: bool
+
+    def ignored(self, rel: str) -> bool:
+        """`rel` is a context-relative path with forward slashes."""
+        return bool(self.spec and self.spec.match_file(rel))
+
+    def prunes(self, rel_dir: str) -> bool:
+        """A directory can be skipped whole only if no `!` pattern could bring back a file."""
+        return not self.has_exceptions and self.ignored(rel_dir)
+
+
+def parse_dockerignore(text: str | None) -> DockerIgnore:
+    """Docker's rules: patterns are anchored at the context root, a matching directory takes
+    its contents with it, later `!` patterns re-include."""
+    if not text:
+        return DockerIgnore(None, False)
+    lines = []
+    exceptions = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        body = line[1:].strip() if negate else line
+        body = body.strip("/") if body not in ("/", "") else ""
+        if body.startswith("./"):
+            body = body[2:]
+        if not body:
+            continue
+        exceptions = exceptions or negate
+        lines.append(("!" if negate else "") + "/" + body)
+    if not lines:
+        return DockerIgnore(None, False)
+    return DockerIgnore(pathspec.PathSpec.from_lines("gitignore", lines), exceptions)
+
+
+def copy_sources(dockerfile: str | None) -> list[str] | None:
+    """Context-relative sources of COPY/ADD, or None when the whole context may matter."""
+    if dockerfile is None:
+        return None
+    sources: list[str] = []
+    for instruction in _instructions(dockerfile):
+        if _CONTEXT_MOUNT.search(instruction) and instruction.upper().lstrip().startswith("RUN"):
+            return None
+        match = _COPY.match(instruction)
+        if not match:
+            continue
+        args = match.group(2).strip()
+        if args.startswith("<<"):
+            return None  # heredoc: cannot tell what it copies
+        words = _arguments(args)
+        if words is None:
+            return None
+        flags = [w for w in words if w.startswith("--")]
+        if any(f.startswith("--from") for f in flags):
+            continue  # copies from another stage or image, not from the context
+        paths = [w for w in words if not w.startswith("--")]
+        for src in paths[:-1]:
+            if "$" in src:
+                return None
+            if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
+                continue  # ADD of a URL
+            sources.append(_normalise(src))
+    return sources
+
+
+def _instructions(text: str) -> list[str]:
+    """Dockerfile lines joined across backslash continuations, comments dropped."""
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        out.append(current + stripped)
+        current = ""
+    if current:
+        out.append(current)
+    return out
+
+
+def _arguments(args: str) -> list[str] | None:
+    flags = []
+    while args.startswith("--"):
+        flag, _, args = args.partition(" ")
+        flags.append(flag)
+        args = args.strip()
+    if args.startswith("["):
+        try:
+            words = json.loads(args)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            return None
+        return [*flags, *words]
+    return [*flags, *args.split()]
+
+
+def _normalise(src: str) -> str:
+    src = src.replace("\\", "/")
+    while src.startswith("./"):
+        src = src[2:]
+    src = src.lstrip("/").rstrip("/")
+    return src or "."
+
+
+def copied_filter(sources: list[str] | None) -> Callable[[str], bool]:
+    """A predicate over context-relative paths: does some COPY/ADD source take this file?"""
+    if sources is None or "." in sources:
+        return lambda rel: True
+    plain = tuple(s for s in sources if not _has_glob(s))
+    globs = [s for s in sources if _has_glob(s)]
+
+    def copied(rel: str) -> bool:
+        for src in plain:
+            if rel == src or rel.startswith(src + "/"):
+                return True
+        for pattern in globs:
+            # A pattern matches a file, or a directory whose whole content is then copied.
+            parts = rel.split("/")
+            for depth in range(1, len(parts) + 1):
+                if fnmatch.fnmatchcase("/".join(parts[:depth]), pattern):
+                    return True
+        return False
+
+    return copied
+
+
+def _has_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")

@@ -1,0 +1,170 @@
+"""The change index: what every tracked file looked like at the last successful launch.
+
+Detection works like git's index: stat data (mtime, ctime, size, inode) decides which files
+need hashing, the content hash decides whether they changed. An edit that puts mtime and size
+back (`cp -p`, `rsync -a`, unzip) still changes ctime or the inode, and is hashed; a `touch`
+changes stat data but not the hash, so it is no change. Entries whose mtime is too close to
+the moment they were indexed are "racily clean" and always re-hashed, because an edit in the
+same clock tick would leave stat data equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cslaunch.scan import FileStat, Scan
+from cslaunch.state import state_dir
+
+VERSION = 1
+INDEX_FILE = "index.json"
+# File systems with coarse timestamps (FAT: 2 s, HFS+: 1 s) and clocks that disagree a little.
+RACY_NS = 2_000_000_000
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    stat: FileStat
+    digest: str
+
+
+@dataclass
+class Index:
+    scanned_ns: int = 0
+    files: dict[str, Entry] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)  # service -> hash of its config
+
+
+@dataclass(frozen=True)
+class Changes:
+    added: frozenset[str] = frozenset()
+    modified: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
+
+    @property
+    def all(self) -> frozenset[str]:
+        return self.added | self.modified | self.deleted
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.modified or self.deleted)
+
+
+def hash_file(path: str) -> str:
+    """Content hash; a symlink hashes as its target's name (the link itself is what changed)."""
+    h = hashlib.blake2b(digest_size=16)
+    if os.path.islink(path):
+        h.update(b"link:" + os.readlink(path).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def compare(
+    old: Index | None,
+    scan: Scan,
+    hasher: Callable[[str], str] = hash_file,
+    *,
+    rehash: bool = False,
+) -> tuple[Changes, dict[str, Entry]]:
+    """What changed since `old`, and the entries of the new index (from this scan)."""
+    old_files = old.files if old else {}
+    racy_after = (old.scanned_ns - RACY_NS) if old else 0
+    to_hash = []
+    entries: dict[str, Entry] = {}
+    for path, st in scan.files.items():
+        prev = old_files.get(path)
+        if prev is not None and not rehash and prev.stat == st and prev.stat.mtime_ns < racy_after:
+            entries[path] = prev
+        else:
+            to_hash.append(path)
+    digests = _hash_all(to_hash, hasher)
+    added, modified = set(), set()
+    for path in to_hash:
+        digest = digests.get(path)
+        if digest is None:
+            continue  # vanished or unreadable since the walk: not indexed, seen next time
+        entries[path] = Entry(scan.files[path], digest)
+        prev = old_files.get(path)
+        if prev is None:
+            added.add(path)
+        elif prev.digest != digest:
+            modified.add(path)
+    deleted = {p for p in old_files if p not in scan.files}
+    # A file that vanished between walk and hash counts as deleted if it was indexed before.
+    deleted |= {p for p in to_hash if p not in entries and p in old_files}
+    return Changes(frozenset(added), frozenset(modified), frozenset(deleted)), entries
+
+
+def _hash_all(paths: list[str], hasher: Callable[[str], str]) -> dict[str, str]:
+    def one(path: str) -> tuple[str, str | None]:
+        try:
+            return path, hasher(path)
+        except OSError:
+            return path, None
+
+    if len(paths) < 64:
+        pairs = [one(p) for p in paths]
+    else:
+        # Hashing reads files, which releases the GIL: threads help on the first launch.
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            pairs = list(pool.map(one, paths))
+    return {p: d for p, d in pairs if d is not None}
+
+
+def config_hash(service_json: Mapping[str, Any]) -> str:
+    data = json.dumps(service_json, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+def index_path(root: Path) -> Path:
+    return root / ".cslaunch" / INDEX_FILE
+
+
+def load(root: Path) -> Index | None:
+    """The last index, or None when there is none or it cannot be trusted (the caller then
+    treats everything as changed)."""
+    try:
+        data = json.loads(index_path(root).read_text(encoding="utf-8"))
+        if data.get("version") != VERSION:
+            return None
+        files = {path: Entry(FileStat(*row[:4]), row[4]) for path, row in data["files"].items()}
+        return Index(int(data["scanned_ns"]), files, dict(data.get("services", {})))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def save(root: Path, index: Index) -> None:
+    """Atomically: a reader sees the old index or the new one, never half of one."""
+    directory = state_dir(root)
+    data = {
+        "version": VERSION,
+        "scanned_ns": index.scanned_ns,
+        "services": index.services,
+        "files": {
+            path: [e.stat.mtime_ns, e.stat.ctime_ns, e.stat.size, e.stat.ino, e.digest]
+            for path, e in sorted(index.files.items())
+        },
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / INDEX_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

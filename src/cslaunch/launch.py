@@ -1,0 +1,296 @@
+"""`cslaunch up`: the launch pipeline, top to bottom.
+
+detect (model + containers) -> changes (index) -> plan -> bytecode -> build -> start/restart
+-> wait -> save the index -> report
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cslaunch import act, bytecode, changes, docker, index, model
+from cslaunch.containers import Container, by_service, project_containers
+from cslaunch.errors import CslaunchError
+from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
+from cslaunch.project import Project
+from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
+from cslaunch.stop import StopMethod
+from cslaunch.ui import UI, StepResult
+from cslaunch.wait import FAILED, Readiness, wait_ready
+
+LOG_LINES = 30
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    timeout: float | None = None  # None: the config's (default 120 s)
+    build: bool = True
+    force: bool = False
+    rebuild: bool = False
+    full: bool = False  # ignore the index: everything counts as changed
+
+
+@dataclass(frozen=True)
+class Detected:
+    stack: model.Stack
+    raw: dict[str, Any]  # Compose's JSON model
+    python: frozenset[str]  # services that run Python
+    roots: model.Roots
+    containers: dict[str, list[Container]]
+
+
+def detect(project: Project, *, containers: bool = True) -> Detected:
+    """The Compose model as Compose resolves it, the containers, and which services run
+    Python from where. `config` and `ps` run at once: they are most of a no-op launch."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        config = pool.submit(docker.config, project.compose)
+        found = pool.submit(project_containers, project.compose) if containers else None
+        try:
+            raw = config.result()
+            current = by_service(found.result()) if found else {}
+        except CslaunchError:
+            # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself.
+            docker.check_engine(project.compose)
+            raise
+    stack = model.parse_stack(raw)
+    python = frozenset(
+        s.name
+        for s in stack.services.values()
+        if model.runs_python(s, _dockerfile_text(s), project.config)
+    )
+    roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
+    return Detected(stack, raw, python, roots, current)
+
+
+def _dockerfile_text(service: model.Service) -> str | None:
+    if service.build_context is None:
+        return None
+    path = service.build_context / (service.dockerfile or "Dockerfile")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def runs_code(found: Detected, service: model.Service) -> bool:
+    return service.name in found.python
+
+
+def compute(
+    project: Project, found: Detected, options: LaunchOptions
+) -> tuple[changes.ChangeSet, Plan]:
+    """Changes since the last launch and the plan they call for (no side effects besides
+    the BuildKit mtime refresh, see changes.refresh_mtimes)."""
+    cs = changes.detect(
+        project.root,
+        found.stack,
+        found.raw.get("services", {}),
+        found.python,
+        found.roots.roots,
+        source_patterns=project.config.source_patterns,
+        use_index=not options.full,
+    )
+    missing = _missing_images(found) if cs.old is not None and options.build else set()
+    plan = make_plan(
+        found.stack,
+        found.containers,
+        lambda s: runs_code(found, s),
+        cs.files,
+        cs.changed,
+        cs.config_changed,
+        missing,
+        Flags(build=options.build, force=options.force, rebuild=options.rebuild),
+    )
+    return cs, plan
+
+
+def _missing_images(found: Detected) -> set[str]:
+    """Buildable services whose image is gone (pruned): they need a build whatever changed."""
+    names = {
+        s.name: s.image or f"{found.stack.name}-{s.name}"
+        for s in found.stack.services.values()
+        if s.buildable
+    }
+    present = docker.existing_images(sorted(set(names.values())))
+    return {service for service, image in names.items() if image not in present}
+
+
+def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
+    compose = project.compose
+    timeout = options.timeout or project.config.timeout
+    report = LaunchReport(project="", mode="relaunch")
+
+    with _step(ui, report, "detect") as st:
+        found = detect(project)
+        report.project = found.stack.name
+        report.url = model.app_url(found.stack, project.config)
+        running = any(c.running for cs in found.containers.values() for c in cs)
+        report.mode = "relaunch" if running else "start"
+        st.summary = (
+            f"{report.project}: {len(found.stack.services)} services, "
+            f"{'running' if running else 'not running'}"
+        )
+    for outside in found.roots.outside:
+        ui.warn(
+            f"not cleaning {outside}: bind-mounted but outside the project "
+            "(list it in python_roots to include it)"
+        )
+
+    with _step(ui, report, "changes") as st:
+        cs, plan = compute(project, found, options)
+        st.summary = _changes_summary(cs)
+    outcomes = {
+        p.service: ServiceOutcome(p.service, p.action, p.reason, p.build, files=list(p.files))
+        for p in plan.services
+    }
+    report.services = list(outcomes.values())
+    report.changes = sorted(cs.changes.all) if cs.old is not None else None
+
+    with _step(ui, report, "bytecode") as st:
+        report.bytecode = _clean_bytecode(found, cs)
+        st.summary = (
+            clean_summary(report.bytecode) if found.roots.roots else "no bind-mounted Python code"
+        )
+    show_skipped(ui, report.bytecode)
+
+    if plan.build:
+        refreshed = changes.refresh_mtimes(cs)
+        if refreshed:
+            ui.detail(
+                f"refreshed the mtime of {len(refreshed)} file(s) whose content changed with "
+                "mtime and size kept, so the Docker build sees them"
+            )
+        with _step(ui, report, "build") as st:
+            act.build(compose, plan.build)
+            st.summary = ", ".join(plan.build)
+
+    if not plan.noop:
+        with _step(ui, report, "restart" if running else "start") as st:
+            st.summary = _apply(project, found, plan, outcomes)
+
+    with _step(ui, report, "wait") as st:
+        baseline = {
+            name: max((c.restart_count for c in cs_), default=0)
+            for name, cs_ in by_service(project_containers(compose)).items()
+        }
+        verdicts = wait_ready(
+            compose,
+            list(found.stack.services.values()),
+            timeout=timeout,
+            restarts_before=baseline,
+            on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
+        )
+        _record(outcomes, verdicts, compose)
+        failed = [v for v in verdicts if v.state == FAILED]
+        st.summary = (
+            f"{len(verdicts) - len(failed)}/{len(verdicts)} ready"
+            if failed
+            else f"all {len(verdicts)} ready"
+        )
+
+    report.ok = not failed
+    report.up_to_date = plan.noop and report.ok
+    if failed:
+        report.error = "; ".join(f"{v.service}: {v.reason}" for v in failed)
+    else:
+        # Only a launch that fully worked moves the index on: after a failure the next run
+        # sees the same changes and does again what is needed.
+        index.save(project.root, cs.new_index())
+    return report
+
+
+def _clean_bytecode(found: Detected, cs: changes.ChangeSet) -> bytecode.CleanResult:
+    roots = tuple(r for r in found.roots.roots if r.is_dir())
+    if cs.old is None:
+        return bytecode.clean(roots)
+    doomed = bytecode.stale(
+        cs.scan.bytecode,
+        sources={p for p in cs.scan.files if p.endswith(".py")},
+        changed=cs.changes.all,
+        roots=[str(r) for r in roots],
+    )
+    return bytecode.remove(doomed, roots=roots)
+
+
+def _apply(
+    project: Project, found: Detected, plan: Plan, outcomes: dict[str, ServiceOutcome]
+) -> str:
+    compose = project.compose
+    act.converge(compose)
+    after = by_service(project_containers(compose))
+    wanted = plan.with_action(RESTART, REBUILD, RECREATE)
+    stale = act.untouched(found.containers, after, wanted)
+    for name in set(wanted) - set(stale):
+        if outcomes[name].action == RESTART:
+            outcomes[name].action = "recreated"
+    methods = act.stop_methods(found.stack, project.config, after, stale)
+    act.restart(compose, methods)
+    for name, method in methods.items():
+        outcomes[name].stop = f"{method.kind}: {method.reason}"
+    return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+
+
+def _changes_summary(cs: changes.ChangeSet) -> str:
+    if cs.old is None:
+        return f"no index yet: {len(cs.entries)} files indexed, everything counts as changed"
+    c = cs.changes
+    parts = [f"{len(cs.entries)} files checked"]
+    if c:
+        parts.append(f"{len(c.modified)} modified, {len(c.added)} added, {len(c.deleted)} deleted")
+    else:
+        parts.append("no file changed")
+    if cs.config_changed:
+        parts.append(f"config changed: {', '.join(sorted(cs.config_changed))}")
+    return "; ".join(parts)
+
+
+@contextmanager
+def _step(ui: UI, report: LaunchReport, name: str) -> Iterator[StepResult]:
+    with ui.step(name) as st:
+        yield st
+    report.steps.append(Step(name, st.seconds, st.summary))
+
+
+def _restart_summary(
+    started: list[str],
+    restarted: list[str],
+    methods: dict[str, StopMethod],
+    recreated: set[str],
+) -> str:
+    parts = []
+    if started:
+        parts.append(f"started {', '.join(started)}")
+    if recreated:
+        parts.append(f"recreated {', '.join(sorted(recreated))}")
+    if restarted:
+        kills = sum(1 for m in methods.values() if m.kind == "kill")
+        parts.append(
+            f"restarted {', '.join(restarted)}"
+            + (f" ({kills} killed at once: PID 1 ignores SIGTERM)" if kills else "")
+        )
+    return "; ".join(parts) or "nothing to restart"
+
+
+def _waiting_line(verdicts: list[Readiness], elapsed: float) -> str:
+    pending = [f"{v.service} ({v.reason})" for v in verdicts if not v.done]
+    ready = sum(1 for v in verdicts if v.done)
+    return f"waiting {elapsed:4.1f} s  {ready}/{len(verdicts)} ready  " + ", ".join(pending)
+
+
+def _record(
+    outcomes: dict[str, ServiceOutcome], verdicts: list[Readiness], compose: docker.ComposeProject
+) -> None:
+    for v in verdicts:
+        o = outcomes.get(v.service)
+        if o is None:
+            continue
+        o.state, o.detail = v.state, v.reason
+        if v.state == FAILED:
+            o.logs = docker.logs(compose, v.service, tail=LOG_LINES)
+    for o in outcomes.values():
+        if o.action == LEAVE and o.state == "ready":
+            o.detail = o.detail + " (left running)"

@@ -1,0 +1,286 @@
+"""The Compose model as cslaunch needs it, derived from `docker compose config --format json`.
+
+Pure functions over the JSON Compose prints: no YAML parsing of our own, no I/O except
+reading Dockerfiles, which the caller passes in.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from cslaunch.config import Config
+
+# Programs whose presence in a command means the container runs Python code.
+PYTHON_PROGRAMS = frozenset(
+    {
+        "python",
+        "python3",
+        "pythonw",
+        "gunicorn",
+        "uvicorn",
+        "hypercorn",
+        "daphne",
+        "waitress-serve",
+        "celery",
+        "rq",
+        "rqworker",
+        "rqscheduler",
+        "dramatiq",
+        "huey_consumer",
+        "flask",
+        "django-admin",
+        "fastapi",
+        "granian",
+        "pytest",
+        "streamlit",
+    }
+)
+_PYTHON_VERSIONED = re.compile(r"^python\d+(\.\d+)?$")
+_HTTP_URL = re.compile(r"https?://[^\s'\"/]+(?::\d+)?")
+FRONT_NAMES = ("frontend", "web", "ui", "nginx", "proxy", "client", "app")
+BACK_NAMES = ("backend", "api", "server")
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Port:
+    published: int
+    target: int
+    host_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str | None
+    build_context: Path | None
+    dockerfile: str | None
+    command: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    binds: tuple[Bind, ...]
+    volume_targets: tuple[str, ...]  # named/anonymous volume mount points in the container
+    ports: tuple[Port, ...]
+    network_mode: str | None
+    depends_on: tuple[str, ...]
+    healthcheck: tuple[str, ...] | None  # the test, or None when the service has none
+    init: bool
+    stop_grace: float | None
+
+    @property
+    def buildable(self) -> bool:
+        return self.build_context is not None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Entrypoint and command split into words, shell strings included."""
+        words: list[str] = []
+        for part in (*self.entrypoint, *self.command):
+            try:
+                words += shlex.split(part) if " " in part else [part]
+            except ValueError:
+                words += part.split()
+        return tuple(words)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    services: dict[str, Service]
+
+    def names(self) -> list[str]:
+        return sorted(self.services)
+
+
+def parse_stack(data: Mapping[str, Any]) -> Stack:
+    services = {
+        name: parse_service(name, svc) for name, svc in (data.get("services") or {}).items()
+    }
+    return Stack(name=str(data.get("name", "")), services=services)
+
+
+def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
+    build = svc.get("build") or None
+    binds: list[Bind] = []
+    volume_targets: list[str] = []
+    for vol in svc.get("volumes") or []:
+        if vol.get("type") == "bind" and vol.get("source"):
+            binds.append(
+                Bind(Path(vol["source"]), vol.get("target", ""), bool(vol.get("read_only")))
+            )
+        elif vol.get("type") == "volume":
+            volume_targets.append(vol.get("target", ""))
+    ports = [
+        Port(_first_port(p["published"]), _first_port(p.get("target", 0)), p.get("host_ip") or None)
+        for p in svc.get("ports") or []
+        if p.get("published") and str(p.get("protocol", "tcp")) == "tcp"
+    ]
+    health = svc.get("healthcheck") or {}
+    test = health.get("test")
+    has_health = bool(test) and not health.get("disable") and list(test or [])[:1] != ["NONE"]
+    return Service(
+        name=name,
+        image=svc.get("image"),
+        build_context=Path(build["context"]) if build and build.get("context") else None,
+        dockerfile=(build or {}).get("dockerfile"),
+        command=_words(svc.get("command")),
+        entrypoint=_words(svc.get("entrypoint")),
+        binds=tuple(binds),
+        volume_targets=tuple(volume_targets),
+        ports=tuple(ports),
+        network_mode=svc.get("network_mode"),
+        depends_on=tuple(sorted(svc.get("depends_on") or {})),
+        healthcheck=_words(test) if has_health else None,
+        init=bool(svc.get("init")),
+        stop_grace=parse_duration(svc["stop_grace_period"])
+        if svc.get("stop_grace_period")
+        else None,
+    )
+
+
+def _first_port(value: Any) -> int:
+    """A port, or the first of a range ("9000-9001")."""
+    return int(str(value).split("-", 1)[0])
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Compose durations: '1m30s', '10s', '500ms'; a bare number is seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts:
+        return float(text)
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def runs_python(service: Service, dockerfile_text: str | None, config: Config) -> bool:
+    """Whether a service runs Python code: configured, or seen in its command, image or
+    Dockerfile."""
+    override = config.service(service.name).python
+    if override is not None:
+        return override
+    for word in service.words:
+        program = PurePath(word).name.lower()
+        if program in PYTHON_PROGRAMS or _PYTHON_VERSIONED.match(program) or word.endswith(".py"):
+            return True
+    if service.image and "python" in service.image.lower() and not service.buildable:
+        return True
+    if dockerfile_text:
+        return any(
+            "python" in line.lower()
+            for line in dockerfile_text.splitlines()
+            if line.strip().upper().startswith(("FROM", "ARG", "RUN", "CMD", "ENTRYPOINT"))
+        )
+    return False
+
+
+@dataclass(frozen=True)
+class Roots:
+    roots: tuple[Path, ...]
+    outside: tuple[Path, ...]  # bind sources left out because they are outside the project
+
+
+def python_roots(
+    stack: Stack,
+    project_dir: Path,
+    is_python: Callable[[Service], bool],
+    config: Config,
+    is_file: Callable[[Path], bool] = lambda p: p.exists() and not p.is_dir(),
+) -> Roots:
+    """Host directories whose bytecode Python containers see: bind-mount sources of Python
+    services. Sources outside the project are left out by default: walking someone's home
+    directory or `/` is never what they meant."""
+    if config.python_roots is not None:
+        return Roots(_outermost(config.python_roots), ())
+    inside: list[Path] = []
+    outside: list[Path] = []
+    project = Path(project_dir)
+    for service in stack.services.values():
+        if not is_python(service):
+            continue
+        for bind in service.binds:
+            # A single file or a socket has no bytecode tree of its own. A missing source is
+            # a directory: Compose creates it as one.
+            if _is_special(bind.source) or is_file(bind.source):
+                continue
+            (inside if _is_within(bind.source, project) else outside).append(bind.source)
+    return Roots(_outermost(inside), tuple(dict.fromkeys(outside)))
+
+
+SPECIAL_DIRS = (("dev",), ("proc",), ("sys",), ("run",), ("var", "run"))
+
+
+def _is_special(path: Path) -> bool:
+    """Kernel and runtime directories (the Docker socket lives there): never code."""
+    parts = path.parts[1:] if path.is_absolute() else ()
+    return any(parts[: len(d)] == d for d in SPECIAL_DIRS)
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
+    """Drop paths nested in another one, so no tree is walked twice."""
+    unique = sorted(dict.fromkeys(paths), key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for path in unique:
+        if not any(_is_within(path, k) for k in kept):
+            kept.append(path)
+    return tuple(sorted(kept))
+
+
+def app_url(stack: Stack, config: Config) -> str | None:
+    """Where the user opens the app: configured, else the frontend's (or backend's) first
+    published port, else the HTTP origin of a host-network healthcheck."""
+    if config.url:
+        return config.url
+
+    def rank(service: Service) -> tuple[int, str]:
+        name = service.name.lower()
+        words = set(re.split(r"[-_.\d]+", name))
+        if words & set(FRONT_NAMES):
+            return (0, name)
+        if words & set(BACK_NAMES):
+            return (1, name)
+        return (2, name)
+
+    for service in sorted(stack.services.values(), key=rank):
+        # A published port of some other service (Redis, a database) is not the app.
+        if service.ports and rank(service)[0] < 2:
+            port = service.ports[0]
+            host = port.host_ip if port.host_ip not in (None, "0.0.0.0", "::") else "localhost"
+            if ":" in host:
+                host = f"[{host}]"  # an IPv6 literal in a URL
+            return f"http://{host}:{port.published}"
+        if service.network_mode == "host" and service.healthcheck:
+            match = _HTTP_URL.search(" ".join(service.healthcheck))
+            if match:
+                return match.group(0)
+    return None

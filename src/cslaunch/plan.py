@@ -1,0 +1,169 @@
+"""Decide the least each service needs so that it runs the code on disk. Pure: the model, the
+containers, the changes since the last launch and the user's flags in; a plan out.
+
+From least to most:
+- leave    nothing it uses changed (or it runs none of the project's code);
+- restart  a bind-mounted source changed: the files are there, the process must reload them;
+- recreate its Compose config or environment changed (`up` recreates it);
+- rebuild  something its image bakes in changed (context, Dockerfile, dependency files);
+- start    it is not running.
+Without a change index (the first launch) everything counts as changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cslaunch.containers import Container
+from cslaunch.model import Service, Stack
+from cslaunch.track import ServiceFiles
+
+START, REBUILD, RECREATE, RESTART, LEAVE = "start", "rebuild", "recreate", "restart", "leave"
+SHOWN_FILES = 3
+
+
+@dataclass(frozen=True)
+class Flags:
+    build: bool = True  # False: --no-build
+    force: bool = False  # restart everything that runs project code
+    rebuild: bool = False  # rebuild every buildable service
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    service: str
+    action: str
+    build: bool
+    reason: str
+    files: tuple[str, ...] = ()  # the changed files behind the action
+
+
+@dataclass(frozen=True)
+class Plan:
+    running: bool  # relaunch of a running stack, or a full start
+    services: tuple[ServicePlan, ...]
+    build: tuple[str, ...]  # services to pass to `docker compose build`, one per shared image
+    first: bool = False  # no change index: everything counted as changed
+    notes: tuple[str, ...] = field(default=())
+
+    def with_action(self, *actions: str) -> list[str]:
+        return [p.service for p in self.services if p.action in actions]
+
+    @property
+    def noop(self) -> bool:
+        return all(p.action == LEAVE for p in self.services)
+
+
+def make_plan(
+    stack: Stack,
+    containers: Mapping[str, Sequence[Container]],
+    runs_code: Callable[[Service], bool],
+    files: Mapping[str, ServiceFiles],
+    changed: Collection[str] | None,  # None: no index, everything counts as changed
+    config_changed: Collection[str] = (),
+    images_missing: Collection[str] = (),
+    flags: Flags = Flags(),
+) -> Plan:
+    running = any(c.running for cs in containers.values() for c in cs)
+    plans = [
+        _plan_service(
+            stack.services[name],
+            containers.get(name, []),
+            runs_code(stack.services[name]),
+            files.get(name),
+            changed,
+            name in config_changed,
+            name in images_missing,
+            flags,
+        )
+        for name in stack.names()
+    ]
+    return Plan(
+        running=running,
+        services=tuple(plans),
+        build=_one_per_image(stack, plans),
+        first=changed is None,
+    )
+
+
+def _plan_service(
+    service: Service,
+    containers: Sequence[Container],
+    ours: bool,
+    files: ServiceFiles | None,
+    changed: Collection[str] | None,
+    config_changed: bool,
+    image_missing: bool,
+    flags: Flags,
+) -> ServicePlan:
+    name = service.name
+    can_build = service.buildable and flags.build
+    rebuild_files = files.rebuild_files(changed) if files and changed is not None else []
+    restart_files = files.restart_files(changed) if files and changed is not None else []
+    needs_build = can_build and (
+        changed is None or flags.rebuild or image_missing or bool(rebuild_files)
+    )
+    why_build = _build_reason(changed is None, flags.rebuild, image_missing, rebuild_files)
+
+    if not containers or not all(c.running for c in containers):
+        reason = "not running" + (f"; build: {why_build}" if needs_build else "")
+        return ServicePlan(name, START, needs_build, reason, tuple(rebuild_files))
+    if needs_build:
+        return ServicePlan(name, REBUILD, True, why_build, tuple(rebuild_files))
+    if rebuild_files and not flags.build:
+        return ServicePlan(
+            name,
+            RESTART,
+            False,
+            f"image content changed ({_files(rebuild_files)}) but --no-build: "
+            "restarted on the old image",
+            tuple(rebuild_files),
+        )
+    if config_changed:
+        return ServicePlan(name, RECREATE, False, "Compose config or environment changed")
+    if flags.force and (ours or service.buildable):
+        return ServicePlan(name, RESTART, False, "--force")
+    if changed is None and (ours or service.buildable):
+        return ServicePlan(name, RESTART, False, "first launch: no change index yet")
+    if restart_files:
+        return ServicePlan(
+            name, RESTART, False, f"changed: {_files(restart_files)}", tuple(restart_files)
+        )
+    if not ours and not service.buildable:
+        return ServicePlan(name, LEAVE, False, "runs none of the project's code")
+    return ServicePlan(name, LEAVE, False, "nothing it uses changed")
+
+
+def _build_reason(first: bool, forced: bool, missing: bool, files: list[str]) -> str:
+    if forced:
+        return "--rebuild"
+    if missing:
+        return "image missing"
+    if files:
+        return f"image content changed: {_files(files)}"
+    if first:
+        return "first launch: no change index yet"
+    return ""
+
+
+def _files(paths: Sequence[str]) -> str:
+    names = [p.replace("\\", "/").rsplit("/", 2) for p in paths[:SHOWN_FILES]]
+    shown = ", ".join("/".join(n[-2:]) for n in names)
+    more = len(paths) - SHOWN_FILES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _one_per_image(stack: Stack, plans: Sequence[ServicePlan]) -> tuple[str, ...]:
+    """Services that share one image name and build build it once (`build: .` four times)."""
+    seen: set[tuple[object, ...]] = set()
+    chosen = []
+    for p in plans:
+        if not p.build:
+            continue
+        s = stack.services[p.service]
+        key = (s.image or f"service:{s.name}", s.build_context, s.dockerfile)
+        if key not in seen:
+            seen.add(key)
+            chosen.append(p.service)
+    return tuple(chosen)

@@ -1,0 +1,151 @@
+"""One walk over every tree that can affect a service: stat data of the tracked files, and the
+bytecode files met on the way (for selective invalidation).
+
+Symlinks are never followed. Directories that never hold anything a service runs (VCS data,
+caches, node_modules) are not entered; .dockerignored directories of a build context are not
+entered when no `!` pattern could bring a file back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cslaunch.context import DockerIgnore
+
+PRUNE = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".cslaunch",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+    }
+)
+PYCACHE = "__pycache__"
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A directory whose files (those `include` accepts) can change a service."""
+
+    root: str  # absolute path
+    include: Callable[[str], bool]  # over tree-relative paths with forward slashes
+    ignore: DockerIgnore | None = None  # for a build context
+
+
+@dataclass(frozen=True)
+class FileStat:
+    mtime_ns: int
+    ctime_ns: int
+    size: int
+    ino: int
+
+
+@dataclass
+class Scan:
+    started_ns: int
+    files: dict[str, FileStat] = field(default_factory=dict)  # absolute path -> stat
+    bytecode: list[str] = field(default_factory=list)  # absolute paths of *.pyc / *.pyo
+    unreadable: list[str] = field(default_factory=list)  # directories that could not be listed
+
+
+def stat_of(st: os.stat_result) -> FileStat:
+    return FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def scan(trees: Sequence[Tree], single_files: Sequence[str] = ()) -> Scan:
+    """Walk the trees (each directory once, however many trees share it) and stat the files."""
+    result = Scan(started_ns=time.time_ns())
+    by_root: dict[str, list[Tree]] = {}
+    for tree in trees:
+        by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
+    roots = sorted(by_root)
+    for top in _outermost(roots):
+        if os.path.isdir(top) and not os.path.islink(top):
+            _walk(top, by_root, roots, result)
+    for path in single_files:
+        # A missing file is a deletion, which the index comparison sees.
+        with contextlib.suppress(OSError):
+            result.files[path] = stat_of(os.lstat(path))
+    return result
+
+
+def _outermost(roots: list[str]) -> list[str]:
+    kept: list[str] = []
+    for root in roots:  # sorted, so a parent comes before its children
+        if not any(root == k or root.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            kept.append(root)
+    return kept
+
+
+# A tree active in a directory, with the directory's path relative to the tree root.
+_Active = list[tuple[Tree, str]]
+
+
+def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Scan) -> None:
+    stack: list[tuple[str, _Active]] = [(top, [(t, "") for t in by_root.get(top, [])])]
+    while stack:
+        path, active = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            result.unreadable.append(path)
+            continue
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if name == PYCACHE:
+                    if active:
+                        _collect_bytecode(entry.path, result)
+                    continue
+                if name in PRUNE:
+                    continue
+                child = entry.path
+                child_active = [
+                    (t, f"{rel}/{name}" if rel else name)
+                    for t, rel in active
+                    if not (t.ignore and t.ignore.prunes(f"{rel}/{name}" if rel else name))
+                ]
+                child_active += [(t, "") for t in by_root.get(child, [])]
+                if child_active or _has_root_below(child, roots):
+                    stack.append((child, child_active))
+                continue
+            if name.endswith(BYTECODE_SUFFIXES):
+                if entry.is_file(follow_symlinks=False):
+                    result.bytecode.append(entry.path)
+                continue
+            for tree, rel in active:
+                file_rel = f"{rel}/{name}" if rel else name
+                if tree.include(file_rel) and not (tree.ignore and tree.ignore.ignored(file_rel)):
+                    # A file that vanished mid-walk is seen as it is by the next launch.
+                    with contextlib.suppress(OSError):
+                        result.files[entry.path] = stat_of(entry.stat(follow_symlinks=False))
+                    break
+
+
+def _collect_bytecode(pycache: str, result: Scan) -> None:
+    try:
+        with os.scandir(pycache) as it:
+            for entry in it:
+                if entry.name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                    result.bytecode.append(entry.path)
+    except OSError:
+        result.unreadable.append(pycache)
+
+
+def _has_root_below(directory: str, roots: list[str]) -> bool:
+    prefix = directory.rstrip(os.sep) + os.sep
+    return any(r.startswith(prefix) for r in roots)

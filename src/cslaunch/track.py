@@ -1,0 +1,141 @@
+"""Which files each service depends on, derived from the Compose model (pure).
+
+- bind-mounted directories of a service that runs project code: its source files
+  (`*.py` and the configured `source_patterns`); the container sees edits directly, so a
+  change needs a restart;
+- bind-mounted single files that look like configuration (nginx.conf, settings.toml): a
+  restart too;
+- the build context (minus .dockerignore, only what COPY/ADD take) and the Dockerfile: a
+  change needs a rebuild, unless the changed file is also bind-mounted into the service, in
+  which case the mount hides the baked copy and a restart is enough.
+
+Directories that services bind for data (Redis's /data, uploads, logs) are never tracked:
+their files change while the stack runs and say nothing about code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from cslaunch.context import DockerIgnore, copied_filter, copy_sources, parse_dockerignore
+from cslaunch.scan import Tree
+
+DEFAULT_SOURCE_PATTERNS = ("*.py",)
+CONFIG_SUFFIXES = frozenset(
+    {
+        ".conf",
+        ".cfg",
+        ".ini",
+        ".toml",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".py",
+        ".sh",
+        ".env",
+        ".properties",
+        ".xml",
+        ".lua",
+        ".js",
+        ".template",
+        ".tmpl",
+        ".html",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ServiceFiles:
+    service: str
+    bind_dirs: tuple[str, ...]  # tracked bind-mounted directories (absolute)
+    bind_files: tuple[str, ...]  # tracked bind-mounted single files (absolute)
+    context: str | None  # build context directory (absolute)
+    dockerfile: str | None  # absolute path of the Dockerfile
+    copied: Callable[[str], bool]  # context-relative path -> taken by COPY/ADD
+    ignore: DockerIgnore
+    source_patterns: tuple[str, ...]
+
+    def is_source(self, rel_name: str) -> bool:
+        name = rel_name.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatchcase(name, p) for p in self.source_patterns)
+
+    def restart_files(self, changed: Iterable[str]) -> list[str]:
+        """Changed files the running container sees through a bind mount."""
+        hits = []
+        for path in changed:
+            if path in self.bind_files:
+                hits.append(path)
+                continue
+            for d in self.bind_dirs:
+                if _under(path, d) and self.is_source(path):
+                    hits.append(path)
+                    break
+        return sorted(hits)
+
+    def rebuild_files(self, changed: Iterable[str]) -> list[str]:
+        """Changed files baked into the image (and not hidden by a bind mount)."""
+        hits = []
+        for path in changed:
+            if path == self.dockerfile:
+                hits.append(path)
+            elif self.context and _under(path, self.context):
+                if any(_under(path, d) for d in self.bind_dirs):
+                    continue  # the mount hides the baked copy: the container sees this file
+                rel = _rel(path, self.context)
+                if self.copied(rel) and not self.ignore.ignored(rel):
+                    hits.append(path)
+        return sorted(hits)
+
+
+def service_files(
+    name: str,
+    *,
+    runs_code: bool,
+    bind_dirs: Sequence[str],
+    bind_files: Sequence[str],
+    context: str | None,
+    dockerfile: str | None,
+    dockerfile_text: str | None,
+    dockerignore_text: str | None,
+    source_patterns: Sequence[str] = DEFAULT_SOURCE_PATTERNS,
+) -> ServiceFiles:
+    tracked_files = tuple(
+        f for f in bind_files if os.path.splitext(f)[1].lower() in CONFIG_SUFFIXES
+    )
+    return ServiceFiles(
+        service=name,
+        bind_dirs=tuple(bind_dirs) if runs_code else (),
+        bind_files=tracked_files,
+        context=context,
+        dockerfile=dockerfile,
+        copied=copied_filter(copy_sources(dockerfile_text)),
+        ignore=parse_dockerignore(dockerignore_text),
+        source_patterns=tuple(dict.fromkeys([*DEFAULT_SOURCE_PATTERNS, *source_patterns])),
+    )
+
+
+def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
+    """The trees to walk and the single files to stat, for all services together."""
+    out: list[Tree] = []
+    singles: list[str] = []
+    for sf in services:
+        for d in sf.bind_dirs:
+            out.append(Tree(d, sf.is_source))
+        if sf.context:
+            out.append(Tree(sf.context, sf.copied, sf.ignore))
+        singles.extend(sf.bind_files)
+        if sf.dockerfile:
+            # Outside the context, or inside but .dockerignored: tracked all the same.
+            singles.append(sf.dockerfile)
+    return out, sorted(set(singles))
+
+
+def _under(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip("/\\") + os.sep) or path == directory
+
+
+def _rel(path: str, directory: str) -> str:
+    return os.path.relpath(path, directory).replace(os.sep, "/")

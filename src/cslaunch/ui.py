@@ -1,0 +1,116 @@
+"""Terminal output: step lines with timings, a live progress line while waiting, colour only
+where it belongs (a TTY, and NO_COLOR unset).
+
+With --json the human output goes to stderr so stdout carries only the JSON document.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+import click
+
+
+class UI:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
+        self.stream: TextIO = sys.stderr if json_mode else sys.stdout
+        self.quiet = quiet
+        self.verbose = verbose
+        self.tty = self.stream.isatty()
+        self.color = self.tty and "NO_COLOR" not in os.environ
+        self._progress_shown = False
+        self.ok_mark, self.fail_mark, self.arrow = self._marks()
+
+    def _marks(self) -> tuple[str, str, str]:
+        # A Windows console with a legacy code page cannot print these; fall back to ASCII.
+        try:
+            "✔✘▸".encode(self.stream.encoding or "ascii")
+        except (UnicodeEncodeError, LookupError):
+            return "+", "x", ">"
+        return "✔", "✘", "▸"
+
+    def style(self, text: str, **kwargs: object) -> str:
+        return click.style(text, **kwargs) if self.color else text  # type: ignore[arg-type]
+
+    def echo(self, text: str = "", *, err: bool = False) -> None:
+        self._clear_progress()
+        click.echo(text, file=sys.stderr if err else self.stream, color=self.color)
+
+    def line(self, text: str = "") -> None:
+        if not self.quiet:
+            self.echo(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            self.echo(self.style("  " + text, dim=True))
+
+    def warn(self, text: str) -> None:
+        self.echo(self.style("warning: ", fg="yellow", bold=True) + text, err=True)
+
+    def error(self, text: str) -> None:
+        self.echo(self.style("error: ", fg="red", bold=True) + text, err=True)
+
+    def hint(self, text: str) -> None:
+        self.echo(self.style("  hint: ", fg="cyan") + text, err=True)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StepResult]:
+        """A pipeline step: a header line while it runs, then its outcome and duration."""
+        result = StepResult(name)
+        start = time.monotonic()
+        if not self.quiet and not self.tty:
+            self.echo(f"{self.arrow} {name}...")
+        elif not self.quiet:
+            self.progress(f"{name}...")
+        try:
+            yield result
+        except BaseException:
+            result.seconds = time.monotonic() - start
+            if not self.quiet:
+                self.echo(
+                    self.style(f"{self.fail_mark} {name}", fg="red") + f"  ({result.seconds:.1f} s)"
+                )
+            raise
+        result.seconds = time.monotonic() - start
+        if not self.quiet:
+            summary = f"  {result.summary}" if result.summary else ""
+            self.echo(
+                self.style(f"{self.ok_mark} {name}", fg="green")
+                + self.style(f"  {result.seconds:.1f} s", dim=True)
+                + summary
+            )
+
+    def progress(self, text: str) -> None:
+        """A transient status line, rewritten in place on a TTY; nothing elsewhere (the step
+        lines say enough in a log)."""
+        if self.quiet or not self.tty:
+            return
+        width = max(20, _terminal_width() - 1)
+        self.stream.write("\r\x1b[2K" + text[:width])
+        self.stream.flush()
+        self._progress_shown = True
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._progress_shown = False
+
+
+class StepResult:
+    def __init__(self, name: str):
+        self.name = name
+        self.summary = ""
+        self.seconds = 0.0
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 80

@@ -1,0 +1,63 @@
+"""Fixtures for tests against a real Docker engine.
+
+Engine tests copy the example stack into a temporary directory with their own project name
+(prefix `cslt-`) and free loopback ports, and take it down (`down -v`) when they finish.
+When CSLAUNCH_REQUIRE_ENGINE is set (scripts/test sets it, so CI does) a missing engine fails
+them instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stackutil import PROJECT_PREFIX, TestStack, remove_leftovers
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+def _engine_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker CLI"
+    try:
+        r = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            return "no Compose v2 plugin"
+        r = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            return "Docker daemon not reachable"
+    except subprocess.TimeoutExpired:
+        return "Docker did not answer"
+    image = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm")
+    r = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        return f"base image {image} missing (scripts/testenv.sh builds it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[str]:
+    """The base image name, once a working engine is confirmed; leftovers of earlier runs go."""
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("CSLAUNCH_REQUIRE_ENGINE"):
+            pytest.fail(f"engine tests must run here, but: {problem}")
+        pytest.skip(f"needs a Docker engine: {problem} (run scripts/test)")
+    remove_leftovers(PROJECT_PREFIX)
+    yield os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm")
+
+
+@pytest.fixture
+def stack(engine: str, tmp_path: Path) -> Iterator[TestStack]:
+    """A private copy of the example stack, not started."""
+    s = TestStack.create(EXAMPLES, tmp_path / "stack", base_image=engine)
+    try:
+        yield s
+    finally:
+        s.down()

@@ -1,0 +1,183 @@
+"""Drive a private copy of the example stack: the CLI, Compose, HTTP and RQ jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_PREFIX = "cslt-"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def remove_leftovers(prefix: str) -> None:
+    """Containers and volumes of test projects an earlier, killed run left behind."""
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    doomed = []
+    for cid in out:
+        label = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                '{{index .Config.Labels "com.docker.compose.project"}}',
+                cid,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if label.startswith(prefix):
+            doomed.append(cid)
+    if doomed:
+        subprocess.run(["docker", "rm", "-f", "-v", *doomed], capture_output=True, check=False)
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    stale = [v for v in volumes if v.startswith(prefix)]
+    if stale:
+        subprocess.run(["docker", "volume", "rm", "-f", *stale], capture_output=True, check=False)
+
+
+@dataclass
+class TestStack:
+    __test__ = False  # not a pytest test class
+
+    dir: Path
+    name: str
+    ports: dict[str, int]
+
+    @classmethod
+    def create(cls, source: Path, dest: Path, *, base_image: str) -> TestStack:
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", ".cslaunch"))
+        name = PROJECT_PREFIX + secrets.token_hex(4)
+        ports = {
+            "BACKEND_PORT": free_port(),
+            "FRONTEND_PORT": free_port(),
+            "REDIS_PORT": free_port(),
+        }
+        env = {
+            "COMPOSE_PROJECT_NAME": name,
+            "BASE_IMAGE": base_image,
+            "REDIS_IMAGE": base_image,
+            **{k: str(v) for k, v in ports.items()},
+        }
+        (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        return cls(dest, name, ports)
+
+    # --- commands ---------------------------------------------------------------------
+    def cslaunch(
+        self,
+        *args: str,
+        timeout: float = 300,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "cslaunch", *args],
+            cwd=cwd or self.dir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["docker", "compose", *args],
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "0", check=False)
+
+    def inspect(self, service: str) -> dict[str, Any]:
+        cid = self.compose("ps", "-q", service).stdout.split()[0]
+        out = subprocess.run(
+            ["docker", "inspect", cid], capture_output=True, text=True, check=True
+        ).stdout
+        data: dict[str, Any] = json.loads(out)[0]
+        return data
+
+    def started_at(self, service: str) -> str:
+        return str(self.inspect(service)["State"]["StartedAt"])
+
+    # --- the app ----------------------------------------------------------------------
+    def url(self, path: str, port: str = "BACKEND_PORT") -> str:
+        return f"http://127.0.0.1:{self.ports[port]}{path}"
+
+    def get(self, path: str, port: str = "BACKEND_PORT") -> Any:
+        with urllib.request.urlopen(self.url(path, port), timeout=10) as r:
+            body = r.read().decode()
+        return json.loads(body) if path.startswith("/api") else body
+
+    def greet(self) -> str:
+        return str(self.get("/api/greet?name=t")["message"])
+
+    def run_job(self, name: str = "t", timeout: float = 30) -> str:
+        req = urllib.request.Request(self.url(f"/api/jobs?name={name}"), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            job_id = json.loads(r.read())["id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/api/jobs/{job_id}")
+            if state["status"] == "finished":
+                return str(state["result"])
+            if state["status"] == "failed":
+                raise AssertionError(f"job {job_id} failed")
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+    def wait_http(self, path: str, port: str = "BACKEND_PORT", timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.get(path, port)
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+def edit_keeping_stat(path: Path, old: str, new: str) -> None:
+    """Replace text with text of the same length and put mtime back: what `cp -p`, rsync -a
+    and unzip do, and what timestamp-based pycs cannot see."""
+    assert len(old.encode()) == len(new.encode()), "same size is the point"
+    st = path.stat()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size

@@ -1,0 +1,166 @@
+"""Build-context rules (.dockerignore, COPY sources) and per-service file attribution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cslaunch.context import copied_filter, copy_sources, parse_dockerignore
+from cslaunch.scan import Tree, scan
+from cslaunch.track import service_files, trees
+
+
+def test_dockerignore_is_anchored_and_takes_directory_contents() -> None:
+    ig = parse_dockerignore("# comment\nnode_modules\n*.log\n/build/\n!keep.log\n")
+    assert ig.ignored("node_modules")
+    assert ig.ignored("node_modules/x/y.js")
+    assert ig.ignored("debug.log")
+    assert not ig.ignored("sub/debug.log")  # anchored at the root, unlike .gitignore
+    assert not ig.ignored("keep.log")
+    assert ig.ignored("build/out.js")
+    assert not ig.ignored("src/app.py")
+    assert not ig.prunes("node_modules")  # an exception pattern exists: must look inside
+
+
+def test_dockerignore_double_star_and_prune() -> None:
+    ig = parse_dockerignore("**/__pycache__\n**/*.tmp\ndocs\n")
+    assert ig.ignored("a/b/__pycache__/x.pyc")
+    assert ig.ignored("x.tmp") and ig.ignored("a/x.tmp")
+    assert ig.prunes("docs")
+    assert not parse_dockerignore(None).ignored("anything")
+
+
+def test_copy_sources_forms() -> None:
+    dockerfile = """
+    # syntax=docker/dockerfile:1
+    FROM python:3.12-slim AS base
+    COPY requirements.txt .
+    COPY --chown=app:app ["src/", "/app/src/"]
+    ADD https://example.invalid/x.tar.gz /tmp/
+    COPY --from=base /etc/passwd /tmp/
+    COPY conf/*.ini \\
+         /etc/app/
+    """
+    assert copy_sources(dockerfile) == ["requirements.txt", "src", "conf/*.ini"]
+    assert copy_sources("FROM x\nCOPY . /app\n") == ["."]
+    assert copy_sources("FROM x\nARG D=src\nCOPY $D /app\n") is None  # cannot follow
+    assert copy_sources("FROM x\nRUN --mount=type=bind,target=/s make\n") is None
+    assert copy_sources(None) is None
+
+
+def test_copied_filter() -> None:
+    copied = copied_filter(["requirements.txt", "src", "conf/*.ini"])
+    assert copied("requirements.txt")
+    assert copied("src/app/m.py")
+    assert copied("conf/a.ini")
+    assert not copied("README.md")
+    assert not copied("srcs/x.py")
+    assert copied_filter(None)("anything")
+    assert copied_filter(["."])("anything")
+
+
+def make_backend(tmp_path: Path) -> Path:
+    ctx = tmp_path / "backend"
+    (ctx / "src/app").mkdir(parents=True)
+    (ctx / "src/app/m.py").write_text("x = 1\n")
+    (ctx / "requirements.txt").write_text("rq\n")
+    (ctx / "README.md").write_text("docs\n")
+    (ctx / "Dockerfile").write_text("FROM python\nCOPY requirements.txt .\nCOPY src/ /app/src/\n")
+    return ctx
+
+
+def test_bind_mounted_source_needs_restart_baked_file_needs_rebuild(tmp_path: Path) -> None:
+    ctx = make_backend(tmp_path)
+    mounted = service_files(
+        "backend",
+        runs_code=True,
+        bind_dirs=[str(ctx / "src")],
+        bind_files=[],
+        context=str(ctx),
+        dockerfile=str(ctx / "Dockerfile"),
+        dockerfile_text=(ctx / "Dockerfile").read_text(),
+        dockerignore_text=None,
+    )
+    baked = service_files(
+        "baked",
+        runs_code=True,
+        bind_dirs=[],
+        bind_files=[],
+        context=str(ctx),
+        dockerfile=str(ctx / "Dockerfile"),
+        dockerfile_text=(ctx / "Dockerfile").read_text(),
+        dockerignore_text=None,
+    )
+    module = str(ctx / "src/app/m.py")
+    reqs = str(ctx / "requirements.txt")
+    readme = str(ctx / "README.md")
+    # The mount hides the baked copy: a restart is enough.
+    assert mounted.restart_files([module]) == [module]
+    assert mounted.rebuild_files([module]) == []
+    assert baked.rebuild_files([module]) == [module]
+    assert baked.restart_files([module]) == []
+    # Dependencies are baked for both; a file no COPY takes changes nothing.
+    assert mounted.rebuild_files([reqs]) == [reqs]
+    assert mounted.rebuild_files([readme]) == [] and baked.rebuild_files([readme]) == []
+    assert baked.rebuild_files([str(ctx / "Dockerfile")]) == [str(ctx / "Dockerfile")]
+
+
+def test_data_binds_of_non_code_services_are_not_tracked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    conf = tmp_path / "redis.conf"
+    conf.write_text("save 60 1\n")
+    db = tmp_path / "dump.rdb"
+    db.write_text("x")
+    redis = service_files(
+        "redis",
+        runs_code=False,
+        bind_dirs=[str(data)],
+        bind_files=[str(conf), str(db)],
+        context=None,
+        dockerfile=None,
+        dockerfile_text=None,
+        dockerignore_text=None,
+    )
+    assert redis.bind_dirs == ()
+    assert redis.bind_files == (str(conf),)  # configuration: a restart applies it
+    assert redis.restart_files([str(conf), str(db)]) == [str(conf)]
+
+
+def test_one_walk_tracks_union_of_trees(tmp_path: Path) -> None:
+    ctx = make_backend(tmp_path)
+    (ctx / "node_modules/x").mkdir(parents=True)
+    (ctx / "node_modules/x/i.js").write_text("")
+    (ctx / "src/app/__pycache__").mkdir()
+    (ctx / "src/app/__pycache__/m.cpython-311.pyc").write_bytes(b"pyc")
+    (ctx / "src/app/data.json").write_text("{}")
+    sf = service_files(
+        "backend",
+        runs_code=True,
+        bind_dirs=[str(ctx / "src")],
+        bind_files=[],
+        context=str(ctx),
+        dockerfile=str(ctx / "Dockerfile"),
+        dockerfile_text=(ctx / "Dockerfile").read_text(),
+        dockerignore_text="*.md\n",
+    )
+    walk, singles = trees([sf])
+    result = scan(walk, singles)
+    rel = {os.path.relpath(p, ctx).replace(os.sep, "/") for p in result.files}
+    # data.json is COPYed with src/, so the image changes with it.
+    assert rel == {"Dockerfile", "requirements.txt", "src/app/m.py", "src/app/data.json"}
+    assert [os.path.basename(p) for p in result.bytecode] == ["m.cpython-311.pyc"]
+
+
+def test_scan_never_follows_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text("")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    (root / "m.py").write_text("")
+    result = scan([Tree(str(root), lambda rel: True)])
+    # Links are tracked as links (COPY copies them as such), never entered.
+    assert set(result.files) == {str(root / "m.py"), str(root / "link"), str(root / "loop")}

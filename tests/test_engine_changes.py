@@ -1,0 +1,171 @@
+"""The minimal plan against a real engine: only what changed is restarted, rebuilt, recreated."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.stackutil import TestStack, edit_keeping_stat
+
+pytestmark = pytest.mark.engine
+
+GREETING = Path("backend/src/app/greeting.py")
+ALL = ("backend", "frontend", "redis", "worker1", "worker2")
+
+
+def launched(stack: TestStack, *args: str) -> dict:
+    result = stack.cslaunch("--json", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict = json.loads(result.stdout)
+    assert report["ok"] is True
+    return report
+
+
+def started(stack: TestStack, *services: str) -> dict[str, str]:
+    return {s: stack.started_at(s) for s in services}
+
+
+def actions(report: dict) -> dict[str, str]:
+    return {s["name"]: s["action"] for s in report["services"]}
+
+
+def test_stat_preserving_edit_restarts_only_the_code_services(stack: TestStack) -> None:
+    launched(stack)
+    assert stack.greet() == "hello from v1, t"
+    before = started(stack, *ALL)
+    edit_keeping_stat(stack.dir / GREETING, "hello from v1", "hello from v2")
+
+    report = launched(stack)
+    assert report["changes"] == [str(stack.dir / GREETING)]
+    assert actions(report) == {
+        "backend": "restart",
+        "worker1": "restart",
+        "worker2": "restart",
+        "frontend": "leave",
+        "redis": "leave",
+    }
+    assert report["bytecode"]["files"] >= 1  # greeting's stale pyc, and only its
+    assert stack.greet() == "hello from v2, t"
+    assert stack.run_job() == "hello from v2, t"
+    after = started(stack, *ALL)
+    assert after["frontend"] == before["frontend"] and after["redis"] == before["redis"]
+    assert after["backend"] != before["backend"]
+
+
+def test_touch_and_noop_restart_nothing(stack: TestStack) -> None:
+    launched(stack)
+    pycache = stack.dir / "backend/src/app/__pycache__"
+    kept = sorted(p.name for p in pycache.glob("*.pyc"))
+    before = started(stack, *ALL)
+    os.utime(stack.dir / GREETING)  # touch: new mtime, same content
+
+    report = launched(stack)
+    assert report["up_to_date"] is True
+    assert set(actions(report).values()) == {"leave"}
+    assert started(stack, *ALL) == before
+    assert sorted(p.name for p in pycache.glob("*.pyc")) == kept  # valid bytecode stays
+    plan = stack.cslaunch("plan", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["up_to_date"] is True
+
+
+def test_baked_service_change_rebuilds_only_it(stack: TestStack) -> None:
+    baked_port = stack.ports["BACKEND_PORT"] + 1 if stack.ports["BACKEND_PORT"] < 65000 else 1025
+    (stack.dir / "baked.yml").write_text(
+        "services:\n"
+        "  baked:\n"
+        "    build: {context: ./baked, network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: host\n"
+        "    command: [python3, -m, app.server]\n"
+        "    environment:\n"
+        f"      BACKEND_PORT: '{baked_port}'\n"
+        "      REDIS_URL: redis://127.0.0.1:${REDIS_PORT}/0\n"
+    )
+    # Its own copy of the backend code, COPYed into the image and not mounted.
+    import shutil
+
+    shutil.copytree(
+        stack.dir / "backend", stack.dir / "baked", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    stack.ports["BAKED_PORT"] = baked_port
+    files = ("-f", "docker-compose.yml", "-f", "baked.yml")
+    launched(stack, *files)
+    assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
+    others = ("backend", "frontend", "redis", "worker1", "worker2")
+    before = started(stack, *others)
+
+    # mtime and size kept: BuildKit alone would reuse its cached copy of the file.
+    edit_keeping_stat(stack.dir / "baked/src/app/greeting.py", "hello from v1", "hello from v4")
+    report = launched(stack, *files)
+    assert actions(report)["baked"] == "rebuild"
+    assert {n: a for n, a in actions(report).items() if n != "baked"} == dict.fromkeys(
+        others, "leave"
+    )
+    assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v4, b"
+    assert started(stack, *others) == before
+
+
+def test_requirements_change_rebuilds_and_env_change_recreates(stack: TestStack) -> None:
+    launched(stack)
+    reqs = stack.dir / "backend/requirements.txt"
+    reqs.write_text(reqs.read_text() + "# pinned later\n")
+    report = launched(stack)
+    acts = actions(report)
+    assert acts["backend"] == acts["worker1"] == acts["worker2"] == "rebuild"
+    assert acts["frontend"] == acts["redis"] == "leave"
+
+    compose = stack.dir / "docker-compose.yml"
+    text = compose.read_text()
+    marker = "  worker2:\n    <<: *app\n"
+    assert marker in text
+    compose.write_text(
+        text.replace(
+            marker,
+            marker + "    environment:\n      REDIS_URL: redis://127.0.0.1:${REDIS_PORT:-6390}/0\n"
+            "      EXTRA_SETTING: '1'\n",
+        )
+    )
+    before = started(stack, "worker1", "backend")
+    report = launched(stack)
+    acts = actions(report)
+    assert acts["worker2"] == "recreate"
+    assert acts["worker1"] == acts["backend"] == "leave"
+    assert started(stack, "worker1", "backend") == before
+    env = stack.inspect("worker2")["Config"]["Env"]
+    assert "EXTRA_SETTING=1" in env
+
+
+def test_frontend_source_change_serves_new_bundle(stack: TestStack) -> None:
+    launched(stack)
+    app_js = stack.dir / "frontend/src/app.js"
+    app_js.write_text(app_js.read_text().replace("frontend v1", "frontend v9"))
+    report = launched(stack)
+    acts = actions(report)
+    assert acts["frontend"] == "rebuild"
+    assert acts["backend"] == "leave"
+    index = stack.get("/", "FRONTEND_PORT")
+    bundle = index.split('src="', 1)[1].split('"', 1)[0]
+    assert "frontend v9" in stack.get("/" + bundle, "FRONTEND_PORT")
+
+
+def test_deleted_module_with_legacy_pyc_no_longer_imports(stack: TestStack) -> None:
+    extra = stack.dir / "backend/src/app/extra.py"
+    extra.write_text("VALUE = 42\n")
+    launched(stack)
+    # A legacy (PEP 3147 "sourceless") pyc beside the source, as Python 2-era tools wrote.
+    stack.compose(
+        "exec", "-T", "backend", "python3", "-m", "compileall", "-b", "-q", "/app/src/app/extra.py"
+    )
+    assert (stack.dir / "backend/src/app/extra.pyc").exists()
+    extra.unlink()
+    probe = ("exec", "-T", "backend", "python3", "-c", "import app.extra as e; print(e.VALUE)")
+    assert stack.compose(*probe).stdout.strip() == "42"  # the ghost module still imports
+
+    report = launched(stack)
+    assert report["bytecode"]["files"] >= 1
+    assert not (stack.dir / "backend/src/app/extra.pyc").exists()
+    ghost = stack.compose(*probe, check=False)
+    assert ghost.returncode != 0 and "ModuleNotFoundError" in ghost.stderr

@@ -1,0 +1,177 @@
+"""The change index: stat decides what to hash, content decides what changed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cslaunch import index
+from cslaunch.scan import Scan, Tree, scan
+
+
+def everything(rel: str) -> bool:
+    return True
+
+
+def snapshot(root: Path) -> tuple[Scan, index.Index | None]:
+    return scan([Tree(str(root), everything)]), None
+
+
+def launch_once(root: Path, old: index.Index | None) -> tuple[index.Changes, index.Index]:
+    s = scan([Tree(str(root), everything)])
+    changes, entries = index.compare(old, s)
+    return changes, index.Index(s.started_ns, entries, {})
+
+
+def age(path: Path, seconds: int = 100) -> None:
+    """Backdate mtime so the entry is not 'racily clean' (too close to the index time)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 1_000_000_000))
+
+
+def test_first_scan_reports_everything_added(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    changes, idx = launch_once(tmp_path, None)
+    assert changes.added == {str(tmp_path / "a.py")}
+    assert set(idx.files) == {str(tmp_path / "a.py")}
+
+
+def test_unchanged_files_are_not_hashed(tmp_path: Path) -> None:
+    f = tmp_path / "a.py"
+    f.write_text("x = 1\n")
+    age(f)
+    _, idx = launch_once(tmp_path, None)
+    hashed: list[str] = []
+
+    def spy(path: str) -> str:
+        hashed.append(path)
+        return index.hash_file(path)
+
+    changes, _ = index.compare(idx, scan([Tree(str(tmp_path), everything)]), spy)
+    assert not changes
+    assert hashed == []
+
+
+def test_edit_keeping_mtime_and_size_is_detected(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("MESSAGE = 'v1'\n")
+    age(f)
+    _, idx = launch_once(tmp_path, None)
+    st = f.stat()
+    f.write_text("MESSAGE = 'v2'\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # what cp -p / rsync -a do
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    changes, _ = launch_once(tmp_path, idx)
+    assert changes.modified == {str(f)}
+
+
+def test_touch_without_content_change_is_no_change(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    age(f)
+    _, idx = launch_once(tmp_path, None)
+    os.utime(f)  # touch
+    changes, idx2 = launch_once(tmp_path, idx)
+    assert not changes
+    assert idx2.files[str(f)].stat.mtime_ns == f.stat().st_mtime_ns  # stat refreshed
+
+
+def test_racily_clean_entry_is_rehashed(tmp_path: Path) -> None:
+    """An edit in the same clock tick as the index leaves every stat field equal; only a
+    re-hash of recently modified entries can see it."""
+    f = tmp_path / "m.py"
+    f.write_text("a = 1\n")
+    s = scan([Tree(str(tmp_path), everything)])
+    _, entries = index.compare(None, s)
+    idx = index.Index(s.started_ns, entries, {})
+    # Simulate a same-tick edit: content differs, stat identical to what was indexed.
+    f.write_text("a = 2\n")
+    same = Scan(started_ns=s.started_ns + 1, files=dict(s.files))
+    changes, _ = index.compare(idx, same)
+    assert changes.modified == {str(f)}
+
+
+def test_renames_and_deletions(tmp_path: Path) -> None:
+    (tmp_path / "old.py").write_text("x = 1\n")
+    (tmp_path / "gone.py").write_text("y = 1\n")
+    _, idx = launch_once(tmp_path, None)
+    (tmp_path / "old.py").rename(tmp_path / "new.py")
+    (tmp_path / "gone.py").unlink()
+    changes, _ = launch_once(tmp_path, idx)
+    assert changes.added == {str(tmp_path / "new.py")}
+    assert changes.deleted == {str(tmp_path / "old.py"), str(tmp_path / "gone.py")}
+
+
+def test_save_and_load_roundtrip_and_corrupt_index(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _, idx = launch_once(tmp_path, None)
+    idx.services = {"backend": "abc"}
+    index.save(tmp_path, idx)
+    loaded = index.load(tmp_path)
+    assert loaded == idx
+    path = index.index_path(tmp_path)
+    if os.name == "posix":
+        assert path.stat().st_mode & 0o077 == 0  # private to the user
+    assert not list(path.parent.glob(".index-*"))  # no temp file left behind
+    path.write_text("{not json")
+    assert index.load(tmp_path) is None
+    path.write_text('{"version": 999, "files": {}}')
+    assert index.load(tmp_path) is None
+
+
+def test_config_hash_is_order_independent() -> None:
+    assert index.config_hash({"a": 1, "b": [1, 2]}) == index.config_hash({"b": [1, 2], "a": 1})
+    assert index.config_hash({"a": 1}) != index.config_hash({"a": 2})
+
+
+# --- property: never miss a content change, never report an equal one ---------------------
+
+names = st.sampled_from(["a.py", "b.py", "pkg/c.py", "pkg/d.txt", "e.py"])
+contents = st.sampled_from([b"x = 1\n", b"x = 2\n", b"y = 1\n", b"", b"longer = 12345\n"])
+edits = st.lists(
+    st.tuples(st.sampled_from(["write", "write_keep_stat", "delete", "touch"]), names, contents),
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(initial=st.dictionaries(names, contents, min_size=1), ops=edits)
+def test_index_matches_content(
+    tmp_path_factory: pytest.TempPathFactory,
+    initial: dict[str, bytes],
+    ops: list[tuple[str, str, bytes]],
+) -> None:
+    root = tmp_path_factory.mktemp("tree")
+    for name, data in initial.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        age(p)
+    before = {n: (root / n).read_bytes() for n in initial}
+    _, idx = launch_once(root, None)
+    for op, name, data in ops:
+        p = root / name
+        if op == "delete":
+            p.unlink(missing_ok=True)
+        elif op == "touch" and p.exists():
+            os.utime(p)
+        elif op in ("write", "write_keep_stat"):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            old = p.stat() if p.exists() else None
+            p.write_bytes(data)
+            if op == "write_keep_stat" and old is not None:
+                os.utime(p, ns=(old.st_atime_ns, old.st_mtime_ns))
+    after = {
+        str(p.relative_to(root)).replace(os.sep, "/"): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+    changes, _ = launch_once(root, idx)
+    expected = {str(root / n) for n in set(before) | set(after) if before.get(n) != after.get(n)}
+    assert changes.all == expected

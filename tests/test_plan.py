@@ -1,0 +1,322 @@
+"""plan.make_plan as a pure function: the model, hand-made container state, the changed files
+and the flags in; a plan out."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from cslaunch.containers import Container
+from cslaunch.model import Service, Stack, parse_service
+from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
+from cslaunch.track import ServiceFiles, service_files
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+APP = {"context": "/p/backend", "dockerfile": "Dockerfile"}
+PYTHON = {"backend", "worker1", "worker2"}
+BACKEND_DOCKERFILE = (
+    "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\n"
+    "RUN pip install -r requirements.txt\nCOPY src/ /app/src/\n"
+)
+FRONTEND_DOCKERFILE = "FROM python:3.12-slim\nCOPY build.py ./\nCOPY src/ ./src/\n"
+DEFAULT_FLAGS = Flags()
+ALL = ["backend", "frontend", "redis", "worker1", "worker2"]
+
+
+def container(service: str, status: str = "running", n: int = 1) -> Container:
+    return Container(
+        id=f"{service}-{n}-{status}",
+        name=f"proj-{service}-{n}",
+        service=service,
+        status=status,
+        health=None,
+        health_output="",
+        exit_code=0 if status == "running" else 1,
+        restart_count=0,
+        started_at=T0,
+        created=T0,
+        image_id="sha256:abc",
+        pid=100 + n if status == "running" else 0,
+    )
+
+
+def service(name: str, **fields: Any) -> Service:
+    return parse_service(name, fields)
+
+
+def example_stack() -> Stack:
+    """Shaped like examples/: a backend and two workers sharing one image with ./backend/src
+    bind-mounted, a frontend whose image bakes its bundle in, and Redis."""
+    mount = [{"type": "bind", "source": "/p/backend/src", "target": "/app/src"}]
+    app: dict[str, Any] = {"image": "proj-app", "build": APP, "volumes": mount}
+    services = [
+        service("backend", **app, command=["python3", "-m", "app"]),
+        service("worker1", **app, command=["rq", "worker"]),
+        service("worker2", **app, command=["rq", "worker"]),
+        service("frontend", build={"context": "/p/frontend"}, command=["nginx"]),
+        service("redis", image="redis:7", command=["redis-server"]),
+    ]
+    return Stack("proj", {s.name: s for s in services})
+
+
+def example_files() -> dict[str, ServiceFiles]:
+    def app(name: str) -> ServiceFiles:
+        return service_files(
+            name,
+            runs_code=True,
+            bind_dirs=["/p/backend/src"],
+            bind_files=[],
+            context="/p/backend",
+            dockerfile="/p/backend/Dockerfile",
+            dockerfile_text=BACKEND_DOCKERFILE,
+            dockerignore_text=None,
+        )
+
+    frontend = service_files(
+        "frontend",
+        runs_code=False,
+        bind_dirs=[],
+        bind_files=[],
+        context="/p/frontend",
+        dockerfile="/p/frontend/Dockerfile",
+        dockerfile_text=FRONTEND_DOCKERFILE,
+        dockerignore_text=None,
+    )
+    return {"backend": app("backend"), "worker1": app("worker1"), "worker2": app("worker2"),
+            "frontend": frontend}  # fmt: skip
+
+
+def running(stack: Stack | None = None, **overrides: list[Container]) -> dict[str, list[Container]]:
+    state = {name: [container(name)] for name in (stack or example_stack()).services}
+    state.update(overrides)
+    return state
+
+
+def plan_for(
+    containers: Mapping[str, Sequence[Container]],
+    *,
+    changed: Collection[str] | None = None,
+    config_changed: Collection[str] = (),
+    images_missing: Collection[str] = (),
+    flags: Flags = DEFAULT_FLAGS,
+    stack: Stack | None = None,
+) -> Plan:
+    return make_plan(
+        stack or example_stack(),
+        containers,
+        lambda s: s.name in PYTHON,
+        example_files(),
+        changed,
+        config_changed,
+        images_missing,
+        flags,
+    )
+
+
+def actions(plan: Plan) -> dict[str, tuple[str, bool]]:
+    return {p.service: (p.action, p.build) for p in plan.services}
+
+
+def reasons(plan: Plan) -> dict[str, str]:
+    return {p.service: p.reason for p in plan.services}
+
+
+# --- first launch (no change index) --------------------------------------------------------
+
+
+def test_stopped_stack_starts_everything() -> None:
+    plan = plan_for({})
+    assert not plan.running
+    assert plan.first
+    assert plan.with_action(START) == ALL
+    assert actions(plan)["redis"] == (START, False)
+    assert all(p.reason.startswith("not running") for p in plan.services)
+
+
+def test_exited_containers_are_not_running() -> None:
+    plan = plan_for({name: [container(name, "exited")] for name in ALL})
+    assert not plan.running
+    assert plan.with_action(START) == ALL
+
+
+def test_running_stack_first_launch_rebuilds_buildable_and_leaves_redis() -> None:
+    plan = plan_for(running())
+    assert plan.running
+    assert actions(plan) == {
+        "backend": (REBUILD, True),
+        "frontend": (REBUILD, True),
+        "redis": (LEAVE, False),
+        "worker1": (REBUILD, True),
+        "worker2": (REBUILD, True),
+    }
+    assert "none of the project's code" in reasons(plan)["redis"]
+
+
+def test_running_stack_first_launch_without_build_restarts() -> None:
+    plan = plan_for(running(), flags=Flags(build=False))
+    assert actions(plan) == {
+        "backend": (RESTART, False),
+        "frontend": (RESTART, False),  # buildable: its image may be out of date
+        "redis": (LEAVE, False),
+        "worker1": (RESTART, False),
+        "worker2": (RESTART, False),
+    }
+    assert "first launch" in reasons(plan)["backend"]
+
+
+def test_python_service_from_a_stock_image_is_restarted_not_built() -> None:
+    stack = Stack("p", {"api": service("api", image="python:3.12", command=["python", "a.py"])})
+    plan = make_plan(stack, {"api": [container("api")]}, lambda s: True, {}, None)
+    assert actions(plan) == {"api": (RESTART, False)}
+    assert plan.build == ()
+
+
+def test_one_of_two_replicas_exited_starts_the_service() -> None:
+    state = running(worker1=[container("worker1", n=1), container("worker1", "exited", 2)])
+    plan = plan_for(state, changed=set())
+    assert plan.running
+    assert actions(plan)["worker1"] == (START, False)
+    assert actions(plan)["worker2"] == (LEAVE, False)
+
+
+def test_missing_service_in_running_stack_is_started() -> None:
+    state = running()
+    del state["redis"]
+    plan = plan_for(state, changed=set())
+    assert plan.running
+    assert actions(plan)["redis"] == (START, False)
+
+
+def test_no_build() -> None:
+    for state in ({}, running()):
+        for changed in (None, {"/p/backend/requirements.txt"}):
+            plan = plan_for(state, changed=changed, flags=Flags(build=False))
+            assert plan.build == ()
+            assert not any(p.build for p in plan.services)
+
+
+# --- one build per image ------------------------------------------------------------------
+
+
+def test_shared_image_built_once() -> None:
+    plan = plan_for({})
+    # backend, worker1 and worker2 share proj-app + ./backend: the first one builds it.
+    assert plan.build == ("backend", "frontend")
+    assert [p.service for p in plan.services if p.build] == [
+        "backend",
+        "frontend",
+        "worker1",
+        "worker2",
+    ]
+
+
+def test_shared_build_context_with_different_image_names_built_separately() -> None:
+    stack = Stack(
+        "p",
+        {
+            "a": service("a", image="img-a", build=APP),
+            "b": service("b", image="img-b", build=APP),
+        },
+    )
+    assert make_plan(stack, {}, lambda s: True, {}, None).build == ("a", "b")
+
+
+def test_same_context_without_image_name_built_per_service() -> None:
+    # Without `image:` Compose names each service's image after the service.
+    stack = Stack("p", {n: service(n, build={"context": "/p/app"}) for n in ("a", "b")})
+    assert make_plan(stack, {}, lambda s: True, {}, None).build == ("a", "b")
+
+
+def test_same_image_different_dockerfile_built_separately() -> None:
+    stack = Stack(
+        "p",
+        {
+            "a": service("a", image="img", build={"context": "/p", "dockerfile": "A.Dockerfile"}),
+            "b": service("b", image="img", build={"context": "/p", "dockerfile": "B.Dockerfile"}),
+        },
+    )
+    assert make_plan(stack, {}, lambda s: True, {}, None).build == ("a", "b")
+
+
+# --- with a change index --------------------------------------------------------------------
+
+
+def test_nothing_changed_leaves_everything() -> None:
+    plan = plan_for(running(), changed=set())
+    assert not plan.first
+    assert plan.noop
+    assert plan.build == ()
+    assert reasons(plan)["backend"] == "nothing it uses changed"
+    assert reasons(plan)["redis"] == "runs none of the project's code"
+
+
+def test_bind_mounted_source_change_restarts_its_services() -> None:
+    changed = {"/p/backend/src/app/server.py"}
+    plan = plan_for(running(), changed=changed)
+    # The mount hides the baked copy: a restart, not a rebuild.
+    assert plan.with_action(RESTART) == ["backend", "worker1", "worker2"]
+    assert plan.with_action(LEAVE) == ["frontend", "redis"]
+    assert plan.build == ()
+    backend = next(p for p in plan.services if p.service == "backend")
+    assert backend.files == ("/p/backend/src/app/server.py",)
+    assert backend.reason == "changed: app/server.py"
+
+
+def test_baked_in_change_rebuilds_once() -> None:
+    plan = plan_for(running(), changed={"/p/backend/requirements.txt"})
+    assert plan.with_action(REBUILD) == ["backend", "worker1", "worker2"]
+    assert plan.build == ("backend",)
+    assert "image content changed" in reasons(plan)["backend"]
+
+
+def test_dockerfile_change_rebuilds() -> None:
+    plan = plan_for(running(), changed={"/p/frontend/Dockerfile"})
+    assert plan.with_action(REBUILD) == ["frontend"]
+    assert plan.build == ("frontend",)
+
+
+def test_baked_in_change_without_build_restarts_on_old_image() -> None:
+    plan = plan_for(running(), changed={"/p/frontend/src/app.js"}, flags=Flags(build=False))
+    assert actions(plan)["frontend"] == (RESTART, False)
+    assert "--no-build" in reasons(plan)["frontend"]
+
+
+def test_file_outside_every_service_changes_nothing() -> None:
+    plan = plan_for(running(), changed={"/p/README.md", "/p/backend/notes.txt"})
+    assert plan.noop
+
+
+def test_config_change_recreates() -> None:
+    plan = plan_for(running(), changed=set(), config_changed={"redis", "backend"})
+    assert plan.with_action(RECREATE) == ["backend", "redis"]
+    assert not any(p.build for p in plan.services)
+
+
+def test_missing_image_rebuilds() -> None:
+    plan = plan_for(running(), changed=set(), images_missing={"frontend"})
+    assert actions(plan)["frontend"] == (REBUILD, True)
+    assert reasons(plan)["frontend"] == "image missing"
+    assert actions(plan)["backend"] == (LEAVE, False)
+
+
+def test_force_restarts_code_services_only() -> None:
+    plan = plan_for(running(), changed=set(), flags=Flags(force=True))
+    assert plan.with_action(RESTART) == ["backend", "frontend", "worker1", "worker2"]
+    assert actions(plan)["redis"] == (LEAVE, False)
+    assert reasons(plan)["backend"] == "--force"
+
+
+def test_rebuild_flag_rebuilds_every_buildable_service() -> None:
+    plan = plan_for(running(), changed=set(), flags=Flags(rebuild=True))
+    assert plan.with_action(REBUILD) == ["backend", "frontend", "worker1", "worker2"]
+    assert plan.build == ("backend", "frontend")
+    assert reasons(plan)["frontend"] == "--rebuild"
+
+
+def test_stopped_service_with_changes_starts_and_builds() -> None:
+    state = running()
+    del state["backend"]
+    plan = plan_for(state, changed={"/p/backend/requirements.txt"})
+    assert actions(plan)["backend"] == (START, True)
+    assert reasons(plan)["backend"].startswith("not running; build: image content changed")

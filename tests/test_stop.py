@@ -1,0 +1,137 @@
+"""stop.sigterm_caught (the SigCgt mask of /proc/PID/status) and stop.decide."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cslaunch.config import ServiceConfig
+from cslaunch.model import Service, parse_service
+from cslaunch.stop import DEFAULT_GRACE, decide, sigterm_caught
+
+PROC_SELF = Path("/proc/self/status")
+SIGTERM_BIT = 0x4000  # 1 << (15 - 1)
+
+
+def status_text(sigcgt: str) -> str:
+    return (
+        "Name:\tgunicorn\nState:\tS (sleeping)\nPid:\t1\n"
+        "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\n"
+        f"SigCgt:\t{sigcgt}\nCapInh:\t0000000000000000\n"
+    )
+
+
+# --- sigterm_caught ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mask", "caught"),
+    [
+        ("0000000000004000", True),  # only SIGTERM
+        ("0000000180004a02", True),  # a typical Python server: SIGINT, SIGTERM, ...
+        ("ffffffffffffffff", True),
+        ("0000000000000000", False),
+        ("0000000180000a02", False),  # SIGINT etc. but not SIGTERM (bash-like)
+        ("0000000000008000", False),  # signal 16, the neighbour bit
+        ("0000000000002000", False),  # signal 14 (SIGALRM)
+    ],
+)
+def test_crafted_masks(mask: str, caught: bool) -> None:
+    assert sigterm_caught(status_text(mask)) is caught
+
+
+def test_mask_without_leading_zeros() -> None:
+    assert sigterm_caught("SigCgt:\t4000\n") is True
+    assert sigterm_caught("SigCgt:\t0\n") is False
+
+
+def test_missing_sigcgt_line_is_unknown() -> None:
+    text = status_text("0000000000004000").replace("SigCgt:", "SigXyz:")
+    assert sigterm_caught(text) is None
+    assert sigterm_caught("") is None
+
+
+@pytest.mark.skipif(not PROC_SELF.is_file(), reason="needs Linux /proc")
+def test_real_proc_status_follows_the_sigterm_handler() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        caught_with_handler = sigterm_caught(PROC_SELF.read_text())
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        caught_by_default = sigterm_caught(PROC_SELF.read_text())
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        caught_when_ignored = sigterm_caught(PROC_SELF.read_text())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert caught_with_handler is True
+    assert caught_by_default is False
+    assert caught_when_ignored is False
+
+
+# --- decide ------------------------------------------------------------------------------
+
+
+def service(**fields: Any) -> Service:
+    return parse_service("worker", {"image": "app", **fields})
+
+
+@pytest.mark.parametrize("caught", [True, False, None])
+def test_configured_kill(caught: bool | None) -> None:
+    method = decide(service(init=True), ServiceConfig(stop="kill", grace=30), caught)
+    assert (method.kind, method.grace) == ("kill", 0.0)
+    assert "configured" in method.reason
+
+
+@pytest.mark.parametrize("caught", [True, False, None])
+def test_configured_graceful(caught: bool | None) -> None:
+    method = decide(service(stop_grace_period="20s"), ServiceConfig(stop="graceful"), caught)
+    assert (method.kind, method.grace) == ("graceful", 20.0)
+    assert "configured" in method.reason
+
+
+def test_init_forwards_sigterm() -> None:
+    method = decide(service(init=True), ServiceConfig(), False)
+    assert (method.kind, method.grace) == ("graceful", DEFAULT_GRACE)
+    assert "init" in method.reason
+
+
+def test_unknown_is_graceful() -> None:
+    method = decide(service(), ServiceConfig(), None)
+    assert (method.kind, method.grace) == ("graceful", DEFAULT_GRACE)
+    assert "unknown" in method.reason
+
+
+def test_caught_is_graceful_with_config_grace() -> None:
+    method = decide(service(stop_grace_period="1m"), ServiceConfig(grace=3), True)
+    assert (method.kind, method.grace) == ("graceful", 3.0)
+
+
+def test_caught_is_graceful_with_service_stop_grace() -> None:
+    method = decide(service(stop_grace_period="1m30s"), ServiceConfig(), True)
+    assert (method.kind, method.grace) == ("graceful", 90.0)
+
+
+def test_caught_is_graceful_with_default_grace() -> None:
+    method = decide(service(), ServiceConfig(), True)
+    assert (method.kind, method.grace) == ("graceful", 10.0)
+    assert "handles SIGTERM" in method.reason
+
+
+def test_config_grace_zero_is_kept() -> None:
+    assert decide(service(stop_grace_period="30s"), ServiceConfig(grace=0), True).grace == 0.0
+
+
+def test_not_caught_is_kill() -> None:
+    method = decide(service(stop_grace_period="30s"), ServiceConfig(grace=5), False)
+    assert (method.kind, method.grace) == ("kill", 0.0)
+    assert "ignores SIGTERM" in method.reason
+
+
+def test_service_stop_grace_zero_is_kept() -> None:
+    s = service(stop_grace_period="0s")
+    assert s.stop_grace == 0.0
+    assert decide(s, ServiceConfig(), True).grace == 0.0
