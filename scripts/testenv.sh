@@ -12,7 +12,7 @@ engine_only=""
 
 say() { printf '[testenv] %s\n' "$*" >&2; }
 
-BASE_IMAGE="${CSLAUNCH_BASE_IMAGE:-cslaunch-base:bookworm}"
+BASE_IMAGE="${CSLAUNCH_BASE_IMAGE:-cslaunch-base:bookworm-2}"
 STATE_DIR="${CSLAUNCH_TESTENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cslaunch-testenv}"
 mkdir -p "$STATE_DIR"
 started_pid=""
@@ -67,7 +67,7 @@ if [ -z "$engine_only" ] && ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1
     mirror="${mirror:-http://deb.debian.org/debian}"
     work="$(mktemp -d)"
     trap 'as_root rm -rf "$work"' EXIT
-    as_root debootstrap --variant=minbase --include=python3,python3-pip,redis-server,procps,curl \
+    as_root debootstrap --variant=minbase --include=python3,python3-pip,redis-server,nginx-light,procps,curl \
         bookworm "$work/root" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 \
         || { say "debootstrap failed; see $STATE_DIR/debootstrap.log"; exit 1; }
     "${PYTHON:-python3}" -m pip download -q --only-binary=:all: --python-version 3.11 \

@@ -47,16 +47,29 @@ def remove_leftovers(prefix: str) -> None:
             text=True,
             check=False,
         ).stdout.strip()
-        if label.startswith(prefix):
+        if label.startswith(prefix) and not _owner_alive(label[len(prefix) :]):
             doomed.append(cid)
     if doomed:
         subprocess.run(["docker", "rm", "-f", "-v", *doomed], capture_output=True, check=False)
     volumes = subprocess.run(
         ["docker", "volume", "ls", "-q"], capture_output=True, text=True, check=False
     ).stdout.split()
-    stale = [v for v in volumes if v.startswith(prefix)]
+    stale = [v for v in volumes if v.startswith(prefix) and not _owner_alive(v[len(prefix) :])]
     if stale:
         subprocess.run(["docker", "volume", "rm", "-f", *stale], capture_output=True, check=False)
+
+
+def _owner_alive(rest: str) -> bool:
+    pid = rest.split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -66,11 +79,13 @@ class TestStack:
     dir: Path
     name: str
     ports: dict[str, int]
+    files: tuple[str, ...] = ()  # compose files beyond the default, once a test adds some
 
     @classmethod
     def create(cls, source: Path, dest: Path, *, base_image: str) -> TestStack:
         shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", ".cslaunch"))
-        name = PROJECT_PREFIX + secrets.token_hex(4)
+        # The pid tells leftovers of a dead run from stacks of a run still going.
+        name = f"{PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         ports = {
             "BACKEND_PORT": free_port(),
             "FRONTEND_PORT": free_port(),
@@ -107,8 +122,9 @@ class TestStack:
     def compose(
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
+        file_args = [a for f in self.files for a in ("-f", f)]
         result = subprocess.run(
-            ["docker", "compose", *args],
+            ["docker", "compose", *file_args, *args],
             cwd=self.dir,
             capture_output=True,
             text=True,
@@ -120,7 +136,7 @@ class TestStack:
         return result
 
     def down(self) -> None:
-        self.compose("down", "-v", "--remove-orphans", "-t", "0", check=False)
+        self.compose("down", "-v", "--rmi", "local", "--remove-orphans", "-t", "0", check=False)
 
     def inspect(self, service: str) -> dict[str, Any]:
         cid = self.compose("ps", "-q", service).stdout.split()[0]

@@ -121,7 +121,7 @@ def test_unknown_top_level_key_is_named() -> None:
 def test_unknown_service_key_is_named() -> None:
     message = error_of({"services": {"web": {"python": True, "xyz": 1}}})
     assert "tool.cslaunch.services.web.xyz: unknown key" in message
-    assert "grace, python, stop" in message
+    assert "grace, health, health_status, python, stop" in message
 
 
 @pytest.mark.parametrize(

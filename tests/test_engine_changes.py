@@ -92,6 +92,7 @@ def test_baked_service_change_rebuilds_only_it(stack: TestStack) -> None:
     )
     stack.ports["BAKED_PORT"] = baked_port
     files = ("-f", "docker-compose.yml", "-f", "baked.yml")
+    stack.files = ("docker-compose.yml", "baked.yml")
     launched(stack, *files)
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
     others = ("backend", "frontend", "redis", "worker1", "worker2")

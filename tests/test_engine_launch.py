@@ -72,6 +72,7 @@ def test_baked_in_service_serves_new_code(stack: TestStack) -> None:
     )
     stack.ports["BAKED_PORT"] = baked_port
     files = ("-f", "docker-compose.yml", "-f", "baked.yml")
+    stack.files = ("docker-compose.yml", "baked.yml")
     launched(stack, *files)
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
     assert "frontend v1" in _bundle(stack)

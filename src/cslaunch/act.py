@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from cslaunch import docker
 from cslaunch.config import Config
 from cslaunch.containers import Container
-from cslaunch.model import Stack
+from cslaunch.model import Service, Stack
 from cslaunch.stop import StopMethod, decide, probe_sigterm
 
 
@@ -78,3 +78,43 @@ def _stop(project: docker.ComposeProject, kind: str, grace: int, names: list[str
         docker.compose_step(
             project, "stop", "--timeout", str(grace), *names, what="docker compose stop"
         )
+
+
+def is_proxy(service: Service) -> bool:
+    """nginx in front of other services: it resolves upstream addresses when it (re)loads."""
+    image = (service.image or "").rsplit("/", 1)[-1]
+    return image.startswith("nginx") or any(w.rsplit("/", 1)[-1] == "nginx" for w in service.words)
+
+
+def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
+    """Proxies that depend on a service this launch restarted or recreated, and were not
+    restarted themselves: left alone they keep a dead upstream address (502s)."""
+    return sorted(
+        name
+        for name, service in stack.services.items()
+        if is_proxy(service) and name not in touched and set(service.depends_on) & set(touched)
+    )
+
+
+def reload_proxy(project: docker.ComposeProject, service: Service) -> str:
+    """`nginx -s reload` in place (no dropped connections); a restart if that fails."""
+    words = list(service.words)
+    # The signal goes to the pid file of the config nginx runs with: pass its -c along.
+    config = [w for i, w in enumerate(words[1:]) if words[i] == "-c"][:1]
+    result = docker.run(
+        project.argv(
+            "exec",
+            "-T",
+            service.name,
+            "nginx",
+            *(["-c", *config] if config else []),
+            "-s",
+            "reload",
+        ),
+        cwd=project.directory,
+        timeout=30,
+    )
+    if result.returncode == 0:
+        return "reloaded (nginx -s reload)"
+    docker.compose_step(project, "restart", service.name, what=f"restart of {service.name}")
+    return "restarted (nginx -s reload failed)"

@@ -16,9 +16,11 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cslaunch import scan
 from cslaunch.errors import PathError
 
 PYCACHE = "__pycache__"
@@ -75,18 +77,20 @@ def clean(roots: Sequence[Path], *, dry_run: bool = False) -> CleanResult:
     Raises :class:`PathError`, before anything is removed, if a root is missing or not a
     directory.
     """
-    walk_roots = _check_roots(roots)
-    result = CleanResult(roots=[Path(r) for r in walk_roots], dry_run=dry_run)
+    resolved = _resolve_roots(roots)
+    walk_roots = _walk_roots(resolved)
     tally = _Tally()
-    for root in walk_roots:
-        _walk(root, is_bytecode, dry_run, tally)
-    _remove_pycaches(tally, dry_run)
-    result.files = tally.files
-    result.dirs = tally.dirs
-    result.bytes = tally.bytes
-    result.removed = [Path(p) for p in tally.removed]
-    result.skipped = tally.skipped
-    return result
+    _walk(walk_roots, is_bytecode, dry_run, tally)
+    _remove_pycaches(tally, dry_run, keep={dirpath for dirpath, _ in resolved})
+    return CleanResult(
+        roots=[Path(r) for r in walk_roots],
+        files=tally.files,
+        dirs=tally.dirs,
+        bytes=tally.bytes,
+        removed=[Path(p) for p in tally.removed],
+        skipped=tally.skipped,
+        dry_run=dry_run,
+    )
 
 
 # How a directory is told apart from another: see _identity.
@@ -94,7 +98,7 @@ _Identity = tuple[int, int] | str
 
 
 class _Tally:
-    """What one clean did so far; paths are kept as str until the end (cheaper than Path)."""
+    """What a clean did so far; paths stay str until the end (much cheaper than Path)."""
 
     def __init__(self) -> None:
         self.files = 0
@@ -106,9 +110,22 @@ class _Tally:
         # walk, consumed by _remove_pycaches once all the files are gone.
         self.pycaches: dict[str, int] = {}
 
+    def add(self, other: _Tally) -> None:
+        self.files += other.files
+        self.dirs += other.dirs
+        self.bytes += other.bytes
+        self.removed += other.removed
+        self.skipped += other.skipped
+        self.pycaches.update(other.pycaches)
+
 
 def _check_roots(roots: Sequence[Path]) -> list[str]:
-    """Resolve the roots, fail on unusable ones, and drop those another root's walk covers."""
+    """Resolve the roots, fail on unusable ones, and return the ones to walk."""
+    return _walk_roots(_resolve_roots(roots))
+
+
+def _resolve_roots(roots: Sequence[Path]) -> list[tuple[str, _Identity]]:
+    """Each root's resolved path and identity; PathError on a missing or non-directory one."""
     resolved: list[tuple[str, _Identity]] = []
     for root in roots:
         try:
@@ -121,15 +138,19 @@ def _check_roots(roots: Sequence[Path]) -> list[str]:
         if not stat.S_ISDIR(st.st_mode):
             raise PathError(f"bytecode root is not a directory: {root}")
         resolved.append((str(path), _identity(path, st)))
+    return resolved
 
+
+def _walk_roots(resolved: list[tuple[str, _Identity]]) -> list[str]:
+    """Each directory once, without those that another root's walk already reaches."""
     ids = {ident for _, ident in resolved}
-    kept: list[str] = []
+    walk: list[str] = []
     seen: set[_Identity] = set()
     for dirpath, ident in resolved:
         if ident not in seen and not _covered_by_other_root(Path(dirpath), ids):
-            kept.append(dirpath)
+            walk.append(dirpath)
         seen.add(ident)
-    return kept
+    return walk
 
 
 def _identity(path: Path, st: os.stat_result) -> _Identity:
@@ -155,33 +176,59 @@ def _covered_by_other_root(path: Path, ids: set[_Identity]) -> bool:
     return False
 
 
-def _walk(root: str, select: Select, dry_run: bool, tally: _Tally) -> None:
-    """Visit every directory under ``root`` once, without following links, removing bytecode.
+# Unlink and stat release the GIL, so a few threads overlap their waits. On a 2-core VM,
+# a disk-backed 43k-file tree went from 6.5 s to 4.9 s with 2 threads (4.6 s with 4); on
+# tmpfs, where the work is CPU-bound, more than 2 threads made it slower.
+_WORKERS = 2
 
-    Iterative (deep trees cannot hit the recursion limit) and driven by os.scandir, whose
-    entries already know their type, so telling files from dirs and links costs no syscall.
+
+def _walk(roots: list[str], select: Select, dry_run: bool, tally: _Tally) -> None:
+    """Scan every directory under ``roots`` once, removing the selected files.
+
+    Breadth-first, one level at a time, each level's directories scanned by a thread pool:
+    iterative (no recursion limit) and with no shared state but what the main thread merges.
     """
-    stack = [root]
-    while stack:
-        path = stack.pop()
-        try:
-            with os.scandir(path) as it:
-                entries = list(it)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # removed or replaced while we walked: nothing of ours left there
-        except OSError as exc:
-            tally.skipped.append(Skipped(Path(path), f"cannot list directory: {_reason(exc)}"))
-            continue
-        left = 0  # entries that will still be there afterwards
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                left += 1
-                if entry.name not in PRUNE and not _is_junction(entry):
-                    stack.append(entry.path)
-            elif not select(entry) or not _remove_file(entry, dry_run, tally):
-                left += 1
-        if path != root and os.path.basename(path) == PYCACHE:
-            tally.pycaches[path] = left
+    pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="cslaunch-bytecode")
+    try:
+        level = roots
+        while level:
+            next_level: list[str] = []
+            for subdirs, part in pool.map(lambda d: _scan(d, select, dry_run), level):
+                next_level += subdirs
+                tally.add(part)
+            level = next_level
+    finally:
+        # On Ctrl-C, stop at once instead of scanning the rest of the queued level.
+        pool.shutdown(cancel_futures=True)
+
+
+def _scan(path: str, select: Select, dry_run: bool) -> tuple[list[str], _Tally]:
+    """Remove the selected files in one directory; return its subdirectories to visit.
+
+    os.scandir entries already know their type, so telling files from dirs and symlinks
+    costs no syscall.
+    """
+    tally = _Tally()
+    subdirs: list[str] = []
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return subdirs, tally  # removed or replaced while we walked: nothing of ours there
+    except OSError as exc:
+        tally.skipped.append(Skipped(Path(path), f"cannot list directory: {_reason(exc)}"))
+        return subdirs, tally
+    left = 0  # entries that will still be there afterwards
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            left += 1
+            if entry.name not in PRUNE and not _is_junction(entry):
+                subdirs.append(entry.path)
+        elif not select(entry) or not _remove_file(entry, dry_run, tally):
+            left += 1
+    if os.path.basename(path) == PYCACHE:
+        tally.pycaches[path] = left
+    return subdirs, tally
 
 
 def _remove_file(entry: os.DirEntry[str], dry_run: bool, tally: _Tally) -> bool:
@@ -202,15 +249,16 @@ def _remove_file(entry: os.DirEntry[str], dry_run: bool, tally: _Tally) -> bool:
     return True
 
 
-def _remove_pycaches(tally: _Tally, dry_run: bool) -> None:
+def _remove_pycaches(tally: _Tally, dry_run: bool, keep: Collection[str] = ()) -> None:
     """Remove the ``__pycache__`` dirs that the file removal left empty, deepest first.
 
     Counting entries instead of just trying rmdir lets a dry run report the same numbers a
     real run would, including a __pycache__ that only becomes empty once a nested one goes.
+    A __pycache__ in ``keep`` (one given as a root) stays even when empty.
     """
     left = tally.pycaches
     for path in sorted(left, key=len, reverse=True):  # a child's path is longer than its parent's
-        if left[path]:
+        if left[path] or path in keep:
             continue
         if not dry_run:
             try:
@@ -343,3 +391,15 @@ def remove(
     result.removed = [Path(p) for p in tally.removed]
     result.skipped = tally.skipped
     return result
+
+
+def stale_in(roots: Sequence[Path]) -> list[tuple[str, str]]:
+    """Bytecode under ``roots`` that is stale whatever happened before: orphans and legacy
+    files. Without a launch history nothing else can be told apart from valid bytecode."""
+    walk_roots = _check_roots(roots)
+    found = scan.scan([scan.Tree(r, _is_source) for r in walk_roots])
+    return stale(found.bytecode, sources=set(found.files), changed=(), roots=walk_roots)
+
+
+def _is_source(rel: str) -> bool:
+    return rel.endswith(".py")

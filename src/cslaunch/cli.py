@@ -16,7 +16,14 @@ import click
 
 from cslaunch import __version__, bytecode, errors
 from cslaunch import status as status_mod
-from cslaunch.launch import LaunchOptions, compute, detect, launch
+from cslaunch.launch import (
+    LaunchOptions,
+    change_set,
+    compute,
+    detect,
+    invalidate_bytecode,
+    launch,
+)
 from cslaunch.lock import project_lock
 from cslaunch.project import Project, resolve
 from cslaunch.report import (
@@ -197,8 +204,24 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
 @common_options
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--stale",
+    "mode",
+    flag_value="stale",
+    help="Only bytecode that can be stale: of sources changed or deleted since the "
+    "last launch, orphans, legacy .pyc. Valid bytecode stays.",
+)
+@click.option(
+    "--all",
+    "mode",
+    flag_value="all",
+    default=True,
+    help="All bytecode under the roots (the default).",
+)
 @click.pass_context
-def clean(ctx: click.Context, /, paths: tuple[Path, ...], dry_run: bool, **opts: Any) -> None:
+def clean(
+    ctx: click.Context, /, paths: tuple[Path, ...], dry_run: bool, mode: str, **opts: Any
+) -> None:
     """Remove Python bytecode (__pycache__, *.pyc, *.pyo) and nothing else.
 
     Without PATHs, cleans the host directories that Python services bind-mount (from the
@@ -208,16 +231,27 @@ def clean(ctx: click.Context, /, paths: tuple[Path, ...], dry_run: bool, **opts:
     g = _globals(ctx, **opts)
     ui = g.ui()
     if paths:
-        roots = [p.resolve() for p in paths]
+        roots = [p.absolute() for p in paths]
         base = Path.cwd()
+        if mode == "stale":
+            # No launch history for arbitrary paths: orphans and legacy files only.
+            result = bytecode.remove(bytecode.stale_in(roots), roots=roots, dry_run=dry_run)
+        else:
+            result = bytecode.clean(roots, dry_run=dry_run)
     else:
         project = g.project()
-        found = detect(project)
+        found = detect(project, containers=False)
         roots = list(found.roots.roots)
         base = project.root
         if not roots:
             ui.line("No bind-mounted Python code found in the Compose model; nothing to clean.")
-    result = bytecode.clean(roots, dry_run=dry_run)
+        if mode == "stale":
+            cs = change_set(project, found)
+            if cs.old is None:
+                ui.warn("no change index yet (no launch so far): removing all bytecode")
+            result = invalidate_bytecode(found.roots.roots, cs, dry_run=dry_run)
+        else:
+            result = bytecode.clean(roots, dry_run=dry_run)
     if g.json:
         _emit_json(
             {"schema": 1, "command": "clean", "ok": True, **clean_json(result, listing=dry_run)}
@@ -315,4 +349,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if e.hint:
             ui.hint(e.hint)
         sys.exit(e.exit_code)
+    except Exception as e:  # a bug of ours: still one line, the traceback on request
+        if debug:
+            raise
+        ui.error(f"internal error: {type(e).__name__}: {e}")
+        ui.hint("run again with --debug for the traceback, and please report it")
+        sys.exit(errors.INTERNAL)
     sys.exit(errors.OK)

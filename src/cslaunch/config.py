@@ -30,6 +30,8 @@ class ServiceConfig:
     python: bool | None = None  # None: decide from the Compose model
     stop: str = "auto"
     grace: float | None = None  # seconds a graceful stop may take; None: the service's own
+    health: str | None = None  # http(s):// URL or tcp://host:port that must answer
+    health_status: int | None = None  # the HTTP status health must answer (default: < 400)
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,27 @@ def parse_config(
         grace = get(svc, "grace", (int, float), path + ".grace")
         if grace is not None and not (math.isfinite(grace) and grace >= 0):
             raise fail(path + ".grace", "must be zero or more seconds")
+        health = get(svc, "health", str, path + ".health")
+        if health is not None:
+            try:
+                parts = urlsplit(health)
+                valid = parts.scheme in ("http", "https", "tcp") and bool(parts.hostname)
+                valid = valid and (parts.scheme != "tcp" or parts.port is not None)
+            except ValueError:
+                valid = False
+            if not valid:
+                raise fail(
+                    path + ".health", f"expected http(s)://... or tcp://host:port, got {health!r}"
+                )
+        status = get(svc, "health_status", int, path + ".health_status")
+        if status is not None and not 100 <= status <= 599:
+            raise fail(path + ".health_status", f"not an HTTP status: {status}")
         services[name] = ServiceConfig(
             python=get(svc, "python", bool, path + ".python"),
             stop=stop,
             grace=float(grace) if grace is not None else None,
+            health=health,
+            health_status=status,
         )
 
     return Config(
@@ -178,7 +197,7 @@ TOP_KEYS = frozenset(
         "services",
     }
 )
-SERVICE_KEYS = frozenset({"python", "stop", "grace"})
+SERVICE_KEYS = frozenset({"python", "stop", "grace", "health", "health_status"})
 
 
 def _reject_unknown(table: dict[str, Any], known: frozenset[str], fail: Any, path: str) -> None:

@@ -11,6 +11,7 @@ DOCKER = 4  # no Docker CLI, daemon unreachable, no Compose v2
 COMPOSE = 5  # no compose file, or Compose rejects it
 LOCKED = 6  # another cslaunch holds the project lock (with --no-wait)
 FILES = 7  # a path given on the command line is missing or unusable
+INTERNAL = 70  # a bug in cslaunch (EX_SOFTWARE): the message asks for --debug and a report
 INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 

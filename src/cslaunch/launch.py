@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from cslaunch import act, bytecode, changes, docker, index, model
+from cslaunch import act, bytecode, changes, docker, index, model, probes
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
@@ -83,17 +84,8 @@ def runs_code(found: Detected, service: model.Service) -> bool:
 def compute(
     project: Project, found: Detected, options: LaunchOptions
 ) -> tuple[changes.ChangeSet, Plan]:
-    """Changes since the last launch and the plan they call for (no side effects besides
-    the BuildKit mtime refresh, see changes.refresh_mtimes)."""
-    cs = changes.detect(
-        project.root,
-        found.stack,
-        found.raw.get("services", {}),
-        found.python,
-        found.roots.roots,
-        source_patterns=project.config.source_patterns,
-        use_index=not options.full,
-    )
+    """Changes since the last launch and the plan they call for. Only reads."""
+    cs = change_set(project, found, full=options.full)
     missing = _missing_images(found) if cs.old is not None and options.build else set()
     plan = make_plan(
         found.stack,
@@ -106,6 +98,18 @@ def compute(
         Flags(build=options.build, force=options.force, rebuild=options.rebuild),
     )
     return cs, plan
+
+
+def change_set(project: Project, found: Detected, *, full: bool = False) -> changes.ChangeSet:
+    return changes.detect(
+        project.root,
+        found.stack,
+        found.raw.get("services", {}),
+        found.python,
+        found.roots.roots,
+        source_patterns=project.config.source_patterns,
+        use_index=not full,
+    )
 
 
 def _missing_images(found: Detected) -> set[str]:
@@ -151,7 +155,7 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
     report.changes = sorted(cs.changes.all) if cs.old is not None else None
 
     with _step(ui, report, "bytecode") as st:
-        report.bytecode = _clean_bytecode(found, cs)
+        report.bytecode = invalidate_bytecode(found.roots.roots, cs)
         st.summary = (
             clean_summary(report.bytecode) if found.roots.roots else "no bind-mounted Python code"
         )
@@ -182,6 +186,7 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
             list(found.stack.services.values()),
             timeout=timeout,
             restarts_before=baseline,
+            probes=service_probes(project, found.stack),
             on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
         )
         _record(outcomes, verdicts, compose)
@@ -191,6 +196,15 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
             if failed
             else f"all {len(verdicts)} ready"
         )
+
+    touched = [o.service for o in outcomes.values() if o.action != LEAVE]
+    proxies = act.proxies_to_reload(found.stack, touched) if not failed else []
+    if proxies:
+        with _step(ui, report, "reload proxies") as st:
+            for name in proxies:
+                reloaded = act.reload_proxy(compose, found.stack.services[name])
+                outcomes[name].detail += f"; {reloaded}"
+            st.summary = ", ".join(proxies)
 
     report.ok = not failed
     report.up_to_date = plan.noop and report.ok
@@ -203,17 +217,20 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
     return report
 
 
-def _clean_bytecode(found: Detected, cs: changes.ChangeSet) -> bytecode.CleanResult:
-    roots = tuple(r for r in found.roots.roots if r.is_dir())
+def invalidate_bytecode(
+    python_roots: tuple[Path, ...], cs: changes.ChangeSet, *, dry_run: bool = False
+) -> bytecode.CleanResult:
+    """Selective with an index (only what can be stale goes), everything without one."""
+    roots = tuple(r for r in python_roots if r.is_dir())
     if cs.old is None:
-        return bytecode.clean(roots)
+        return bytecode.clean(roots, dry_run=dry_run)
     doomed = bytecode.stale(
         cs.scan.bytecode,
         sources={p for p in cs.scan.files if p.endswith(".py")},
         changed=cs.changes.all,
         roots=[str(r) for r in roots],
     )
-    return bytecode.remove(doomed, roots=roots)
+    return bytecode.remove(doomed, roots=roots, dry_run=dry_run)
 
 
 def _apply(
@@ -232,6 +249,16 @@ def _apply(
     for name, method in methods.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+
+
+def service_probes(project: Project, stack: model.Stack) -> dict[str, probes.Probe]:
+    found = {}
+    for name, service in stack.services.items():
+        cfg = project.config.service(name)
+        probe = probes.for_service(service, cfg.health, cfg.health_status)
+        if probe:
+            found[name] = probe
+    return found
 
 
 def _changes_summary(cs: changes.ChangeSet) -> str:

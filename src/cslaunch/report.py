@@ -93,6 +93,7 @@ def clean_json(result: CleanResult, *, listing: bool = False) -> dict[str, Any]:
         "bytes": result.bytes,
         "dry_run": result.dry_run,
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
+        "reasons": result.reasons,
     }
     if listing:
         data["removed"] = [str(p) for p in result.removed]
@@ -115,6 +116,8 @@ def clean_summary(result: CleanResult) -> str:
         f"{result.dirs} __pycache__ dir{'s' if result.dirs != 1 else ''} "
         f"({human_bytes(result.bytes)})"
     )
+    if result.reasons:
+        text += " [" + ", ".join(f"{why} {n}" for why, n in sorted(result.reasons.items())) + "]"
     if result.skipped:
         text += f"; {len(result.skipped)} could not be removed"
     return text

@@ -7,13 +7,14 @@ has failed, and poll until every service is decided or the deadline passes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cslaunch import docker
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.model import Service
+from cslaunch.probes import Probe
 
 READY, WAITING, FAILED = "ready", "waiting", "failed"
 
@@ -91,6 +92,7 @@ def wait_ready(
     *,
     timeout: float,
     restarts_before: dict[str, int] | None = None,
+    probes: Mapping[str, Probe] | None = None,
     on_progress: Callable[[list[Readiness], float], None] | None = None,
 ) -> list[Readiness]:
     """Poll until every service is ready, one fails, or `timeout` seconds pass.
@@ -99,14 +101,25 @@ def wait_ready(
     A service that failed ends the wait at once: its logs matter more than the others'.
     """
     restarts_before = restarts_before or {}
+    probes = probes or {}
+    passed: set[str] = set()  # services whose probe answered once: not asked again
     start = time.monotonic()
     while True:
         containers = by_service(project_containers(project))
         now = datetime.now(timezone.utc)
-        verdicts = [
-            assess(s, containers.get(s.name, []), now, restarts_before.get(s.name, 0))
-            for s in services
-        ]
+        verdicts = []
+        for s in services:
+            cs = containers.get(s.name, [])
+            verdict = assess(s, cs, now, restarts_before.get(s.name, 0))
+            probe = probes.get(s.name)
+            running = [c for c in cs if c.running]
+            if verdict.state == READY and probe and running and s.name not in passed:
+                problem = probe(running[0])
+                if problem:
+                    verdict = Readiness(s.name, WAITING, problem)
+                else:
+                    passed.add(s.name)
+            verdicts.append(verdict)
         elapsed = time.monotonic() - start
         if on_progress:
             on_progress(verdicts, elapsed)

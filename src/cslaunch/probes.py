@@ -1,0 +1,98 @@
+"""Readiness beyond "the container runs": an HTTP endpoint answers, a port accepts, Redis
+answers PING and is not still loading its dataset.
+
+A probe returns None when the service is ready, else the reason it is not (shown while
+waiting and in the failure message).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from cslaunch import docker
+from cslaunch.containers import Container
+from cslaunch.model import Service
+
+Probe = Callable[[Container], "str | None"]
+TIMEOUT = 2.0
+REDIS_LOADING = "Redis is loading its dataset into memory (a large AOF or RDB takes a while)"
+
+
+def http(url: str, expect: int | None = None) -> Probe:
+    def probe(container: Container) -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            return f"{url}: {reason}"
+        if expect is not None and status != expect:
+            return f"{url} answered {status}, expected {expect}"
+        if expect is None and status >= 400:
+            return f"{url} answered {status}"
+        return None
+
+    return probe
+
+
+def tcp(address: str) -> Probe:
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    host, port = parts.hostname or "127.0.0.1", parts.port or 0
+
+    def probe(container: Container) -> str | None:
+        try:
+            with socket.create_connection((host, port), timeout=TIMEOUT):
+                return None
+        except OSError as e:
+            return f"{host}:{port}: {e.strerror or e}"
+
+    return probe
+
+
+def redis(port: int) -> Probe:
+    """PING from inside the Redis container: its port is often not published to the host."""
+
+    def probe(container: Container) -> str | None:
+        result = docker.run(
+            ["docker", "exec", container.id, "redis-cli", "-p", str(port), "ping"], timeout=10
+        )
+        answer = (result.stdout + result.stderr).strip()
+        if "PONG" in answer or "NOAUTH" in answer:
+            return None  # NOAUTH: it answers, which is all readiness asks
+        if "LOADING" in answer:
+            return REDIS_LOADING
+        if result.returncode != 0 and "executable file not found" in answer:
+            return None  # no redis-cli in the image: the container state has to do
+        return f"PING: {answer.splitlines()[-1] if answer else 'no answer'}"
+
+    return probe
+
+
+def is_redis(service: Service) -> bool:
+    words = [w.rsplit("/", 1)[-1] for w in service.words]
+    image = (service.image or "").rsplit("/", 1)[-1]
+    return "redis-server" in words or image.startswith(("redis:", "redis@")) or image == "redis"
+
+
+def redis_port(service: Service) -> int:
+    words = list(service.words)
+    for flag, value in itertools.pairwise(words):
+        if flag == "--port" and value.isdigit():
+            return int(value)
+    return 6379
+
+
+def for_service(service: Service, health: str | None, expect: int | None) -> Probe | None:
+    """The configured probe, or the built-in one for Redis."""
+    if health:
+        return tcp(health) if health.startswith("tcp://") else http(health, expect)
+    if is_redis(service):
+        return redis(redis_port(service))
+    return None

@@ -1,0 +1,197 @@
+"""Restarts that do not stall and readiness that means ready, against a real engine."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cslaunch import probes
+from cslaunch.containers import parse_container
+from tests.stackutil import TestStack, free_port
+
+pytestmark = pytest.mark.engine
+
+
+def launched(stack: TestStack, *args: str) -> dict:
+    result = stack.cslaunch("--json", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict = json.loads(result.stdout)
+    return report
+
+
+def service(report: dict, name: str) -> dict:
+    return next(s for s in report["services"] if s["name"] == name)
+
+
+def step(report: dict, name: str) -> float:
+    return float(next(s["seconds"] for s in report["steps"] if s["name"] == name))
+
+
+GRACEFUL = """
+import pathlib, signal, sys, time
+marker = pathlib.Path("/marks/sigterm")
+def bye(signum, frame):
+    marker.write_text("got SIGTERM")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_sigterm_ignoring_pid1_is_killed_and_a_handler_gets_sigterm(
+    stack: TestStack, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (stack.dir / "graceful.yml").write_text(
+        "services:\n"
+        "  graceful:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        f"    volumes: ['{marks}:/marks']\n"
+        "    command: [python3, -c, " + json.dumps(GRACEFUL) + "]\n"
+    )
+    stack.files = ("docker-compose.yml", "graceful.yml")
+    files = ("-f", "docker-compose.yml", "-f", "graceful.yml")
+    launched(stack, *files)
+
+    report = launched(stack, *files, "--force")
+    assert report["ok"], report["error"]
+    backend = service(report, "backend")
+    assert backend["stop"].startswith("kill"), backend["stop"]  # python PID 1, no handler
+    graceful = service(report, "graceful")
+    assert graceful["stop"].startswith("graceful"), graceful["stop"]
+    assert (marks / "sigterm").read_text() == "got SIGTERM"
+    # The 10 s stop grace of a PID 1 that ignores SIGTERM was not waited for.
+    assert step(report, "restart") < 5, report["steps"]
+
+
+def test_worker_with_a_running_job_gets_a_warm_shutdown(stack: TestStack) -> None:
+    launched(stack)
+    req = urllib.request.Request(stack.url("/api/jobs?seconds=3&name=warm"), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        job_id = json.loads(r.read())["id"]
+    deadline = time.monotonic() + 10
+    while stack.get(f"/api/jobs/{job_id}")["status"] != "started":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+
+    report = launched(stack, "--force")
+    assert report["ok"], report["error"]
+    for name in ("worker1", "worker2"):
+        assert service(report, name)["stop"].startswith("graceful")
+    # Warm shutdown: the worker finished the job before it stopped.
+    state = stack.get(f"/api/jobs/{job_id}")
+    assert state == {"status": "finished", "result": "hello from v1, warm"}
+
+
+def test_failing_http_probe_keeps_waiting_then_fails_with_the_reason(stack: TestStack) -> None:
+    launched(stack)
+    port = stack.ports["BACKEND_PORT"]
+    (stack.dir / "cslaunch.toml").write_text(
+        f'[services.backend]\nhealth = "http://127.0.0.1:{port}/not-there"\n'
+    )
+    started = time.monotonic()
+    result = stack.cslaunch("--timeout", "4", "--force")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - started >= 4  # it waited for the probe
+    assert "backend" in result.stderr and "404" in result.stderr
+
+
+def test_redis_loading_is_reported_not_down(stack: TestStack) -> None:
+    launched(stack)
+    port = str(stack.ports["REDIS_PORT"])
+    cli = ("exec", "-T", "redis", "redis-cli", "-p", port)
+    # Enough data that loading it back takes a noticeable moment.
+    fill = "for i=1,3000000 do redis.call('SET','k'..i,string.rep('x',64)) end return 1"
+    stack.compose(*cli, "EVAL", fill, "0", timeout=180)
+    # The stack runs Redis with appendonly: the data must be in the AOF base to load back
+    # (Redis may have started that rewrite on its own already).
+    stack.compose(*cli, "BGREWRITEAOF", check=False)
+    deadline = time.monotonic() + 120
+    while "aof_rewrite_in_progress:1" in stack.compose(*cli, "INFO", "persistence").stdout or (
+        "aof_rewrite_scheduled:1" in stack.compose(*cli, "INFO", "persistence").stdout
+    ):
+        assert time.monotonic() < deadline, "AOF rewrite did not finish"
+        time.sleep(0.5)
+
+    seen: list[str | None] = []
+
+    def restart() -> None:
+        stack.compose("restart", "-t", "0", "redis")
+
+    worker = threading.Thread(target=restart)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            container = parse_container(stack.inspect("redis"))
+        except (AssertionError, IndexError):
+            container = None  # between containers: not there for a moment
+        if container is not None and container.running:
+            answer = probes.redis(int(port))(container)
+            seen.append(answer)
+            if answer is None and probes.REDIS_LOADING in seen:
+                break
+        time.sleep(0.05)
+    worker.join()
+    assert probes.REDIS_LOADING in seen, seen
+    assert seen[-1] is None  # then ready
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid /tmp/nginx.pid;
+error_log stderr;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{ proxy_pass http://127.0.0.1:{backend}; }}
+    }}
+}}
+"""
+
+
+def test_nginx_in_front_of_a_recreated_backend_is_reloaded(stack: TestStack) -> None:
+    listen = free_port()
+    (stack.dir / "nginx.conf").write_text(
+        NGINX_CONF.format(listen=listen, backend=stack.ports["BACKEND_PORT"])
+    )
+    (stack.dir / "proxy.yml").write_text(
+        "services:\n"
+        "  proxy:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        "    command: [nginx, -c, /etc/nginx/proxy.conf]\n"
+        "    volumes: ['./nginx.conf:/etc/nginx/proxy.conf:ro']\n"
+        "    depends_on: [backend]\n"
+    )
+    stack.files = ("docker-compose.yml", "proxy.yml")
+    files = ("-f", "docker-compose.yml", "-f", "proxy.yml")
+    stack.ports["PROXY_PORT"] = listen
+    launched(stack, *files)
+    assert stack.get("/api/greet?name=p", "PROXY_PORT")["message"] == "hello from v1, p"
+
+    # A Compose config change recreates the backend: a new container behind the proxy.
+    compose = stack.dir / "docker-compose.yml"
+    compose.write_text(
+        compose.read_text().replace(
+            '    command: ["python3", "-m", "app.server"]',
+            '    command: ["python3", "-m", "app.server", "--recreated"]',
+        )
+    )
+    report = launched(stack, *files)
+    assert report["ok"], report["error"]
+    assert service(report, "backend")["action"] == "recreate"
+    assert "reloaded" in service(report, "proxy")["detail"]
+    assert any(s["name"] == "reload proxies" for s in report["steps"])
+    assert stack.get("/api/greet?name=p", "PROXY_PORT")["message"] == "hello from v1, p"
