@@ -23,6 +23,11 @@ def converge(project: docker.ComposeProject) -> None:
     docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
 
 
+def kill(project: docker.ComposeProject, services: Sequence[str]) -> None:
+    if services:
+        docker.compose_step(project, "kill", *services, what="docker compose kill")
+
+
 def untouched(
     before: Mapping[str, Sequence[Container]],
     after: Mapping[str, Sequence[Container]],
@@ -73,7 +78,7 @@ def restart(project: docker.ComposeProject, methods: Mapping[str, StopMethod]) -
 
 def _stop(project: docker.ComposeProject, kind: str, grace: int, names: list[str]) -> None:
     if kind == "kill":
-        docker.compose_step(project, "kill", *names, what="docker compose kill")
+        kill(project, names)
     else:
         docker.compose_step(
             project, "stop", "--timeout", str(grace), *names, what="docker compose stop"

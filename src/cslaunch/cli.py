@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from cslaunch import __version__, bytecode, errors
+from cslaunch import doctor as doctor_mod
 from cslaunch import status as status_mod
 from cslaunch.launch import (
     LaunchOptions,
@@ -23,6 +24,7 @@ from cslaunch.launch import (
     detect,
     invalidate_bytecode,
     launch,
+    run_verification,
 )
 from cslaunch.lock import project_lock
 from cslaunch.project import Project, resolve
@@ -33,6 +35,7 @@ from cslaunch.report import (
     relative,
     render,
     render_plan,
+    render_verification,
     show_skipped,
 )
 from cslaunch.ui import UI
@@ -197,6 +200,8 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
         _emit_json(report.to_json())
     render(ui, report)
     if not report.ok:
+        if report.verification and report.verification.stale:
+            raise errors.StaleCode(report.error or "stale code", reported=True)
         raise errors.LaunchFailed(report.error or "launch failed", reported=True)
 
 
@@ -280,6 +285,61 @@ def plan(ctx: click.Context, /, **opts: Any) -> None:
         _emit_json(plan_json(found.stack.name, cs, the_plan))
     else:
         render_plan(g.ui(), found.stack.name, cs, the_plan)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@click.pass_context
+def verify(ctx: click.Context, /, **opts: Any) -> None:
+    """Check that every Python container runs the code on disk. Changes nothing.
+
+    Hashes the sources each service runs inside its container against the host's files,
+    checks every pyc beside them, and that each process started after its code last changed.
+    Exits 8 when anything is stale.
+    """
+    g = _globals(ctx, **opts)
+    ui = g.ui()
+    project = g.project()
+    found = detect(project)
+    cs = change_set(project, found)
+    checked = run_verification(found, cs, project.compose)
+    if g.json:
+        _emit_json(
+            {
+                "schema": 1,
+                "command": "verify",
+                "ok": not checked.stale,
+                "services": [v.to_json() for v in checked.verdicts],
+            }
+        )
+    else:
+        render_verification(ui, checked)
+    if checked.stale:
+        names = ", ".join(sorted({v.service for v in checked.stale}))
+        raise errors.StaleCode(
+            f"stale code in {names}", reported=True, hint="run cslaunch to relaunch what changed"
+        )
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@click.pass_context
+def doctor(ctx: click.Context, /, **opts: Any) -> None:
+    """Find setups that make stale code or slow restarts likely, each with a fix.
+
+    Reads the Compose model and the running containers; changes nothing. Exits 9 when a
+    problem of severity "error" is found.
+    """
+    g = _globals(ctx, **opts)
+    facts = doctor_mod.gather(g.project())
+    found = doctor_mod.diagnose(facts)
+    if g.json:
+        _emit_json(doctor_mod.to_json(found, project=facts.project, notes=facts.notes))
+    else:
+        doctor_mod.render(g.ui(), found, project=facts.project, notes=facts.notes)
+    code = doctor_mod.exit_code(found)
+    if code:
+        raise errors.CslaunchError("doctor found errors", reported=True).with_code(code)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,13 +62,30 @@ def parse_dockerignore(text: str | None) -> DockerIgnore:
     return DockerIgnore(pathspec.PathSpec.from_lines("gitignore", lines), exceptions)
 
 
-def copy_sources(dockerfile: str | None) -> list[str] | None:
-    """Context-relative sources of COPY/ADD, or None when the whole context may matter."""
+@dataclass(frozen=True)
+class CopyRule:
+    src: str  # context-relative, normalised ("." for the whole context)
+    dest: str  # absolute path in the image (WORKDIR applied); ends with "/" for a directory
+    stage: int  # build stage (FROM) it belongs to: the last one is the image
+
+
+def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
+    """COPY/ADD instructions that take files from the build context, or None when the
+    Dockerfile does something that makes the whole context matter."""
     if dockerfile is None:
         return None
-    sources: list[str] = []
+    rules: list[CopyRule] = []
+    stage, workdir = -1, "/"
     for instruction in _instructions(dockerfile):
-        if _CONTEXT_MOUNT.search(instruction) and instruction.upper().lstrip().startswith("RUN"):
+        keyword = instruction.split(None, 1)[0].upper() if instruction.strip() else ""
+        if keyword == "FROM":
+            stage, workdir = stage + 1, "/"
+        elif keyword == "WORKDIR":
+            target = instruction.split(None, 1)[1].strip() if " " in instruction else "/"
+            if "$" in target:
+                return None
+            workdir = posixpath.join(workdir, target)
+        if keyword == "RUN" and _CONTEXT_MOUNT.search(instruction):
             return None
         match = _COPY.match(instruction)
         if not match:
@@ -82,13 +100,49 @@ def copy_sources(dockerfile: str | None) -> list[str] | None:
         if any(f.startswith("--from") for f in flags):
             continue  # copies from another stage or image, not from the context
         paths = [w for w in words if not w.startswith("--")]
+        if len(paths) < 2:
+            continue
+        dest = paths[-1]
+        if "$" in dest:
+            return None
+        absolute = posixpath.join(workdir, dest)
+        if dest.endswith("/") or dest in (".", "./") or len(paths) > 2:
+            absolute = absolute.rstrip("/") + "/"
         for src in paths[:-1]:
             if "$" in src:
                 return None
             if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
                 continue  # ADD of a URL
-            sources.append(_normalise(src))
-    return sources
+            rules.append(CopyRule(_normalise(src), absolute, max(stage, 0)))
+    return rules
+
+
+def copy_sources(dockerfile: str | None) -> list[str] | None:
+    """Context-relative sources of COPY/ADD, or None when the whole context may matter."""
+    rules = copy_rules(dockerfile)
+    return None if rules is None else [r.src for r in rules]
+
+
+def image_path(rules: list[CopyRule], rel: str) -> str | None:
+    """Where the final image holds a context file (context-relative `rel`), if a plain COPY of
+    the last stage put it there. Globs are not followed: None."""
+    last = max((r.stage for r in rules), default=0)
+    found = None
+    for rule in rules:
+        if rule.stage != last or _has_glob(rule.src):
+            continue
+        if rule.src == ".":
+            found = posixpath.join(rule.dest, rel)
+        elif rel.startswith(rule.src + "/"):
+            # COPY dir/ dest: the directory's contents land in dest.
+            found = posixpath.join(rule.dest, rel[len(rule.src) + 1 :])
+        elif rel == rule.src:
+            found = (
+                posixpath.join(rule.dest, posixpath.basename(rel))
+                if rule.dest.endswith("/")
+                else rule.dest
+            )
+    return found  # a later COPY of the same file wins, as in the image
 
 
 def _instructions(text: str) -> list[str]:

@@ -46,6 +46,7 @@ def run(
     cwd: Path | None = None,
     timeout: float | None = None,
     capture: bool = True,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a docker command; a missing CLI is a DockerError, the exit code is the caller's."""
     if shutil.which(argv[0]) is None:
@@ -62,7 +63,7 @@ def run(
             encoding="utf-8",
             errors="replace",
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
         )
     except subprocess.TimeoutExpired:
         raise DockerError(

@@ -11,6 +11,8 @@ DOCKER = 4  # no Docker CLI, daemon unreachable, no Compose v2
 COMPOSE = 5  # no compose file, or Compose rejects it
 LOCKED = 6  # another cslaunch holds the project lock (with --no-wait)
 FILES = 7  # a path given on the command line is missing or unusable
+STALE = 8  # verification found a container running code that is not on disk
+DOCTOR = 9  # `cslaunch doctor` found an error-level problem
 INTERNAL = 70  # a bug in cslaunch (EX_SOFTWARE): the message asks for --debug and a report
 INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
@@ -30,9 +32,14 @@ class CslaunchError(Exception):
     ):
         super().__init__(message)
         self.message = message
+        self.exit_code = type(self).exit_code
         self.reported = reported
         self.hint = hint
         self.detail = detail
+
+    def with_code(self, code: int) -> CslaunchError:
+        self.exit_code = code
+        return self
 
 
 class ConfigError(CslaunchError):
@@ -57,3 +64,7 @@ class PathError(CslaunchError):
 
 class LaunchFailed(CslaunchError):
     exit_code = LAUNCH_FAILED
+
+
+class StaleCode(CslaunchError):
+    exit_code = STALE

@@ -23,7 +23,7 @@ from typing import Any
 from cslaunch.scan import FileStat, Scan
 from cslaunch.state import state_dir
 
-VERSION = 1
+VERSION = 2
 INDEX_FILE = "index.json"
 # File systems with coarse timestamps (FAT: 2 s, HFS+: 1 s) and clocks that disagree a little.
 RACY_NS = 2_000_000_000
@@ -34,6 +34,9 @@ HASH_CHUNK = 1 << 20
 class Entry:
     stat: FileStat
     digest: str
+    # When cslaunch first saw this content (the scan's start): a process that started
+    # before it cannot be running it. Verification compares container start times with it.
+    changed_ns: int = 0
 
 
 @dataclass
@@ -93,12 +96,14 @@ def compare(
         digest = digests.get(path)
         if digest is None:
             continue  # vanished or unreadable since the walk: not indexed, seen next time
-        entries[path] = Entry(scan.files[path], digest)
         prev = old_files.get(path)
         if prev is None:
             added.add(path)
         elif prev.digest != digest:
             modified.add(path)
+        unchanged = prev is not None and prev.digest == digest
+        changed_ns = prev.changed_ns if prev is not None and unchanged else scan.started_ns
+        entries[path] = Entry(scan.files[path], digest, changed_ns)
     deleted = {p for p in old_files if p not in scan.files}
     # A file that vanished between walk and hash counts as deleted if it was indexed before.
     deleted |= {p for p in to_hash if p not in entries and p in old_files}
@@ -140,7 +145,10 @@ def load(root: Path) -> Index | None:
         data = json.loads(index_path(root).read_text(encoding="utf-8"))
         if data.get("version") != VERSION:
             return None
-        files = {path: Entry(FileStat(*row[:4]), row[4]) for path, row in data["files"].items()}
+        files = {
+            path: Entry(FileStat(*row[:4]), row[4], int(row[5]))
+            for path, row in data["files"].items()
+        }
         return Index(int(data["scanned_ns"]), files, dict(data.get("services", {})))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
@@ -154,7 +162,14 @@ def save(root: Path, index: Index) -> None:
         "scanned_ns": index.scanned_ns,
         "services": index.services,
         "files": {
-            path: [e.stat.mtime_ns, e.stat.ctime_ns, e.stat.size, e.stat.ino, e.digest]
+            path: [
+                e.stat.mtime_ns,
+                e.stat.ctime_ns,
+                e.stat.size,
+                e.stat.ino,
+                e.digest,
+                e.changed_ns,
+            ]
             for path, e in sorted(index.files.items())
         },
     }

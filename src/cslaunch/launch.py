@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cslaunch import act, bytecode, changes, docker, index, model, probes
+from cslaunch import act, bytecode, changes, docker, index, model, probes, verify
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
@@ -206,10 +206,31 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
                 outcomes[name].detail += f"; {reloaded}"
             st.summary = ", ".join(proxies)
 
-    report.ok = not failed
+    if not failed:
+        with _step(ui, report, "verify") as st:
+            checked = run_verification(found, cs, compose)
+            report.verification = checked
+            st.summary = verification_summary(checked)
+        if checked.stale:
+            # Something changed the code behind our back (a `docker cp`, a file written in
+            # the container, a stale pyc): one repair pass, then the verdict stands.
+            with _step(ui, report, "repair") as st:
+                names = sorted({v.service for v in checked.stale})
+                repair(project, found, checked, names, timeout)
+                for name in names:
+                    outcomes[name].action = "repaired"
+                report.verification = checked = run_verification(found, cs, compose)
+                st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
+
+    report.ok = not failed and not (report.verification and report.verification.stale)
     report.up_to_date = plan.noop and report.ok
     if failed:
         report.error = "; ".join(f"{v.service}: {v.reason}" for v in failed)
+    elif report.verification and report.verification.stale:
+        report.error = "stale code after the launch: " + "; ".join(
+            f"{v.service}: {v.problems[0][1]} ({v.problems[0][0]})"
+            for v in report.verification.stale
+        )
     else:
         # Only a launch that fully worked moves the index on: after a failure the next run
         # sees the same changes and does again what is needed.
@@ -237,6 +258,11 @@ def _apply(
     project: Project, found: Detected, plan: Plan, outcomes: dict[str, ServiceOutcome]
 ) -> str:
     compose = project.compose
+    # Compose stops a container it recreates with the stop grace: a PID 1 that ignores
+    # SIGTERM would stall it. Kill those first; `up` then recreates them at once.
+    replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
+    first = act.stop_methods(found.stack, project.config, found.containers, replaced)
+    act.kill(compose, [name for name, m in first.items() if m.kind == "kill"])
     act.converge(compose)
     after = by_service(project_containers(compose))
     wanted = plan.with_action(RESTART, REBUILD, RECREATE)
@@ -246,9 +272,73 @@ def _apply(
             outcomes[name].action = "recreated"
     methods = act.stop_methods(found.stack, project.config, after, stale)
     act.restart(compose, methods)
-    for name, method in methods.items():
+    for name, method in {**first, **methods}.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+
+
+def repair(
+    project: Project,
+    found: Detected,
+    checked: verify.Verification,
+    names: list[str],
+    timeout: float,
+) -> None:
+    """Remove stale bytecode the host holds for the stale services, then recreate them from
+    their images (a recreated container drops whatever was written into it)."""
+    compose = project.compose
+    host_pycs = [
+        (host, "stale")
+        for v in checked.stale
+        for path, _ in v.problems
+        if path.endswith((".pyc", ".pyo"))
+        for host in [verify.host_path(found.stack.services[v.service], path)]
+        if host is not None
+    ]
+    bytecode.remove(host_pycs, roots=list(found.roots.roots))
+    current = by_service(project_containers(compose))
+    methods = act.stop_methods(found.stack, project.config, current, names)
+    act.kill(compose, [n for n, m in methods.items() if m.kind == "kill"])
+    docker.compose_step(
+        compose,
+        "up",
+        "--detach",
+        "--no-build",
+        "--force-recreate",
+        "--no-deps",
+        *names,
+        what="docker compose up --force-recreate",
+    )
+    wait_ready(
+        compose,
+        [found.stack.services[n] for n in names],
+        timeout=timeout,
+        probes=service_probes(project, found.stack),
+    )
+
+
+def run_verification(
+    found: Detected, cs: changes.ChangeSet, compose: docker.ComposeProject
+) -> verify.Verification:
+    return verify.verify(
+        found.stack.services,
+        sorted(found.python),
+        cs.files,
+        cs.entries,
+        by_service(project_containers(compose)),
+    )
+
+
+def verification_summary(checked: verify.Verification) -> str:
+    fresh = [v for v in checked.verdicts if v.state == verify.FRESH]
+    files = sum(v.checked for v in fresh)
+    text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in fresh)} pycs checked)"
+    if checked.stale:
+        text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
+    skipped = [v for v in checked.verdicts if v.state == verify.SKIPPED]
+    if skipped:
+        text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)
+    return text
 
 
 def service_probes(project: Project, stack: model.Stack) -> dict[str, probes.Probe]:

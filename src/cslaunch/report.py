@@ -10,6 +10,7 @@ from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
 from cslaunch.plan import LEAVE, Plan
 from cslaunch.ui import UI
+from cslaunch.verify import Verification
 
 JSON_SCHEMA_VERSION = 1
 
@@ -46,6 +47,7 @@ class LaunchReport:
     error: str | None = None
     changes: list[str] | None = None  # changed files; None without an index (first launch)
     up_to_date: bool = False  # nothing changed: nothing was restarted
+    verification: Verification | None = None
 
     @property
     def seconds(self) -> float:
@@ -81,6 +83,9 @@ class LaunchReport:
                 for o in self.services
             ],
             "url": self.url,
+            "verify": [v.to_json() for v in self.verification.verdicts]
+            if self.verification
+            else None,
             "error": self.error,
         }
 
@@ -155,6 +160,10 @@ def render(ui: UI, report: LaunchReport) -> None:
         )
         if report.url:
             ui.echo(f"  App: {ui.style(report.url, fg='cyan')}")
+    for v in report.verification.stale if report.verification else []:
+        ui.echo(ui.style(f"STALE {v.service}:", fg="red", bold=True), err=True)
+        for path, reason in v.problems[:10]:
+            ui.echo(f"  {path}: {reason}", err=True)
     for o in report.services:
         if o.logs:
             ui.echo(ui.style(f"--- last log lines of {o.service} ---", bold=True), err=True)
@@ -210,3 +219,16 @@ def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
         ui.echo(ui.style(text, fg=colour) if colour else text)
     if plan.noop:
         ui.echo("Nothing to do: `cslaunch up` would only check health.")
+
+
+def render_verification(ui: UI, checked: Verification) -> None:
+    width = max((len(v.service) for v in checked.verdicts), default=7)
+    for v in checked.verdicts:
+        colour = {"fresh": "green", "stale": "red"}.get(v.state, "yellow")
+        what = f"{v.checked} files, {v.pycs} pycs, {v.seconds * 1000:.0f} ms" if v.checked else ""
+        ui.echo(
+            ui.style(f"  {v.service:<{width}}  {v.state.upper():<8}", fg=colour)
+            + f" {v.detail}  {what}".rstrip()
+        )
+        for path, reason in v.problems[:20]:
+            ui.echo(f"      {path}: {reason}")

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from cslaunch.context import DockerIgnore, copied_filter, copy_sources, parse_dockerignore
+from cslaunch.context import CopyRule, DockerIgnore, copied_filter, copy_rules, parse_dockerignore
 from cslaunch.scan import Tree
 
 DEFAULT_SOURCE_PATTERNS = ("*.py",)
@@ -57,6 +57,7 @@ class ServiceFiles:
     copied: Callable[[str], bool]  # context-relative path -> taken by COPY/ADD
     ignore: DockerIgnore
     source_patterns: tuple[str, ...]
+    copies: tuple[CopyRule, ...] | None = None  # the Dockerfile's COPY/ADD; None: not followed
 
     def is_source(self, rel_name: str) -> bool:
         name = rel_name.rsplit("/", 1)[-1]
@@ -102,6 +103,7 @@ def service_files(
     dockerignore_text: str | None,
     source_patterns: Sequence[str] = DEFAULT_SOURCE_PATTERNS,
 ) -> ServiceFiles:
+    rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
         f for f in bind_files if os.path.splitext(f)[1].lower() in CONFIG_SUFFIXES
     )
@@ -111,9 +113,10 @@ def service_files(
         bind_files=tracked_files,
         context=context,
         dockerfile=dockerfile,
-        copied=copied_filter(copy_sources(dockerfile_text)),
+        copied=copied_filter(None if rules is None else [r.src for r in rules]),
         ignore=parse_dockerignore(dockerignore_text),
         source_patterns=tuple(dict.fromkeys([*DEFAULT_SOURCE_PATTERNS, *source_patterns])),
+        copies=tuple(rules) if rules is not None else None,
     )
 
 
