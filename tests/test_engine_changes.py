@@ -170,3 +170,47 @@ def test_deleted_module_with_legacy_pyc_no_longer_imports(stack: TestStack) -> N
     assert not (stack.dir / "backend/src/app/extra.pyc").exists()
     ghost = stack.compose(*probe, check=False)
     assert ghost.returncode != 0 and "ModuleNotFoundError" in ghost.stderr
+
+
+def test_host_frontend_build_runs_when_its_sources_change(stack: TestStack) -> None:
+    """[tool.cslaunch.frontend]: a bundle built on the host and served from a bind mount."""
+    (stack.dir / "frontend/dist").mkdir()
+    port = stack.ports["FRONTEND_PORT"] + 1 if stack.ports["FRONTEND_PORT"] < 65000 else 1026
+    (stack.dir / "static.yml").write_text(
+        "services:\n"
+        "  static:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        f"    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1, -d, /srv]\n"
+        "    volumes: ['./frontend/dist:/srv:ro']\n"
+    )
+    (stack.dir / "cslaunch.toml").write_text(
+        "compose_files = ['docker-compose.yml', 'static.yml']\n"
+        "[frontend]\n"
+        "build = ['python3', 'build.py', 'src', 'dist']\n"
+        "cwd = 'frontend'\n"
+        "sources = ['frontend/src', 'frontend/build.py']\n"
+        "output = 'frontend/dist'\n"
+    )
+    stack.files = ("docker-compose.yml", "static.yml")
+    stack.ports["STATIC_PORT"] = port
+    report = launched(stack)
+    assert any(s["name"] == "frontend build" for s in report["steps"])
+
+    def bundle() -> str:
+        index = stack.get("/", "STATIC_PORT")
+        return str(stack.get("/" + index.split('src="', 1)[1].split('"', 1)[0], "STATIC_PORT"))
+
+    assert "frontend v1" in bundle()
+    assert not any(s["name"] == "frontend build" for s in launched(stack)["steps"])  # no change
+
+    app_js = stack.dir / "frontend/src/app.js"
+    app_js.write_text(app_js.read_text().replace("frontend v1", "frontend v5"))
+    report = launched(stack)
+    assert any(s["name"] == "frontend build" for s in report["steps"])
+    assert "frontend v5" in bundle()
+
+    (stack.dir / "frontend/build.py").write_text("raise SystemExit('bundler exploded')\n")
+    failed = stack.cslaunch()
+    assert failed.returncode == 1
+    assert "frontend build failed" in failed.stderr and "bundler exploded" in failed.stderr

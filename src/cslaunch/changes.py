@@ -76,6 +76,7 @@ def detect(
     python_roots: Collection[Path],
     *,
     source_patterns: Collection[str] = (),
+    extra_sources: Collection[Path] = (),
     use_index: bool = True,
     rehash: bool = False,
 ) -> ChangeSet:
@@ -87,6 +88,9 @@ def detect(
     # Python roots are walked for their sources and bytecode even where no bind tracks them
     # (python_roots configured by hand).
     trees += [scan.Tree(str(r), _is_python_source) for r in python_roots]
+    # Inputs of a host-side frontend build: every file counts.
+    trees += [scan.Tree(str(p), _any_file) for p in extra_sources if p.is_dir()]
+    singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]
     old = index.load(root) if use_index else None
     result = scan.scan(trees, singles)
     changes, entries = index.compare(old, result, rehash=rehash)
@@ -99,6 +103,10 @@ def detect(
 
 def _is_python_source(rel: str) -> bool:
     return rel.endswith(".py")
+
+
+def _any_file(rel: str) -> bool:
+    return True
 
 
 def refresh_mtimes(cs: ChangeSet) -> list[str]:

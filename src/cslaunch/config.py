@@ -7,6 +7,7 @@ so a typo is an error that names the key, not a setting silently ignored.
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,16 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class FrontendConfig:
+    """A bundle built on the host (`npm run build`) when its sources changed."""
+
+    build: tuple[str, ...]  # the command, as a list of arguments (no shell)
+    cwd: Path
+    sources: tuple[Path, ...]
+    output: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None  # the file it came from, for messages
     compose_files: tuple[str, ...] = ()
@@ -44,6 +55,7 @@ class Config:
     url: str | None = None
     timeout: float = 120.0
     source_patterns: tuple[str, ...] = ()  # more than *.py in bind-mounted code trees
+    frontend: FrontendConfig | None = None
     services: dict[str, ServiceConfig] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
@@ -181,7 +193,42 @@ def parse_config(
         url=url,
         timeout=float(timeout) if timeout is not None else Config.timeout,
         source_patterns=str_list(table, "source_patterns", "source_patterns") or (),
+        frontend=_frontend(get(table, "frontend", dict, "frontend"), base, fail),
         services=services,
+    )
+
+
+def _frontend(table: dict[str, Any] | None, base: Path, fail: Any) -> FrontendConfig | None:
+    if table is None:
+        return None
+    _reject_unknown(table, FRONTEND_KEYS, fail, "frontend.")
+    build = table.get("build")
+    if isinstance(build, str) and build.strip():
+        try:
+            words = tuple(shlex.split(build))
+        except ValueError as e:
+            raise fail("frontend.build", f"cannot split into arguments: {e}") from None
+    elif isinstance(build, list) and build and all(isinstance(w, str) and w for w in build):
+        words = tuple(build)
+    else:
+        raise fail("frontend.build", "expected a command: a string or a list of arguments")
+    sources = table.get("sources")
+    if (
+        not isinstance(sources, list)
+        or not sources
+        or not all(isinstance(s, str) and s for s in sources)
+    ):
+        raise fail("frontend.sources", "expected a list of paths whose changes need a build")
+    cwd, output = table.get("cwd", "."), table.get("output")
+    if not isinstance(cwd, str):
+        raise fail("frontend.cwd", "expected a path")
+    if output is not None and not isinstance(output, str):
+        raise fail("frontend.output", "expected a path")
+    return FrontendConfig(
+        build=words,
+        cwd=base / cwd,
+        sources=tuple(base / s for s in sources),
+        output=base / output if output else None,
     )
 
 
@@ -194,9 +241,11 @@ TOP_KEYS = frozenset(
         "url",
         "timeout",
         "source_patterns",
+        "frontend",
         "services",
     }
 )
+FRONTEND_KEYS = frozenset({"build", "cwd", "sources", "output"})
 SERVICE_KEYS = frozenset({"python", "stop", "grace", "health", "health_status"})
 
 

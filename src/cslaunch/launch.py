@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cslaunch import act, bytecode, changes, docker, index, model, probes, verify
+from cslaunch import act, bytecode, changes, docker, frontend, index, model, probes, verify
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
@@ -108,6 +108,7 @@ def change_set(project: Project, found: Detected, *, full: bool = False) -> chan
         found.python,
         found.roots.roots,
         source_patterns=project.config.source_patterns,
+        extra_sources=project.config.frontend.sources if project.config.frontend else (),
         use_index=not full,
     )
 
@@ -147,6 +148,14 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
     with _step(ui, report, "changes") as st:
         cs, plan = compute(project, found, options)
         st.summary = _changes_summary(cs)
+    bundle = project.config.frontend
+    why = frontend.build_reason(bundle, cs) if bundle else None
+    if bundle and why:
+        with _step(ui, report, "frontend build") as st:
+            frontend.build(bundle)
+            # The build wrote its output: see it as a change like any other.
+            cs, plan = compute(project, found, options)
+            st.summary = f"{' '.join(bundle.build)} ({why})"
     outcomes = {
         p.service: ServiceOutcome(p.service, p.action, p.reason, p.build, files=list(p.files))
         for p in plan.services
