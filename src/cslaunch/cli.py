@@ -205,6 +205,59 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
         raise errors.LaunchFailed(report.error or "launch failed", reported=True)
 
 
+def watch_options(f: F) -> F:
+    options = [
+        click.option(
+            "--poll",
+            is_flag=True,
+            help="Poll for changes instead of file events (WSL2 /mnt, shares).",
+        ),
+        click.option(
+            "--poll-interval",
+            type=click.FloatRange(min=0.05),
+            default=0.5,
+            show_default=True,
+            metavar="SECONDS",
+            help="Time between polls.",
+        ),
+        click.option(
+            "--recheck",
+            type=click.FloatRange(min=1),
+            default=30,
+            show_default=True,
+            metavar="SECONDS",
+            help="Re-check file contents this often even without events.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@up_options
+@watch_options
+@click.pass_context
+def watch(
+    ctx: click.Context, /, poll: bool, poll_interval: float, recheck: float, **opts: Any
+) -> None:
+    """Launch, then relaunch what each batch of saves changed, until Ctrl-C.
+
+    Never two launches at once: saves made during a launch go into the next one. A failed
+    launch says why and keeps watching. Ctrl-C stops watching and leaves the stack running.
+    """
+    g = _globals(ctx, **opts)
+    from cslaunch import watch as watch_mod  # watchfiles loads a native module: only here
+
+    watch_mod.run(
+        g.project(),
+        g.launch_options(),
+        watch_mod.WatchOptions(poll=poll, poll_interval=poll_interval, recheck=recheck),
+        g.ui(),
+    )
+
+
 @cli.command(context_settings=CONTEXT)
 @common_options
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))

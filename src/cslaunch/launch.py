@@ -344,6 +344,9 @@ def verification_summary(checked: verify.Verification) -> str:
     text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in fresh)} pycs checked)"
     if checked.stale:
         text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
+    pending = {p for v in checked.verdicts for p in v.pending}
+    if pending:
+        text += f"; {len(pending)} file(s) edited during the launch: the next launch takes them"
     skipped = [v for v in checked.verdicts if v.state == verify.SKIPPED]
     if skipped:
         text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)

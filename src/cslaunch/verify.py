@@ -26,6 +26,7 @@ from cslaunch.containers import Container
 from cslaunch.context import image_path
 from cslaunch.index import Entry
 from cslaunch.model import Service
+from cslaunch.scan import FileStat, stat_of
 from cslaunch.track import ServiceFiles
 
 FRESH, STALE, SKIPPED = "fresh", "stale", "skipped"
@@ -40,6 +41,16 @@ class Target:
     container: str
     digest: str
     changed_ns: int
+    stat: FileStat  # as the launch saw it
+
+
+def changed_since_scan(target: Target) -> bool:
+    """Edited after the launch looked: not what this launch applied, so not its verdict
+    (the next launch, or watch, picks it up)."""
+    try:
+        return stat_of(os.lstat(target.host)) != target.stat
+    except OSError:
+        return True
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Verdict:
     pycs: int = 0
     seconds: float = 0.0
     detail: str = ""
+    pending: tuple[str, ...] = ()  # host files edited during the launch: not checked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,7 @@ class Verdict:
             "pycs": self.pycs,
             "seconds": round(self.seconds, 3),
             "detail": self.detail,
+            "pending": list(self.pending),
         }
 
 
@@ -74,7 +87,7 @@ def targets(service: Service, files: ServiceFiles, entries: Mapping[str, Entry])
             if path.startswith(prefix) and path.endswith(".py"):
                 rel = path[len(prefix) :].replace(os.sep, "/")
                 inside = posixpath.join(bind.target, rel)
-                found[inside] = Target(path, inside, entry.digest, entry.changed_ns)
+                found[inside] = Target(path, inside, entry.digest, entry.changed_ns, entry.stat)
     if files.context and files.copies is not None:
         prefix = files.context.rstrip("/\\") + os.sep
         targets_hidden = [b.target.rstrip("/") + "/" for b in service.binds]
@@ -89,7 +102,9 @@ def targets(service: Service, files: ServiceFiles, entries: Mapping[str, Entry])
             baked_at = image_path(list(files.copies), rel)
             if baked_at is None or any(baked_at.startswith(t) for t in targets_hidden):
                 continue  # not followed, or hidden under a bind mount
-            found.setdefault(baked_at, Target(path, baked_at, entry.digest, entry.changed_ns))
+            found.setdefault(
+                baked_at, Target(path, baked_at, entry.digest, entry.changed_ns, entry.stat)
+            )
     return sorted(found.values(), key=lambda t: t.container)
 
 
@@ -119,8 +134,10 @@ def started_too_early(container: Container, wanted: Sequence[Target]) -> tuple[s
     return None
 
 
-def verify_service(service: str, container: Container, wanted: Sequence[Target]) -> Verdict:
+def verify_service(service: str, container: Container, targets: Sequence[Target]) -> Verdict:
     start = time.monotonic()
+    pending = tuple(t.host for t in targets if changed_since_scan(t))
+    wanted = [t for t in targets if t.host not in pending]
     request = json.dumps({"files": [[t.container, t.digest] for t in wanted]})
     script = PROBE.read_text(encoding="utf-8")
     result = None
@@ -136,7 +153,13 @@ def verify_service(service: str, container: Container, wanted: Sequence[Target])
     took = time.monotonic() - start
     if result.returncode != 0:
         why = docker.first_error_line(result.stderr)
-        return Verdict(service, SKIPPED, seconds=took, detail=f"cannot run Python in it: {why}")
+        return Verdict(
+            service,
+            SKIPPED,
+            seconds=took,
+            detail=f"cannot run Python in it: {why}",
+            pending=pending,
+        )
     data = json.loads(result.stdout)
     problems = [(p, r) for p, r in data["problems"]]
     late = started_too_early(container, wanted)
@@ -151,6 +174,7 @@ def verify_service(service: str, container: Container, wanted: Sequence[Target])
         int(data["pycs"]),
         took,
         f"Python {data['python']}",
+        pending,
     )
 
 
