@@ -145,3 +145,14 @@ def test_clean_command_uses_derived_roots(stack: TestStack) -> None:
     assert real.returncode == 0, real.stderr
     assert not (stack.dir / "backend/src/app/__pycache__").exists()
     assert "removed" in real.stdout
+
+
+def test_logs_show_what_the_last_launch_restarted(stack: TestStack) -> None:
+    launched(stack)
+    (stack.dir / GREETING).write_text((stack.dir / GREETING).read_text().replace("v1", "v6"))
+    launched(stack)
+    result = stack.cslaunch("logs", "--no-follow", "-n", "20")
+    assert result.returncode == 0, result.stderr
+    assert "backend, worker1, worker2" in result.stdout
+    assert "backend listening" in result.stdout
+    assert "redis-1" not in result.stdout  # left alone by the launch, so not shown

@@ -14,10 +14,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from cslaunch import __version__, bytecode, errors
+from cslaunch import __version__, bytecode, docker, errors
 from cslaunch import doctor as doctor_mod
 from cslaunch import status as status_mod
 from cslaunch.launch import (
+    LAST_LAUNCH,
     LaunchOptions,
     change_set,
     compute,
@@ -38,6 +39,7 @@ from cslaunch.report import (
     render_verification,
     show_skipped,
 )
+from cslaunch.state import read_json
 from cslaunch.ui import UI
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -393,6 +395,36 @@ def doctor(ctx: click.Context, /, **opts: Any) -> None:
     code = doctor_mod.exit_code(found)
     if code:
         raise errors.CslaunchError("doctor found errors", reported=True).with_code(code)
+
+
+@cli.command(context_settings=CONTEXT)
+@common_options
+@click.argument("services", nargs=-1)
+@click.option("-n", "--tail", default=50, show_default=True, help="Lines of history first.")
+@click.option("--no-follow", is_flag=True, help="Print and exit instead of following.")
+@click.pass_context
+def logs(
+    ctx: click.Context, /, services: tuple[str, ...], tail: int, no_follow: bool, **opts: Any
+) -> None:
+    """Follow the logs of the services the last launch restarted (or of SERVICES)."""
+    g = _globals(ctx, **opts)
+    project = g.project()
+    chosen = list(services)
+    if not chosen:
+        last = read_json(project.root, LAST_LAUNCH) or {}
+        chosen = [s for s in last.get("services", []) if isinstance(s, str)]
+        if chosen:
+            g.ui().line(f"logs of what the last launch restarted: {', '.join(chosen)}")
+    args = ["logs", "--tail", str(tail), *([] if no_follow else ["--follow"]), *chosen]
+    # The user's terminal gets Compose's own output, colours and all; Ctrl-C ends it.
+    try:
+        code = docker.run(
+            project.compose.argv(*args), cwd=project.compose.directory, capture=False
+        ).returncode
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise errors.ComposeError("docker compose logs failed", reported=True).with_code(code)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch.scan import FileStat, Scan
-from cslaunch.state import state_dir
+from cslaunch.state import write_json
 
 VERSION = 2
 INDEX_FILE = "index.json"
@@ -155,31 +154,23 @@ def load(root: Path) -> Index | None:
 
 
 def save(root: Path, index: Index) -> None:
-    """Atomically: a reader sees the old index or the new one, never half of one."""
-    directory = state_dir(root)
-    data = {
-        "version": VERSION,
-        "scanned_ns": index.scanned_ns,
-        "services": index.services,
-        "files": {
-            path: [
-                e.stat.mtime_ns,
-                e.stat.ctime_ns,
-                e.stat.size,
-                e.stat.ino,
-                e.digest,
-                e.changed_ns,
-            ]
-            for path, e in sorted(index.files.items())
+    write_json(
+        root,
+        INDEX_FILE,
+        {
+            "version": VERSION,
+            "scanned_ns": index.scanned_ns,
+            "services": index.services,
+            "files": {
+                path: [
+                    e.stat.mtime_ns,
+                    e.stat.ctime_ns,
+                    e.stat.size,
+                    e.stat.ino,
+                    e.digest,
+                    e.changed_ns,
+                ]
+                for path, e in sorted(index.files.items())
+            },
         },
-    }
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / INDEX_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    )

@@ -19,11 +19,13 @@ from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
+from cslaunch.state import write_json
 from cslaunch.stop import StopMethod
 from cslaunch.ui import UI, StepResult
 from cslaunch.wait import FAILED, Readiness, wait_ready
 
 LOG_LINES = 30
+LAST_LAUNCH = "last-launch.json"  # what the last launch restarted, for `cslaunch logs`
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
         # Only a launch that fully worked moves the index on: after a failure the next run
         # sees the same changes and does again what is needed.
         index.save(project.root, cs.new_index())
+    write_json(project.root, LAST_LAUNCH, {"services": touched, "ok": report.ok})
     return report
 
 
