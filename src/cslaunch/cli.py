@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from cslaunch import __version__, bytecode, docker, errors
+from cslaunch import __version__, bytecode, docker, errors, model
 from cslaunch import doctor as doctor_mod
 from cslaunch import status as status_mod
 from cslaunch.launch import (
@@ -425,6 +425,30 @@ def logs(
         code = 0
     if code:
         raise errors.ComposeError("docker compose logs failed", reported=True).with_code(code)
+
+
+@cli.command(name="init", context_settings=CONTEXT)
+@common_options
+@click.option("--print", "to_stdout", is_flag=True, help="Print it instead of writing a file.")
+@click.option(
+    "--pyproject",
+    is_flag=True,
+    help="Add a [tool.cslaunch] section to pyproject.toml instead of cslaunch.toml.",
+)
+@click.pass_context
+def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts: Any) -> None:
+    """Write a commented configuration showing what cslaunch derived from the Compose model."""
+    from cslaunch import init as init_mod
+
+    g = _globals(ctx, **opts)
+    project = g.project()
+    found = detect(project, containers=False)
+    text = init_mod.render(found, project.root, model.app_url(found.stack, project.config))
+    if to_stdout:
+        click.echo(text, nl=False)
+        return
+    path = init_mod.write(project.root, text, pyproject=pyproject)
+    g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")
 
 
 @cli.command(context_settings=CONTEXT)
