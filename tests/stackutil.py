@@ -135,6 +135,38 @@ class TestStack:
             raise AssertionError(f"docker compose {' '.join(args)} failed:\n{result.stderr}")
         return result
 
+    def launched(self, *args: str) -> dict[str, Any]:
+        """`cslaunch --json ARGS`, which must succeed: its report."""
+        result = self.cslaunch("--json", *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        report: dict[str, Any] = json.loads(result.stdout)
+        assert report["ok"] is True
+        return report
+
+    def add_baked_service(self, context: str = "baked") -> tuple[str, ...]:
+        """A Python service whose code is COPYed into its image, with no bind mount (by default
+        its own copy of the backend in ./baked). Returns the -f arguments that include it."""
+        if context == "baked":
+            shutil.copytree(
+                self.dir / "backend",
+                self.dir / "baked",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        self.ports["BAKED_PORT"] = port = free_port()
+        (self.dir / "baked.yml").write_text(
+            "services:\n"
+            "  baked:\n"
+            f"    build: {{context: ./{context}, network: host,"
+            " args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+            "    network_mode: host\n"
+            "    command: [python3, -m, app.server]\n"
+            "    environment:\n"
+            f"      BACKEND_PORT: '{port}'\n"
+            "      REDIS_URL: redis://127.0.0.1:${REDIS_PORT}/0\n"
+        )
+        self.files = ("docker-compose.yml", "baked.yml")
+        return ("-f", "docker-compose.yml", "-f", "baked.yml")
+
     def down(self) -> None:
         self.compose("down", "-v", "--rmi", "local", "--remove-orphans", "-t", "0", check=False)
 

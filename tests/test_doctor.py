@@ -469,7 +469,7 @@ def test_diagnose_orders_errors_first_and_fails_the_exit_code() -> None:
     severities = [f.severity for f in findings]
     assert severities == sorted(severities, key=["error", "warning", "info"].index)
     assert findings[0].code == doctor.BIND_HIDDEN
-    assert doctor.exit_code(findings) == doctor.EXIT_ERRORS == 8
+    assert doctor.exit_code(findings) == doctor.EXIT_ERRORS == 9
     warnings_only = [f for f in findings if f.severity != doctor.ERROR]
     assert doctor.exit_code(warnings_only) == 0
     assert doctor.exit_code([]) == 0

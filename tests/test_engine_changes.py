@@ -16,14 +16,6 @@ GREETING = Path("backend/src/app/greeting.py")
 ALL = ("backend", "frontend", "redis", "worker1", "worker2")
 
 
-def launched(stack: TestStack, *args: str) -> dict:
-    result = stack.cslaunch("--json", *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report: dict = json.loads(result.stdout)
-    assert report["ok"] is True
-    return report
-
-
 def started(stack: TestStack, *services: str) -> dict[str, str]:
     return {s: stack.started_at(s) for s in services}
 
@@ -33,12 +25,12 @@ def actions(report: dict) -> dict[str, str]:
 
 
 def test_stat_preserving_edit_restarts_only_the_code_services(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     assert stack.greet() == "hello from v1, t"
     before = started(stack, *ALL)
     edit_keeping_stat(stack.dir / GREETING, "hello from v1", "hello from v2")
 
-    report = launched(stack)
+    report = stack.launched()
     assert report["changes"] == [str(stack.dir / GREETING)]
     assert actions(report) == {
         "backend": "restart",
@@ -56,13 +48,13 @@ def test_stat_preserving_edit_restarts_only_the_code_services(stack: TestStack) 
 
 
 def test_touch_and_noop_restart_nothing(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     pycache = stack.dir / "backend/src/app/__pycache__"
     kept = sorted(p.name for p in pycache.glob("*.pyc"))
     before = started(stack, *ALL)
     os.utime(stack.dir / GREETING)  # touch: new mtime, same content
 
-    report = launched(stack)
+    report = stack.launched()
     assert report["up_to_date"] is True
     assert set(actions(report).values()) == {"leave"}
     assert started(stack, *ALL) == before
@@ -73,34 +65,15 @@ def test_touch_and_noop_restart_nothing(stack: TestStack) -> None:
 
 
 def test_baked_service_change_rebuilds_only_it(stack: TestStack) -> None:
-    baked_port = stack.ports["BACKEND_PORT"] + 1 if stack.ports["BACKEND_PORT"] < 65000 else 1025
-    (stack.dir / "baked.yml").write_text(
-        "services:\n"
-        "  baked:\n"
-        "    build: {context: ./baked, network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
-        "    network_mode: host\n"
-        "    command: [python3, -m, app.server]\n"
-        "    environment:\n"
-        f"      BACKEND_PORT: '{baked_port}'\n"
-        "      REDIS_URL: redis://127.0.0.1:${REDIS_PORT}/0\n"
-    )
-    # Its own copy of the backend code, COPYed into the image and not mounted.
-    import shutil
-
-    shutil.copytree(
-        stack.dir / "backend", stack.dir / "baked", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    stack.ports["BAKED_PORT"] = baked_port
-    files = ("-f", "docker-compose.yml", "-f", "baked.yml")
-    stack.files = ("docker-compose.yml", "baked.yml")
-    launched(stack, *files)
+    files = stack.add_baked_service()  # its own copy of the code, COPYed, not mounted
+    stack.launched(*files)
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
     others = ("backend", "frontend", "redis", "worker1", "worker2")
     before = started(stack, *others)
 
     # mtime and size kept: BuildKit alone would reuse its cached copy of the file.
     edit_keeping_stat(stack.dir / "baked/src/app/greeting.py", "hello from v1", "hello from v4")
-    report = launched(stack, *files)
+    report = stack.launched(*files)
     assert actions(report)["baked"] == "rebuild"
     assert {n: a for n, a in actions(report).items() if n != "baked"} == dict.fromkeys(
         others, "leave"
@@ -110,10 +83,10 @@ def test_baked_service_change_rebuilds_only_it(stack: TestStack) -> None:
 
 
 def test_requirements_change_rebuilds_and_env_change_recreates(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     reqs = stack.dir / "backend/requirements.txt"
     reqs.write_text(reqs.read_text() + "# pinned later\n")
-    report = launched(stack)
+    report = stack.launched()
     acts = actions(report)
     assert acts["backend"] == acts["worker1"] == acts["worker2"] == "rebuild"
     assert acts["frontend"] == acts["redis"] == "leave"
@@ -130,7 +103,7 @@ def test_requirements_change_rebuilds_and_env_change_recreates(stack: TestStack)
         )
     )
     before = started(stack, "worker1", "backend")
-    report = launched(stack)
+    report = stack.launched()
     acts = actions(report)
     assert acts["worker2"] == "recreate"
     assert acts["worker1"] == acts["backend"] == "leave"
@@ -140,10 +113,10 @@ def test_requirements_change_rebuilds_and_env_change_recreates(stack: TestStack)
 
 
 def test_frontend_source_change_serves_new_bundle(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     app_js = stack.dir / "frontend/src/app.js"
     app_js.write_text(app_js.read_text().replace("frontend v1", "frontend v9"))
-    report = launched(stack)
+    report = stack.launched()
     acts = actions(report)
     assert acts["frontend"] == "rebuild"
     assert acts["backend"] == "leave"
@@ -155,7 +128,7 @@ def test_frontend_source_change_serves_new_bundle(stack: TestStack) -> None:
 def test_deleted_module_with_legacy_pyc_no_longer_imports(stack: TestStack) -> None:
     extra = stack.dir / "backend/src/app/extra.py"
     extra.write_text("VALUE = 42\n")
-    launched(stack)
+    stack.launched()
     # A legacy (PEP 3147 "sourceless") pyc beside the source, as Python 2-era tools wrote.
     stack.compose(
         "exec", "-T", "backend", "python3", "-m", "compileall", "-b", "-q", "/app/src/app/extra.py"
@@ -165,7 +138,7 @@ def test_deleted_module_with_legacy_pyc_no_longer_imports(stack: TestStack) -> N
     probe = ("exec", "-T", "backend", "python3", "-c", "import app.extra as e; print(e.VALUE)")
     assert stack.compose(*probe).stdout.strip() == "42"  # the ghost module still imports
 
-    report = launched(stack)
+    report = stack.launched()
     assert report["bytecode"]["files"] >= 1
     assert not (stack.dir / "backend/src/app/extra.pyc").exists()
     ghost = stack.compose(*probe, check=False)
@@ -194,7 +167,7 @@ def test_host_frontend_build_runs_when_its_sources_change(stack: TestStack) -> N
     )
     stack.files = ("docker-compose.yml", "static.yml")
     stack.ports["STATIC_PORT"] = port
-    report = launched(stack)
+    report = stack.launched()
     assert any(s["name"] == "frontend build" for s in report["steps"])
 
     def bundle() -> str:
@@ -202,11 +175,11 @@ def test_host_frontend_build_runs_when_its_sources_change(stack: TestStack) -> N
         return str(stack.get("/" + index.split('src="', 1)[1].split('"', 1)[0], "STATIC_PORT"))
 
     assert "frontend v1" in bundle()
-    assert not any(s["name"] == "frontend build" for s in launched(stack)["steps"])  # no change
+    assert not any(s["name"] == "frontend build" for s in stack.launched()["steps"])  # no change
 
     app_js = stack.dir / "frontend/src/app.js"
     app_js.write_text(app_js.read_text().replace("frontend v1", "frontend v5"))
-    report = launched(stack)
+    report = stack.launched()
     assert any(s["name"] == "frontend build" for s in report["steps"])
     assert "frontend v5" in bundle()
 

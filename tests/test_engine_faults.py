@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,18 +17,11 @@ from tests.stackutil import TestStack
 pytestmark = pytest.mark.engine
 
 
-def launched(stack: TestStack, *args: str) -> dict:
-    result = stack.cslaunch("--json", *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report: dict = json.loads(result.stdout)
-    return report
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_launch_exits_130_and_the_next_run_redoes_it(
     stack: TestStack, signum: int
 ) -> None:
-    launched(stack)
+    stack.launched()
     before = index.load(stack.dir)
     assert before is not None
     greeting = stack.dir / "backend/src/app/greeting.py"
@@ -56,7 +48,7 @@ def test_interrupt_mid_launch_exits_130_and_the_next_run_redoes_it(
     after = index.load(stack.dir)
     assert after is not None and after.scanned_ns == before.scanned_ns  # not advanced
 
-    report = launched(stack, "--no-wait")  # the lock was released
+    report = stack.launched("--no-wait")  # the lock was released
     assert str(greeting) in report["changes"]  # the change is still seen, and applied
     assert stack.greet() == "hello from v2, t"
 
@@ -104,5 +96,5 @@ def test_hostile_service_name_cannot_inject(stack: TestStack, tmp_path: Path) ->
         f"    command: [python3, -c, 'import time; time.sleep(600)', '$(touch {marker})']\n"
     )
     stack.files = ("docker-compose.yml", "odd.yml")
-    launched(stack, "-f", "docker-compose.yml", "-f", "odd.yml")
+    stack.launched("-f", "docker-compose.yml", "-f", "odd.yml")
     assert not marker.exists()

@@ -15,16 +15,8 @@ pytestmark = pytest.mark.engine
 GREETING = Path("backend/src/app/greeting.py")
 
 
-def launched(stack: TestStack, *args: str) -> dict:
-    result = stack.cslaunch("--json", *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report: dict = json.loads(result.stdout)
-    assert report["ok"] is True
-    return report
-
-
 def test_start_then_stale_bytecode_is_invalidated(stack: TestStack) -> None:
-    report = launched(stack)
+    report = stack.launched()
     assert report["mode"] == "start"
     assert {s["name"]: s["state"] for s in report["services"]} == dict.fromkeys(
         ["backend", "frontend", "redis", "worker1", "worker2"], "ready"
@@ -44,7 +36,7 @@ def test_start_then_stale_bytecode_is_invalidated(stack: TestStack) -> None:
     assert stack.greet() == "hello from v1, t"
     assert stack.run_job() == "hello from v1, t"
 
-    report = launched(stack)
+    report = stack.launched()
     assert report["mode"] == "relaunch"
     assert report["bytecode"]["files"] >= 1
     assert stack.greet() == "hello from v2, t"
@@ -57,23 +49,8 @@ def test_start_then_stale_bytecode_is_invalidated(stack: TestStack) -> None:
 def test_baked_in_service_serves_new_code(stack: TestStack) -> None:
     """A Python service whose code is COPYed into its image (no bind mount) and the frontend
     bundle built in its image: both serve the new code after cslaunch."""
-    port = stack.ports["BACKEND_PORT"] + 0
-    baked_port = port + 1 if port < 65000 else port - 1
-    (stack.dir / "baked.yml").write_text(
-        "services:\n"
-        "  baked:\n"
-        "    build: {context: ./backend, network: host,"
-        " args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
-        "    network_mode: host\n"
-        "    command: [python3, -m, app.server]\n"
-        "    environment:\n"
-        f"      BACKEND_PORT: '{baked_port}'\n"
-        "      REDIS_URL: redis://127.0.0.1:${REDIS_PORT}/0\n"
-    )
-    stack.ports["BAKED_PORT"] = baked_port
-    files = ("-f", "docker-compose.yml", "-f", "baked.yml")
-    stack.files = ("docker-compose.yml", "baked.yml")
-    launched(stack, *files)
+    files = stack.add_baked_service(context="backend")  # the backend, without its mount
+    stack.launched(*files)
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
     assert "frontend v1" in _bundle(stack)
 
@@ -84,7 +61,7 @@ def test_baked_in_service_serves_new_code(stack: TestStack) -> None:
     app_js = stack.dir / "frontend/src/app.js"
     app_js.write_text(app_js.read_text().replace("frontend v1", "frontend v2"))
 
-    report = launched(stack, *files)
+    report = stack.launched(*files)
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v3, b"
     assert "frontend v2" in _bundle(stack)
     actions = {s["name"]: s["action"] for s in report["services"]}
@@ -98,7 +75,7 @@ def _bundle(stack: TestStack) -> str:
 
 
 def test_syntax_error_fails_fast_and_names_the_service(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     path = stack.dir / GREETING
     path.write_text(path.read_text() + "\ndef broken(:\n")
     start = time.monotonic()
@@ -114,15 +91,15 @@ def test_syntax_error_fails_fast_and_names_the_service(stack: TestStack) -> None
 
 
 def test_stopped_stack_is_started(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     stack.compose("stop", "-t", "0")
-    report = launched(stack)
+    report = stack.launched()
     assert report["mode"] == "start"
     assert stack.greet() == "hello from v1, t"
 
 
 def test_status_reports_services(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     result = stack.cslaunch("status", "--json")
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)["services"]}
@@ -134,7 +111,7 @@ def test_status_reports_services(stack: TestStack) -> None:
 
 
 def test_clean_command_uses_derived_roots(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     assert list((stack.dir / "backend/src/app/__pycache__").glob("*.pyc"))
     dry = stack.cslaunch("clean", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
@@ -148,9 +125,9 @@ def test_clean_command_uses_derived_roots(stack: TestStack) -> None:
 
 
 def test_logs_show_what_the_last_launch_restarted(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     (stack.dir / GREETING).write_text((stack.dir / GREETING).read_text().replace("v1", "v6"))
-    launched(stack)
+    stack.launched()
     result = stack.cslaunch("logs", "--no-follow", "-n", "20")
     assert result.returncode == 0, result.stderr
     assert "backend, worker1, worker2" in result.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.engine
 GREETING = Path("backend/src/app/greeting.py")
 
 
-def launched(stack: TestStack, *args: str) -> dict:
-    result = stack.cslaunch("--json", *args)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report: dict = json.loads(result.stdout)
-    return report
-
-
 def verdicts(stack: TestStack, *args: str) -> tuple[int, dict[str, dict]]:
     result = stack.cslaunch("verify", "--json", *args)
     data = json.loads(result.stdout)
@@ -30,7 +22,7 @@ def verdicts(stack: TestStack, *args: str) -> tuple[int, dict[str, dict]]:
 
 
 def test_every_launch_verifies_and_verify_alone_agrees(stack: TestStack) -> None:
-    report = launched(stack)
+    report = stack.launched()
     states = {v["name"]: v["state"] for v in report["verify"]}
     assert states == dict.fromkeys(["backend", "frontend", "worker1", "worker2"], "fresh")
     code, found = verdicts(stack)
@@ -39,7 +31,7 @@ def test_every_launch_verifies_and_verify_alone_agrees(stack: TestStack) -> None
 
 
 def test_stale_pyc_and_old_process_are_found_then_fixed(stack: TestStack) -> None:
-    launched(stack)
+    stack.launched()
     edit_keeping_stat(stack.dir / GREETING, "hello from v1", "hello from v7")
 
     code, found = verdicts(stack)
@@ -51,7 +43,7 @@ def test_stale_pyc_and_old_process_are_found_then_fixed(stack: TestStack) -> Non
     assert "after the container started" in reasons  # the process predates the edit
     assert any(p["path"].endswith("greeting.cpython-311.pyc") for p in backend["problems"])
 
-    launched(stack)
+    stack.launched()
     code, found = verdicts(stack)
     assert code == 0, found
     assert stack.greet() == "hello from v7, t"
@@ -60,24 +52,8 @@ def test_stale_pyc_and_old_process_are_found_then_fixed(stack: TestStack) -> Non
 def test_old_file_copied_into_a_baked_container_is_stale_until_cslaunch(
     stack: TestStack, tmp_path: Path
 ) -> None:
-    shutil.copytree(
-        stack.dir / "backend", stack.dir / "baked", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    port = stack.ports["BACKEND_PORT"] + 1 if stack.ports["BACKEND_PORT"] < 65000 else 1025
-    (stack.dir / "baked.yml").write_text(
-        "services:\n"
-        "  baked:\n"
-        "    build: {context: ./baked, network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
-        "    network_mode: host\n"
-        "    command: [python3, -m, app.server]\n"
-        "    environment:\n"
-        f"      BACKEND_PORT: '{port}'\n"
-        "      REDIS_URL: redis://127.0.0.1:${REDIS_PORT}/0\n"
-    )
-    stack.files = ("docker-compose.yml", "baked.yml")
-    stack.ports["BAKED_PORT"] = port
-    files = ("-f", "docker-compose.yml", "-f", "baked.yml")
-    launched(stack, *files)
+    files = stack.add_baked_service()
+    stack.launched(*files)
 
     old = tmp_path / "greeting.py"
     old.write_text((stack.dir / "baked/src/app/greeting.py").read_text().replace("v1", "v0"))
@@ -91,7 +67,7 @@ def test_old_file_copied_into_a_baked_container_is_stale_until_cslaunch(
         "/app/src/app/greeting.py"
     ] == "differs from the host's file"
 
-    report = launched(stack, *files)  # nothing changed on disk: verification finds it, repairs
+    report = stack.launched(*files)  # nothing changed on disk: verification finds it, repairs
     assert any(s["name"] == "repair" for s in report["steps"])
     assert {v["name"]: v["state"] for v in report["verify"]}["baked"] == "fresh"
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"

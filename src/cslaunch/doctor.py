@@ -35,7 +35,7 @@ from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
 from cslaunch.model import Bind, Service
 from cslaunch.project import Project
-from cslaunch.stop import DEFAULT_GRACE, sigterm_caught
+from cslaunch.stop import DEFAULT_GRACE, pid1_status, sigterm_caught
 from cslaunch.ui import UI
 
 SCHEMA_VERSION = 1
@@ -924,7 +924,7 @@ def gather(project: Project) -> Facts:
             for rule in (raw.get("develop") or {}).get("watch") or []
             if "sync" in str(rule.get("action", "")) and rule.get("target")
         )
-        text = _dockerfile(service)
+        text = launch.dockerfile_text(service)
         if text is not None:
             dockerfiles[name] = text
 
@@ -1031,47 +1031,14 @@ def _holds_anything(path: Path) -> bool:
         return True  # unreadable: assume it holds what it should
 
 
-def _dockerfile(service: Service) -> str | None:
-    if service.build_context is None:
-        return None
-    try:
-        return (service.build_context / (service.dockerfile or "Dockerfile")).read_text(
-            encoding="utf-8", errors="replace"
-        )
-    except OSError:
-        return None
-
-
 def _pid1(container: Container) -> Pid1:
-    text = _host_status(container)
-    if text is None:
-        try:
-            result = docker.run(
-                ["docker", "exec", container.id, "cat", "/proc/1/status"], timeout=10
-            )
-        except CslaunchError:
-            return Pid1(None, None)
-        text = result.stdout if result.returncode == 0 else None
+    text = pid1_status(container)
     if not text:
         return Pid1(None, None)
     name = next(
         (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Name:")), None
     )
     return Pid1(name, sigterm_caught(text))
-
-
-def _host_status(container: Container) -> str | None:
-    """/proc/PID/status from the host, when the engine is local and the pid is this container's
-    (with a VM-backed engine the pid is the VM's)."""
-    if container.pid <= 0:
-        return None
-    proc = Path("/proc") / str(container.pid)
-    try:
-        if container.id not in (proc / "cgroup").read_text():
-            return None
-        return (proc / "status").read_text()
-    except OSError:
-        return None
 
 
 _CLOCK_COMMANDS: tuple[tuple[tuple[str, ...], float], ...] = (

@@ -63,13 +63,13 @@ def detect(project: Project, *, containers: bool = True) -> Detected:
     python = frozenset(
         s.name
         for s in stack.services.values()
-        if model.runs_python(s, _dockerfile_text(s), project.config)
+        if model.runs_python(s, dockerfile_text(s), project.config)
     )
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
     return Detected(stack, raw, python, roots, current)
 
 
-def _dockerfile_text(service: model.Service) -> str | None:
+def dockerfile_text(service: model.Service) -> str | None:
     if service.build_context is None:
         return None
     path = service.build_context / (service.dockerfile or "Dockerfile")

@@ -14,6 +14,7 @@ from pathlib import Path
 from cslaunch import docker
 from cslaunch.config import ServiceConfig
 from cslaunch.containers import Container
+from cslaunch.errors import CslaunchError
 from cslaunch.model import Service
 
 SIGTERM = 15
@@ -54,13 +55,24 @@ def sigterm_caught(status_text: str) -> bool | None:
 
 
 def probe_sigterm(container: Container) -> bool | None:
-    """Read PID 1's signal mask: from the host's /proc when the engine is local (cheap), else
+    """Whether PID 1 catches SIGTERM; None when its status cannot be read."""
+    text = pid1_status(container)
+    return sigterm_caught(text) if text else None
+
+
+def pid1_status(container: Container) -> str | None:
+    """PID 1's /proc status: from the host's /proc when the engine is local (cheap), else
     from inside the container. None when neither works (no cat in the image, say)."""
     text = _host_proc_status(container)
     if text is None:
-        result = docker.run(["docker", "exec", container.id, "cat", "/proc/1/status"], timeout=10)
+        try:
+            result = docker.run(
+                ["docker", "exec", container.id, "cat", "/proc/1/status"], timeout=10
+            )
+        except CslaunchError:
+            return None
         text = result.stdout if result.returncode == 0 else None
-    return sigterm_caught(text) if text else None
+    return text
 
 
 def _host_proc_status(container: Container) -> str | None:
