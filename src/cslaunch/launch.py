@@ -6,6 +6,7 @@ detect (model + containers) -> changes (index) -> plan -> bytecode -> build -> s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,13 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cslaunch import act, bytecode, changes, docker, frontend, index, model, probes, verify
+from cslaunch import (
+    act,
+    bytecode,
+    changes,
+    docker,
+    frontend,
+    index,
+    jobs,
+    model,
+    probes,
+    redis_maint,
+    verify,
+)
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
-from cslaunch.state import write_json
+from cslaunch.state import read_json, write_json
 from cslaunch.stop import StopMethod
 from cslaunch.ui import UI, StepResult
 from cslaunch.wait import FAILED, Readiness, wait_ready
@@ -217,6 +230,14 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
                 outcomes[name].detail += f"; {reloaded}"
             st.summary = ", ".join(proxies)
 
+    rq = jobs.find_rq(found.stack, project.config.rq, found.raw) if not failed else None
+    if rq and set(rq.worker_services) & set(touched):
+        with _step(ui, report, "recover jobs") as st:
+            st.summary = recover_jobs(project, rq, ui, report)
+    if rq and (plan.first or _maintenance_due(project)):
+        with _step(ui, report, "redis") as st:
+            st.summary = maintain_redis(project, rq, ui, report)
+
     if not failed:
         with _step(ui, report, "verify") as st:
             checked = run_verification(found, cs, compose)
@@ -287,6 +308,47 @@ def _apply(
     for name, method in {**first, **methods}.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+
+
+def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
+    """Jobs the restarted workers were running go back to the front of their queue (or to
+    Failed, with policy "fail") at once, instead of RQ noticing minutes later. Never deleted.
+    A problem here is a warning: the stack itself is up."""
+    try:
+        recovered = jobs.recover(project.compose, rq)
+    except jobs.JobsError as e:
+        ui.warn(e.message)
+        return "not checked: " + e.message
+    report.jobs = recovered.to_json()
+    if recovered.warning:
+        ui.warn(recovered.warning)
+    for job in recovered.jobs:
+        ui.detail(f"{job.action} {job.id} {job.func} (queue {job.queue})")
+    return jobs.recovery_summary(recovered)
+
+
+MAINTENANCE_EVERY = 3600.0  # seconds between Redis checks: each costs a container exec
+LAST_MAINTENANCE = "last-redis-check.json"
+
+
+def _maintenance_due(project: Project) -> bool:
+    last = read_json(project.root, LAST_MAINTENANCE) or {}
+    return time.time() - float(last.get("at", 0)) >= MAINTENANCE_EVERY
+
+
+def maintain_redis(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
+    """Measure Redis (INFO), and only when a threshold is crossed purge old ended jobs and
+    rewrite an overgrown AOF. Never FLUSHDB; queued and started jobs are never touched."""
+    try:
+        done = redis_maint.maintain(project.compose, rq)
+    except jobs.JobsError as e:
+        ui.warn(e.message)
+        return "not checked: " + e.message
+    write_json(project.root, LAST_MAINTENANCE, {"at": time.time()})
+    report.redis = done.to_json()
+    if not done.ok:
+        ui.warn(done.message)
+    return done.message or ("no threshold crossed" if not done.triggers else "maintained")
 
 
 def repair(

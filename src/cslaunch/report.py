@@ -48,6 +48,8 @@ class LaunchReport:
     changes: list[str] | None = None  # changed files; None without an index (first launch)
     up_to_date: bool = False  # nothing changed: nothing was restarted
     verification: Verification | None = None
+    jobs: dict[str, Any] | None = None  # recovery of interrupted RQ jobs, when it ran
+    redis: dict[str, Any] | None = None  # Redis maintenance, when it ran
 
     @property
     def seconds(self) -> float:
@@ -86,6 +88,8 @@ class LaunchReport:
             "verify": [v.to_json() for v in self.verification.verdicts]
             if self.verification
             else None,
+            "jobs": self.jobs,
+            "redis": self.redis,
             "error": self.error,
         }
 
