@@ -98,3 +98,27 @@ def test_hostile_service_name_cannot_inject(stack: TestStack, tmp_path: Path) ->
     stack.files = ("docker-compose.yml", "odd.yml")
     stack.launched("-f", "docker-compose.yml", "-f", "odd.yml")
     assert not marker.exists()
+
+
+def test_secrets_never_reach_the_output(stack: TestStack) -> None:
+    (stack.dir / "leaky.yml").write_text(
+        "services:\n"
+        "  leaky:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        "    environment:\n"
+        "      DB_PASSWORD: hunter2hunter2\n"
+        "      CACHE_URL: redis://:urlsecret77@127.0.0.1:1/0\n"
+        "    command: [python3, -c, \"import os; print('pw', os.environ['DB_PASSWORD'],"
+        " os.environ['CACHE_URL']); raise SystemExit(2)\"]\n"
+    )
+    stack.launched()  # an index to look into afterwards
+    stack.files = ("docker-compose.yml", "leaky.yml")
+    for args in ((), ("--json",)):
+        result = stack.cslaunch("-f", "docker-compose.yml", "-f", "leaky.yml", *args)
+        assert result.returncode == 1
+        output = result.stdout + result.stderr
+        assert "leaky" in output and "pw ***" in output  # its log is shown, masked
+        assert "hunter2hunter2" not in output and "urlsecret77" not in output
+    for written in (stack.dir / ".cslaunch").iterdir():
+        assert "hunter2hunter2" not in written.read_text(errors="replace")

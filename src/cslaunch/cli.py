@@ -29,6 +29,7 @@ from cslaunch.launch import (
 )
 from cslaunch.lock import project_lock
 from cslaunch.project import Project, resolve
+from cslaunch.redact import scrub
 from cslaunch.report import (
     clean_json,
     clean_summary,
@@ -137,7 +138,7 @@ def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
 
 
 def _emit_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(scrub(json.dumps(data, indent=2, default=str)))
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from cslaunch import docker
 from cslaunch.errors import LAUNCH_FAILED, CslaunchError
+from cslaunch.redact import scrub
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:  # config.py imports this module; model imports config
@@ -153,7 +154,9 @@ def parse_rq_config(table: Mapping[str, Any], fail: Callable[[str, str], Excepti
         raise fail("rq.policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
     url = value("redis_url", (str,), "a string")
     if url is not None and not url.startswith(REDIS_URL_SCHEMES):
-        raise fail("rq.redis_url", f"not a Redis URL (redis://, rediss://, unix://): {url!r}")
+        raise fail(
+            "rq.redis_url", f"not a Redis URL (redis://, rediss://, unix://): {scrub(url)!r}"
+        )
     max_jobs = value("max_job_keys", (int,), "a whole number")
     if max_jobs is not None and max_jobs < 1:
         raise fail("rq.max_job_keys", f"must be at least 1, got {max_jobs}")

@@ -24,6 +24,7 @@ from cslaunch import (
     jobs,
     model,
     probes,
+    redact,
     redis_maint,
     verify,
 )
@@ -72,6 +73,7 @@ def detect(project: Project, *, containers: bool = True) -> Detected:
             # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself.
             docker.check_engine(project.compose)
             raise
+    redact.register_model(raw)
     stack = model.parse_stack(raw)
     python = frozenset(
         s.name

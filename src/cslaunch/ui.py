@@ -15,6 +15,8 @@ from typing import TextIO
 
 import click
 
+from cslaunch.redact import scrub
+
 
 class UI:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
@@ -39,7 +41,7 @@ class UI:
 
     def echo(self, text: str = "", *, err: bool = False) -> None:
         self._clear_progress()
-        click.echo(text, file=sys.stderr if err else self.stream, color=self.color)
+        click.echo(scrub(text), file=sys.stderr if err else self.stream, color=self.color)
 
     def line(self, text: str = "") -> None:
         if not self.quiet:
@@ -91,7 +93,7 @@ class UI:
         if self.quiet or not self.tty:
             return
         width = max(20, _terminal_width() - 1)
-        self.stream.write("\r\x1b[2K" + text[:width])
+        self.stream.write("\r\x1b[2K" + scrub(text)[:width])
         self.stream.flush()
         self._progress_shown = True
 
