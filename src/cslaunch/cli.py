@@ -62,6 +62,7 @@ class Globals:
     force: bool = False
     rebuild: bool = False
     full: bool = False
+    no_verify: bool = False
 
     def merge(self, **opts: Any) -> None:
         """Options may come before or after the subcommand; later ones add or override."""
@@ -81,6 +82,7 @@ class Globals:
             force=self.force,
             rebuild=self.rebuild,
             full=self.full,
+            verify=not self.no_verify,
         )
 
     def ui(self) -> UI:
@@ -95,7 +97,18 @@ class Globals:
         )
 
 
-FLAGS = ("json", "debug", "quiet", "verbose", "no_build", "no_wait", "force", "rebuild", "full")
+FLAGS = (
+    "json",
+    "debug",
+    "quiet",
+    "verbose",
+    "no_build",
+    "no_wait",
+    "force",
+    "rebuild",
+    "full",
+    "no_verify",
+)
 
 
 def common_options(f: F) -> F:
@@ -161,6 +174,11 @@ def up_options(f: F) -> F:
         click.option("--no-build", is_flag=True, help="Never build images."),
         click.option(
             "--full", is_flag=True, help="Ignore the change index: everything counts as changed."
+        ),
+        click.option(
+            "--no-verify",
+            is_flag=True,
+            help="Skip the final proof that containers run the code on disk.",
         ),
         click.option(
             "--no-wait", is_flag=True, help="Exit at once if another cslaunch runs on this project."
