@@ -14,8 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from cslaunch import __version__, bytecode, docker, errors, jobs, model, redis_maint
-from cslaunch import doctor as doctor_mod
+from cslaunch import __version__, bytecode, docker, errors, jobs, model
 from cslaunch import status as status_mod
 from cslaunch.launch import (
     LAST_LAUNCH,
@@ -404,6 +403,8 @@ def doctor(ctx: click.Context, /, **opts: Any) -> None:
     Reads the Compose model and the running containers; changes nothing. Exits 9 when a
     problem of severity "error" is found.
     """
+    from cslaunch import doctor as doctor_mod  # loaded only for this command: start-up time
+
     g = _globals(ctx, **opts)
     facts = doctor_mod.gather(g.project())
     found = doctor_mod.diagnose(facts)
@@ -536,6 +537,8 @@ def redis_command(
     Never FLUSHDB/FLUSHALL; queued and started jobs are never touched; app caches only when
     configured ([tool.cslaunch.rq] cache_patterns / cache_dbs).
     """
+    from cslaunch import redis_maint
+
     g = _globals(ctx, **opts)
     project, setup = _rq_setup(g)
     with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):

@@ -25,7 +25,6 @@ from cslaunch import (
     model,
     probes,
     redact,
-    redis_maint,
     verify,
 )
 from cslaunch.containers import Container, by_service, project_containers
@@ -204,15 +203,17 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
             st.summary = _apply(project, found, plan, outcomes)
 
     with _step(ui, report, "wait") as st:
+        # Nothing was touched: the containers detect just read are the current ones.
+        current = found.containers if plan.noop else by_service(project_containers(compose))
         baseline = {
-            name: max((c.restart_count for c in cs_), default=0)
-            for name, cs_ in by_service(project_containers(compose)).items()
+            name: max((c.restart_count for c in cs_), default=0) for name, cs_ in current.items()
         }
         verdicts = wait_ready(
             compose,
             list(found.stack.services.values()),
             timeout=timeout,
             restarts_before=baseline,
+            initial=current,
             probes=service_probes(project, found.stack),
             on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
         )
@@ -299,8 +300,11 @@ def _apply(
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
     first = act.stop_methods(found.stack, project.config, found.containers, replaced)
     act.kill(compose, [name for name, m in first.items() if m.kind == "kill"])
-    act.converge(compose)
-    after = by_service(project_containers(compose))
+    if plan.with_action(START, REBUILD, RECREATE):
+        act.converge(compose)
+        after = by_service(project_containers(compose))
+    else:
+        after = found.containers  # restarts only: nothing for `up` to create or recreate
     wanted = plan.with_action(RESTART, REBUILD, RECREATE)
     stale = act.untouched(found.containers, after, wanted)
     for name in set(wanted) - set(stale):
@@ -342,6 +346,8 @@ def _maintenance_due(project: Project) -> bool:
 def maintain_redis(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
     """Measure Redis (INFO), and only when a threshold is crossed purge old ended jobs and
     rewrite an overgrown AOF. Never FLUSHDB; queued and started jobs are never touched."""
+    from cslaunch import redis_maint  # at most hourly: not worth its import on every launch
+
     try:
         done = redis_maint.maintain(project.compose, rq)
     except jobs.JobsError as e:

@@ -93,6 +93,7 @@ def wait_ready(
     timeout: float,
     restarts_before: dict[str, int] | None = None,
     probes: Mapping[str, Probe] | None = None,
+    initial: Mapping[str, Sequence[Container]] | None = None,
     on_progress: Callable[[list[Readiness], float], None] | None = None,
 ) -> list[Readiness]:
     """Poll until every service is ready, one fails, or `timeout` seconds pass.
@@ -105,7 +106,8 @@ def wait_ready(
     passed: set[str] = set()  # services whose probe answered once: not asked again
     start = time.monotonic()
     while True:
-        containers = by_service(project_containers(project))
+        containers = initial if initial is not None else by_service(project_containers(project))
+        initial = None
         now = datetime.now(timezone.utc)
         verdicts = []
         for s in services:
