@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cslaunch.scan import FileStat, Scan
 from cslaunch.state import write_json
@@ -29,8 +29,9 @@ RACY_NS = 2_000_000_000
 HASH_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """A named tuple, not a dataclass: an index loads tens of thousands of them."""
+
     stat: FileStat
     digest: str
     # When cslaunch first saw this content (the scan's start): a process that started

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cslaunch.context import DockerIgnore
 
@@ -43,8 +44,9 @@ class Tree:
     ignore: DockerIgnore | None = None  # for a build context
 
 
-@dataclass(frozen=True)
-class FileStat:
+class FileStat(NamedTuple):
+    """A named tuple, not a dataclass: tens of thousands are made per launch."""
+
     mtime_ns: int
     ctime_ns: int
     size: int
