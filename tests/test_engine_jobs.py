@@ -369,3 +369,46 @@ def test_a_launch_recovers_the_job_its_restart_interrupted(stack: TestStack) -> 
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
     assert state["result"] == "hello from v1, cut"
+
+
+def test_a_stale_worker_key_does_not_count_as_a_live_worker(stack: TestStack) -> None:
+    """worker2 runs but never registers; a dead worker's key with a fresh heartbeat sits in
+    Redis. A launch must not take that key for worker2's registration."""
+    compose = stack.dir / "docker-compose.yml"
+    rq_command = '["rq", "worker", "--url", "redis://127.0.0.1:${REDIS_PORT:-6390}/0", "default"]'
+    marker = f"  worker2:\n    <<: *app\n    command: {rq_command}\n"
+    idle = '["python3", "-c", "import time; time.sleep(1e6)"]'
+    assert marker in compose.read_text()
+    compose.write_text(
+        compose.read_text().replace(marker, f"  worker2:\n    <<: *app\n    command: {idle}\n")
+    )
+    (stack.dir / "cslaunch.toml").write_text('[rq]\nworker_services = ["worker1", "worker2"]\n')
+    stack.compose("up", "-d", "--wait", timeout=300)
+    port = str(stack.ports["REDIS_PORT"])
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    cli = ("exec", "-T", "redis", "redis-cli", "-p", port)
+    stack.compose(*cli, "SADD", "rq:workers", "rq:worker:ghost")
+    stack.compose(*cli, "SADD", "rq:workers:default", "rq:worker:ghost")
+    stack.compose(
+        *cli,
+        "HSET",
+        "rq:worker:ghost",
+        "birth",
+        now,
+        "last_heartbeat",
+        now,
+        "queues",
+        "default",
+        "state",
+        "idle",
+        "hostname",
+        "gone",
+        "pid",
+        "1",
+    )
+    stack.compose(*cli, "EXPIRE", "rq:worker:ghost", "600")
+
+    result = stack.cslaunch("--timeout", "8")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 live RQ worker registration(s) for 2 worker container(s)" in result.stderr
+    assert "stale registration(s) of dead workers ignored" in result.stderr
