@@ -252,7 +252,8 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
 
     if not failed and options.verify:
         with _step(ui, report, "verify") as st:
-            checked = run_verification(found, cs, compose)
+            # A no-op touched no container: the ones detect read are still the ones running.
+            checked = run_verification(found, cs, compose, found.containers if plan.noop else None)
             report.verification = checked
             st.summary = verification_summary(checked)
         if checked.stale:
@@ -438,14 +439,17 @@ def repair(
 
 
 def run_verification(
-    found: Detected, cs: changes.ChangeSet, compose: docker.ComposeProject
+    found: Detected,
+    cs: changes.ChangeSet,
+    compose: docker.ComposeProject,
+    containers: dict[str, list[Container]] | None = None,
 ) -> verify.Verification:
     return verify.verify(
         found.stack.services,
         sorted(found.python),
         cs.files,
         cs.entries,
-        by_service(project_containers(compose)),
+        containers if containers is not None else by_service(project_containers(compose)),
     )
 
 
