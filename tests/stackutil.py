@@ -193,10 +193,23 @@ class TestStack:
     def greet(self) -> str:
         return str(self.get("/api/greet?name=t")["message"])
 
-    def run_job(self, name: str = "t", timeout: float = 30) -> str:
-        req = urllib.request.Request(self.url(f"/api/jobs?name={name}"), method="POST")
+    def enqueue(self, query: str) -> str:
+        """POST /api/jobs?QUERY on the backend: the new job's id."""
+        req = urllib.request.Request(self.url(f"/api/jobs?{query}"), method="POST")
         with urllib.request.urlopen(req, timeout=10) as r:
-            job_id = json.loads(r.read())["id"]
+            return str(json.loads(r.read())["id"])
+
+    def start_job(self, seconds: float, name: str, timeout: float = 15) -> str:
+        """Enqueue a slow job and wait until a worker runs it: its id."""
+        job_id = self.enqueue(f"seconds={seconds}&name={name}")
+        deadline = time.monotonic() + timeout
+        while self.get(f"/api/jobs/{job_id}")["status"] != "started":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        return job_id
+
+    def run_job(self, name: str = "t", timeout: float = 30) -> str:
+        job_id = self.enqueue(f"name={name}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.get(f"/api/jobs/{job_id}")

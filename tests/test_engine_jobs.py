@@ -44,7 +44,6 @@ def rq_setup(project: ComposeProject, config: RQConfig | None = None) -> RQSetup
 
 
 def post_job(stack: TestStack, seconds: float, name: str = "t") -> str:
-    import urllib.request
 
     url = stack.url(f"/api/jobs?seconds={seconds}&name={name}")
     with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
@@ -351,13 +350,7 @@ def test_a_launch_recovers_the_job_its_restart_interrupted(stack: TestStack) -> 
         "[services.worker1]\ngrace = 1\n[services.worker2]\ngrace = 1\n"
     )
     stack.launched()
-    req = urllib.request.Request(stack.url("/api/jobs?seconds=6&name=cut"), method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        job_id = json.loads(r.read())["id"]
-    deadline = time.monotonic() + 15
-    while stack.get(f"/api/jobs/{job_id}")["status"] != "started":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.1)
+    job_id = stack.start_job(6, "cut")
 
     report = stack.launched("--force")
     assert any(s["name"] == "recover jobs" for s in report["steps"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,13 +66,7 @@ def test_sigterm_ignoring_pid1_is_killed_and_a_handler_gets_sigterm(
 
 def test_worker_with_a_running_job_gets_a_warm_shutdown(stack: TestStack) -> None:
     stack.launched()
-    req = urllib.request.Request(stack.url("/api/jobs?seconds=3&name=warm"), method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        job_id = json.loads(r.read())["id"]
-    deadline = time.monotonic() + 10
-    while stack.get(f"/api/jobs/{job_id}")["status"] != "started":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.1)
+    job_id = stack.start_job(3, "warm")
 
     report = stack.launched("--force")
     assert report["ok"], report["error"]
