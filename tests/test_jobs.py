@@ -274,10 +274,12 @@ class FakeRun:
     def __init__(self, answers: dict[tuple[str, str], tuple[int, str, str]]):
         self.answers = answers
         self.calls: list[list[str]] = []
+        self.inputs: list[str | None] = []
 
     def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         assert isinstance(argv, list)
         self.calls.append(argv)
+        self.inputs.append(kwargs.get("input"))
         i = argv.index("exec")
         service, python = argv[i + 2], argv[i + 3]
         code, out, err = self.answers.get((service, python), (1, "", "unexpected"))
@@ -307,8 +309,8 @@ def test_run_helper_argv_and_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     argv = fake.calls[-1]
     assert argv[:8] == ["docker", "compose", "-f", "a.yml", "-p", "demo", "exec", "-T"]
     assert argv[8:12] == ["worker2", "python3", "-B", "-c"]
-    assert argv[12] == jobs.script_text()
-    request = json.loads(argv[13])
+    assert argv[12:] == [jobs.script_text()]  # no request in the arguments: `ps` shows those
+    request = json.loads(fake.inputs[-1] or "")
     assert request["action"] == "status" and request["url"] == "redis://r/0"
     assert request["queues"] == ["default", "high"]
 
@@ -909,7 +911,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """docker compose exec replaced by running the helper right here."""
 
     def fake_run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        request = json.loads(argv[-1])
+        request = json.loads(kw["input"])  # on stdin: the URL may hold a password
         result = rqscript.run(request)
         return subprocess.CompletedProcess(argv, 0, rqscript.MARKER + json.dumps(result), "")
 

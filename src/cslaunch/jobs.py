@@ -457,10 +457,12 @@ def run_helper(
         }
         pythons = list(dict.fromkeys([worker.python, "python3", "python"]))
         for python in pythons:
-            argv = project.argv(
-                "exec", "-T", worker.service, python, "-B", "-c", script, json.dumps(body)
+            argv = project.argv("exec", "-T", worker.service, python, "-B", "-c", script)
+            # The request goes on stdin: its Redis URL may hold a password, which `ps` shows
+            # for arguments.
+            result = docker.run(
+                argv, cwd=project.directory, timeout=timeout, input=json.dumps(body)
             )
-            result = docker.run(argv, cwd=project.directory, timeout=timeout)
             doc = parse_output(result.stdout)
             if doc is not None:
                 doc["service"] = worker.service

@@ -51,7 +51,9 @@ WORKER_TTL_FALLBACK = 480.0  # RQ's default worker TTL (420 s) plus its 60 s mar
 # --- entry point ---------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
     try:
-        request = json.loads(argv[0]) if argv else {}
+        # The request (with the Redis URL, maybe a password) comes on stdin, where `ps`
+        # cannot see it; an argument is accepted too, for tests and by hand.
+        request = json.loads(argv[0] if argv else sys.stdin.read() or "{}")
         if not isinstance(request, dict):
             raise ValueError("the request must be a JSON object")
     except ValueError as e:
