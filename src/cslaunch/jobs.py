@@ -30,6 +30,7 @@ from cslaunch.ui import UI
 
 if TYPE_CHECKING:  # config.py imports this module; model imports config
     from cslaunch import model
+    from cslaunch.containers import Container
 
 POLICIES = ("requeue", "fail")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -901,3 +902,34 @@ def render_status(ui: UI, st: JobsStatus) -> None:
             f"{len(st.orphaned)} started job(s) lost their worker: "
             "`cslaunch jobs recover` puts them back on their queue"
         )
+
+
+def wait_for_live_workers(
+    project: docker.ComposeProject,
+    rq: RQSetup,
+    containers: Mapping[str, Sequence[Container]],
+    *,
+    deadline: float,
+) -> str | None:
+    """A running worker container is not a working worker: wait until Redis holds a live
+    registration (connected, not a stale key a dead worker left) for every worker container.
+    None when there are; else why not."""
+    running = sum(
+        1 for name, cs in containers.items() if name in rq.worker_services for c in cs if c.running
+    )
+    while True:
+        try:
+            seen = status(project, rq, failed_limit=0)
+        except JobsError:
+            return None  # cannot look (no Python in the workers?): the recovery step says so
+        if not seen.ok:
+            return None  # Redis unreachable or auth: recovery will warn; not a worker fault
+        alive = sum(1 for w in seen.workers if w.alive)
+        if alive >= running:
+            return None
+        if time.monotonic() >= deadline:
+            stale = sum(1 for w in seen.workers if not w.alive)
+            return f"{alive} live RQ worker registration(s) for {running} worker container(s)" + (
+                f" ({stale} stale registration(s) of dead workers ignored)" if stale else ""
+            )
+        time.sleep(0.5)

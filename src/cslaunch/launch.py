@@ -237,7 +237,12 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
     rq = jobs.find_rq(found.stack, project.config.rq, found.raw) if not failed else None
     if rq and set(rq.worker_services) & set(touched):
         with _step(ui, report, "workers") as st:
-            problem = wait_for_workers(project, rq, deadline=time.monotonic() + timeout)
+            problem = jobs.wait_for_live_workers(
+                compose,
+                rq,
+                by_service(project_containers(compose)),
+                deadline=time.monotonic() + timeout,
+            )
             st.summary = problem or "every worker container has a live registration"
         if problem:
             failed = [Readiness(name, FAILED, problem) for name in rq.worker_services]
@@ -324,35 +329,6 @@ def _apply(
     for name, method in {**first, **methods}.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
-
-
-def wait_for_workers(project: Project, rq: jobs.RQSetup, *, deadline: float) -> str | None:
-    """A running worker container is not a working worker: wait until Redis holds a live
-    registration (connected, not a stale key a dead worker left) for every worker container.
-    None when there are; else why not."""
-    running = sum(
-        1
-        for name, cs in by_service(project_containers(project.compose)).items()
-        if name in rq.worker_services
-        for c in cs
-        if c.running
-    )
-    while True:
-        try:
-            seen = jobs.status(project.compose, rq, failed_limit=0)
-        except jobs.JobsError:
-            return None  # cannot look (no Python in the workers?): the recovery step says so
-        if not seen.ok:
-            return None  # Redis unreachable or auth: recovery will warn; not a worker fault
-        alive = sum(1 for w in seen.workers if w.alive)
-        if alive >= running:
-            return None
-        if time.monotonic() >= deadline:
-            stale = sum(1 for w in seen.workers if not w.alive)
-            return f"{alive} live RQ worker registration(s) for {running} worker container(s)" + (
-                f" ({stale} stale registration(s) of dead workers ignored)" if stale else ""
-            )
-        time.sleep(0.5)
 
 
 def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
