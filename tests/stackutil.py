@@ -169,6 +169,19 @@ class TestStack:
 
     def down(self) -> None:
         self.compose("down", "-v", "--rmi", "local", "--remove-orphans", "-t", "0", check=False)
+        # Builds that a later build replaced are left untagged, out of reach of --rmi.
+        subprocess.run(
+            [
+                "docker",
+                "image",
+                "prune",
+                "-f",
+                "--filter",
+                f"label=com.docker.compose.project={self.name}",
+            ],
+            capture_output=True,
+            check=False,
+        )
 
     def inspect(self, service: str) -> dict[str, Any]:
         cid = self.compose("ps", "-q", service).stdout.split()[0]

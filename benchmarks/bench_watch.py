@@ -1,0 +1,454 @@
+"""Benchmark save-to-served in watch mode: `cslaunch watch` vs `docker compose watch`
+(`sync+restart`) on the same backend service, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_watch.py [--reps N]
+
+Starts a private copy of examples/ (tests/stackutil.py: free ports, unique project name). Each
+rep is a normal save of backend/src/app/greeting.py with a new MESSAGE; the time runs from the
+save until GET /api/greet?name=t serves the new value (polled every 20 ms). The tools run one
+after the other on the same copy, never both watching at once:
+
+  (A)  `python -m cslaunch watch --recheck 60` on the example as it is (code bind-mounted)
+  (B1) `docker compose watch --no-up` with an override file (watch.yml) that, for `backend`,
+       drops the bind mount (compose watch skips paths under one) and adds a `sync+restart`
+       rule for ./backend/src -> /app/src; the example as it is otherwise: Python is PID 1
+  (B2) the same with `init: true` added, so that a restart does not wait out the 10 s stop
+       grace period of a PID 1 that ignores SIGTERM: the fair comparison
+
+Then one untimed check per tool (A and B2): an edit that puts mtime and size back (what cp -p,
+rsync -a and unzip do), and whether the restarted backend serves the new code or stale
+bytecode. Reported: medians, min/max, RATIO compose-watch/cslaunch-watch per variant.
+Everything it creates (containers, volumes, the images it built) is removed; never the base
+image.
+"""
+
+from __future__ import annotations
+
+import sys
+
+sys.dont_write_bytecode = True  # nothing may land in the repository
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import contextmanager, suppress  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from _benchutil import (  # noqa: E402
+    REPO,
+    TIMING_HEADERS,
+    cslaunch_env,
+    exit_on_sigterm,
+    fmt_s,
+    print_footer,
+    print_header,
+    ratio,
+    table,
+    temp_dir,
+    timing_row,
+)
+
+# The tests' base image (tests/conftest.py, scripts/testenv.sh).
+BASE_IMAGE = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+POLL_S = 0.02
+SERVE_TIMEOUT_S = 60
+GREETING = Path("backend/src/app/greeting.py")
+MESSAGE = re.compile(r'^MESSAGE = "(.*)"$', re.MULTILINE)
+OVERRIDE = "watch.yml"
+COMPOSE_FILES = ("docker-compose.yml", OVERRIDE)
+# What `docker compose watch` prints once its watchers are set up.
+COMPOSE_READY = "Watch enabled"
+CSLAUNCH_READY = "watching "
+CSLAUNCH_IDLE = ("every service ready in", "fix it and save again")
+BUILT_IMAGES: set[str] = set()  # ids of the images this run built, removed at the end
+
+
+def override_yaml(init: bool) -> str:
+    lines = [
+        "services:",
+        "  backend:",
+        "    volumes: !reset []",  # compose watch skips paths under a bind mount
+        *(["    init: true"] if init else []),
+        "    develop:",
+        "      watch:",
+        "        - action: sync+restart",
+        "          path: ./backend/src",
+        "          target: /app/src",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+
+@contextmanager
+def watch_stack(tmp: Path) -> Iterator[Any]:
+    """A private copy of examples/ via tests/stackutil.py, removed however the benchmark ends:
+    containers, volumes, and every image it built (the app image is rebuilt for B, so the
+    ids are recorded as they appear; never the shared base image)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from tests.stackutil import TestStack
+
+    stack = TestStack.create(REPO / "examples", tmp / "stack", base_image=BASE_IMAGE)
+    try:
+        yield stack
+    finally:
+        stack.down()
+        # Compose labels what it builds with the project; a rebuild leaves the old image
+        # untagged, so the names alone would miss some.
+        labelled = subprocess.run(
+            ["docker", "image", "ls", "-aq", "--no-trunc", "--filter",
+             f"label=com.docker.compose.project={stack.name}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()  # fmt: skip
+        BUILT_IMAGES.update(labelled)
+        BUILT_IMAGES.discard(image_id(BASE_IMAGE))  # whatever happens, never the base image
+        names = [f"{stack.name}-app", f"{stack.name}-frontend"]
+        subprocess.run(
+            ["docker", "image", "rm", "-f", *names, *sorted(BUILT_IMAGES)],
+            capture_output=True,
+            check=False,
+        )
+
+
+def image_id(name: str) -> str:
+    return subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def record_images(stack: Any) -> None:
+    for name in (f"{stack.name}-app", f"{stack.name}-frontend"):
+        if found := image_id(name):
+            BUILT_IMAGES.add(found)
+
+
+def get_message(stack: Any) -> str:
+    m = MESSAGE.search((stack.dir / GREETING).read_text())
+    assert m, "MESSAGE line not found in greeting.py"
+    return m.group(1)
+
+
+def set_message(stack: Any, value: str) -> None:
+    path = stack.dir / GREETING
+    new, n = MESSAGE.subn(f'MESSAGE = "{value}"', path.read_text())
+    assert n == 1, "MESSAGE line not found in greeting.py"
+    path.write_text(new)
+
+
+def greeting(stack: Any) -> str | None:
+    try:
+        return str(stack.greet())
+    except (urllib.error.URLError, ConnectionError, OSError, ValueError, KeyError):
+        return None
+
+
+def wait_served(stack: Any, value: str, timeout: float = SERVE_TIMEOUT_S) -> bool:
+    deadline = time.perf_counter() + timeout
+    while greeting(stack) != f"{value}, t":
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(POLL_S)
+    return True
+
+
+def timed_edit(stack: Any, value: str, who: str, watcher: Watcher) -> float:
+    """A normal save of a new MESSAGE; seconds until the backend serves it."""
+    start = time.perf_counter()
+    set_message(stack, value)
+    if not wait_served(stack, value):
+        raise SystemExit(
+            f"{who}: {value!r} not served within {SERVE_TIMEOUT_S} s; its output:\n"
+            + watcher.tail()
+        )
+    return time.perf_counter() - start
+
+
+def backend_started(stack: Any) -> str:
+    ids = stack.compose("ps", "-q", "backend", check=False).stdout.split()
+    if not ids:
+        return ""
+    return subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", ids[0]],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+# --- the watchers -------------------------------------------------------------------------
+
+
+class WatchError(Exception):
+    """A watch process died or never said what was expected."""
+
+
+class Watcher:
+    """A watch process with its merged output collected by a thread."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
+        self.argv = list(argv)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C of the benchmark reaches it only via stop()
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.lines[-n:])
+
+    def wait_for(self, texts: Sequence[str], after: int = 0, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines[after:]:
+                if any(t in line for t in texts):
+                    return line
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader drain
+                raise WatchError(
+                    f"{self.argv[:4]} exited ({self.proc.returncode}) before {texts!r}:\n"
+                    + self.tail()
+                )
+            if time.monotonic() > deadline:
+                raise WatchError(f"no {texts!r} in the output of {self.argv[:4]}:\n{self.tail()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        """SIGINT (Ctrl-C), then SIGKILL if it does not exit in 30 s; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.reader.join(timeout=5)
+        return self.proc.returncode
+
+
+def compose_args(stack: Any) -> list[str]:
+    return [a for f in stack.files for a in ("-f", f)]
+
+
+def supports_no_up() -> bool:
+    out = subprocess.run(
+        ["docker", "compose", "watch", "--help"], capture_output=True, text=True, check=False
+    )
+    return "--no-up" in out.stdout + out.stderr
+
+
+# --- the phases ---------------------------------------------------------------------------
+
+
+def phase_cslaunch(stack: Any, env: dict[str, str], reps: int, token: str) -> dict[str, Any]:
+    w = Watcher([sys.executable, "-m", "cslaunch", "watch", "--recheck", "60"], stack.dir, env)
+    try:
+        t0 = time.perf_counter()
+        w.wait_for([CSLAUNCH_READY])
+        start = time.perf_counter() - t0
+        record_images(stack)
+        times = []
+        for i in range(reps):
+            mark = len(w.lines)
+            times.append(timed_edit(stack, f"bench cs{i} {token}", "cslaunch watch", w))
+            w.wait_for(CSLAUNCH_IDLE, after=mark, timeout=120)  # untimed: let it go idle
+            time.sleep(0.5)
+        first = next((i for i, line in enumerate(w.lines) if "] launch 2" in line), 0)
+        sample = w.lines[first:]
+        end = next((i for i, x in enumerate(sample) if any(t in x for t in CSLAUNCH_IDLE)), 40)
+        sample = sample[: end + 1]
+        stale = stale_check_cslaunch(stack, w)
+        launches = sum(1 for line in w.lines if "] launch " in line)
+    finally:
+        code = w.stop()
+    if code != 0:
+        print(f"note: cslaunch watch exited with {code} on SIGINT:\n{w.tail(10)}")
+    return {
+        "times": times,
+        "start": start,
+        "stale": stale,
+        "launches": launches,
+        "sample": sample,
+    }
+
+
+def stale_check_cslaunch(stack: Any, w: Watcher) -> str:
+    from tests.stackutil import edit_keeping_stat
+
+    old = get_message(stack)
+    new = f"stale{old[5:]}"  # same length
+    mark = len(w.lines)
+    t0 = time.perf_counter()
+    edit_keeping_stat(stack.dir / GREETING, f'"{old}"', f'"{new}"')
+    if wait_served(stack, new, timeout=30):
+        verdict = f"new code served after {fmt_s(time.perf_counter() - t0)}"
+    else:
+        verdict = f"OLD code still served 30 s later ({greeting(stack)!r})"
+    with suppress(WatchError):
+        w.wait_for(CSLAUNCH_IDLE, after=mark, timeout=60)
+    time.sleep(0.5)
+    return verdict
+
+
+def phase_compose(stack: Any, reps: int, token: str, init: bool, tag: str) -> dict[str, Any]:
+    (stack.dir / OVERRIDE).write_text(override_yaml(init))
+    stack.files = COMPOSE_FILES
+    t0 = time.perf_counter()
+    if not init:
+        stack.compose("build", "backend", timeout=600)  # workers share its image
+        record_images(stack)
+    stack.compose("up", "-d", "--wait", timeout=600)
+    up = time.perf_counter() - t0
+    mounts = stack.inspect("backend")["Mounts"]
+    binds = [m["Destination"] for m in mounts if m.get("Type") == "bind"]
+    pid1_init = bool(stack.inspect("backend")["HostConfig"].get("Init"))
+    assert not binds, f"backend still has bind mounts: {binds}"
+    assert pid1_init == init, f"backend init={pid1_init}, wanted {init}"
+    no_up = supports_no_up()
+    argv = ["docker", "compose", *compose_args(stack), "watch", *(["--no-up"] if no_up else [])]
+    w = Watcher(argv, stack.dir, {**os.environ, "NO_COLOR": "1"})
+    stale = ""
+    try:
+        w.wait_for([COMPOSE_READY], timeout=120)
+        time.sleep(0.5)  # untimed: the watchers are set up when it says so; be generous
+        times = []
+        for i in range(reps):
+            times.append(timed_edit(stack, f"bench {tag}{i} {token}", "compose watch", w))
+            wait_healthy(stack)  # untimed: let the restart settle
+            time.sleep(1.0)
+        if init:
+            stale = stale_check_compose(stack, w)
+    finally:
+        w.stop()
+    return {"times": times, "up": up, "no_up": no_up, "stale": stale, "log": list(w.lines)}
+
+
+def wait_healthy(stack: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = stack.inspect("backend")["State"]
+        if (info.get("Health") or {}).get("Status") == "healthy":
+            return
+        time.sleep(0.2)
+
+
+def stale_check_compose(stack: Any, w: Watcher) -> str:
+    from tests.stackutil import edit_keeping_stat
+
+    old = get_message(stack)
+    new = f"stale{old[5:]}"  # same length
+    before = backend_started(stack)
+    t0 = time.perf_counter()
+    edit_keeping_stat(stack.dir / GREETING, f'"{old}"', f'"{new}"')
+    deadline = time.perf_counter() + 30
+    while backend_started(stack) == before:
+        if time.perf_counter() > deadline:
+            return "no restart within 30 s: the edit was not synced " + f"({w.tail(3)!r})"
+        time.sleep(0.1)
+    restarted = time.perf_counter() - t0
+    if wait_served(stack, new, timeout=10):
+        return f"new code served after {fmt_s(time.perf_counter() - t0)}"
+    return (
+        f"restarted after {fmt_s(restarted)}, but OLD code still served 10 s later "
+        f"({greeting(stack)!r}): stale __pycache__ in the container"
+    )
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="timed edits per tool (default 5)")
+    args = parser.parse_args()
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    exit_on_sigterm()
+    print_header(
+        "bench_watch: save -> new response served, cslaunch watch vs docker compose watch",
+        [f"base    : {BASE_IMAGE}", f"reps    : {args.reps} per tool, polled every 20 ms"],
+    )
+    with temp_dir("bench-watch") as tmp, watch_stack(tmp) as stack:
+        try:
+            return run(stack, tmp, args.reps)
+        except WatchError as exc:
+            print(f"FAIL: {exc}")
+            return 1
+
+
+def run(stack: Any, tmp: Path, reps: int) -> int:
+    env = cslaunch_env(tmp / "pycache")
+    print(f"stack   : {stack.dir} (project {stack.name})", flush=True)
+    token = secrets.token_hex(2)
+
+    a = phase_cslaunch(stack, env, reps, token)
+    print(f"(A)  cslaunch watch: first launch to 'watching' {a['start']:.1f}s; "
+          f"{a['launches']} launches in all", flush=True)  # fmt: skip
+    b1 = phase_compose(stack, reps, token, init=False, tag="c")
+    print(f"(B1) compose build + up -d --wait with {OVERRIDE}: {b1['up']:.1f}s; "
+          f"watch {'--no-up' if b1['no_up'] else '(no --no-up: ran `watch` alone)'}",
+          flush=True)  # fmt: skip
+    b2 = phase_compose(stack, reps, token, init=True, tag="i")
+    print(f"(B2) compose up -d --wait with init: true: {b2['up']:.1f}s", flush=True)
+    print()
+
+    ta, tb1, tb2 = a["times"], b1["times"], b2["times"]
+    rows = [
+        timing_row("(A)  cslaunch watch", ta, "1.00x"),
+        timing_row("(B1) compose watch sync+restart (PID 1 python)", tb1, ratio(tb1, ta)),
+        timing_row("(B2) compose watch sync+restart, init: true", tb2, ratio(tb2, ta)),
+    ]
+    print("save -> new response served (GET /api/greet, polled every 20 ms)")
+    print(table([*TIMING_HEADERS, "vs A"], rows))
+    print()
+    print(f"RATIO compose-watch/cslaunch-watch (B1, example as is, no init): {ratio(tb1, ta)}")
+    print(f"RATIO compose-watch/cslaunch-watch (B2, init: true, fair):        {ratio(tb2, ta)}")
+    print()
+    print("edit that keeps mtime and size (cp -p, rsync -a, unzip), untimed, one each:")
+    print(f"  cslaunch watch       : {a['stale']}")
+    print(f"  compose watch (init) : {b2['stale']}")
+    print("note: the compose rule restarts `backend` only; cslaunch relaunches every service that")
+    print("runs the changed file (the workers too) and checks them: its output is below.")
+    print("note: compose watch syncs the file and restarts the container, but does not")
+    print("invalidate bytecode: Python's __pycache__ in the container is checked by mtime and")
+    print("size only, so such an edit keeps serving the old code under compose watch.")
+    print()
+    print("cslaunch watch output for the first timed save (A):")
+    for line in a["sample"]:
+        print(f"  | {line}")
+    print("sample of compose watch output (B2):")
+    for line in b2["log"][:12]:
+        print(f"  | {line}")
+    print_footer()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
