@@ -234,43 +234,32 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
                 outcomes[name].detail += f"; {reloaded}"
             st.summary = ", ".join(proxies)
 
-    rq = jobs.find_rq(found.stack, project.config.rq, found.raw) if not failed else None
-    if rq and set(rq.worker_services) & set(touched):
-        with _step(ui, report, "workers") as st:
-            problem = jobs.wait_for_live_workers(
-                compose,
-                rq,
-                by_service(project_containers(compose)),
-                deadline=time.monotonic() + timeout,
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The proof reads files and pycs in the containers: independent of the job steps,
+        # so it runs alongside them. A no-op touched no container: detect's list holds.
+        proof = (
+            background.submit(
+                run_verification, found, cs, compose, found.containers if plan.noop else None
             )
-            st.summary = problem or "every worker container has a live registration"
-        if problem:
-            failed = [Readiness(name, FAILED, problem) for name in rq.worker_services]
-            for name in rq.worker_services:
-                outcomes[name].state, outcomes[name].detail = FAILED, problem
-    if rq and not failed and set(rq.worker_services) & set(touched):
-        with _step(ui, report, "recover jobs") as st:
-            st.summary = recover_jobs(project, rq, ui, report)
-    if rq and (plan.first or _maintenance_due(project)):
-        with _step(ui, report, "redis") as st:
-            st.summary = maintain_redis(project, rq, ui, report)
-
-    if not failed and options.verify:
-        with _step(ui, report, "verify") as st:
-            # A no-op touched no container: the ones detect read are still the ones running.
-            checked = run_verification(found, cs, compose, found.containers if plan.noop else None)
-            report.verification = checked
-            st.summary = verification_summary(checked)
-        if checked.stale:
-            # Something changed the code behind our back (a `docker cp`, a file written in
-            # the container, a stale pyc): one repair pass, then the verdict stands.
-            with _step(ui, report, "repair") as st:
-                names = sorted({v.service for v in checked.stale})
-                repair(project, found, checked, names, timeout)
-                for name in names:
-                    outcomes[name].action = "repaired"
-                report.verification = checked = run_verification(found, cs, compose)
-                st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
+            if not failed and options.verify
+            else None
+        )
+        failed = _job_steps(project, found, plan, touched, failed, outcomes, timeout, ui, report)
+        if proof is not None and not failed:
+            with _step(ui, report, "verify") as st:
+                report.verification = proof.result()
+                st.summary = verification_summary(report.verification)
+    checked = report.verification
+    if checked is not None and checked.stale:
+        # Something changed the code behind our back (a `docker cp`, a file written in the
+        # container, a stale pyc): one repair pass, then the verdict stands.
+        with _step(ui, report, "repair") as st:
+            names = sorted({v.service for v in checked.stale})
+            repair(project, found, checked, names, timeout)
+            for name in names:
+                outcomes[name].action = "repaired"
+            report.verification = checked = run_verification(found, cs, compose)
+            st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
 
     report.ok = not failed and not (report.verification and report.verification.stale)
     report.up_to_date = plan.noop and report.ok
@@ -329,6 +318,44 @@ def _apply(
     for name, method in {**first, **methods}.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+
+
+def _job_steps(
+    project: Project,
+    found: Detected,
+    plan: Plan,
+    touched: list[str],
+    failed: list[Readiness],
+    outcomes: dict[str, ServiceOutcome],
+    timeout: float,
+    ui: UI,
+    report: LaunchReport,
+) -> list[Readiness]:
+    """Workers registered, interrupted jobs recovered, Redis maintained: the failures so far,
+    plus workers that never registered."""
+    rq = jobs.find_rq(found.stack, project.config.rq, found.raw) if not failed else None
+    workers_touched = bool(rq and set(rq.worker_services) & set(touched))
+    if rq and workers_touched:
+        compose = project.compose
+        with _step(ui, report, "workers") as st:
+            problem = jobs.wait_for_live_workers(
+                compose,
+                rq,
+                by_service(project_containers(compose)),
+                deadline=time.monotonic() + timeout,
+            )
+            st.summary = problem or "every worker container has a live registration"
+        if problem:
+            failed = [Readiness(name, FAILED, problem) for name in rq.worker_services]
+            for name in rq.worker_services:
+                outcomes[name].state, outcomes[name].detail = FAILED, problem
+    if rq and workers_touched and not failed:
+        with _step(ui, report, "recover jobs") as st:
+            st.summary = recover_jobs(project, rq, ui, report)
+    if rq and (plan.first or _maintenance_due(project)):
+        with _step(ui, report, "redis") as st:
+            st.summary = maintain_redis(project, rq, ui, report)
+    return failed
 
 
 def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
