@@ -211,7 +211,7 @@ def exit_on_sigterm() -> None:
 @contextmanager
 def example_stack(tmp: Path) -> Iterator[Any]:
     """A private copy of examples/ (free ports, unique project name) via tests/stackutil.py;
-    removed with its volumes and the two images it builds, however the benchmark ends."""
+    removed with its volumes and every image it built, however the benchmark ends."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from tests.stackutil import TestStack
@@ -221,12 +221,6 @@ def example_stack(tmp: Path) -> Iterator[Any]:
         yield stack
     finally:
         stack.down()
-        # Only the images this project built (never the shared base image Redis runs on).
-        subprocess.run(
-            ["docker", "image", "rm", "-f", f"{stack.name}-app", f"{stack.name}-frontend"],
-            capture_output=True,
-            check=False,
-        )
 
 
 def cslaunch_argv() -> list[str]:

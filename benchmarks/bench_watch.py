@@ -37,15 +37,16 @@ import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.error  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from contextlib import contextmanager, suppress  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from contextlib import suppress  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from _benchutil import (  # noqa: E402
-    REPO,
+    BASE_IMAGE,
     TIMING_HEADERS,
     cslaunch_env,
+    example_stack,
     exit_on_sigterm,
     fmt_s,
     print_footer,
@@ -56,8 +57,6 @@ from _benchutil import (  # noqa: E402
     timing_row,
 )
 
-# The tests' base image (tests/conftest.py, scripts/testenv.sh).
-BASE_IMAGE = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
 POLL_S = 0.02
 SERVE_TIMEOUT_S = 60
 GREETING = Path("backend/src/app/greeting.py")
@@ -68,7 +67,6 @@ COMPOSE_FILES = ("docker-compose.yml", OVERRIDE)
 COMPOSE_READY = "Watch enabled"
 CSLAUNCH_READY = "watching "
 CSLAUNCH_IDLE = ("every service ready in", "fix it and save again")
-BUILT_IMAGES: set[str] = set()  # ids of the images this run built, removed at the end
 
 
 def override_yaml(init: bool) -> str:
@@ -87,54 +85,6 @@ def override_yaml(init: bool) -> str:
 
 
 # --- the stack ----------------------------------------------------------------------------
-
-
-@contextmanager
-def watch_stack(tmp: Path) -> Iterator[Any]:
-    """A private copy of examples/ via tests/stackutil.py, removed however the benchmark ends:
-    containers, volumes, and every image it built (the app image is rebuilt for B, so the
-    ids are recorded as they appear; never the shared base image)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.stackutil import TestStack
-
-    stack = TestStack.create(REPO / "examples", tmp / "stack", base_image=BASE_IMAGE)
-    try:
-        yield stack
-    finally:
-        stack.down()
-        # Compose labels what it builds with the project; a rebuild leaves the old image
-        # untagged, so the names alone would miss some.
-        labelled = subprocess.run(
-            ["docker", "image", "ls", "-aq", "--no-trunc", "--filter",
-             f"label=com.docker.compose.project={stack.name}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()  # fmt: skip
-        BUILT_IMAGES.update(labelled)
-        BUILT_IMAGES.discard(image_id(BASE_IMAGE))  # whatever happens, never the base image
-        names = [f"{stack.name}-app", f"{stack.name}-frontend"]
-        subprocess.run(
-            ["docker", "image", "rm", "-f", *names, *sorted(BUILT_IMAGES)],
-            capture_output=True,
-            check=False,
-        )
-
-
-def image_id(name: str) -> str:
-    return subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-
-
-def record_images(stack: Any) -> None:
-    for name in (f"{stack.name}-app", f"{stack.name}-frontend"):
-        if found := image_id(name):
-            BUILT_IMAGES.add(found)
 
 
 def get_message(stack: Any) -> str:
@@ -273,7 +223,6 @@ def phase_cslaunch(stack: Any, env: dict[str, str], reps: int, token: str) -> di
         t0 = time.perf_counter()
         w.wait_for([CSLAUNCH_READY])
         start = time.perf_counter() - t0
-        record_images(stack)
         times = []
         for i in range(reps):
             mark = len(w.lines)
@@ -323,7 +272,6 @@ def phase_compose(stack: Any, reps: int, token: str, init: bool, tag: str) -> di
     t0 = time.perf_counter()
     if not init:
         stack.compose("build", "backend", timeout=600)  # workers share its image
-        record_images(stack)
     stack.compose("up", "-d", "--wait", timeout=600)
     up = time.perf_counter() - t0
     mounts = stack.inspect("backend")["Mounts"]
@@ -395,7 +343,7 @@ def main() -> int:
         "bench_watch: save -> new response served, cslaunch watch vs docker compose watch",
         [f"base    : {BASE_IMAGE}", f"reps    : {args.reps} per tool, polled every 20 ms"],
     )
-    with temp_dir("bench-watch") as tmp, watch_stack(tmp) as stack:
+    with temp_dir("bench-watch") as tmp, example_stack(tmp) as stack:
         try:
             return run(stack, tmp, args.reps)
         except WatchError as exc:

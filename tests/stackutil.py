@@ -168,20 +168,18 @@ class TestStack:
         return ("-f", "docker-compose.yml", "-f", "baked.yml")
 
     def down(self) -> None:
-        self.compose("down", "-v", "--rmi", "local", "--remove-orphans", "-t", "0", check=False)
-        # Builds that a later build replaced are left untagged, out of reach of --rmi.
-        subprocess.run(
-            [
-                "docker",
-                "image",
-                "prune",
-                "-f",
-                "--filter",
-                f"label=com.docker.compose.project={self.name}",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        self.compose("down", "-v", "--remove-orphans", "-t", "0", check=False)
+        # Every image this project built: Compose labels them with the project, including
+        # builds a later build left untagged. The imported base image carries no such label.
+        built = subprocess.run(
+            ["docker", "image", "ls", "-aq", "--no-trunc", "--filter",
+             f"label=com.docker.compose.project={self.name}"],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()  # fmt: skip
+        if built:
+            subprocess.run(
+                ["docker", "image", "rm", "-f", *built], capture_output=True, check=False
+            )
 
     def inspect(self, service: str) -> dict[str, Any]:
         cid = self.compose("ps", "-q", service).stdout.split()[0]
