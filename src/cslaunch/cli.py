@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -110,6 +110,13 @@ FLAGS = (
 )
 
 
+def _with(options: Sequence[Callable[[Any], Any]], f: F) -> F:
+    """Apply click options so they show in --help in the order listed."""
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def common_options(f: F) -> F:
     options = [
         click.option(
@@ -138,9 +145,7 @@ def common_options(f: F) -> F:
         click.option("-v", "--verbose", is_flag=True, help="Say more about each step."),
         click.option("--debug", is_flag=True, help="Show tracebacks of failures."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _with(options, f)
 
 
 def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
@@ -183,9 +188,7 @@ def up_options(f: F) -> F:
             "--no-wait", is_flag=True, help="Exit at once if another cslaunch runs on this project."
         ),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _with(options, f)
 
 
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
@@ -249,9 +252,7 @@ def watch_options(f: F) -> F:
             help="Re-check file contents this often even without events.",
         ),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _with(options, f)
 
 
 @cli.command(context_settings=CONTEXT)

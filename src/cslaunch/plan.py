@@ -13,7 +13,7 @@ Without a change index (the first launch) everything counts as changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cslaunch.containers import Container
 from cslaunch.model import Service, Stack
@@ -45,7 +45,6 @@ class Plan:
     services: tuple[ServicePlan, ...]
     build: tuple[str, ...]  # services to pass to `docker compose build`, one per shared image
     first: bool = False  # no change index: everything counted as changed
-    notes: tuple[str, ...] = field(default=())
 
     def with_action(self, *actions: str) -> list[str]:
         return [p.service for p in self.services if p.action in actions]
