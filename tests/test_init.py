@@ -8,9 +8,11 @@ import pytest
 
 from cslaunch import init
 from cslaunch.config import Config, load_config
+from cslaunch.docker import ComposeProject
 from cslaunch.errors import PathError
 from cslaunch.launch import Detected
 from cslaunch.model import Roots, parse_stack
+from cslaunch.project import Project
 
 
 def detected(root: Path) -> Detected:
@@ -27,7 +29,9 @@ def detected(root: Path) -> Detected:
         },
     }
     stack = parse_stack(raw)
-    return Detected(stack, raw, frozenset({"api", "worker"}), Roots((root / "src",), ()), {})
+    project = Project(ComposeProject(root, name="demo"), Config(), root)
+    python = frozenset({"api", "worker"})
+    return Detected(project, stack, raw, python, Roots((root / "src",), ()), {})
 
 
 def test_written_config_is_valid_and_changes_nothing(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from cslaunch import docker
@@ -23,9 +23,12 @@ def converge(project: docker.ComposeProject) -> None:
     docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
 
 
-def kill(project: docker.ComposeProject, services: Sequence[str]) -> None:
-    if services:
-        docker.compose_step(project, "kill", *services, what="docker compose kill")
+def kill(containers: Iterable[Container]) -> None:
+    """SIGKILL, straight to the engine (no Compose model to load for it)."""
+    ids = [c.id for c in containers if c.running]
+    if ids:
+        # One that exited on its own meanwhile is what we wanted anyway.
+        docker.step(["docker", "kill", *ids], what="docker kill", tolerate="is not running")
 
 
 def untouched(
@@ -59,30 +62,50 @@ def stop_methods(
         return dict(zip(services, pool.map(method, services), strict=True))
 
 
-def restart(project: docker.ComposeProject, methods: Mapping[str, StopMethod]) -> None:
-    """Stop every service its own way, all at once, then start them in dependency order."""
+def restart(
+    project: docker.ComposeProject,
+    stack: Stack,
+    containers: Mapping[str, Sequence[Container]],
+    methods: Mapping[str, StopMethod],
+) -> None:
+    """Stop every service its own way and start it again, all at once.
+
+    Each container is cycled on its own, straight to the engine (`docker kill` or `docker
+    stop -t GRACE`, then `docker start`): a killed web server is back while a worker still
+    finishes its job, and no step loads the Compose model (about 0.3 s a call). When one
+    restarted service depends on another, Compose starts them instead: it knows the order
+    and the conditions (service_healthy) to wait for.
+    """
     if not methods:
         return
-    groups: dict[tuple[str, int], list[str]] = {}
-    for name, m in methods.items():
-        groups.setdefault((m.kind, math.ceil(m.grace)), []).append(name)
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        futures = [
-            pool.submit(_stop, project, kind, grace, names)
-            for (kind, grace), names in groups.items()
-        ]
-        for f in futures:
+    chained = any(set(stack.services[name].depends_on) & set(methods) for name in methods)
+    if chained:
+        with ThreadPoolExecutor(max_workers=len(methods)) as pool:
+            for f in [
+                pool.submit(_stop, containers.get(name, []), m) for name, m in methods.items()
+            ]:
+                f.result()
+        docker.compose_step(project, "start", *methods, what="docker compose start")
+        return
+    cycles = [(c, m) for name, m in methods.items() for c in containers.get(name, [])]
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(cycles)))) as pool:
+        for f in [pool.submit(_cycle, c, m) for c, m in cycles]:
             f.result()
-    docker.compose_step(project, "start", *methods, what="docker compose start")
 
 
-def _stop(project: docker.ComposeProject, kind: str, grace: int, names: list[str]) -> None:
-    if kind == "kill":
-        kill(project, names)
-    else:
-        docker.compose_step(
-            project, "stop", "--timeout", str(grace), *names, what="docker compose stop"
-        )
+def _stop(containers: Sequence[Container], method: StopMethod) -> None:
+    if method.kind == "kill":
+        kill(containers)
+        return
+    ids = [c.id for c in containers if c.running]
+    if ids:
+        grace = str(math.ceil(method.grace))
+        docker.step(["docker", "stop", "-t", grace, *ids], what="docker stop")
+
+
+def _cycle(container: Container, method: StopMethod) -> None:
+    _stop([container], method)
+    docker.step(["docker", "start", container.id], what=f"docker start {container.name}")
 
 
 def is_proxy(service: Service) -> bool:

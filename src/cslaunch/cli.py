@@ -62,6 +62,7 @@ class Globals:
     rebuild: bool = False
     full: bool = False
     no_verify: bool = False
+    watch: bool = False
 
     def merge(self, **opts: Any) -> None:
         """Options may come before or after the subcommand; later ones add or override."""
@@ -107,6 +108,7 @@ FLAGS = (
     "rebuild",
     "full",
     "no_verify",
+    "watch",
 )
 
 
@@ -191,9 +193,15 @@ def up_options(f: F) -> F:
     return _with(options, f)
 
 
+WATCH_FLAG = click.option(
+    "--watch", is_flag=True, help="Keep watching and relaunch on every save (`cslaunch watch`)."
+)
+
+
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
 @common_options
 @up_options
+@WATCH_FLAG
 @click.version_option(__version__, prog_name="cslaunch")
 @click.pass_context
 def cli(ctx: click.Context, /, **opts: Any) -> None:
@@ -210,10 +218,14 @@ def cli(ctx: click.Context, /, **opts: Any) -> None:
 @cli.command(context_settings=CONTEXT)
 @common_options
 @up_options
+@WATCH_FLAG
 @click.pass_context
 def up(ctx: click.Context, /, **opts: Any) -> None:
     """Start or relaunch the stack so every service runs the code on disk."""
     g = _globals(ctx, **opts)
+    if g.watch:
+        ctx.invoke(watch)
+        return
     ui = g.ui()
     project = g.project()
     options = g.launch_options()

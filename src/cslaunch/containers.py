@@ -11,7 +11,6 @@ from typing import Any
 from cslaunch import docker
 
 SERVICE_LABEL = "com.docker.compose.service"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,12 @@ def parse_container(data: dict[str, Any]) -> Container:
 
 
 def project_containers(project: docker.ComposeProject) -> list[Container]:
-    """Every service container of the project (one-off `run` containers left out)."""
-    ids = [c["ID"] for c in docker.ps(project) if c.get("ID")]
+    """Every service container of the project (one-off `run` containers left out). Once the
+    project's name is known the engine is asked directly; before, only Compose can say."""
+    if project.name:
+        ids = docker.container_ids(project.name)
+    else:
+        ids = [c["ID"] for c in docker.ps(project) if c.get("ID")]
     containers = [parse_container(d) for d in docker.inspect(ids)]
     return [c for c in containers if c.service]
 

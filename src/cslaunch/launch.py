@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class LaunchOptions:
 
 @dataclass(frozen=True)
 class Detected:
+    project: Project  # with the project name Compose resolved: later steps ask the engine
     stack: model.Stack
     raw: dict[str, Any]  # Compose's JSON model
     python: frozenset[str]  # services that run Python
@@ -62,17 +63,28 @@ class Detected:
 
 def detect(project: Project, *, containers: bool = True) -> Detected:
     """The Compose model as Compose resolves it, the containers, and which services run
-    Python from where. `config` and `ps` run at once: they are most of a no-op launch."""
+    Python from where. With the project name known (-p, config), config and the container
+    lookup run at once; without, the lookup needs the name config resolves."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         config = pool.submit(docker.config, project.compose)
-        found = pool.submit(project_containers, project.compose) if containers else None
+        early = (
+            pool.submit(project_containers, project.compose)
+            if containers and project.compose.name
+            else None
+        )
         try:
             raw = config.result()
-            current = by_service(found.result()) if found else {}
+            named = replace(
+                project, compose=replace(project.compose, name=str(raw.get("name") or "") or None)
+            )
+            found = early.result() if early else None
+            if containers and found is None:
+                found = project_containers(named.compose)
         except CslaunchError:
             # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself.
             docker.check_engine(project.compose)
             raise
+    current = by_service(found or [])
     redact.register_model(raw)
     stack = model.parse_stack(raw)
     python = frozenset(
@@ -81,7 +93,7 @@ def detect(project: Project, *, containers: bool = True) -> Detected:
         if model.runs_python(s, dockerfile_text(s), project.config)
     )
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
-    return Detected(stack, raw, python, roots, current)
+    return Detected(named, stack, raw, python, roots, current)
 
 
 def dockerfile_text(service: model.Service) -> str | None:
@@ -141,13 +153,31 @@ def _missing_images(found: Detected) -> set[str]:
     return {service for service, image in names.items() if image not in present}
 
 
-def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
+@dataclass(frozen=True)
+class Prepared:
+    """detect and compute, done ahead by a caller that had to look first (watch deciding
+    whether a batch of saves matters): the launch takes them instead of doing them again."""
+
+    found: Detected
+    changes: changes.ChangeSet
+    plan: Plan
+
+
+def prepare(project: Project, options: LaunchOptions) -> Prepared:
+    found = detect(project)
+    return Prepared(found, *compute(project, found, options))
+
+
+def launch(
+    project: Project, options: LaunchOptions, ui: UI, prepared: Prepared | None = None
+) -> LaunchReport:
     compose = project.compose
     timeout = options.timeout or project.config.timeout
     report = LaunchReport(project="", mode="relaunch")
 
     with _step(ui, report, "detect") as st:
-        found = detect(project)
+        found = prepared.found if prepared else detect(project)
+        project, compose = found.project, found.project.compose
         report.project = found.stack.name
         report.url = model.app_url(found.stack, project.config)
         running = any(c.running for cs in found.containers.values() for c in cs)
@@ -163,7 +193,9 @@ def launch(project: Project, options: LaunchOptions, ui: UI) -> LaunchReport:
         )
 
     with _step(ui, report, "changes") as st:
-        cs, plan = compute(project, found, options)
+        cs, plan = (
+            (prepared.changes, prepared.plan) if prepared else compute(project, found, options)
+        )
         st.summary = _changes_summary(cs)
     bundle = project.config.frontend
     why = frontend.build_reason(bundle, cs) if bundle else None
@@ -302,7 +334,7 @@ def _apply(
     # SIGTERM would stall it. Kill those first; `up` then recreates them at once.
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
     first = act.stop_methods(found.stack, project.config, found.containers, replaced)
-    act.kill(compose, [name for name, m in first.items() if m.kind == "kill"])
+    act.kill(c for name, m in first.items() if m.kind == "kill" for c in found.containers[name])
     if plan.with_action(START, REBUILD, RECREATE):
         act.converge(compose)
         after = by_service(project_containers(compose))
@@ -314,7 +346,7 @@ def _apply(
         if outcomes[name].action == RESTART:
             outcomes[name].action = "recreated"
     methods = act.stop_methods(found.stack, project.config, after, stale)
-    act.restart(compose, methods)
+    act.restart(compose, found.stack, after, methods)
     for name, method in {**first, **methods}.items():
         outcomes[name].stop = f"{method.kind}: {method.reason}"
     return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
@@ -422,7 +454,7 @@ def repair(
     bytecode.remove(host_pycs, roots=list(found.roots.roots))
     current = by_service(project_containers(compose))
     methods = act.stop_methods(found.stack, project.config, current, names)
-    act.kill(compose, [n for n, m in methods.items() if m.kind == "kill"])
+    act.kill(c for n, m in methods.items() if m.kind == "kill" for c in current.get(n, []))
     docker.compose_step(
         compose,
         "up",

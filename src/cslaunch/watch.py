@@ -17,7 +17,7 @@ from pathlib import Path
 import watchfiles
 
 from cslaunch.errors import CslaunchError
-from cslaunch.launch import LaunchOptions, compute, detect, launch
+from cslaunch.launch import LaunchOptions, Prepared, detect, launch, prepare
 from cslaunch.lock import project_lock
 from cslaunch.project import Project
 from cslaunch.report import render
@@ -73,17 +73,20 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
     def relaunch(trigger: str) -> None:
         nonlocal launches
         with project_lock(project.root, on_wait=ui.warn):
-            if trigger != "start":
-                found = detect(project)
-                cs, plan = compute(project, found, launch_options)
-                if plan.noop and not cs.changes and not cs.config_changed:
-                    return  # nothing that matters changed: stay quiet
-            launches += 1
-            ui.echo(
-                ui.style(f"[{time.strftime('%H:%M:%S')}] launch {launches}: {trigger}", bold=True)
-            )
             try:
-                report = launch(project, launch_options, ui)
+                ahead: Prepared | None = None
+                if trigger != "start":
+                    ahead = prepare(project, launch_options)
+                    cs = ahead.changes
+                    if ahead.plan.noop and not cs.changes and not cs.config_changed:
+                        return  # nothing that matters changed: stay quiet
+                launches += 1
+                ui.echo(
+                    ui.style(
+                        f"[{time.strftime('%H:%M:%S')}] launch {launches}: {trigger}", bold=True
+                    )
+                )
+                report = launch(project, launch_options, ui, ahead)
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:
