@@ -72,3 +72,39 @@ def test_old_file_copied_into_a_baked_container_is_stale_until_cslaunch(
     assert {v["name"]: v["state"] for v in report["verify"]}["baked"] == "fresh"
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
     assert verdicts(stack, *files)[0] == 0
+
+
+PLANT = """
+import os, py_compile
+src = "/app/src/app/greeting.py"
+st = os.stat(src)
+fake = "/tmp/greeting.py"
+with open(src) as f, open(fake, "w") as out:
+    out.write(f.read().replace("hello from v1", "hello from v9"))
+os.utime(fake, ns=(st.st_atime_ns, st.st_mtime_ns))
+cfile = "/app/src/app/__pycache__/greeting.cpython-%d%d.pyc" % __import__("sys").version_info[:2]
+py_compile.compile(fake, cfile=cfile, dfile=src, doraise=True)
+"""
+
+
+def test_a_noop_keeps_the_proof_until_a_pyc_moves(stack: TestStack) -> None:
+    from cslaunch.verify import STANDS
+
+    stack.launched()
+    report = stack.launched()
+    assert report["up_to_date"]
+    detail = {v["name"]: v["detail"] for v in report["verify"]}
+    # Bind-mounted code, same containers, same pycs: the proof stands. The frontend's code
+    # is baked into its image, where `docker cp` could change it: looked at again.
+    assert detail["backend"] == detail["worker1"] == detail["worker2"] == STANDS
+    assert detail["frontend"] != STANDS
+
+    # A pyc whose header matches the source but whose code is another's, written into the
+    # bind-mounted __pycache__: no source changed, yet the next launch looks and repairs.
+    stack.compose("exec", "-T", "backend", "python3", "-c", PLANT)
+    report = stack.launched()
+    verdict = {v["name"]: v for v in report["verify"]}["backend"]
+    assert any(s["name"] == "repair" for s in report["steps"]), report["steps"]
+    assert verdict["state"] == "fresh" and verdict["detail"] != STANDS
+    assert verdicts(stack)[0] == 0
+    assert stack.greet() == "hello from v1, t"

@@ -27,6 +27,8 @@ class Container:
     created: datetime | None
     image_id: str
     pid: int
+    # (type, source, destination) of every mount, sorted: what the container sees where
+    mounts: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def running(self) -> bool:
@@ -65,6 +67,12 @@ def parse_container(data: dict[str, Any]) -> Container:
         created=parse_time(data.get("Created")),
         image_id=str(data.get("Image", "")),
         pid=int(state.get("Pid") or 0),
+        mounts=tuple(
+            sorted(
+                (str(m.get("Type", "")), str(m.get("Source", "")), str(m.get("Destination", "")))
+                for m in data.get("Mounts") or []
+            )
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from cslaunch import (
     jobs,
     model,
     probes,
+    proof,
     redact,
     verify,
 )
@@ -269,17 +270,24 @@ def launch(
     with ThreadPoolExecutor(max_workers=1) as background:
         # The proof reads files and pycs in the containers: independent of the job steps,
         # so it runs alongside them. A no-op touched no container: detect's list holds.
-        proof = (
+        # A no-op may rely on the last launch's proof where nothing it rests on moved.
+        previous = proof.load(project.root, cs.old.scanned_ns) if plan.noop and cs.old else None
+        proving = (
             background.submit(
-                run_verification, found, cs, compose, found.containers if plan.noop else None
+                run_verification,
+                found,
+                cs,
+                compose,
+                found.containers if plan.noop else None,
+                previous=previous,
             )
             if not failed and options.verify
             else None
         )
         failed = _job_steps(project, found, plan, touched, failed, outcomes, timeout, ui, report)
-        if proof is not None and not failed:
+        if proving is not None and not failed:
             with _step(ui, report, "verify") as st:
-                report.verification = proof.result()
+                report.verification = proving.result()
                 st.summary = verification_summary(report.verification)
     checked = report.verification
     if checked is not None and checked.stale:
@@ -306,6 +314,8 @@ def launch(
         # Only a launch that fully worked moves the index on: after a failure the next run
         # sees the same changes and does again what is needed.
         index.save(project.root, cs.new_index())
+        if report.verification and report.verification.proof:
+            proof.save(project.root, report.verification.proof)
     write_json(project.root, LAST_LAUNCH, {"services": touched, "ok": report.ok})
     return report
 
@@ -478,6 +488,8 @@ def run_verification(
     cs: changes.ChangeSet,
     compose: docker.ComposeProject,
     containers: dict[str, list[Container]] | None = None,
+    *,
+    previous: proof.Proof | None = None,
 ) -> verify.Verification:
     return verify.verify(
         found.stack.services,
@@ -485,13 +497,22 @@ def run_verification(
         cs.files,
         cs.entries,
         containers if containers is not None else by_service(project_containers(compose)),
+        # Listed again, not taken from the launch's scan: after a clean or a start the
+        # containers wrote new pycs, and the proof must cover what is there now.
+        bytecode=bytecode.present(found.roots.roots),
+        index_ns=cs.scan.started_ns,
+        previous=previous,
     )
 
 
 def verification_summary(checked: verify.Verification) -> str:
     fresh = [v for v in checked.verdicts if v.state == verify.FRESH]
-    files = sum(v.checked for v in fresh)
-    text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in fresh)} pycs checked)"
+    looked = [v for v in fresh if v.detail != verify.STANDS]
+    files = sum(v.checked for v in looked)
+    text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in looked)} pycs checked"
+    if len(looked) < len(fresh):
+        text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
+    text += ")"
     if checked.stale:
         text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
     pending = {p for v in checked.verdicts for p in v.pending}

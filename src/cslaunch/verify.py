@@ -26,6 +26,7 @@ from cslaunch.containers import Container
 from cslaunch.context import image_path
 from cslaunch.index import Entry
 from cslaunch.model import Service
+from cslaunch.proof import Proof, bytecode_digest, record, stands
 from cslaunch.scan import FileStat, stat_of
 from cslaunch.track import ServiceFiles
 
@@ -134,10 +135,12 @@ def started_too_early(container: Container, wanted: Sequence[Target]) -> tuple[s
     return None
 
 
-def verify_service(service: str, container: Container, targets: Sequence[Target]) -> Verdict:
-    start = time.monotonic()
-    pending = tuple(t.host for t in targets if changed_since_scan(t))
-    wanted = [t for t in targets if t.host not in pending]
+# One container's look inside: the probe's findings, or why it could not run.
+Looked = dict[str, Any] | str
+
+
+def look(container: Container, wanted: Sequence[Target]) -> Looked:
+    """Run the probe in the container with its own Python (one exec)."""
     request = json.dumps({"files": [[t.container, t.digest] for t in wanted]})
     script = PROBE.read_text(encoding="utf-8")
     result = None
@@ -145,42 +148,73 @@ def verify_service(service: str, container: Container, targets: Sequence[Target]
         result = docker.run(
             ["docker", "exec", "-i", container.id, python, "-c", script],
             input=request,
-            timeout=60,
+            timeout=120,
         )
         if result.returncode == 0 or "executable file not found" not in result.stderr:
             break
     assert result is not None
-    took = time.monotonic() - start
     if result.returncode != 0:
-        why = docker.first_error_line(result.stderr)
-        return Verdict(
-            service,
-            SKIPPED,
-            seconds=took,
-            detail=f"cannot run Python in it: {why}",
-            pending=pending,
-        )
-    data = json.loads(result.stdout)
-    problems = [(p, r) for p, r in data["problems"]]
+        return f"cannot run Python in it: {docker.first_error_line(result.stderr)}"
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def verdict(
+    service: str,
+    container: Container,
+    wanted: Sequence[Target],
+    pending: tuple[str, ...],
+    looked: Looked,
+    took: float,
+    through: str | None = None,
+) -> Verdict:
+    """The verdict on one container from a look (its own, or `through` another container's
+    that sees the same files): the files as the look found them, the process age its own."""
+    if isinstance(looked, str):
+        return Verdict(service, SKIPPED, seconds=took, detail=looked, pending=pending)
+    problems = [(p, r) for p, r in looked["problems"]]
     late = started_too_early(container, wanted)
     if late:
         problems.append(late)
-    state = STALE if problems else FRESH
+    detail = f"Python {looked['python']}"
+    if through:
+        detail += f"; files looked at through {through}: same image and mounts"
     return Verdict(
         service,
-        state,
+        STALE if problems else FRESH,
         tuple(problems),
-        int(data["checked"]),
-        int(data["pycs"]),
+        int(looked["checked"]),
+        int(looked["pycs"]),
         took,
-        f"Python {data['python']}",
+        detail,
         pending,
     )
+
+
+def verify_group(group: Sequence[tuple[str, Container, list[Target]]]) -> list[Verdict]:
+    """Containers that see the same files the same way: one look, a verdict for each."""
+    first_service, first, targets = group[0]
+    start = time.monotonic()
+    pending = tuple(t.host for t in targets if changed_since_scan(t))
+    wanted = [t for t in targets if t.host not in pending]
+    looked = look(first, wanted)
+    took = time.monotonic() - start
+    return [
+        verdict(name, c, wanted, pending, looked, took, None if i == 0 else first_service)
+        for i, (name, c, _) in enumerate(group)
+    ]
+
+
+def view(container: Container, targets: Sequence[Target]) -> tuple[object, ...]:
+    """What decides what a container sees at the target paths when all of them come through
+    bind mounts: its image (the interpreter that judges the pycs) and its mounts."""
+    return (container.image_id, container.mounts, tuple((t.container, t.digest) for t in targets))
 
 
 @dataclass
 class Verification:
     verdicts: list[Verdict] = field(default_factory=list)
+    proof: Proof | None = None  # what a later no-op may rely on, when this one proved it all
 
     @property
     def stale(self) -> list[Verdict]:
@@ -193,19 +227,52 @@ def verify(
     files: Mapping[str, ServiceFiles],
     entries: Mapping[str, Entry],
     containers: Mapping[str, Sequence[Container]],
+    *,
+    bytecode: Sequence[str] = (),
+    index_ns: int = 0,
+    previous: Proof | None = None,
 ) -> Verification:
-    """Every running Python service, in parallel: one exec each."""
-    jobs: list[tuple[str, Container, list[Target]]] = []
-    skipped: list[Verdict] = []
+    """Every running Python service, in parallel: one exec each, except where `previous`
+    (the last launch's proof) still stands. The proof made here is recorded against the
+    index of `index_ns`, which the launch saves."""
+    digest = bytecode_digest(bytecode)  # before looking: a pyc planted later must not count
+    groups: dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]] = {}
+    done: list[Verdict] = []
     for name in sorted(python):
         running = [c for c in containers.get(name, []) if c.running]
         wanted = targets(services[name], files[name], entries)
+        bound = all(_bind_mounted(t, files[name]) for t in wanted)
         if not running:
-            skipped.append(Verdict(name, SKIPPED, detail="not running"))
+            done.append(Verdict(name, SKIPPED, detail="not running"))
         elif not wanted:
-            skipped.append(Verdict(name, SKIPPED, detail="no project source found in it"))
+            done.append(Verdict(name, SKIPPED, detail="no project source found in it"))
+        elif stands(
+            previous, bytecode=digest, service=name, running=running, all_bind_mounted=bound
+        ):
+            done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
         else:
-            jobs.extend((name, c, wanted) for c in running)
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
-        verdicts = list(pool.map(lambda j: verify_service(*j), jobs))
-    return Verification(sorted(verdicts + skipped, key=lambda v: v.service))
+            # Containers that see their code only through the same bind mounts, from the same
+            # image, see the same files: one look serves them all (30 services over one tree
+            # need not hash it 30 times). Code in an image's layers is each container's own.
+            for c in running:
+                groups.setdefault(view(c, wanted) if bound else (c.id,), []).append(
+                    (name, c, wanted)
+                )
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups)))) as pool:
+        looked = [v for vs in pool.map(verify_group, groups.values()) for v in vs]
+    verdicts = sorted(done + looked, key=_name)
+    all_fresh = all(v.state != STALE and not v.pending for v in verdicts)
+    fresh = [v.service for v in verdicts if v.state == FRESH]
+    kept = record(index_ns, digest, fresh, containers) if all_fresh else None
+    return Verification(verdicts, kept)
+
+
+STANDS = "the last proof stands: no source, pyc or container changed since"
+
+
+def _name(v: Verdict) -> str:
+    return v.service
+
+
+def _bind_mounted(target: Target, files: ServiceFiles) -> bool:
+    return any(target.host.startswith(d.rstrip("/\\") + os.sep) for d in files.bind_dirs)

@@ -1,0 +1,113 @@
+"""Verification without needless looks: the last proof stands in for a new one only when
+nothing it rests on moved, and containers that see the same files share one look."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cslaunch import proof, verify
+from cslaunch.containers import Container
+from cslaunch.index import Entry
+from cslaunch.model import parse_stack
+from cslaunch.scan import FileStat
+from cslaunch.track import service_files
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def container(
+    cid: str,
+    started: datetime = T0,
+    status: str = "running",
+    image: str = "img",
+    mounts: tuple[tuple[str, str, str], ...] = (),
+) -> Container:
+    return Container(cid, cid, "web", status, None, "", 0, 0, started, started, image, 1, mounts)
+
+
+def test_stands_only_for_the_same_containers_pycs_and_bind_mounted_code() -> None:
+    kept = proof.record(1, "digest", ["web"], {"web": [container("a")]})
+    same = {"bytecode": "digest", "service": "web", "running": [container("a")]}
+    assert proof.stands(kept, **same, all_bind_mounted=True)
+    assert not proof.stands(kept, **same, all_bind_mounted=False)
+    assert not proof.stands(None, **same, all_bind_mounted=True)
+    moved = [
+        {**same, "bytecode": "other"},
+        {**same, "running": [container("b")]},  # recreated
+        {**same, "running": [container("a", started=T0.replace(hour=1))]},  # restarted
+        {**same, "running": [container("a"), container("c")]},  # scaled up
+        {**same, "service": "worker"},  # never proven
+        {**same, "running": []},
+    ]
+    for case in moved:
+        assert not proof.stands(kept, **case, all_bind_mounted=True)
+
+
+def test_any_pyc_stat_change_moves_the_digest(tmp_path: Path) -> None:
+    pyc = tmp_path / "m.cpython-311.pyc"
+    pyc.write_bytes(b"x" * 20)
+    before = proof.bytecode_digest([str(pyc)])
+    assert proof.bytecode_digest([str(pyc)]) == before
+    st = pyc.stat()
+    pyc.write_bytes(b"y" * 20)  # `cp -p` of another pyc: same size and mtime, new ctime
+    os.utime(pyc, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert proof.bytecode_digest([str(pyc)]) != before
+    assert proof.bytecode_digest([str(pyc), str(tmp_path / "gone.pyc")]) != before
+
+
+def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
+    proof.save(tmp_path, proof.record(5, "d", ["web"], {"web": [container("a")]}))
+    assert proof.load(tmp_path, 5) == proof.Proof(5, "d", {"web": [["a", T0.isoformat()]]})
+    assert proof.load(tmp_path, 6) is None
+    (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text("{not json")
+    assert proof.load(tmp_path, 5) is None
+
+
+def test_containers_with_the_same_image_and_mounts_share_one_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    (src / "app").mkdir(parents=True)
+    module = src / "app" / "m.py"
+    module.write_text("x = 1\n")
+    st = module.stat()
+    entries = {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                                           st.st_ino), "d1", 0)}  # fmt: skip
+    bind = ("bind", str(src), "/app/src")
+    names = ["api", "w1", "w2", "other"]
+    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
+    stack = parse_stack({"name": "t", "services": {n: {"volumes": [volume]} for n in names}})
+    services = stack.services
+    files = {
+        n: service_files(n, runs_code=True, bind_dirs=[str(src)], bind_files=[], context=None,
+                         dockerfile=None, dockerfile_text=None, dockerignore_text=None)
+        for n in names
+    }  # fmt: skip
+    running = {
+        "api": [container("a", mounts=(bind,))],
+        "w1": [container("b", mounts=(bind,))],
+        "w2": [container("c", mounts=(bind,)), container("c2", mounts=(bind,))],  # replicas
+        "other": [container("d", image="img2", mounts=(bind,))],  # another interpreter
+    }
+    looked: list[str] = []
+
+    def fake_look(c: Container, wanted: list[verify.Target]) -> verify.Looked:
+        looked.append(c.id)
+        return {"python": "3.11.2", "problems": [], "checked": len(wanted), "pycs": 0}
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    result = verify.verify(services, names, files, entries, running)
+    assert sorted(looked) == ["a", "d"]
+    assert [v.state for v in result.verdicts] == ["fresh"] * 5
+    assert {v.service: v.detail for v in result.verdicts}["w1"].endswith(
+        "through api: same image and mounts"
+    )
+    # A volume over part of the tree in one container: it sees other files, looks itself.
+    running["w1"] = [container("b", mounts=(bind, ("volume", "v", "/app/src/app")))]
+    looked.clear()
+    verify.verify(services, names, files, entries, running)
+    assert sorted(looked) == ["a", "b", "d"]
