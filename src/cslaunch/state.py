@@ -27,7 +27,8 @@ def write_json(root: Path, name: str, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"))
+            # dumps, not dump: only the one-shot encoder is the C one (a 100k-file index: 3 s)
+            f.write(json.dumps(data, separators=(",", ":")))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / name)
