@@ -253,3 +253,66 @@ def edit_keeping_stat(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size
+
+
+SCALE_SERVER = '''"""One service of a generated stack: answers GET / with its version and name."""
+import http.server
+import os
+
+from app.version import VERSION
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{VERSION} {os.environ['SERVICE']}".encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def scale_stack(dest: Path, *, services: int, files: int, base_image: str) -> TestStack:
+    """A generated stack of `services` Python HTTP services sharing one bind-mounted tree of
+    about `files` source files (`app/` plus generated packages under `bulk/`), each on its own
+    loopback port (ports["S0"], ...). Every service imports app.version: an edit there is an
+    edit every service must serve."""
+    src = dest / "src"
+    (src / "app").mkdir(parents=True)
+    (src / "app" / "__init__.py").write_text("")
+    (src / "app" / "version.py").write_text('VERSION = "v1"\n')
+    (src / "app" / "server.py").write_text(SCALE_SERVER)
+    per_package = 500
+    for n in range(max(0, files - 3)):
+        package = src / "bulk" / f"p{n // per_package:04d}"
+        if n % per_package == 0:
+            package.mkdir(parents=True)
+            (package / "__init__.py").write_text("")
+        (package / f"m{n % per_package:04d}.py").write_text(
+            f"VALUE = {n}\n\n\ndef f():\n    return VALUE\n"
+        )
+    name = f"{PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+    ports = {f"S{i}": free_port() for i in range(services)}
+    lines = [f"name: {name}", "services:"]
+    for i in range(services):
+        lines += [
+            f"  s{i}:",
+            f"    image: {base_image}",
+            "    network_mode: host",
+            "    working_dir: /app",
+            "    command: [python3, -m, app.server]",
+            f"    environment: {{SERVICE: s{i}, PORT: '{ports[f'S{i}']}', PYTHONPATH: /app/src}}",
+            "    volumes: [./src:/app/src]",
+        ]
+    (dest / "compose.yaml").write_text("\n".join(lines) + "\n")
+    return TestStack(dest, name, ports)
+
+
+def get_text(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return str(r.read().decode())

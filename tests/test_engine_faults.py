@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -122,3 +123,65 @@ def test_secrets_never_reach_the_output(stack: TestStack) -> None:
         assert "hunter2hunter2" not in output and "urlsecret77" not in output
     for written in (stack.dir / ".cslaunch").iterdir():
         assert "hunter2hunter2" not in written.read_text(errors="replace")
+
+
+AUTH_YML = """\
+x-url: &url "redis://:s3cr3tpass77@127.0.0.1:${REDIS_PORT}/0"
+services:
+  redis:
+    command: [redis-server, --bind, 127.0.0.1, --port, "${REDIS_PORT}",
+              --requirepass, s3cr3tpass77, --appendonly, "yes", --dir, /data]
+    healthcheck:
+      test: [CMD, redis-cli, -p, "${REDIS_PORT}", -a, s3cr3tpass77, --no-auth-warning, ping]
+  backend:
+    environment: {REDIS_URL: *url}
+  worker1:
+    environment: {REDIS_URL: *url}
+    command: [rq, worker, --url, *url, default]
+  worker2:
+    environment: {REDIS_URL: *url}
+    command: [rq, worker, --url, *url, default]
+"""
+
+
+HIDDEN_PASSWORD_WORKERS = """\
+services:
+  worker1: &hidden
+    environment: {REDIS_URL: "redis://127.0.0.1:${REDIS_PORT}/0", REDIS_PORT: "${REDIS_PORT}"}
+    command: [python3, -c, "import os; from redis import Redis; from rq import Worker;
+      pw = open('/app/src/app/redis_pw.txt').read().strip();
+      r = Redis(port=int(os.environ['REDIS_PORT']), password=pw);
+      Worker(['default'], connection=r).work()"]
+  worker2: *hidden
+"""
+
+
+def test_redis_with_a_password_works_and_a_missing_one_is_one_warning(stack: TestStack) -> None:
+    (stack.dir / "auth.yml").write_text(AUTH_YML)
+    stack.files = ("docker-compose.yml", "auth.yml")
+    files = ("-f", "docker-compose.yml", "-f", "auth.yml")
+    stack.launched(*files)
+    # The password comes from the workers' own --url: recovery works, and never shows it.
+    job_id = stack.start_job(30, "pw")
+    (stack.dir / "cslaunch.toml").write_text(
+        '[services.worker1]\nstop = "kill"\n[services.worker2]\nstop = "kill"\n'
+    )
+    result = stack.cslaunch("--json", *files, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [j["id"] for j in report["jobs"]["jobs"]] == [job_id]
+    assert "s3cr3tpass77" not in result.stdout + result.stderr
+
+    # Workers that read the password from a file of their own, which cslaunch cannot see:
+    # the stack still comes up, and one warning says why jobs were not checked.
+    (stack.dir / "backend/src/app/redis_pw.txt").write_text("s3cr3tpass77\n")
+    (stack.dir / "hidden.yml").write_text(HIDDEN_PASSWORD_WORKERS)
+    (stack.dir / "cslaunch.toml").write_text('[rq]\nworker_services = ["worker1", "worker2"]\n')
+    stack.files = (*stack.files, "hidden.yml")
+    result = stack.cslaunch(*files, "-f", "hidden.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "Redis refused the credentials" in warnings[0], warnings
+    assert "s3cr3tpass77" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
