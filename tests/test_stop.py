@@ -135,3 +135,58 @@ def test_service_stop_grace_zero_is_kept() -> None:
     s = service(stop_grace_period="0s")
     assert s.stop_grace == 0.0
     assert decide(s, ServiceConfig(), True).grace == 0.0
+
+
+# --- act.restart: each container on its own, or Compose when restarts depend on each other
+
+
+def _restart_calls(
+    monkeypatch: pytest.MonkeyPatch, compose: dict[str, Any], methods: dict[str, str]
+) -> list[list[str]]:
+    from datetime import datetime, timezone
+
+    from cslaunch import act, docker
+    from cslaunch.containers import Container
+    from cslaunch.model import parse_stack
+    from cslaunch.stop import StopMethod
+
+    calls: list[list[str]] = []
+
+    def record(argv: list[str], **kwargs: Any) -> None:
+        calls.append(list(argv))
+
+    monkeypatch.setattr(docker, "step", record)
+    now = datetime.now(timezone.utc)
+    stack = parse_stack({"name": "p", "services": compose})
+    containers = {
+        name: [Container(f"id-{name}", name, name, "running", None, "", 0, 0, now, now, "i", 1)]
+        for name in compose
+    }
+    how = {n: StopMethod(k, 0.0 if k == "kill" else 7.0, "test") for n, k in methods.items()}
+    act.restart(docker.ComposeProject(Path(".")), stack, containers, how)
+    return calls
+
+
+def test_independent_restarts_go_straight_to_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = {"redis": {}, "web": {"depends_on": {"redis": {}}}, "worker": {}}
+    calls = _restart_calls(monkeypatch, compose, {"web": "kill", "worker": "graceful"})
+    assert sorted(calls) == [
+        ["docker", "kill", "id-web"],
+        ["docker", "start", "id-web"],
+        ["docker", "start", "id-worker"],
+        ["docker", "stop", "-t", "7", "id-worker"],
+    ]
+    assert calls.index(["docker", "kill", "id-web"]) < calls.index(["docker", "start", "id-web"])
+
+
+def test_restarts_that_depend_on_each_other_are_started_by_compose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compose = {"web": {}, "front": {"depends_on": {"web": {"condition": "service_healthy"}}}}
+    calls = _restart_calls(monkeypatch, compose, {"web": "kill", "front": "graceful"})
+    stops, start = calls[:-1], calls[-1]
+    assert sorted(stops) == [
+        ["docker", "kill", "id-web"],
+        ["docker", "stop", "-t", "7", "id-front"],
+    ]
+    assert start[-3:] == ["start", "web", "front"] and start[:2] == ["docker", "compose"]
