@@ -14,9 +14,10 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 # Dockerfile instructions whose source paths come from the build context.
 _COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE | re.DOTALL)
@@ -59,6 +60,8 @@ def parse_dockerignore(text: str | None) -> DockerIgnore:
         lines.append(("!" if negate else "") + "/" + body)
     if not lines:
         return DockerIgnore(None, False)
+    import pathspec  # 30 ms of start-up: only for a context with a .dockerignore
+
     return DockerIgnore(pathspec.PathSpec.from_lines("gitignore", lines), exceptions)
 
 

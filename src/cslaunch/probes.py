@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -24,6 +22,11 @@ REDIS_LOADING = "Redis is loading its dataset into memory (a large AOF or RDB ta
 
 
 def http(url: str, expect: int | None = None) -> Probe:
+    # Imported here: urllib.request (and http.client) cost 30 ms of every start-up, and only
+    # services with an HTTP probe need them.
+    import urllib.error
+    import urllib.request
+
     def probe(container: Container) -> str | None:
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
