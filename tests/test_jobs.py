@@ -278,10 +278,17 @@ class FakeRun:
 
     def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         assert isinstance(argv, list)
+        if argv[:2] == ["docker", "ps"]:  # a named project's container lookup
+            label = "label=com.docker.compose.service="
+            service = next(a[len(label) :] for a in argv if a.startswith(label))
+            return subprocess.CompletedProcess(argv, 0, f"cid-{service}\n", "")
         self.calls.append(argv)
         self.inputs.append(kwargs.get("input"))
         i = argv.index("exec")
-        service, python = argv[i + 2], argv[i + 3]
+        if argv[i + 1] == "-i":  # docker exec -i CONTAINER ...
+            service, python = argv[i + 2].removeprefix("cid-"), argv[i + 3]
+        else:  # docker compose exec -T SERVICE ...
+            service, python = argv[i + 2], argv[i + 3]
         code, out, err = self.answers.get((service, python), (1, "", "unexpected"))
         return subprocess.CompletedProcess(argv, code, out, err)
 
@@ -307,12 +314,23 @@ def test_run_helper_argv_and_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = jobs.run_helper(project, two_workers(), {"action": "status"})
     assert doc["ok"] is True and doc["service"] == "worker2"
     argv = fake.calls[-1]
-    assert argv[:8] == ["docker", "compose", "-f", "a.yml", "-p", "demo", "exec", "-T"]
-    assert argv[8:12] == ["worker2", "python3", "-B", "-c"]
-    assert argv[12:] == [jobs.script_text()]  # no request in the arguments: `ps` shows those
+    # Named project: straight into the running container, no Compose model loaded.
+    assert argv[:7] == ["docker", "exec", "-i", "cid-worker2", "python3", "-B", "-c"]
+    assert argv[7:] == [jobs.script_text()]  # no request in the arguments: `ps` shows those
     request = json.loads(fake.inputs[-1] or "")
     assert request["action"] == "status" and request["url"] == "redis://r/0"
     assert request["queues"] == ["default", "high"]
+
+
+def test_run_helper_of_an_unnamed_project_goes_through_compose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ok = rqscript.MARKER + json.dumps({"ok": True, "state": "ok"}) + "\n"
+    fake = FakeRun({("worker1", "python3"): (0, ok, "")})
+    monkeypatch.setattr(docker, "run", fake)
+    jobs.run_helper(ComposeProject(Path("/p"), files=("a.yml",)), two_workers(), {})
+    assert fake.calls[-1][:8] == ["docker", "compose", "-f", "a.yml", "exec", "-T", "worker1",
+                                  "python3"]  # fmt: skip
 
 
 def test_run_helper_nothing_running(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -485,8 +485,8 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
 
 
 def _rq_setup(g: Globals) -> tuple[Project, jobs.RQSetup]:
-    project = g.project()
-    found = detect(project, containers=False)
+    found = detect(g.project(), containers=False)
+    project = found.project  # named: the helper execs straight into a worker container
     setup = jobs.find_rq(found.stack, project.config.rq, found.raw)
     if setup is None:
         raise errors.CslaunchError(

@@ -458,7 +458,7 @@ def run_helper(
         }
         pythons = list(dict.fromkeys([worker.python, "python3", "python"]))
         for python in pythons:
-            argv = project.argv("exec", "-T", worker.service, python, "-B", "-c", script)
+            argv = docker.exec_argv(project, worker.service, python, "-B", "-c", script)
             # The request goes on stdin: its Redis URL may hold a password, which `ps` shows
             # for arguments.
             result = docker.run(
