@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -115,8 +115,11 @@ def compute(
     project: Project, found: Detected, options: LaunchOptions
 ) -> tuple[changes.ChangeSet, Plan]:
     """Changes since the last launch and the plan they call for. Only reads."""
-    cs = change_set(project, found, full=options.full)
-    missing = _missing_images(found) if cs.old is not None and options.build else set()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The image check is a docker call, the scan Python's own I/O: at once.
+        images = pool.submit(_missing_images, found) if options.build else None
+        cs = change_set(project, found, full=options.full)
+        missing = images.result() if images and cs.old is not None else set()
     plan = make_plan(
         found.stack,
         found.containers,
@@ -164,9 +167,16 @@ class Prepared:
     plan: Plan
 
 
-def prepare(project: Project, options: LaunchOptions) -> Prepared:
-    found = detect(project)
+def prepare(project: Project, options: LaunchOptions, model: Detected | None = None) -> Prepared:
+    """detect and compute; with `model` (the caller knows the Compose model cannot have
+    changed), only the containers are looked up again."""
+    found = refreshed(model) if model else detect(project)
     return Prepared(found, *compute(project, found, options))
+
+
+def refreshed(found: Detected) -> Detected:
+    """The same Compose model, with the containers as they are now."""
+    return replace(found, containers=by_service(project_containers(found.project.compose)))
 
 
 def launch(
@@ -235,55 +245,55 @@ def launch(
         with _step(ui, report, "restart" if running else "start") as st:
             st.summary = _apply(project, found, plan, outcomes)
 
-    with _step(ui, report, "wait") as st:
-        # Nothing was touched: the containers detect just read are the current ones.
-        current = found.containers if plan.noop else by_service(project_containers(compose))
-        baseline = {
-            name: max((c.restart_count for c in cs_), default=0) for name, cs_ in current.items()
-        }
-        verdicts = wait_ready(
-            compose,
-            list(found.stack.services.values()),
-            timeout=timeout,
-            restarts_before=baseline,
-            initial=current,
-            probes=service_probes(project, found.stack),
-            on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
-        )
-        _record(outcomes, verdicts, compose)
-        failed = [v for v in verdicts if v.state == FAILED]
-        st.summary = (
-            f"{len(verdicts) - len(failed)}/{len(verdicts)} ready"
-            if failed
-            else f"all {len(verdicts)} ready"
-        )
-
-    touched = [o.service for o in outcomes.values() if o.action != LEAVE]
-    proxies = act.proxies_to_reload(found.stack, touched) if not failed else []
-    if proxies:
-        with _step(ui, report, "reload proxies") as st:
-            for name in proxies:
-                reloaded = act.reload_proxy(compose, found.stack.services[name])
-                outcomes[name].detail += f"; {reloaded}"
-            st.summary = ", ".join(proxies)
-
     with ThreadPoolExecutor(max_workers=1) as background:
-        # The proof reads files and pycs in the containers: independent of the job steps,
-        # so it runs alongside them. A no-op touched no container: detect's list holds.
-        # A no-op may rely on the last launch's proof where nothing it rests on moved.
+        # The proof reads files and pycs in the containers. A no-op touched no container, so
+        # it starts now, alongside the wait, on the containers detect read; otherwise once
+        # every service is ready, alongside the job steps. A no-op may rely on the last
+        # launch's proof where nothing it rests on moved.
         previous = proof.load(project.root, cs.old.scanned_ns) if plan.noop and cs.old else None
-        proving = (
-            background.submit(
-                run_verification,
-                found,
-                cs,
-                compose,
-                found.containers if plan.noop else None,
-                previous=previous,
+
+        def prove() -> Future[verify.Verification]:
+            containers = found.containers if plan.noop else None
+            return background.submit(
+                run_verification, found, cs, compose, containers, previous=previous
             )
-            if not failed and options.verify
-            else None
-        )
+
+        proving = prove() if plan.noop and options.verify else None
+        with _step(ui, report, "wait") as st:
+            # Nothing was touched: the containers detect just read are the current ones.
+            current = found.containers if plan.noop else by_service(project_containers(compose))
+            baseline = {
+                name: max((c.restart_count for c in cs_), default=0)
+                for name, cs_ in current.items()
+            }
+            verdicts = wait_ready(
+                compose,
+                list(found.stack.services.values()),
+                timeout=timeout,
+                restarts_before=baseline,
+                initial=current,
+                probes=service_probes(project, found.stack),
+                on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
+            )
+            _record(outcomes, verdicts, compose)
+            failed = [v for v in verdicts if v.state == FAILED]
+            st.summary = (
+                f"{len(verdicts) - len(failed)}/{len(verdicts)} ready"
+                if failed
+                else f"all {len(verdicts)} ready"
+            )
+
+        touched = [o.service for o in outcomes.values() if o.action != LEAVE]
+        proxies = act.proxies_to_reload(found.stack, touched) if not failed else []
+        if proxies:
+            with _step(ui, report, "reload proxies") as st:
+                for name in proxies:
+                    reloaded = act.reload_proxy(compose, found.stack.services[name])
+                    outcomes[name].detail += f"; {reloaded}"
+                st.summary = ", ".join(proxies)
+
+        if proving is None and not failed and options.verify:
+            proving = prove()
         failed = _job_steps(project, found, plan, touched, failed, outcomes, timeout, ui, report)
         if proving is not None and not failed:
             with _step(ui, report, "verify") as st:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import watchfiles
 
 from cslaunch.errors import CslaunchError
-from cslaunch.launch import LaunchOptions, Prepared, detect, launch, prepare
+from cslaunch.launch import Detected, LaunchOptions, Prepared, detect, launch, prepare
 from cslaunch.lock import project_lock
 from cslaunch.project import Project
 from cslaunch.report import render
@@ -69,14 +70,19 @@ class _Filter(watchfiles.DefaultFilter):
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
     """Launch once, then on every batch of changes. Returns the number of launches."""
     launches = 0
+    model: Detected | None = None  # the Compose model the last batch used
 
-    def relaunch(trigger: str) -> None:
-        nonlocal launches
+    def relaunch(trigger: str, changed: Sequence[str] = ()) -> None:
+        nonlocal launches, model
         with project_lock(project.root, on_wait=ui.warn):
             try:
                 ahead: Prepared | None = None
                 if trigger != "start":
-                    ahead = prepare(project, launch_options)
+                    # Compose reads no Python file: after a batch of .py saves its model is
+                    # the one it was, and `compose config` (0.2 s of each save) can be skipped.
+                    same = bool(changed) and all(p.endswith(".py") for p in changed)
+                    ahead = prepare(project, launch_options, model if same else None)
+                    model = ahead.found
                     cs = ahead.changes
                     if ahead.plan.noop and not cs.changes and not cs.config_changed:
                         return  # nothing that matters changed: stay quiet
@@ -125,7 +131,7 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
                 if batch
                 else "periodic re-check"
             )
-            relaunch(trigger)
+            relaunch(trigger, [path for _, path in batch])
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
     return launches
