@@ -242,16 +242,8 @@ def exec_argv(project: ComposeProject, service: str, *command: str) -> list[str]
     `docker compose exec -T`. A service with no running container gets Compose's argv,
     whose error then says so."""
     if project.name:
-        result = run(
-            [
-                "docker", "ps", "--quiet", "--no-trunc",
-                "--filter", f"label=com.docker.compose.project={project.name}",
-                "--filter", f"label=com.docker.compose.service={service}",
-                "--filter", "label=com.docker.compose.oneoff=False",
-                "--filter", "status=running",
-            ],
-            timeout=30,
-        )  # fmt: skip
+        filters = [f"label=com.docker.compose.service={service}", "status=running"]
+        result = run(_ps_argv(project.name, *filters), timeout=30)
         ids = sorted(result.stdout.split()) if result.returncode == 0 else []
         if ids:
             return ["docker", "exec", "-i", ids[0], *command]
@@ -261,14 +253,7 @@ def exec_argv(project: ComposeProject, service: str, *command: str) -> list[str]
 def container_ids(project_name: str) -> list[str]:
     """Every service container of a Compose project, from the engine by Compose's labels:
     a fifth of the time of `docker compose ps`, which loads the whole model first."""
-    result = run(
-        [
-            "docker", "ps", "--all", "--quiet", "--no-trunc",
-            "--filter", f"label=com.docker.compose.project={project_name}",
-            "--filter", "label=com.docker.compose.oneoff=False",
-        ],
-        timeout=60,
-    )  # fmt: skip
+    result = run([*_ps_argv(project_name), "--all"], timeout=60)
     if result.returncode != 0:
         raise DockerError("docker ps: " + first_error_line(result.stderr), hint=DAEMON_HINT)
     return result.stdout.split()
@@ -281,6 +266,19 @@ def logs(project: ComposeProject, service: str, *, tail: int = 30) -> str:
         timeout=30,
     )
     return (result.stdout + result.stderr).rstrip()
+
+
+def _ps_argv(project_name: str, *filters: str) -> list[str]:
+    """`docker ps` of a Compose project's service containers (not one-off `run` ones), by
+    the labels Compose puts on them."""
+    argv = ["docker", "ps", "--quiet", "--no-trunc"]
+    for f in (
+        f"label=com.docker.compose.project={project_name}",
+        "label=com.docker.compose.oneoff=False",
+        *filters,
+    ):
+        argv += ["--filter", f]
+    return argv
 
 
 def _tail(text: str, lines: int) -> str:

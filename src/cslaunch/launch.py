@@ -167,10 +167,10 @@ class Prepared:
     plan: Plan
 
 
-def prepare(project: Project, options: LaunchOptions, model: Detected | None = None) -> Prepared:
-    """detect and compute; with `model` (the caller knows the Compose model cannot have
-    changed), only the containers are looked up again."""
-    found = refreshed(model) if model else detect(project)
+def prepare(project: Project, options: LaunchOptions, known: Detected | None = None) -> Prepared:
+    """detect and compute; with `known` (the caller knows the Compose model cannot have
+    changed since it was detected), only the containers are looked up again."""
+    found = refreshed(known) if known else detect(project)
     return Prepared(found, *compute(project, found, options))
 
 
@@ -182,7 +182,6 @@ def refreshed(found: Detected) -> Detected:
 def launch(
     project: Project, options: LaunchOptions, ui: UI, prepared: Prepared | None = None
 ) -> LaunchReport:
-    compose = project.compose
     timeout = options.timeout or project.config.timeout
     report = LaunchReport(project="", mode="relaunch")
 

@@ -70,10 +70,10 @@ class _Filter(watchfiles.DefaultFilter):
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
     """Launch once, then on every batch of changes. Returns the number of launches."""
     launches = 0
-    model: Detected | None = None  # the Compose model the last batch used
+    known: Detected | None = None  # the Compose model the last batch used
 
     def relaunch(trigger: str, changed: Sequence[str] = ()) -> None:
-        nonlocal launches, model
+        nonlocal launches, known
         with project_lock(project.root, on_wait=ui.warn):
             try:
                 ahead: Prepared | None = None
@@ -81,8 +81,8 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
                     # Compose reads no Python file: after a batch of .py saves its model is
                     # the one it was, and `compose config` (0.2 s of each save) can be skipped.
                     same = bool(changed) and all(p.endswith(".py") for p in changed)
-                    ahead = prepare(project, launch_options, model if same else None)
-                    model = ahead.found
+                    ahead = prepare(project, launch_options, known if same else None)
+                    known = ahead.found
                     cs = ahead.changes
                     if ahead.plan.noop and not cs.changes and not cs.config_changed:
                         return  # nothing that matters changed: stay quiet
