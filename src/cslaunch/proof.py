@@ -40,19 +40,26 @@ def identity(containers: Iterable[Container]) -> list[list[str]]:
     )
 
 
+# POSIX ctime moves on every write; Windows' ctime is the creation time, which a copy over
+# an existing file keeps, so there the contents are hashed too.
+STAT_SEES_WRITES = os.name != "nt"
+
+
 def bytecode_digest(paths: Iterable[str]) -> str:
     """One hash over the stat data of every bytecode file (a vanished one counts too)."""
     h = hashlib.blake2b(digest_size=16)
     for path in sorted(paths):
+        name = path.encode("utf-8", "surrogateescape")
         try:
             st = os.lstat(path)
-            h.update(
-                f"{path}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_size}\0{st.st_ino}\n".encode(
-                    "utf-8", "surrogateescape"
-                )
-            )
+            h.update(b"%s\0%d\0%d\0%d\0%d\n" % (
+                name, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+            ))  # fmt: skip
+            if not STAT_SEES_WRITES:
+                with open(path, "rb") as f:
+                    h.update(f.read())
         except OSError:
-            h.update(f"{path}\0gone\n".encode("utf-8", "surrogateescape"))
+            h.update(name + b"\0gone\n")
     return h.hexdigest()
 
 
