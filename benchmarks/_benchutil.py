@@ -309,11 +309,12 @@ def _launch_timeline(
     prepare: Callable[[], object] | None,
     runs: int,
 ) -> None:
-    """Run the launch in process with every docker subprocess timed: which calls it makes,
-    in which order, how long each takes, and what is left for cslaunch's own work."""
+    """Run the launch in process with every docker subprocess and Engine API request timed:
+    which calls it makes, in which order, how long each takes, and what is left for
+    cslaunch's own work."""
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
-    from cslaunch import docker, launch
+    from cslaunch import docker, engine, launch
     from cslaunch.project import resolve
     from cslaunch.ui import UI
 
@@ -353,7 +354,36 @@ def _launch_timeline(
             return f"docker exec {names.get(cid, cid[:12])}"
         return " ".join(argv[:3])
 
+    real_json, real_exec = engine.Engine._json, engine.Engine.exec
+    inside = threading.local()  # an exec's own requests are part of the exec
+
+    def api_label(text: str) -> str:
+        for cid, name in names.items():
+            text = text.replace(cid, name)
+        return "API " + text
+
+    def timed_json(self: Any, method: str, path: str, *args: Any) -> Any:
+        if getattr(inside, "exec", False):
+            return real_json(self, method, path, *args)
+        t0 = time.perf_counter()
+        try:
+            return real_json(self, method, path, *args)
+        finally:
+            thread = threading.current_thread().name
+            calls.append((t0, time.perf_counter(), api_label(f"{method} {path}"), thread))
+
+    def timed_exec(self: Any, container: str, argv: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        inside.exec = True
+        try:
+            return real_exec(self, container, argv, **kw)
+        finally:
+            inside.exec = False
+            thread = threading.current_thread().name
+            calls.append((t0, time.perf_counter(), api_label(f"exec {container}"), thread))
+
     docker.run = timed_run
+    engine.Engine._json, engine.Engine.exec = timed_json, timed_exec
     try:
         results = []
         for _ in range(runs):
@@ -369,6 +399,7 @@ def _launch_timeline(
             results.append((total, t0, list(calls), [(s.name, s.seconds) for s in report.steps]))
     finally:
         docker.run = real_run
+        engine.Engine._json, engine.Engine.exec = real_json, real_exec
     results.sort(key=lambda r: r[0])
     total, t0, calls_, steps = results[len(results) // 2]  # the median run
     print(f"{title} (median of {runs}): {fmt_s(total)}; steps: "
@@ -377,12 +408,12 @@ def _launch_timeline(
         [label, f"+{(a - t0) * 1000:.0f}ms", fmt_s(b - a), "main" if th == "MainThread" else "pool"]
         for a, b, label, th in sorted(calls_)
     ]
-    print(table(["docker subprocess (in order)", "starts at", "takes", "thread"], rows))
+    print(table(["docker call (in order)", "starts at", "takes", "thread"], rows))
     # Time with at least one docker subprocess running (parallel calls counted once).
     busy, end = 0.0, t0
     for a, b, _l, _t in sorted(calls_):
         if b > end:
             busy += b - max(a, end)
             end = b
-    print(f"{len(calls_)} docker subprocesses; wall time with one running: {fmt_s(busy)} of "
+    print(f"{len(calls_)} docker calls; wall time with one running: {fmt_s(busy)} of "
           f"{fmt_s(total)}; cslaunch's own Python work: {fmt_s(total - busy)}")  # fmt: skip

@@ -41,6 +41,13 @@ def _engine_problem() -> str | None:
     return None
 
 
+@pytest.fixture
+def cli_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Container calls through the docker CLI, as on Windows, not the Engine API socket:
+    for tests that fake the CLI at the subprocess boundary."""
+    monkeypatch.setenv("CSLAUNCH_DOCKER_API", "0")
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[str]:
     """The base image name, once a working engine is confirmed; leftovers of earlier runs go."""

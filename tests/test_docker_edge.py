@@ -13,6 +13,9 @@ from click.testing import CliRunner
 from cslaunch import docker
 from cslaunch.errors import DOCKER, DockerError, LaunchFailed
 
+# These fake the docker CLI: container calls must take it, not the Engine API.
+pytestmark = pytest.mark.usefixtures("cli_path")
+
 LINUX = (
     "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
     "Is the docker daemon running?"

@@ -33,6 +33,9 @@ from cslaunch.errors import ConfigError
 from cslaunch.jobs import RQConfig, RQSetup, RQWorkerService, find_rq, parse_rq_config
 from cslaunch.ui import UI
 
+# These fake the docker CLI: container calls must take it, not the Engine API.
+pytestmark = pytest.mark.usefixtures("cli_path")
+
 # --- find_rq ---------------------------------------------------------------------------------
 
 

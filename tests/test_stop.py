@@ -151,6 +151,7 @@ def _restart_calls(
     from cslaunch.stop import StopMethod
 
     calls: list[list[str]] = []
+    monkeypatch.setenv("CSLAUNCH_DOCKER_API", "0")  # the CLI's argv is what this records
 
     def record(argv: list[str], **kwargs: Any) -> None:
         calls.append(list(argv))

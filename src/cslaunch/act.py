@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,10 +24,7 @@ def converge(project: docker.ComposeProject) -> None:
 
 def kill(containers: Iterable[Container]) -> None:
     """SIGKILL, straight to the engine (no Compose model to load for it)."""
-    ids = [c.id for c in containers if c.running]
-    if ids:
-        # One that exited on its own meanwhile is what we wanted anyway.
-        docker.step(["docker", "kill", *ids], what="docker kill", tolerate="is not running")
+    docker.kill([c.id for c in containers if c.running])
 
 
 def untouched(
@@ -97,15 +93,12 @@ def _stop(containers: Sequence[Container], method: StopMethod) -> None:
     if method.kind == "kill":
         kill(containers)
         return
-    ids = [c.id for c in containers if c.running]
-    if ids:
-        grace = str(math.ceil(method.grace))
-        docker.step(["docker", "stop", "-t", grace, *ids], what="docker stop")
+    docker.stop([c.id for c in containers if c.running], method.grace)
 
 
 def _cycle(container: Container, method: StopMethod) -> None:
     _stop([container], method)
-    docker.step(["docker", "start", container.id], what=f"docker start {container.name}")
+    docker.start(container.id, name=container.name)
 
 
 def is_proxy(service: Service) -> bool:

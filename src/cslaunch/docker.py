@@ -1,19 +1,28 @@
-"""The subprocess edge: every call to the `docker` CLI and `docker compose` goes through here.
+"""The Docker edge: every call to the engine, the `docker` CLI and `docker compose` goes
+through here.
 
-Arguments are always lists (never a shell string), so names and paths from the Compose model
-cannot inject commands. Failures become one-line CslaunchErrors with Compose's own words.
+Compose commands always run the CLI. Container calls (list, inspect, exec, kill, stop, start)
+go straight to the Engine API when the engine is a local socket (cslaunch.engine), else
+through the CLI; callers get the same answers either way. Arguments are always lists (never
+a shell string), so names and paths from the Compose model cannot inject commands. Failures
+become one-line CslaunchErrors with the engine's or Compose's own words.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from cslaunch import engine
 from cslaunch.errors import ComposeError, DockerError, LaunchFailed
 
 # How the docker CLI and Compose say the daemon is not there (Linux, macOS, Windows pipes),
@@ -128,9 +137,13 @@ def check_engine(project: ComposeProject) -> str:
 def raise_if_daemon_gone(what: str, stderr: str) -> None:
     """After a command failed for a reason that did not name the daemon: is it still there?
     A daemon dying mid-request leaves an EOF or a reset, not "cannot connect"."""
+    api = engine.local()
     try:
-        answers = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
-        gone = answers.returncode != 0
+        if api is not None:
+            gone = not api.ping()
+        else:
+            answers = run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+            gone = answers.returncode != 0
     except DockerError:
         gone = True
     if gone:
@@ -174,12 +187,23 @@ def ps(project: ComposeProject) -> list[dict[str, Any]]:
 
 
 def inspect(container_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """`docker inspect` of these containers; one removed meanwhile is left out, not an error
+    (the caller asked about what is there)."""
     if not container_ids:
         return []
+    api = engine.local()
+    if api is not None:
+        found = []
+        with _engine_errors("docker inspect"):
+            for cid in container_ids:
+                try:
+                    found.append(api.get(f"/containers/{_quote(cid)}/json"))
+                except engine.EngineError as e:
+                    if e.status != 404:
+                        raise
+        return found
     result = run(["docker", "inspect", *container_ids], timeout=60)
     if result.returncode != 0:
-        # A container removed between ps and inspect is not an error for the caller:
-        # inspect what is still there.
         found = []
         for cid in container_ids:
             one = run(["docker", "inspect", cid], timeout=30)
@@ -194,14 +218,23 @@ def existing_images(names: Sequence[str]) -> set[str]:
     """Which of these image references exist locally (one call for all of them)."""
     if not names:
         return set()
-    result = run(
-        ["docker", "image", "inspect", "--format", "{{json .RepoTags}}", *names], timeout=30
-    )
-    present: set[str] = set()
-    for line in result.stdout.splitlines():
-        for tag in json.loads(line or "[]") or []:
-            present.add(tag)
-            present.add(tag.removesuffix(":latest"))
+    tags: list[str] = []
+    api = engine.local()
+    if api is not None:
+        with _engine_errors("docker image inspect"):
+            for name in names:
+                try:
+                    tags += api.get(f"/images/{_quote(name)}/json").get("RepoTags") or []
+                except engine.EngineError as e:
+                    if e.status != 404:
+                        raise
+    else:
+        result = run(
+            ["docker", "image", "inspect", "--format", "{{json .RepoTags}}", *names], timeout=30
+        )
+        for line in result.stdout.splitlines():
+            tags += json.loads(line or "[]") or []
+    present = {tag for tag in tags} | {tag.removesuffix(":latest") for tag in tags}
     return {n for n in names if n in present}
 
 
@@ -236,27 +269,99 @@ def step(
     return result
 
 
-def exec_argv(project: ComposeProject, service: str, *command: str) -> list[str]:
-    """Run a command in a service's running container, stdin attached: `docker exec` on it
-    once the project is named (a fifth of the time: no Compose model loaded), else
-    `docker compose exec -T`. A service with no running container gets Compose's argv,
-    whose error then says so."""
+def exec_in(
+    container_id: str,
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`docker exec [-i] CONTAINER ARGV...`: the command's output and exit code. A container
+    that is gone or stopped gives the CLI's own "Error response from daemon" and exit 1."""
+    api = engine.local()
+    if api is None:
+        flags = ["-i"] if input is not None else []
+        result = run(["docker", "exec", *flags, container_id, *argv], input=input, timeout=timeout)
+        if result.returncode in (126, 127) and "exec failed" in result.stdout:
+            # The engine writes why the command never started into its output stream, and
+            # the CLI prints that on stdout: it is an error message, so stderr.
+            result.stderr, result.stdout = result.stdout + result.stderr, ""
+        return result
+    with _engine_errors(f"docker exec {argv[0] if argv else ''}", timeout):
+        try:
+            return api.exec(container_id, argv, input=input, timeout=timeout)
+        except engine.EngineError as e:
+            return subprocess.CompletedProcess(
+                list(argv), 1, "", f"Error response from daemon: {e.message}\n"
+            )
+
+
+def exec_service(
+    project: ComposeProject,
+    service: str,
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a service's running container: straight in its container once the
+    project is named (no Compose model loaded), else `docker compose exec -T`. A service
+    with no running container gets Compose's answer, whose error then says so."""
     if project.name:
-        filters = [f"label=com.docker.compose.service={service}", "status=running"]
-        result = run(_ps_argv(project.name, *filters), timeout=30)
-        ids = sorted(result.stdout.split()) if result.returncode == 0 else []
+        ids = sorted(container_ids(project.name, service=service, running=True))
         if ids:
-            return ["docker", "exec", "-i", ids[0], *command]
-    return project.argv("exec", "-T", service, *command)
+            return exec_in(ids[0], argv, input=input, timeout=timeout)
+    return run(
+        project.argv("exec", "-T", service, *argv),
+        cwd=project.directory,
+        input=input,
+        timeout=timeout,
+    )
 
 
-def container_ids(project_name: str) -> list[str]:
-    """Every service container of a Compose project, from the engine by Compose's labels:
-    a fifth of the time of `docker compose ps`, which loads the whole model first."""
-    result = run([*_ps_argv(project_name), "--all"], timeout=60)
+def container_ids(
+    project_name: str, *, service: str | None = None, running: bool = False
+) -> list[str]:
+    """The service containers of a Compose project (not one-off `run` ones), from the engine
+    by the labels Compose puts on them: a fifth of the time of `docker compose ps`, which
+    loads the whole model first."""
+    labels = [f"com.docker.compose.project={project_name}", "com.docker.compose.oneoff=False"]
+    if service:
+        labels.append(f"com.docker.compose.service={service}")
+    api = engine.local()
+    if api is not None:
+        filters: dict[str, list[str]] = {"label": labels}
+        if running:
+            filters["status"] = ["running"]
+        with _engine_errors("docker ps"):
+            listed = api.get(
+                "/containers/json",
+                {"all": "0" if running else "1", "filters": json.dumps(filters)},
+            )
+        return [str(c["Id"]) for c in listed]
+    argv = ["docker", "ps", "--quiet", "--no-trunc", *([] if running else ["--all"])]
+    for label in labels:
+        argv += ["--filter", f"label={label}"]
+    if running:
+        argv += ["--filter", "status=running"]
+    result = run(argv, timeout=60)
     if result.returncode != 0:
         raise DockerError("docker ps: " + first_error_line(result.stderr), hint=DAEMON_HINT)
     return result.stdout.split()
+
+
+def kill(container_ids: Sequence[str]) -> None:
+    """SIGKILL. One that exited on its own meanwhile is what was wanted anyway."""
+    _containers_step("kill", container_ids, tolerate="is not running")
+
+
+def stop(container_ids: Sequence[str], grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, as `docker stop -t` does."""
+    _containers_step("stop", container_ids, grace=math.ceil(grace))
+
+
+def start(container_id: str, *, name: str = "") -> None:
+    _containers_step("start", [container_id], what=f"docker start {name or container_id}")
 
 
 def logs(project: ComposeProject, service: str, *, tail: int = 30) -> str:
@@ -268,17 +373,67 @@ def logs(project: ComposeProject, service: str, *, tail: int = 30) -> str:
     return (result.stdout + result.stderr).rstrip()
 
 
-def _ps_argv(project_name: str, *filters: str) -> list[str]:
-    """`docker ps` of a Compose project's service containers (not one-off `run` ones), by
-    the labels Compose puts on them."""
-    argv = ["docker", "ps", "--quiet", "--no-trunc"]
-    for f in (
-        f"label=com.docker.compose.project={project_name}",
-        "label=com.docker.compose.oneoff=False",
-        *filters,
-    ):
-        argv += ["--filter", f]
-    return argv
+def _containers_step(
+    action: str,
+    container_ids: Sequence[str],
+    *,
+    what: str = "",
+    tolerate: str | None = None,
+    grace: int | None = None,
+) -> None:
+    """kill, stop or start containers, all at once, as a step that changes the stack."""
+    if not container_ids:
+        return
+    what = what or f"docker {action}"
+    api = engine.local()
+    if api is None:
+        flags = ["-t", str(grace)] if grace is not None else []
+        step(["docker", action, *flags, *container_ids], what=what, tolerate=tolerate)
+        return
+    query = {"t": str(grace)} if grace is not None else None
+    # A stop waits out its grace period: the engine's answer comes after that.
+    wait = 30.0 + (grace or 0)
+
+    def one(cid: str) -> str | None:
+        try:
+            api.post(f"/containers/{_quote(cid)}/{action}", query, timeout=wait)
+        except engine.EngineError as e:
+            return f"Error response from daemon: {e.message}"
+        return None
+
+    with _engine_errors(what, wait):
+        if len(container_ids) == 1:
+            errors = [one(container_ids[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(16, len(container_ids))) as pool:
+                errors = list(pool.map(one, container_ids))
+    problems = [e for e in errors if e]
+    if not problems or (tolerate and all(tolerate in p for p in problems)):
+        return
+    raise_if_daemon_gone(what, problems[0])
+    raise LaunchFailed(f"{what} failed: {problems[0]}", detail="\n".join(problems))
+
+
+@contextmanager
+def _engine_errors(what: str, timeout: float | None = None) -> Iterator[None]:
+    """The socket's failures in the CLI's words: the daemon is gone, or did not answer."""
+    try:
+        yield
+    except TimeoutError:
+        raise DockerError(
+            f"'{what}' did not answer within {timeout or 30:.0f} s",
+            hint="is the Docker daemon overloaded or stuck? check `docker info`",
+        ) from None
+    except engine.EngineError as e:
+        raise DockerError(f"{what}: {e.message}", hint=DAEMON_HINT) from None
+    except OSError as e:
+        raise DockerError(
+            f"the Docker daemon is not reachable: {e.strerror or e}", hint=DAEMON_HINT
+        ) from None
+
+
+def _quote(name: str) -> str:
+    return quote(name, safe="")
 
 
 def _tail(text: str, lines: int) -> str:

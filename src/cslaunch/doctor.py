@@ -1056,7 +1056,7 @@ def _clock_sample(running: Mapping[str, Container], python: frozenset[str]) -> C
         for argv, resolution in _CLOCK_COMMANDS:
             before = time.time()
             try:
-                result = docker.run(["docker", "exec", running[name].id, *argv], timeout=10)
+                result = docker.exec_in(running[name].id, argv, timeout=10)
             except CslaunchError:
                 return None
             after = time.time()
@@ -1089,14 +1089,9 @@ def _redis(service: Service, container: Container | None) -> RedisFacts:
     if container is None:
         return static
     try:
-        config = docker.run(
-            ["docker", "exec", container.id, "redis-cli", "-p", str(port), "CONFIG", "GET", "*"],
-            timeout=10,
-        )
-        info = docker.run(
-            ["docker", "exec", container.id, "redis-cli", "-p", str(port), "INFO", "persistence"],
-            timeout=10,
-        )
+        cli = ["redis-cli", "-p", str(port)]
+        config = docker.exec_in(container.id, [*cli, "CONFIG", "GET", "*"], timeout=10)
+        info = docker.exec_in(container.id, [*cli, "INFO", "persistence"], timeout=10)
     except CslaunchError:
         return static
     settings = parse_config_get(config.stdout) if config.returncode == 0 else {}

@@ -458,11 +458,14 @@ def run_helper(
         }
         pythons = list(dict.fromkeys([worker.python, "python3", "python"]))
         for python in pythons:
-            argv = docker.exec_argv(project, worker.service, python, "-B", "-c", script)
             # The request goes on stdin: its Redis URL may hold a password, which `ps` shows
             # for arguments.
-            result = docker.run(
-                argv, cwd=project.directory, timeout=timeout, input=json.dumps(body)
+            result = docker.exec_service(
+                project,
+                worker.service,
+                [python, "-B", "-c", script],
+                input=json.dumps(body),
+                timeout=timeout,
             )
             doc = parse_output(result.stdout)
             if doc is not None:

@@ -63,9 +63,7 @@ def redis(port: int) -> Probe:
     """PING from inside the Redis container: its port is often not published to the host."""
 
     def probe(container: Container) -> str | None:
-        result = docker.run(
-            ["docker", "exec", container.id, "redis-cli", "-p", str(port), "ping"], timeout=10
-        )
+        result = docker.exec_in(container.id, ["redis-cli", "-p", str(port), "ping"], timeout=10)
         answer = (result.stdout + result.stderr).strip()
         if "PONG" in answer or "NOAUTH" in answer:
             return None  # NOAUTH: it answers, which is all readiness asks

@@ -66,9 +66,7 @@ def pid1_status(container: Container) -> str | None:
     text = _host_proc_status(container)
     if text is None:
         try:
-            result = docker.run(
-                ["docker", "exec", container.id, "cat", "/proc/1/status"], timeout=10
-            )
+            result = docker.exec_in(container.id, ["cat", "/proc/1/status"], timeout=10)
         except CslaunchError:
             return None
         text = result.stdout if result.returncode == 0 else None

@@ -181,11 +181,7 @@ def look(container: Container, wanted: Sequence[Target]) -> Looked:
     script = PROBE.read_text(encoding="utf-8")
     result = None
     for python in ("python3", "python"):
-        result = docker.run(
-            ["docker", "exec", "-i", container.id, python, "-c", script],
-            input=request,
-            timeout=120,
-        )
+        result = docker.exec_in(container.id, [python, "-c", script], input=request, timeout=120)
         if result.returncode == 0 or "executable file not found" not in result.stderr:
             break
     assert result is not None
