@@ -64,6 +64,40 @@ def test_touch_and_noop_restart_nothing(stack: TestStack) -> None:
     assert json.loads(plan.stdout)["up_to_date"] is True
 
 
+def test_noop_asks_redis_again_only_after_it_restarted(
+    stack: TestStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis loads its dataset as it starts: the same process, seen ready by the last launch,
+    is past that. A restarted one is asked (PING, LOADING) again."""
+    from cslaunch import docker, launch
+    from cslaunch.project import resolve
+    from cslaunch.ui import UI
+
+    stack.launched()
+    redis_id = stack.inspect("redis")["Id"]
+    execs: list[str] = []
+    real = docker.exec_in
+
+    def counted(container_id: str, argv: list[str], **kw: object) -> object:
+        execs.append(container_id)
+        return real(container_id, argv, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(docker, "exec_in", counted)
+    monkeypatch.chdir(stack.dir)
+
+    def noop() -> None:
+        report = launch.launch(
+            resolve(cwd=stack.dir), launch.LaunchOptions(), UI(json_mode=True, quiet=True)
+        )
+        assert report.ok and report.up_to_date, report.error
+
+    noop()
+    assert redis_id not in execs
+    stack.compose("restart", "redis")
+    noop()
+    assert redis_id in execs
+
+
 def test_baked_service_change_rebuilds_only_it(stack: TestStack) -> None:
     files = stack.add_baked_service()  # its own copy of the code, COPYed, not mounted
     stack.launched(*files)

@@ -48,6 +48,15 @@ def test_stands_only_for_the_same_containers_pycs_and_bind_mounted_code() -> Non
         assert not proof.stands(kept, **case, all_bind_mounted=True)
 
 
+def test_settled_services_are_the_containers_seen_ready() -> None:
+    seen = {"redis": [container("r")], "web": [container("w")], "down": []}
+    kept = proof.record(1, "d", [], seen)
+    assert proof.settled(kept, seen) == {"redis", "web"}
+    now = {"redis": [container("r", started=T0.replace(hour=2))], "web": [container("w")]}
+    assert proof.settled(kept, now) == {"web"}  # redis restarted: ask it again
+    assert proof.settled(None, seen) == set()
+
+
 def test_any_pyc_stat_change_moves_the_digest(tmp_path: Path) -> None:
     pyc = tmp_path / "m.cpython-311.pyc"
     pyc.write_bytes(b"x" * 20)
@@ -78,7 +87,8 @@ def test_where_stat_does_not_see_writes_the_contents_count(
 
 def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
     proof.save(tmp_path, proof.record(5, "d", ["web"], {"web": [container("a")]}))
-    assert proof.load(tmp_path, 5) == proof.Proof(5, "d", {"web": [["a", T0.isoformat()]]})
+    seen = [["a", T0.isoformat()]]
+    assert proof.load(tmp_path, 5) == proof.Proof(5, "d", {"web": seen}, {"web": seen})
     assert proof.load(tmp_path, 6) is None
     (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text("{not json")
     assert proof.load(tmp_path, 5) is None

@@ -7,7 +7,7 @@ detect (model + containers) -> changes (index) -> plan -> bytecode -> build -> s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -271,7 +271,8 @@ def launch(
                 timeout=timeout,
                 restarts_before=baseline,
                 initial=current,
-                probes=service_probes(project, found.stack),
+                # Redis the last launch saw ready, same process: past loading its dataset.
+                probes=service_probes(project, found.stack, proof.settled(previous, current)),
                 on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
             )
             _record(outcomes, verdicts, compose)
@@ -533,11 +534,13 @@ def verification_summary(checked: verify.Verification) -> str:
     return text
 
 
-def service_probes(project: Project, stack: model.Stack) -> dict[str, probes.Probe]:
+def service_probes(
+    project: Project, stack: model.Stack, settled: Collection[str] = ()
+) -> dict[str, probes.Probe]:
     found = {}
     for name, service in stack.services.items():
         cfg = project.config.service(name)
-        probe = probes.for_service(service, cfg.health, cfg.health_status)
+        probe = probes.for_service(service, cfg.health, cfg.health_status, settled=name in settled)
         if probe:
             found[name] = probe
     return found

@@ -90,10 +90,14 @@ def redis_port(service: Service) -> int:
     return 6379
 
 
-def for_service(service: Service, health: str | None, expect: int | None) -> Probe | None:
-    """The configured probe, or the built-in one for Redis."""
+def for_service(
+    service: Service, health: str | None, expect: int | None, *, settled: bool = False
+) -> Probe | None:
+    """The configured probe, or the built-in one for Redis, unless `settled`: its container
+    is the one the last launch saw ready, and Redis loads its dataset only as it starts
+    (its state and health check still count)."""
     if health:
         return tcp(health) if health.startswith("tcp://") else http(health, expect)
-    if is_redis(service):
+    if is_redis(service) and not settled:
         return redis(redis_port(service))
     return None

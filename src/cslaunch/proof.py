@@ -7,9 +7,14 @@ says no source changed, the stat data of every pyc under the project's Python tr
 it was (a pyc copied in with `cp -p` still changes ctime), and every container is the one
 proven, started at the same moment. Code baked into an image is different: `docker cp` or a
 shell in the container can change it behind every host-side check, so those services are
-looked at again on every launch.
+looked at again on every launch. (The engine's list of what was written in a container's
+layer, `docker diff`, would say, but it takes 0.7-1 s per container even when empty.)
 
-`stands` is pure; `load`, `save` and `bytecode_digest` are the edges.
+Readiness rests on the same facts: Redis loads its dataset only when its process starts, so
+a Redis container that is the one the last launch saw ready need not be asked again whether
+it is still loading (`settled`); its health check and state still count.
+
+`stands` and `settled` are pure; `load`, `save` and `bytecode_digest` are the edges.
 """
 
 from __future__ import annotations
@@ -24,17 +29,20 @@ from cslaunch.containers import Container
 from cslaunch.state import read_json, write_json
 
 PROOF_FILE = "proof.json"
-VERSION = 1
+VERSION = 2
+
+Identity = list[list[str]]  # a service's running containers: [id, start] each
 
 
 @dataclass(frozen=True)
 class Proof:
     index_ns: int  # the index the proof was made against (its scan's start)
     bytecode: str  # bytecode_digest() just before the proof looked
-    containers: dict[str, list[list[str]]] = field(default_factory=dict)  # service -> [id, start]
+    containers: dict[str, Identity] = field(default_factory=dict)  # proven fresh
+    ready: dict[str, Identity] = field(default_factory=dict)  # seen ready by that launch
 
 
-def identity(containers: Iterable[Container]) -> list[list[str]]:
+def identity(containers: Iterable[Container]) -> Identity:
     return sorted(
         [c.id, c.started_at.isoformat() if c.started_at else ""] for c in containers if c.running
     )
@@ -77,6 +85,17 @@ def stands(
     return proof.bytecode == bytecode and proof.containers.get(service) == identity(running)
 
 
+def settled(proof: Proof | None, containers: Mapping[str, Sequence[Container]]) -> set[str]:
+    """Services whose running containers are the ones the last launch saw ready (pure)."""
+    if proof is None:
+        return set()
+    return {
+        name
+        for name, found in containers.items()
+        if identity(found) and proof.ready.get(name) == identity(found)
+    }
+
+
 def load(root: Path, index_ns: int) -> Proof | None:
     """The last proof, if it was made against the index of `index_ns` (the one this launch
     compared with): any other launch since, or a failed one, voids it."""
@@ -86,10 +105,12 @@ def load(root: Path, index_ns: int) -> Proof | None:
             return None
         if int(data["index_ns"]) != index_ns:
             return None
-        containers = {
-            str(k): [[str(a), str(b)] for a, b in v] for k, v in data["containers"].items()
-        }
-        return Proof(int(data["index_ns"]), str(data["bytecode"]), containers)
+        return Proof(
+            int(data["index_ns"]),
+            str(data["bytecode"]),
+            _identities(data["containers"]),
+            _identities(data.get("ready", {})),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -103,8 +124,13 @@ def save(root: Path, proof: Proof) -> None:
             "index_ns": proof.index_ns,
             "bytecode": proof.bytecode,
             "containers": proof.containers,
+            "ready": proof.ready,
         },
     )
+
+
+def _identities(data: Mapping[str, Iterable[Sequence[str]]]) -> dict[str, Identity]:
+    return {str(k): [[str(a), str(b)] for a, b in v] for k, v in data.items()}
 
 
 def record(
@@ -113,4 +139,6 @@ def record(
     fresh: Iterable[str],
     containers: Mapping[str, Sequence[Container]],
 ) -> Proof:
-    return Proof(index_ns, bytecode, {s: identity(containers.get(s, [])) for s in fresh})
+    """The proof of a launch that worked: every container in `containers` was ready."""
+    ready = {name: identity(found) for name, found in containers.items() if identity(found)}
+    return Proof(index_ns, bytecode, {s: identity(containers.get(s, [])) for s in fresh}, ready)
