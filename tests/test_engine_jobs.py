@@ -19,7 +19,8 @@ import pytest
 
 from cslaunch import docker, jobs, model, redis_maint
 from cslaunch.docker import ComposeProject
-from cslaunch.jobs import RQConfig, RQSetup
+from cslaunch.jobs import RQSetup
+from cslaunch.rqconfig import RQConfig
 from tests.stackutil import TestStack
 
 pytestmark = pytest.mark.engine

@@ -30,7 +30,8 @@ import pytest
 from cslaunch import docker, jobs, model, redis_maint, rqscript
 from cslaunch.docker import ComposeProject
 from cslaunch.errors import ConfigError
-from cslaunch.jobs import RQConfig, RQSetup, RQWorkerService, find_rq, parse_rq_config
+from cslaunch.jobs import RQSetup, RQWorkerService, find_rq
+from cslaunch.rqconfig import RQConfig, parse_rq_config
 from cslaunch.ui import UI
 
 # These fake the docker CLI: container calls must take it, not the Engine API.

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cslaunch.errors import ConfigError
-from cslaunch.jobs import RQConfig, parse_rq_config
+from cslaunch.rqconfig import RQConfig, parse_rq_config
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cslaunch import docker
-from cslaunch.jobs import JSON_SCHEMA_VERSION, RQConfig, RQSetup, run_helper
+from cslaunch.jobs import JSON_SCHEMA_VERSION, RQSetup, run_helper
 from cslaunch.report import human_bytes
+from cslaunch.rqconfig import RQConfig
 from cslaunch.ui import UI
 
 
