@@ -94,3 +94,42 @@ def test_up_watch_runs_watch_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         (project, launch_options, watch_options, _ui) = calls[0]
         assert project.root == tmp_path
         assert launch_options.verify is (argv[0] == "up") and not watch_options.poll
+
+
+# --- Compose's plugin, run directly; a command started early ---------------------------------
+
+
+def _plugin(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    plugin = directory / "docker-compose"
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
+    return plugin
+
+
+def test_the_compose_plugin_is_found_where_the_cli_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
+    user = _plugin(tmp_path / "cfg" / "cli-plugins")
+    assert docker.compose_plugin() == str(user)  # the user's before the system's
+    extra = _plugin(tmp_path / "extra")
+    (tmp_path / "cfg" / "config.json").write_text(
+        '{"cliPluginsExtraDirs": ["%s"]}' % (tmp_path / "extra")
+    )
+    assert docker.compose_plugin() == str(extra)  # the config's own dirs come first
+
+
+def test_a_command_started_early_answers_like_run(tmp_path: Path) -> None:
+    script = tmp_path / "fake-docker"
+    script.write_text(f"#!/bin/sh\necho out; echo '{LINUX}' >&2; exit 1\n")
+    script.chmod(0o755)
+    with pytest.raises(DockerError, match="daemon is not reachable"):
+        docker.Pending([str(script)]).result()
+    slow = tmp_path / "slow"
+    slow.write_text("#!/bin/sh\nsleep 5\n")
+    slow.chmod(0o755)
+    with pytest.raises(DockerError, match="did not answer within 1 s"):
+        docker.Pending([str(slow)], timeout=1).result()
+    with pytest.raises(DockerError, match="was not found on PATH"):
+        docker.Pending(["cslaunch-no-such-docker"])

@@ -17,6 +17,7 @@ import pytest
 from cslaunch import docker
 from cslaunch.engine import _body, demux, docker_host, local
 from cslaunch.errors import DockerError, LaunchFailed
+from tests.stackutil import TestStack
 
 PROJECT = "cslt-api"
 T = TypeVar("T")
@@ -174,3 +175,11 @@ def test_demux_and_chunked_bodies() -> None:
     chunked = b'4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
     assert _body({"transfer-encoding": "chunked"}, chunked) == b'{"a": 1}'
     assert _body({"content-length": "2"}, b"{}garbage") == b"{}"
+
+
+def test_the_plugin_run_directly_gives_compose_s_own_model(stack: TestStack) -> None:
+    assert docker.compose_plugin() is not None, "scripts/testenv.sh installs the plugin"
+    project = docker.ComposeProject(stack.dir)
+    direct = docker.config(project)
+    assert direct == json.loads(stack.compose("config", "--format", "json").stdout)
+    assert direct["name"] == stack.name

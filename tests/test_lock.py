@@ -67,6 +67,39 @@ def test_second_run_waits_for_the_first(tmp_path: Path) -> None:
     assert waited >= 0.5  # it queued behind the holder instead of running alongside
 
 
+FIX_THEN_RELEASE = """
+import sys, time
+from pathlib import Path
+from cslaunch.lock import project_lock
+root = Path(sys.argv[1])
+with project_lock(root):
+    print("held", flush=True)
+    time.sleep(2)
+    (root / "compose.yaml").write_text("services: {}\\n")
+"""
+
+
+def test_a_run_that_waited_reads_the_compose_files_as_they_are_after(tmp_path: Path) -> None:
+    """`up` starts `docker compose config` before it takes the lock: after waiting, what it
+    read before is void (the run it waited for may have changed the files)."""
+    (tmp_path / "compose.yaml").write_text("services: [broken\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FIX_THEN_RELEASE, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    cli = subprocess.run(
+        [sys.executable, "-m", "cslaunch", "--no-verify"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    holder.wait()
+    assert "waiting" in cli.stderr
+    assert cli.returncode != 5 and "docker compose:" not in cli.stderr, cli.stderr
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this platform")
 def test_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     holder = hold(tmp_path, 60)

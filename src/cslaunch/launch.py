@@ -62,12 +62,15 @@ class Detected:
     containers: dict[str, list[Container]]
 
 
-def detect(project: Project, *, containers: bool = True) -> Detected:
+def detect(
+    project: Project, *, containers: bool = True, started: docker.Pending | None = None
+) -> Detected:
     """The Compose model as Compose resolves it, the containers, and which services run
     Python from where. With the project name known (-p, config), config and the container
-    lookup run at once; without, the lookup needs the name config resolves."""
+    lookup run at once; without, the lookup needs the name config resolves. `started`: the
+    `docker compose config` of this project, begun earlier (docker.config_later)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        config = pool.submit(docker.config, project.compose)
+        config = pool.submit(docker.config, project.compose, started)
         early = (
             pool.submit(project_containers, project.compose)
             if containers and project.compose.name
@@ -180,13 +183,19 @@ def refreshed(found: Detected) -> Detected:
 
 
 def launch(
-    project: Project, options: LaunchOptions, ui: UI, prepared: Prepared | None = None
+    project: Project,
+    options: LaunchOptions,
+    ui: UI,
+    prepared: Prepared | None = None,
+    *,
+    started: docker.Pending | None = None,
 ) -> LaunchReport:
+    """`started`: the project's `docker compose config`, begun before this module loaded."""
     timeout = options.timeout or project.config.timeout
     report = LaunchReport(project="", mode="relaunch")
 
     with _step(ui, report, "detect") as st:
-        found = prepared.found if prepared else detect(project)
+        found = prepared.found if prepared else detect(project, started=started)
         project, compose = found.project, found.project.compose
         report.project = found.stack.name
         report.url = model.app_url(found.stack, project.config)
