@@ -64,11 +64,12 @@ def test_touch_and_noop_restart_nothing(stack: TestStack) -> None:
     assert json.loads(plan.stdout)["up_to_date"] is True
 
 
-def test_noop_asks_redis_again_only_after_it_restarted(
+def test_redis_is_asked_again_only_after_it_restarted(
     stack: TestStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis loads its dataset as it starts: the same process, seen ready by the last launch,
-    is past that. A restarted one is asked (PING, LOADING) again."""
+    is past that, on a no-op or a relaunch of other services. A restarted one is asked
+    (PING, LOADING) again."""
     from cslaunch import docker, launch
     from cslaunch.project import resolve
     from cslaunch.ui import UI
@@ -85,16 +86,19 @@ def test_noop_asks_redis_again_only_after_it_restarted(
     monkeypatch.setattr(docker, "exec_in", counted)
     monkeypatch.chdir(stack.dir)
 
-    def noop() -> None:
+    def relaunch(up_to_date: bool = True) -> None:
         report = launch.launch(
             resolve(cwd=stack.dir), launch.LaunchOptions(), UI(json_mode=True, quiet=True)
         )
-        assert report.ok and report.up_to_date, report.error
+        assert report.ok and report.up_to_date is up_to_date, report.error
 
-    noop()
+    (stack.dir / GREETING).write_text((stack.dir / GREETING).read_text().replace("v1", "v2"))
+    relaunch(up_to_date=False)  # the backend and workers restarted, Redis left alone
+    assert stack.greet().startswith("hello from v2")
+    relaunch()
     assert redis_id not in execs
     stack.compose("restart", "redis")
-    noop()
+    relaunch()
     assert redis_id in execs
 
 

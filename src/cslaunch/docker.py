@@ -118,7 +118,6 @@ class Pending:
             raise _no_answer(self.argv, self.timeout) from None
         return _checked(subprocess.CompletedProcess(self.argv, self.process.returncode, out, err))
 
-
     def cancel(self) -> None:
         """Its answer is not wanted any more."""
         self.process.kill()

@@ -258,7 +258,8 @@ def launch(
         # it starts now, alongside the wait, on the containers detect read; otherwise once
         # every service is ready, alongside the job steps. A no-op may rely on the last
         # launch's proof where nothing it rests on moved.
-        previous = proof.load(project.root, cs.old.scanned_ns) if plan.noop and cs.old else None
+        last = proof.load(project.root, cs.old.scanned_ns) if cs.old else None
+        previous = last if plan.noop else None
 
         def prove() -> Future[verify.Verification]:
             containers = found.containers if plan.noop else None
@@ -281,7 +282,7 @@ def launch(
                 restarts_before=baseline,
                 initial=current,
                 # Redis the last launch saw ready, same process: past loading its dataset.
-                probes=service_probes(project, found.stack, proof.settled(previous, current)),
+                probes=service_probes(project, found.stack, proof.settled(last, current)),
                 on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
             )
             _record(outcomes, verdicts, compose)

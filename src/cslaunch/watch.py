@@ -31,7 +31,7 @@ IGNORED_DIRS = {".cslaunch"}
 class WatchOptions:
     poll: bool = False  # poll instead of file events
     poll_interval: float = 0.5  # seconds between polls
-    quiet_ms: int = 100  # a batch ends after this much quiet
+    quiet_ms: int = 50  # a batch ends after this much quiet (an editor's save takes ms)
     recheck: float = 30.0  # seconds: re-check content even without events
 
 
