@@ -253,12 +253,9 @@ def compose_plugin() -> str | None:
     first in its plugin directories (config's cliPluginsExtraDirs, the user's, the
     system's), or None."""
     name = "docker-compose.exe" if os.name == "nt" else "docker-compose"
-    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    try:
-        extra = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
-        dirs = [Path(d) for d in extra.get("cliPluginsExtraDirs") or []]
-    except (OSError, ValueError, AttributeError, TypeError):
-        dirs = []
+    config_dir, settings = engine.cli_config()
+    extra = settings.get("cliPluginsExtraDirs")
+    dirs = [Path(d) for d in extra if isinstance(d, str)] if isinstance(extra, list) else []
     dirs.append(config_dir / "cli-plugins")
     if os.name == "nt":
         for base in (os.environ.get("PROGRAMDATA"), os.environ.get("PROGRAMFILES")):
@@ -335,7 +332,7 @@ def existing_images(names: Sequence[str]) -> set[str]:
         )
         for line in result.stdout.splitlines():
             tags += json.loads(line or "[]") or []
-    present = {tag for tag in tags} | {tag.removesuffix(":latest") for tag in tags}
+    present = set(tags) | {tag.removesuffix(":latest") for tag in tags}
     return {n for n in names if n in present}
 
 

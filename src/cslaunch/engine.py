@@ -171,14 +171,8 @@ def docker_host() -> str | None:
     the default socket. None when the context's endpoint cannot be read here."""
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"]
-    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    name = os.environ.get("DOCKER_CONTEXT")
-    if not name:
-        try:
-            cli_config = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
-            name = str(cli_config.get("currentContext") or "")
-        except (OSError, ValueError, AttributeError):
-            name = ""
+    config_dir, settings = cli_config()
+    name = os.environ.get("DOCKER_CONTEXT") or str(settings.get("currentContext") or "")
     if not name or name == "default":
         return "unix://" + DEFAULT_SOCKET
     digest = hashlib.sha256(name.encode()).hexdigest()
@@ -190,6 +184,16 @@ def docker_host() -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return str(host) if host else None
+
+
+def cli_config() -> tuple[Path, dict[str, Any]]:
+    """The docker CLI's config directory and its config.json ({} when there is none)."""
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        settings = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        settings = {}
+    return config_dir, settings if isinstance(settings, dict) else {}
 
 
 def demux(stream: bytes) -> tuple[bytes, bytes]:
