@@ -26,8 +26,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
-# Errors the caller treats as "the daemon is not there" (socket missing, refused, reset).
-GONE = (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError)
 
 
 class EngineError(Exception):
