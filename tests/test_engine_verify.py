@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cslaunch.verify import AHEAD, STANDS
 from tests.stackutil import TestStack, edit_keeping_stat
 
 pytestmark = pytest.mark.engine
@@ -54,6 +55,9 @@ def test_old_file_copied_into_a_baked_container_is_stale_until_cslaunch(
 ) -> None:
     files = stack.add_baked_service()
     stack.launched(*files)
+    # A no-op asks the baked container what the last launch asked, while cslaunch loads.
+    report = stack.launched(*files)
+    assert {v["name"]: v["detail"] for v in report["verify"]}["baked"].endswith(AHEAD)
 
     old = tmp_path / "greeting.py"
     old.write_text((stack.dir / "baked/src/app/greeting.py").read_text().replace("v1", "v0"))
@@ -67,7 +71,8 @@ def test_old_file_copied_into_a_baked_container_is_stale_until_cslaunch(
         "/app/src/app/greeting.py"
     ] == "differs from the host's file"
 
-    report = stack.launched(*files)  # nothing changed on disk: verification finds it, repairs
+    # Nothing changed on disk, so it is asked ahead again: the answer finds it, and repairs.
+    report = stack.launched(*files)
     assert any(s["name"] == "repair" for s in report["steps"])
     assert {v["name"]: v["state"] for v in report["verify"]}["baked"] == "fresh"
     assert stack.get("/api/greet?name=b", "BAKED_PORT")["message"] == "hello from v1, b"
@@ -88,8 +93,6 @@ py_compile.compile(fake, cfile=cfile, dfile=src, doraise=True)
 
 
 def test_a_noop_keeps_the_proof_until_a_pyc_moves(stack: TestStack) -> None:
-    from cslaunch.verify import STANDS
-
     stack.launched()
     report = stack.launched()
     assert report["up_to_date"]
@@ -97,7 +100,7 @@ def test_a_noop_keeps_the_proof_until_a_pyc_moves(stack: TestStack) -> None:
     # Bind-mounted code, same containers, same pycs: the proof stands. The frontend's code
     # is baked into its image, where `docker cp` could change it: looked at again.
     assert detail["backend"] == detail["worker1"] == detail["worker2"] == STANDS
-    assert detail["frontend"] != STANDS
+    assert detail["frontend"] != STANDS and detail["frontend"].endswith(AHEAD)
 
     # A pyc whose header matches the source but whose code is another's, written into the
     # bind-mounted __pycache__: no source changed, yet the next launch looks and repairs.

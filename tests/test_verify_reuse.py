@@ -3,16 +3,20 @@ nothing it rests on moved, and containers that see the same files share one look
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from cslaunch import proof, verify
+from cslaunch import look, proof, verify
 from cslaunch.containers import Container
+from cslaunch.errors import DockerError
 from cslaunch.index import Entry
+from cslaunch.look import Looked
 from cslaunch.model import parse_stack
 from cslaunch.scan import FileStat
 from cslaunch.track import service_files
@@ -122,9 +126,10 @@ def test_containers_with_the_same_image_and_mounts_share_one_look(
     }
     looked: list[str] = []
 
-    def fake_look(c: Container, wanted: list[verify.Target]) -> verify.Looked:
-        looked.append(c.id)
-        return {"python": "3.11.2", "problems": [], "checked": len(wanted), "pycs": 0}
+    def fake_look(container_id: str, asked: str) -> Looked:
+        looked.append(container_id)
+        checked = len(json.loads(asked)["files"])
+        return {"python": "3.11.2", "problems": [], "checked": checked, "pycs": 0}
 
     monkeypatch.setattr(verify, "look", fake_look)
     result = verify.verify(services, names, files, entries, running)
@@ -138,3 +143,85 @@ def test_containers_with_the_same_image_and_mounts_share_one_look(
     looked.clear()
     verify.verify(services, names, files, entries, running)
     assert sorted(looked) == ["a", "b", "d"]
+
+
+def baked_web(tmp_path: Path) -> tuple[Any, dict[str, Any], dict[str, Entry]]:
+    """A service whose code is COPYed into its image: looked at on every launch."""
+    ctx = tmp_path / "web"
+    (ctx / "app").mkdir(parents=True)
+    module = ctx / "app" / "m.py"
+    module.write_text("x = 1\n")
+    st = module.stat()
+    entries = {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                                           st.st_ino), "d1", 0)}  # fmt: skip
+    stack = parse_stack({"name": "t", "services": {"web": {"build": {"context": str(ctx)}}}})
+    files = {
+        "web": service_files("web", runs_code=True, bind_dirs=[], bind_files=[],
+                             context=str(ctx), dockerfile=str(ctx / "Dockerfile"),
+                             dockerfile_text="FROM python\nCOPY app /srv/app\n",
+                             dockerignore_text=None)
+    }  # fmt: skip
+    return stack.services, files, entries
+
+
+FOUND = {"python": "3.11.2", "problems": [], "checked": 1, "pycs": 0}
+
+
+def test_a_baked_containers_question_is_kept_and_asked_ahead_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, files, entries = baked_web(tmp_path)
+    looked: list[tuple[str, str]] = []
+
+    def fake_look(container_id: str, asked: str) -> Looked:
+        looked.append((container_id, asked))
+        return FOUND
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    monkeypatch.setattr(look, "look", fake_look)
+    running = {"web": [container("a")]}
+    first = verify.verify(services, ["web"], files, entries, running)
+    assert first.proof is not None
+    assert json.loads(first.proof.looks["a"]) == {"files": [["/srv/app/m.py", "d1"]]}
+    proof.save(tmp_path, first.proof)
+    assert look.ahead(tmp_path).questions == first.proof.looks  # whatever index it belongs to
+
+    # The same question of the same container, asked ahead: its answer, no second look.
+    asked = first.proof.looks["a"]
+    looked.clear()
+    again = verify.verify(
+        services, ["web"], files, entries, running, ahead=look.Ahead({"a": asked})
+    )
+    assert looked == [("a", asked)]
+    assert [v.state for v in again.verdicts] == ["fresh"]
+    assert again.verdicts[0].detail.endswith(verify.AHEAD)
+
+    # Another container, or another question (the file changed since): verify looks itself.
+    for questions in ({"b": asked}, {"a": look.question([("/srv/app/m.py", "d0")])}):
+        looked.clear()
+        ahead = look.Ahead(questions)
+        result = verify.verify(services, ["web"], files, entries, running, ahead=ahead)
+        assert ("a", asked) in looked and len(looked) == 2
+        assert not result.verdicts[0].detail.endswith(verify.AHEAD)
+
+
+def test_a_look_ahead_that_fails_leaves_the_look_to_verify(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def gone(container_id: str, asked: str) -> Looked:
+        raise DockerError("the Docker daemon is not reachable")
+
+    monkeypatch.setattr(look, "look", gone)
+    ahead = look.Ahead({"a": "q"})
+    assert ahead.answer("a", "q") is None
+    assert ahead.answer("b", "q") is None
+
+
+def test_recorded_questions_survive_save_and_load(tmp_path: Path) -> None:
+    assert proof.recorded_looks(tmp_path) == {}
+    kept = proof.record(5, "d", ["web"], {"web": [container("a")]}, {"a": "q"})
+    proof.save(tmp_path, kept)
+    assert proof.load(tmp_path, 5) == kept
+    assert proof.recorded_looks(tmp_path) == {"a": "q"}
+    (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text('{"version": 2, "looks": [1]}')
+    assert proof.recorded_looks(tmp_path) == {}

@@ -60,6 +60,12 @@ class Globals:
             if opts.get(key):
                 setattr(self, key, True)
 
+    @property
+    def may_be_noop(self) -> bool:
+        """A launch that verifies and may find nothing to do (flags that force work rule it
+        out): worth asking its looks ahead."""
+        return not (self.no_verify or self.force or self.rebuild or self.full)
+
     def launch_options(self) -> LaunchOptions:
         from cslaunch.launch import LaunchOptions
 
@@ -230,10 +236,15 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
         if waited:  # another launch ran meanwhile: the files may have moved since
             started.cancel()
             started = docker.config_later(project.compose)
+        from cslaunch import look
+
+        # Under the lock (no other launch moves the stack), before the launch machinery
+        # loads: the looks run while it does.
+        ahead = look.ahead(project.root) if g.may_be_noop else None
         from cslaunch.launch import launch
         from cslaunch.report import render
 
-        report = launch(project, g.launch_options(), ui, started=started)
+        report = launch(project, g.launch_options(), ui, started=started, ahead=ahead)
     if g.json:
         _emit_json(report.to_json())
     render(ui, report)

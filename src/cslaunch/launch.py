@@ -22,6 +22,7 @@ from cslaunch import (
     frontend,
     index,
     jobs,
+    look,
     model,
     probes,
     proof,
@@ -189,8 +190,11 @@ def launch(
     prepared: Prepared | None = None,
     *,
     started: docker.Pending | None = None,
+    ahead: look.Ahead | None = None,
 ) -> LaunchReport:
-    """`started`: the project's `docker compose config`, begun before this module loaded."""
+    """`started`: the project's `docker compose config`, begun before this module loaded;
+    `ahead`: the last launch's looks inside baked-code containers, asked again meanwhile
+    (taken only by a no-op, which changes no container before it verifies)."""
     timeout = options.timeout or project.config.timeout
     report = LaunchReport(project="", mode="relaunch")
 
@@ -264,7 +268,13 @@ def launch(
         def prove() -> Future[verify.Verification]:
             containers = found.containers if plan.noop else None
             return background.submit(
-                run_verification, found, cs, compose, containers, previous=previous
+                run_verification,
+                found,
+                cs,
+                compose,
+                containers,
+                previous=previous,
+                ahead=ahead if plan.noop else None,
             )
 
         proving = prove() if plan.noop and options.verify else None
@@ -510,6 +520,7 @@ def run_verification(
     containers: dict[str, list[Container]] | None = None,
     *,
     previous: proof.Proof | None = None,
+    ahead: look.Ahead | None = None,
 ) -> verify.Verification:
     return verify.verify(
         found.stack.services,
@@ -522,6 +533,7 @@ def run_verification(
         bytecode=bytecode.present(found.roots.roots),
         index_ns=cs.scan.started_ns,
         previous=previous,
+        ahead=ahead,
     )
 
 

@@ -10,6 +10,9 @@ shell in the container can change it behind every host-side check, so those serv
 looked at again on every launch. (The engine's list of what was written in a container's
 layer, `docker diff`, would say, but it takes 0.7-1 s per container even when empty.)
 
+A proof also keeps what it asked each container it looked inside whose code is (partly)
+baked into its image: the next launch asks the same question ahead (look.py).
+
 Readiness rests on the same facts: Redis loads its dataset only when its process starts, so
 a Redis container that is the one the last launch saw ready need not be asked again whether
 it is still loading (`settled`); its health check and state still count.
@@ -40,6 +43,7 @@ class Proof:
     bytecode: str  # bytecode_digest() just before the proof looked
     containers: dict[str, Identity] = field(default_factory=dict)  # proven fresh
     ready: dict[str, Identity] = field(default_factory=dict)  # seen ready by that launch
+    looks: dict[str, str] = field(default_factory=dict)  # container id -> what it was asked
 
 
 def identity(containers: Iterable[Container]) -> Identity:
@@ -110,9 +114,25 @@ def load(root: Path, index_ns: int) -> Proof | None:
             str(data["bytecode"]),
             _identities(data["containers"]),
             _identities(data.get("ready", {})),
+            _looks(data),
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def recorded_looks(root: Path) -> dict[str, str]:
+    """What the last proof asked inside containers, whichever index it was made against."""
+    data = read_json(root, PROOF_FILE)
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return {}
+    return _looks(data)
+
+
+def _looks(data: Mapping[str, object]) -> dict[str, str]:
+    looks = data.get("looks")
+    if not isinstance(looks, dict):
+        return {}
+    return {str(k): v for k, v in looks.items() if isinstance(v, str)}
 
 
 def save(root: Path, proof: Proof) -> None:
@@ -125,6 +145,7 @@ def save(root: Path, proof: Proof) -> None:
             "bytecode": proof.bytecode,
             "containers": proof.containers,
             "ready": proof.ready,
+            "looks": proof.looks,
         },
     )
 
@@ -138,7 +159,9 @@ def record(
     bytecode: str,
     fresh: Iterable[str],
     containers: Mapping[str, Sequence[Container]],
+    looks: Mapping[str, str] | None = None,
 ) -> Proof:
     """The proof of a launch that worked: every container in `containers` was ready."""
     ready = {name: identity(found) for name, found in containers.items() if identity(found)}
-    return Proof(index_ns, bytecode, {s: identity(containers.get(s, [])) for s in fresh}, ready)
+    proven = {s: identity(containers.get(s, [])) for s in fresh}
+    return Proof(index_ns, bytecode, proven, ready, dict(looks or {}))

@@ -11,7 +11,6 @@ change of those files: otherwise the process may hold old modules in memory.
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import posixpath
 import time
@@ -19,20 +18,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from cslaunch import docker
 from cslaunch.containers import Container
 from cslaunch.context import image_path
 from cslaunch.index import Entry
+from cslaunch.look import Ahead, Looked, look, question
 from cslaunch.model import Service
 from cslaunch.proof import Proof, bytecode_digest, record, stands
 from cslaunch.scan import FileStat, stat_of
 from cslaunch.track import ServiceFiles
 
 FRESH, STALE, SKIPPED = "fresh", "stale", "skipped"
-PROBE = Path(__file__).with_name("verify_probe.py")
 # Docker's start time and the host's clock: allowed to disagree this much.
 CLOCK_SLACK_NS = 1_000_000_000
 
@@ -171,30 +168,6 @@ def started_too_early(container: Container, wanted: Sequence[Target]) -> tuple[s
     return None
 
 
-# One container's look inside: the probe's findings, or why it could not run.
-Looked = dict[str, Any] | str
-
-
-def look(container: Container, wanted: Sequence[Target]) -> Looked:
-    """Run the probe in the container with its own Python (one exec)."""
-    request = json.dumps({"files": [[t.container, t.digest] for t in wanted]})
-    script = PROBE.read_text(encoding="utf-8")
-    result = None
-    for python in ("python3", "python"):
-        # -S: no site-packages to set up (a fifth of the exec); the probe needs only the
-        # standard library.
-        result = docker.exec_in(
-            container.id, [python, "-S", "-c", script], input=request, timeout=120
-        )
-        if result.returncode == 0 or "executable file not found" not in result.stderr:
-            break
-    assert result is not None
-    if result.returncode != 0:
-        return f"cannot run Python in it: {docker.first_error_line(result.stderr)}"
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
 def verdict(
     service: str,
     container: Container,
@@ -203,6 +176,7 @@ def verdict(
     looked: Looked,
     took: float,
     through: str | None = None,
+    asked_ahead: bool = False,
 ) -> Verdict:
     """The verdict on one container from a look (its own, or `through` another container's
     that sees the same files): the files as the look found them, the process age its own."""
@@ -215,6 +189,8 @@ def verdict(
     detail = f"Python {looked['python']}"
     if through:
         detail += f"; files looked at through {through}: same image and mounts"
+    if asked_ahead:
+        detail += f"; {AHEAD}"
     return Verdict(
         service,
         STALE if problems else FRESH,
@@ -227,18 +203,34 @@ def verdict(
     )
 
 
-def verify_group(group: Sequence[tuple[str, Container, list[Target]]]) -> list[Verdict]:
-    """Containers that see the same files the same way: one look, a verdict for each."""
+Group = Sequence[tuple[str, Container, list[Target]]]
+
+
+def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict], str]:
+    """Containers that see the same files the same way: one look (or its answer asked
+    ahead), a verdict for each, and the question asked."""
     first_service, first, targets = group[0]
     start = time.monotonic()
     pending = tuple(t.host for t in targets if changed_since_scan(t))
     wanted = [t for t in targets if t.host not in pending]
-    looked = look(first, wanted)
+    asked = question((t.container, t.digest) for t in wanted)
+    early = ahead.answer(first.id, asked) if ahead else None
+    looked = early if early is not None else look(first.id, asked)
     took = time.monotonic() - start
-    return [
-        verdict(name, c, wanted, pending, looked, took, None if i == 0 else first_service)
+    verdicts = [
+        verdict(
+            name,
+            c,
+            wanted,
+            pending,
+            looked,
+            took,
+            through=None if i == 0 else first_service,
+            asked_ahead=early is not None,
+        )
         for i, (name, c, _) in enumerate(group)
     ]
+    return verdicts, asked
 
 
 @dataclass
@@ -261,12 +253,14 @@ def verify(
     bytecode: Sequence[str] = (),
     index_ns: int = 0,
     previous: Proof | None = None,
+    ahead: Ahead | None = None,
 ) -> Verification:
     """Every running Python service, in parallel: one exec each, except where `previous`
-    (the last launch's proof) still stands. The proof made here is recorded against the
-    index of `index_ns`, which the launch saves."""
+    (the last launch's proof) still stands or `ahead` already asked. The proof made here is
+    recorded against the index of `index_ns`, which the launch saves."""
     digest = bytecode_digest(bytecode)  # before looking: a pyc planted later must not count
     groups: dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]] = {}
+    baked: set[str] = set()  # containers looked at on every launch: their question is kept
     done: list[Verdict] = []
     sources = Sources(entries)
     for name in sorted(python):
@@ -288,15 +282,23 @@ def verify(
             for c in running:
                 key = (c.image_id, c.mounts, binds) if bound else (c.id,)
                 groups.setdefault(key, []).append((name, c, wanted))
+                if not bound:
+                    baked.add(c.id)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups)))) as pool:
-        looked = [v for vs in pool.map(verify_group, groups.values()) for v in vs]
+        answers = list(pool.map(lambda g: verify_group(g, ahead), groups.values()))
+    looked = [v for vs, _ in answers for v in vs]
+    asked = {}
+    for group, (_, q) in zip(groups.values(), answers, strict=True):
+        if group[0][1].id in baked:
+            asked[group[0][1].id] = q
     verdicts = sorted(done + looked, key=_name)
     all_fresh = all(v.state != STALE and not v.pending for v in verdicts)
     fresh = [v.service for v in verdicts if v.state == FRESH]
-    kept = record(index_ns, digest, fresh, containers) if all_fresh else None
+    kept = record(index_ns, digest, fresh, containers, asked) if all_fresh else None
     return Verification(verdicts, kept)
 
 
+AHEAD = "looked at while cslaunch loaded (the last launch's question, same container)"
 STANDS = "the last proof stands: no source, pyc or container changed since"
 
 
