@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cslaunch.context import copied_filter, copy_sources, parse_dockerignore
+from cslaunch.context import copied_filter, copy_sources, instructions, parse_dockerignore
 from cslaunch.scan import Tree, scan
 from cslaunch.track import service_files, trees
 
@@ -46,6 +46,20 @@ def test_copy_sources_forms() -> None:
     assert copy_sources("FROM x\nARG D=src\nCOPY $D /app\n") is None  # cannot follow
     assert copy_sources("FROM x\nRUN --mount=type=bind,target=/s make\n") is None
     assert copy_sources(None) is None
+
+
+def test_instructions_are_joined_and_keyed_the_way_docker_reads_them() -> None:
+    """One reader for copy_rules and doctor: keywords are case-insensitive, tabs separate,
+    a comment inside a continued instruction is dropped."""
+    text = "from x\ncopy\tsrc /app\nRUN a \\\n# note\n    b\nWORKDIR\nCMD \\\n"
+    assert instructions(text) == [
+        ("FROM", "x"),
+        ("COPY", "src /app"),
+        ("RUN", "a  b"),
+        ("WORKDIR", ""),
+        ("CMD", ""),
+    ]
+    assert copy_sources("from x\ncopy\tsrc /app\n") == ["src"]
 
 
 def test_copied_filter() -> None:

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pathspec
 
-# Dockerfile instructions whose source paths come from the build context.
-_COPY = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _CONTEXT_MOUNT = re.compile(r"--mount=[^\s]*type=bind", re.IGNORECASE)
 
 
@@ -79,24 +77,21 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
         return None
     rules: list[CopyRule] = []
     stage, workdir = -1, "/"
-    for instruction in _instructions(dockerfile):
-        keyword = instruction.split(None, 1)[0].upper() if instruction.strip() else ""
+    for keyword, args in instructions(dockerfile):
         if keyword == "FROM":
             stage, workdir = stage + 1, "/"
         elif keyword == "WORKDIR":
-            target = instruction.split(None, 1)[1].strip() if " " in instruction else "/"
+            target = args or "/"
             if "$" in target:
                 return None
             workdir = posixpath.join(workdir, target)
-        if keyword == "RUN" and _CONTEXT_MOUNT.search(instruction):
+        if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
             return None
-        match = _COPY.match(instruction)
-        if not match:
+        if keyword not in ("COPY", "ADD"):
             continue
-        args = match.group(2).strip()
         if args.startswith("<<"):
             return None  # heredoc: cannot tell what it copies
-        words = _arguments(args)
+        words = arguments(args)
         if words is None:
             return None
         flags = [w for w in words if w.startswith("--")]
@@ -148,9 +143,10 @@ def image_path(rules: list[CopyRule], rel: str) -> str | None:
     return found  # a later COPY of the same file wins, as in the image
 
 
-def _instructions(text: str) -> list[str]:
-    """Dockerfile lines joined across backslash continuations, comments dropped."""
-    out: list[str] = []
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) per Dockerfile instruction: lines joined across backslash
+    continuations, comments dropped."""
+    lines: list[str] = []
     current = ""
     for line in text.splitlines():
         stripped = line.strip()
@@ -161,14 +157,22 @@ def _instructions(text: str) -> list[str]:
         if stripped.endswith("\\"):
             current += stripped[:-1] + " "
             continue
-        out.append(current + stripped)
+        lines.append(current + stripped)
         current = ""
     if current:
-        out.append(current)
+        lines.append(current)
+    out = []
+    for joined in lines:
+        if not joined.strip():
+            continue  # a lone continuation at the end
+        keyword, *args = joined.split(None, 1)
+        out.append((keyword.upper(), args[0].strip() if args else ""))
     return out
 
 
-def _arguments(args: str) -> list[str] | None:
+def arguments(args: str) -> list[str] | None:
+    """The words of a COPY/ADD: leading flags, then the JSON form's items or whitespace-split
+    words (Docker does no shell quoting there); None for a JSON form that does not parse."""
     flags = []
     while args.startswith("--"):
         flag, _, args = args.partition(" ")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import docker, errors, launch, probes
+from cslaunch import context, docker, errors, launch, probes
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -644,7 +644,7 @@ class Copy:
 def dockerfile_copies(text: str) -> list[Copy]:
     """The COPY and ADD instructions of a Dockerfile's last stage that take files from the
     build context (not `--from` another stage), with destinations resolved against WORKDIR."""
-    instructions = _instructions(text)
+    instructions = context.instructions(text)
     start = max((i + 1 for i, (k, _) in enumerate(instructions) if k == "FROM"), default=0)
     stage = instructions[start:]
     workdir = "/"
@@ -655,7 +655,7 @@ def dockerfile_copies(text: str) -> list[Copy]:
             if "$" not in value:
                 workdir = posixpath.normpath(posixpath.join(workdir, value))
         elif keyword in ("COPY", "ADD"):
-            args = _instruction_args(rest)
+            args = context.arguments(rest) or rest.split()
             flags = [a for a in args if a.startswith("--")]
             paths = [a for a in args if not a.startswith("--")]
             if any(f.startswith("--from") for f in flags) or len(paths) < 2:
@@ -673,48 +673,6 @@ def dockerfile_copies(text: str) -> list[Copy]:
         names = {_norm(s) for s in sources} - {""}
         copies.append(Copy(sources, dest, is_dir, bool(names & tokens)))
     return copies
-
-
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, rest) per instruction: continuation lines joined, comments dropped."""
-    result: list[tuple[str, str]] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if current and line.startswith("#"):
-            continue  # a comment inside a continued instruction
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        keyword, _, rest = current.strip().partition(" ")
-        result.append((keyword.upper(), rest.strip()))
-        current = ""
-    if current.strip():
-        keyword, _, rest = current.strip().partition(" ")
-        result.append((keyword.upper(), rest.strip()))
-    return result
-
-
-def _instruction_args(rest: str) -> list[str]:
-    flags = []
-    words = rest.split()
-    while words and words[0].startswith("--"):
-        flags.append(words.pop(0))
-    body = " ".join(words)
-    if body.startswith("["):
-        try:
-            parsed = json.loads(body)
-            if isinstance(parsed, list):
-                return flags + [str(p) for p in parsed]
-        except json.JSONDecodeError:
-            pass
-    try:
-        return flags + shlex.split(body)
-    except ValueError:
-        return flags + body.split()
 
 
 def _norm(path: str) -> str:
