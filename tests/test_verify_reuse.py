@@ -98,16 +98,20 @@ def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
     assert proof.load(tmp_path, 5) is None
 
 
+def indexed(module: Path) -> dict[str, Entry]:
+    """A one-module tree, as the index holds it (content digest "d1")."""
+    module.parent.mkdir(parents=True)
+    module.write_text("x = 1\n")
+    st = module.stat()
+    return {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+                                        st.st_ino), "d1", 0)}  # fmt: skip
+
+
 def test_containers_with_the_same_image_and_mounts_share_one_look(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
-    (src / "app").mkdir(parents=True)
-    module = src / "app" / "m.py"
-    module.write_text("x = 1\n")
-    st = module.stat()
-    entries = {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
-                                           st.st_ino), "d1", 0)}  # fmt: skip
+    entries = indexed(src / "app" / "m.py")
     bind = ("bind", str(src), "/app/src")
     names = ["api", "w1", "w2", "other"]
     volume = {"type": "bind", "source": str(src), "target": "/app/src"}
@@ -148,12 +152,7 @@ def test_containers_with_the_same_image_and_mounts_share_one_look(
 def baked_web(tmp_path: Path) -> tuple[Any, dict[str, Any], dict[str, Entry]]:
     """A service whose code is COPYed into its image: looked at on every launch."""
     ctx = tmp_path / "web"
-    (ctx / "app").mkdir(parents=True)
-    module = ctx / "app" / "m.py"
-    module.write_text("x = 1\n")
-    st = module.stat()
-    entries = {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
-                                           st.st_ino), "d1", 0)}  # fmt: skip
+    entries = indexed(ctx / "app" / "m.py")
     stack = parse_stack({"name": "t", "services": {"web": {"build": {"context": str(ctx)}}}})
     files = {
         "web": service_files("web", runs_code=True, bind_dirs=[], bind_files=[],
