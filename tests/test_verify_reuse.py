@@ -100,7 +100,7 @@ def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
 
 def indexed(module: Path) -> dict[str, Entry]:
     """A one-module tree, as the index holds it (content digest "d1")."""
-    module.parent.mkdir(parents=True)
+    module.parent.mkdir(parents=True, exist_ok=True)
     module.write_text("x = 1\n")
     st = module.stat()
     return {str(module): Entry(FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size,
@@ -181,7 +181,8 @@ def test_a_baked_containers_question_is_kept_and_asked_ahead_next_time(
     running = {"web": [container("a")]}
     first = verify.verify(services, ["web"], files, entries, running)
     assert first.proof is not None
-    assert json.loads(first.proof.looks["a"]) == {"files": [["/srv/app/m.py", "d1"]]}
+    stat = list(entries[str(tmp_path / "web" / "app" / "m.py")].stat)
+    assert json.loads(first.proof.looks["a"]) == {"files": [["/srv/app/m.py", "d1", stat]]}
     proof.save(tmp_path, first.proof)
     assert look.ahead(tmp_path).questions == first.proof.looks  # whatever index it belongs to
 
@@ -196,12 +197,17 @@ def test_a_baked_containers_question_is_kept_and_asked_ahead_next_time(
     assert again.verdicts[0].detail.endswith(verify.AHEAD)
 
     # Another container, or another question (the file changed since): verify looks itself.
-    for questions in ({"b": asked}, {"a": look.question([("/srv/app/m.py", "d0")])}):
+    for questions in ({"b": asked}, {"a": look.question([("/srv/app/m.py", "d0", stat)])}):
         looked.clear()
         ahead = look.Ahead(questions)
         result = verify.verify(services, ["web"], files, entries, running, ahead=ahead)
         assert ("a", asked) in looked and len(looked) == 2
         assert not result.verdicts[0].detail.endswith(verify.AHEAD)
+
+    # A question too big to keep (a huge baked tree): not kept, the look is made anyway.
+    monkeypatch.setattr(verify, "KEPT_QUESTION_MAX", len(asked) - 1)
+    kept = verify.verify(services, ["web"], files, entries, running).proof
+    assert kept is not None and kept.looks == {}
 
 
 def test_a_look_ahead_that_fails_leaves_the_look_to_verify(
@@ -224,3 +230,38 @@ def test_recorded_questions_survive_save_and_load(tmp_path: Path) -> None:
     assert proof.recorded_looks(tmp_path) == {"a": "q"}
     (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text('{"version": 2, "looks": [1]}')
     assert proof.recorded_looks(tmp_path) == {}
+
+
+def test_problems_with_files_edited_during_the_launch_are_left_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the files behind a problem are stat'ed again: edited since the scan, they are
+    pending, not stale; a problem with a file that did not move stands."""
+    src = tmp_path / "src"
+    entries = indexed(src / "app" / "m.py")
+    entries.update(indexed(src / "app" / "n.py"))
+    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
+    stack = parse_stack({"name": "t", "services": {"api": {"volumes": [volume]}}})
+    files = {
+        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[],
+                             context=None, dockerfile=None, dockerfile_text=None,
+                             dockerignore_text=None)
+    }  # fmt: skip
+    problems = [
+        ["/app/src/app/m.py", "differs from the host's file"],
+        ["/app/src/app/__pycache__/m.cpython-311.pyc", "stale pyc: ..."],
+        ["/app/src/app/__pycache__/n.cpython-311.pyc", "stale pyc: ..."],
+    ]
+    found = {"python": "3.11.2", "problems": problems, "checked": 2, "pycs": 2}
+    monkeypatch.setattr(verify, "look", lambda container_id, asked: found)
+    running = {"api": [container("a", mounts=(("bind", str(src), "/app/src"),))]}
+
+    (src / "app" / "m.py").write_text("x = 2\n")  # saved while the launch ran
+    [v] = verify.verify(stack.services, ["api"], files, entries, running).verdicts
+    assert v.pending == (str(src / "app" / "m.py"),)
+    assert v.state == "stale"
+    assert v.problems == (("/app/src/app/__pycache__/n.cpython-311.pyc", "stale pyc: ..."),)
+
+    found["problems"] = problems[:2]
+    [v] = verify.verify(stack.services, ["api"], files, entries, running).verdicts
+    assert (v.state, v.problems, v.pending) == ("fresh", (), (str(src / "app" / "m.py"),))

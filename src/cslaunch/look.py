@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ PROBE = Path(__file__).with_name("verify_probe.py")
 Looked = dict[str, Any] | str
 
 
-def question(files: Iterable[tuple[str, str]]) -> str:
-    """What the probe is asked: these container paths should hold these contents."""
-    return json.dumps({"files": [[path, digest] for path, digest in files]})
+def question(files: Iterable[tuple[str, str, Sequence[int]]]) -> str:
+    """What the probe is asked: these container paths should hold these contents, and may be
+    the host's very files (its stat data: mtime_ns, ctime_ns, size, inode)."""
+    return json.dumps({"files": [[path, digest, list(st)] for path, digest, st in files]})
 
 
 def look(container_id: str, asked: str) -> Looked:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from cslaunch.containers import Container
 from cslaunch.context import image_path
@@ -30,12 +30,16 @@ from cslaunch.scan import FileStat, stat_of
 from cslaunch.track import ServiceFiles
 
 FRESH, STALE, SKIPPED = "fresh", "stale", "skipped"
+# The biggest question the proof keeps for the next launch to ask ahead (about 8k files):
+# asking ahead saves one exec, a bigger tree's look takes far longer than that anyway.
+KEPT_QUESTION_MAX = 1 << 20
 # Docker's start time and the host's clock: allowed to disagree this much.
 CLOCK_SLACK_NS = 1_000_000_000
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
+    """A named tuple, not a dataclass: a 100k-file tree makes 100k of them per service."""
+
     host: str
     container: str
     digest: str
@@ -50,6 +54,25 @@ def changed_since_scan(target: Target) -> bool:
         return stat_of(os.lstat(target.host)) != target.stat
     except OSError:
         return True
+
+
+def source_of(path: str) -> str:
+    """The source file a problem at a container path is about: a cached pyc's source, or
+    the path itself."""
+    head, name = posixpath.split(path)
+    if posixpath.basename(head) == "__pycache__" and name.endswith(".pyc"):
+        return posixpath.join(posixpath.dirname(head), name.split(".", 1)[0] + ".py")
+    return path
+
+
+def edited_during_launch(looked: Looked, targets: Sequence[Target]) -> set[str]:
+    """Host files behind the look's problems that changed since the scan. Only those are
+    stat'ed again: a launch over a 100k-file tree need not stat it twice."""
+    if isinstance(looked, str):
+        return set()
+    by_path = {t.container: t for t in targets}
+    found = (by_path.get(source_of(path)) for path, _ in looked["problems"])
+    return {t.host for t in found if t is not None and changed_since_scan(t)}
 
 
 @dataclass(frozen=True)
@@ -211,11 +234,16 @@ def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict
     ahead), a verdict for each, and the question asked."""
     first_service, first, targets = group[0]
     start = time.monotonic()
-    pending = tuple(t.host for t in targets if changed_since_scan(t))
-    wanted = [t for t in targets if t.host not in pending]
-    asked = question((t.container, t.digest) for t in wanted)
+    asked = question((t.container, t.digest, t.stat) for t in targets)
     early = ahead.answer(first.id, asked) if ahead else None
     looked = early if early is not None else look(first.id, asked)
+    edited = edited_during_launch(looked, targets)
+    pending = tuple(sorted(edited))
+    wanted = [t for t in targets if t.host not in edited]
+    if edited and not isinstance(looked, str):
+        by_path = {t.container: t.host for t in targets}
+        kept = [p for p in looked["problems"] if by_path.get(source_of(p[0])) not in edited]
+        looked = {**looked, "problems": kept}
     took = time.monotonic() - start
     verdicts = [
         verdict(
@@ -289,7 +317,7 @@ def verify(
     looked = [v for vs, _ in answers for v in vs]
     asked = {}
     for group, (_, q) in zip(groups.values(), answers, strict=True):
-        if group[0][1].id in baked:
+        if group[0][1].id in baked and len(q) <= KEPT_QUESTION_MAX:
             asked[group[0][1].id] = q
     verdicts = sorted(done + looked, key=_name)
     all_fresh = all(v.state != STALE and not v.pending for v in verdicts)

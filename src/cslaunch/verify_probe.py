@@ -1,8 +1,15 @@
 """Runs INSIDE a service's container, with the container's own Python (any 3.x): checks that
 the source files it runs are the host's and that no bytecode there can run older code.
 
-Reads JSON from stdin: {"files": [[container_path, blake2b_16_hex], ...]}.
-Prints JSON: {"python": "3.11.2", "problems": [[path, reason], ...], "checked": N, "pycs": M}.
+Reads JSON from stdin: {"files": [[container_path, blake2b_16_hex, host_stat], ...]}, where
+host_stat is [mtime_ns, ctime_ns, size, inode] as the host's index saw the file (optional).
+Prints JSON: {"python": "3.11.2", "problems": [[path, reason], ...], "checked": N, "pycs": M,
+"hashed": K}.
+
+A file whose lstat here is the host's to the nanosecond, inode included, is the host's file
+seen through a bind mount, unwritten since the index hashed it (any write moves ctime): it
+is not read again. That keeps the look over a 100k-file tree to a walk; a copy in an image
+layer has its own inode and ctime, so baked code is always hashed.
 Self-contained on purpose: it must not import cslaunch, which the container does not have,
 and written for Python 3.7+.
 """
@@ -52,41 +59,68 @@ def pyc_problem(pyc: str, source: str, data: bytes) -> str | None:
     return None
 
 
+def indexed_bytes(path: str) -> tuple[bytes, bytes | None]:
+    """(what the host's index hashed, the source Python reads): a symlink hashes as its
+    target's name, as on the host, and Python reads what it points to."""
+    if os.path.islink(path):
+        return b"link:" + os.fsencode(os.readlink(path)), None
+    with open(path, "rb") as f:
+        data = f.read()
+    return data, data
+
+
+def listing(directory: str, cache: dict[str, list[str]]) -> list[str]:
+    if directory not in cache:
+        try:
+            cache[directory] = os.listdir(directory)
+        except OSError:
+            cache[directory] = []
+    return cache[directory]
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     problems: list[list[str]] = []
-    pycs = 0
+    pycs = hashed = 0
     dirs = set()
-    for path, expected in request["files"]:
-        dirs.add(os.path.dirname(path))
+    listed: dict[str, list[str]] = {}
+    for item in request["files"]:
+        path, expected = item[0], item[1]
+        host_stat = list(item[2]) if len(item) > 2 else None
+        directory = os.path.dirname(path)
+        dirs.add(directory)
+        source: bytes | None = None
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            st = os.lstat(path)
+            same = [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino] == host_stat
+            if not same:
+                hashed += 1
+                data, source = indexed_bytes(path)
+                if hashlib.blake2b(data, digest_size=16).hexdigest() != expected:
+                    problems.append([path, "differs from the host's file"])
+                    continue
         except FileNotFoundError:
             problems.append([path, "missing in the container"])
             continue
         except OSError as e:
             problems.append([path, f"unreadable in the container: {e.strerror}"])
             continue
-        if hashlib.blake2b(data, digest_size=16).hexdigest() != expected:
-            problems.append([path, "differs from the host's file"])
-            continue
-        cache = os.path.join(os.path.dirname(path), "__pycache__")
+        cache = os.path.join(directory, "__pycache__")
         stem = os.path.basename(path)[:-3] + "."
-        try:
-            names = [n for n in os.listdir(cache) if n.startswith(stem) and n.endswith(".pyc")]
-        except OSError:
-            names = []
+        names = [n for n in listing(cache, listed) if n.startswith(stem) and n.endswith(".pyc")]
         for name in names:
             pycs += 1
-            why = pyc_problem(os.path.join(cache, name), path, data)
+            try:
+                if source is None:
+                    with open(path, "rb") as f:
+                        source = f.read()
+                why = pyc_problem(os.path.join(cache, name), path, source)
+            except OSError as e:
+                why = f"unreadable in the container: {e.strerror}"
             if why:
                 problems.append([os.path.join(cache, name), why])
     for directory in sorted(dirs):
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            continue
+        names = listing(directory, listed)
         for name in names:
             if name.endswith((".pyc", ".pyo")) and name[:-4] + ".py" not in names:
                 problems.append(
@@ -101,6 +135,7 @@ def main() -> None:
             "problems": problems,
             "checked": len(request["files"]),
             "pycs": pycs,
+            "hashed": hashed,
         },
         sys.stdout,
     )

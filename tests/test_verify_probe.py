@@ -1,0 +1,95 @@
+"""The probe verify runs inside containers, run here with the host's Python on a host tree:
+it must agree with the host's index (hash_file) and find what the engine tests find."""
+
+from __future__ import annotations
+
+import json
+import os
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cslaunch.index import hash_file
+from cslaunch.look import PROBE, question
+from cslaunch.scan import stat_of
+
+
+def probe(files: list[tuple[Path, str, list[int]]]) -> dict[str, Any]:
+    asked = question((str(p), digest, st) for p, digest, st in files)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    result = subprocess.run(
+        [sys.executable, "-S", str(PROBE)],
+        input=asked,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def indexed(path: Path) -> tuple[Path, str, list[int]]:
+    """A file as the host's index holds it."""
+    return path, hash_file(str(path)), list(stat_of(os.lstat(path)))
+
+
+def test_the_hosts_very_file_is_not_read_again_any_other_copy_is(tmp_path: Path) -> None:
+    m = tmp_path / "m.py"
+    m.write_text("x = 1\n")
+    found = probe([indexed(m)])
+    assert (found["problems"], found["checked"], found["hashed"]) == ([], 1, 0)
+
+    # Same contents, another inode (a copy in an image layer): hashed, and agrees.
+    path, digest, st = indexed(m)
+    copy = tmp_path / "copy.py"
+    copy.write_bytes(m.read_bytes())
+    found = probe([(copy, digest, st)])
+    assert (found["problems"], found["hashed"]) == ([], 1)
+
+    # Written since the index saw it: ctime moved, so it is hashed and found to differ.
+    m.write_text("x = 2\n")
+    os.utime(m, ns=(st[0], st[0]))
+    found = probe([(path, digest, st)])
+    assert found["problems"] == [[str(m), "differs from the host's file"]]
+
+
+def test_a_symlink_hashes_as_the_index_hashes_it(tmp_path: Path) -> None:
+    (tmp_path / "real.py").write_text("x = 1\n")
+    link = tmp_path / "m.py"
+    link.symlink_to("real.py")
+    path, digest, _ = indexed(link)
+    found = probe([(path, digest, [0, 0, 0, 0])])  # not the same file: hashed
+    assert (found["problems"], found["hashed"]) == ([], 1)
+
+
+def test_stale_and_sourceless_pycs_are_found_without_rehashing_the_source(
+    tmp_path: Path,
+) -> None:
+    m = tmp_path / "m.py"
+    m.write_text("GREETING = 'v1'\n")
+    st = m.stat()
+    # A pyc of other code whose header still matches m.py's mtime and size.
+    other = tmp_path / "other.py"
+    other.write_text("GREETING = 'v7'\n")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    cache = tmp_path / "__pycache__"
+    pyc = cache / f"m.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(other), cfile=str(pyc), dfile=str(m), doraise=True)
+    other.unlink()
+    legacy = tmp_path / "gone.pyc"
+    legacy.write_bytes(pyc.read_bytes())
+
+    found = probe([indexed(m)])
+    assert found["hashed"] == 0 and found["pycs"] == 1
+    assert {path: why.split(":")[0] for path, why in found["problems"]} == {
+        str(pyc): "stale pyc",
+        str(legacy): "sourceless legacy pyc",
+    }
+
+
+def test_a_missing_file_is_reported(tmp_path: Path) -> None:
+    found = probe([(tmp_path / "gone.py", "0" * 32, [1, 2, 3, 4])])
+    assert found["problems"] == [[str(tmp_path / "gone.py"), "missing in the container"]]
