@@ -122,10 +122,13 @@ class Sources:
         key = (source, target)
         if key not in self.shown:
             prefix_len = len(source.rstrip("/\\")) + 1
+            base = target.rstrip("/") + "/"
             found = {}
+            # Plain concatenation: posixpath.join was most of the time on a 100k-file tree.
             for path in self.under(source):
                 e = self.entries[path]
-                inside = posixpath.join(target, path[prefix_len:].replace(os.sep, "/"))
+                rel = path[prefix_len:]
+                inside = base + (rel if os.sep == "/" else rel.replace(os.sep, "/"))
                 found[inside] = Target(path, inside, e.digest, e.changed_ns, e.stat)
             self.shown[key] = found
         return self.shown[key]
@@ -159,7 +162,7 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
             found.setdefault(
                 baked_at, Target(path, baked_at, entry.digest, entry.changed_ns, entry.stat)
             )
-    result = sorted(found.values(), key=lambda t: t.container)
+    result = [found[inside] for inside in sorted(found)]
     if not baked:
         sources.seen[key] = result
     return result, len(found) == bound
