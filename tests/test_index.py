@@ -175,3 +175,31 @@ def test_index_matches_content(
     changes, _ = launch_once(root, idx)
     expected = {str(root / n) for n in set(before) | set(after) if before.get(n) != after.get(n)}
     assert changes.all == expected
+
+
+def test_an_index_nothing_moved_in_is_kept_as_it_is(tmp_path: Path) -> None:
+    """A no-op does not write the index again; its proof then names the kept index."""
+    from cslaunch import changes
+    from cslaunch.model import parse_stack
+
+    src = tmp_path / "src"
+    src.mkdir()
+    module = src / "m.py"
+    module.write_text("x = 1\n")
+    age(module)
+    volume = {"type": "bind", "source": str(src), "target": "/app"}
+    raw = {"name": "t", "services": {"web": {"volumes": [volume]}}}
+    stack = parse_stack(raw)
+
+    def detect() -> changes.ChangeSet:
+        return changes.detect(tmp_path, stack, raw["services"], {"web"}, [])
+
+    first = detect()
+    assert not first.index_kept and first.index_ns == first.scan.started_ns
+    index.save(tmp_path, first.new_index())
+    again = detect()
+    assert again.index_kept and again.index_ns == first.scan.started_ns
+    os.utime(module)  # a touch: no change, but new stat data to keep
+    touched = detect()
+    assert not touched.changes and not touched.index_kept
+    assert touched.index_ns == touched.scan.started_ns

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,25 @@ class ChangeSet:
     @property
     def changed(self) -> frozenset[str] | None:
         return self.changes.all if self.old is not None else None
+
+    @cached_property
+    def index_kept(self) -> bool:
+        """Nothing the index holds moved, not even stat data: the last index stands as it is
+        (writing it again, a second at 100k files, would only move its scan time)."""
+        return (
+            self.old is not None
+            and self.entries == self.old.files
+            and self.config_hashes == self.old.services
+        )
+
+    @property
+    def index_ns(self) -> int:
+        """The scan time of the index this launch leaves behind, which its proof names."""
+        return (
+            self.old.scanned_ns
+            if self.old is not None and self.index_kept
+            else self.scan.started_ns
+        )
 
     def new_index(self) -> index.Index:
         return index.Index(self.scan.started_ns, self.entries, self.config_hashes)

@@ -343,7 +343,8 @@ def launch(
     else:
         # Only a launch that fully worked moves the index on: after a failure the next run
         # sees the same changes and does again what is needed.
-        index.save(project.root, cs.new_index())
+        if not cs.index_kept:
+            index.save(project.root, cs.new_index())
         if report.verification and report.verification.proof:
             proof.save(project.root, report.verification.proof)
     write_json(project.root, LAST_LAUNCH, {"services": touched, "ok": report.ok})
@@ -531,7 +532,7 @@ def run_verification(
         # Listed again, not taken from the launch's scan: after a clean or a start the
         # containers wrote new pycs, and the proof must cover what is there now.
         bytecode=bytecode.present(found.roots.roots),
-        index_ns=cs.scan.started_ns,
+        index_ns=cs.index_ns,
         previous=previous,
         ahead=ahead,
     )
