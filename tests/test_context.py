@@ -178,3 +178,13 @@ def test_scan_never_follows_symlinks(tmp_path: Path) -> None:
     result = scan([Tree(str(root), lambda rel: True)])
     # Links are tracked as links (COPY copies them as such), never entered.
     assert set(result.files) == {str(root / "m.py"), str(root / "link"), str(root / "loop")}
+
+
+def test_source_patterns_match_file_names_as_fnmatch_does() -> None:
+    sf = service_files("web", runs_code=True, bind_dirs=["/src"], bind_files=[], context=None,
+                       dockerfile=None, dockerfile_text=None, dockerignore_text=None,
+                       source_patterns=["*.html", "[ab]?.jinja"])  # fmt: skip
+    assert sf.is_source("app/m.py") and sf.is_source("templates/x.html")
+    assert sf.is_source("a1.jinja") and not sf.is_source("c1.jinja")
+    assert not sf.is_source("m.py.bak") and not sf.is_source("x.HTML")  # case counts
+    assert not sf.is_source("py/readme")  # the name, not the directory

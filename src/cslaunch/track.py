@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from cslaunch.context import CopyRule, DockerIgnore, copied_filter, copy_rules, parse_dockerignore
 from cslaunch.scan import Tree
@@ -60,8 +62,9 @@ class ServiceFiles:
     copies: tuple[CopyRule, ...] | None = None  # the Dockerfile's COPY/ADD; None: not followed
 
     def is_source(self, rel_name: str) -> bool:
-        name = rel_name.rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatchcase(name, p) for p in self.source_patterns)
+        # Called for every file of every bind-mounted tree: one compiled pattern, not an
+        # fnmatch call per pattern (a third of a 100k-file scan).
+        return _names(self.source_patterns).match(rel_name.rsplit("/", 1)[-1]) is not None
 
     def restart_files(self, changed: Iterable[str]) -> list[str]:
         """Changed files the running container sees through a bind mount."""
@@ -134,6 +137,12 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
             # Outside the context, or inside but .dockerignored: tracked all the same.
             singles.append(sf.dockerfile)
     return out, sorted(set(singles))
+
+
+@cache
+def _names(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression for file-name patterns, as fnmatch.fnmatchcase reads them."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns))
 
 
 def _under(path: str, directory: str) -> bool:
