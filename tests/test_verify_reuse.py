@@ -265,3 +265,26 @@ def test_problems_with_files_edited_during_the_launch_are_left_to_the_next(
     found["problems"] = problems[:2]
     [v] = verify.verify(stack.services, ["api"], files, entries, running).verdicts
     assert (v.state, v.problems, v.pending) == ("fresh", (), (str(src / "app" / "m.py"),))
+
+
+def test_looks_ahead_run_at_most_eight_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(container_id: str, asked: str) -> Looked:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return FOUND
+
+    monkeypatch.setattr(look, "look", slow)
+    ahead = look.Ahead({f"c{i}": "q" for i in range(20)})
+    assert all(ahead.answer(f"c{i}", "q") == FOUND for i in range(20))
+    assert most == look.MAX_AT_ONCE

@@ -25,8 +25,10 @@ from cslaunch import docker
 from cslaunch.errors import CslaunchError
 
 PROBE = Path(__file__).with_name("verify_probe.py")
+MAX_AT_ONCE = 8  # looks running at the same time
 
-# What the probe found ({"python", "problems", "checked", "pycs"}), or why it could not run.
+# What the probe found ({"python", "problems", "checked", "pycs", "hashed"}), or why it
+# could not run.
 Looked = dict[str, Any] | str
 
 
@@ -61,6 +63,7 @@ class Ahead:
     def __init__(self, questions: Mapping[str, str]) -> None:
         self.questions = dict(questions)
         self.answers: dict[str, Looked] = {}
+        self.slots = threading.BoundedSemaphore(MAX_AT_ONCE)  # as many as verify runs at once
         # Daemon threads: a launch that fails or is interrupted does not wait for them.
         self.threads = {
             cid: threading.Thread(target=self._look, args=(cid, asked), daemon=True)
@@ -71,7 +74,7 @@ class Ahead:
 
     def _look(self, container_id: str, asked: str) -> None:
         # No answer: verify looks itself, and reports then whatever goes wrong.
-        with contextlib.suppress(CslaunchError, ValueError):
+        with self.slots, contextlib.suppress(CslaunchError, ValueError):
             self.answers[container_id] = look(container_id, asked)
 
     def answer(self, container_id: str, asked: str) -> Looked | None:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from cslaunch.containers import Container
 from cslaunch.context import image_path
 from cslaunch.index import Entry
-from cslaunch.look import Ahead, Looked, look, question
+from cslaunch.look import MAX_AT_ONCE, Ahead, Looked, look, question
 from cslaunch.model import Service
 from cslaunch.proof import Proof, bytecode_digest, record, stands
 from cslaunch.scan import FileStat, stat_of
@@ -315,7 +315,7 @@ def verify(
                 groups.setdefault(key, []).append((name, c, wanted))
                 if not bound:
                     baked.add(c.id)
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(groups)))) as pool:
         answers = list(pool.map(lambda g: verify_group(g, ahead), groups.values()))
     looked = [v for vs, _ in answers for v in vs]
     asked = {}
