@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,12 @@ from tests.stackutil import PROJECT_PREFIX, TestStack, remove_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+
+# A suite started in the background by a non-interactive shell (`cmd &`, as some CI runners
+# and nohup do) inherits SIGINT ignored, and so would every cslaunch it starts: Python keeps
+# an ignored SIGINT ignored. The tests that interrupt cslaunch with it need it delivered.
+if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _engine_problem() -> str | None:
