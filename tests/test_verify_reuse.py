@@ -288,3 +288,50 @@ def test_looks_ahead_run_at_most_eight_at_once(monkeypatch: pytest.MonkeyPatch) 
     ahead = look.Ahead({f"c{i}": "q" for i in range(20)})
     assert all(ahead.answer(f"c{i}", "q") == FOUND for i in range(20))
     assert most == look.MAX_AT_ONCE
+
+
+def test_sources_under_directories_are_counted_once() -> None:
+    sep = os.sep
+    paths = [f"{sep}p{sep}a{sep}m.py", f"{sep}p{sep}a{sep}b{sep}n.py", f"{sep}p{sep}ab{sep}o.py",
+             f"{sep}q{sep}x.py", f"{sep}p{sep}a{sep}data.txt"]  # fmt: skip
+    entries = {p: Entry(FileStat(0, 0, 0, 0), "d", 0) for p in paths}
+    sources = verify.Sources(entries)
+    a, ab = f"{sep}p{sep}a", f"{sep}p{sep}a{sep}b"
+    assert sources.count_under([a]) == 2  # not /p/ab, not the .txt
+    assert sources.count_under([a, ab, a]) == 2  # nested and repeated: once
+    assert sources.count_under([f"{sep}p", f"{sep}q"]) == 4
+    assert sources.count_under([f"{sep}none"]) == 0
+    assert sources.count_under([a]) == len(list(sources.under(a)))
+
+
+def test_a_standing_proof_of_bind_mounted_code_needs_no_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    entries = indexed(src / "app" / "m.py")
+    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
+    stack = parse_stack({"name": "t", "services": {"api": {"volumes": [volume]}}})
+    files = {
+        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[],
+                             context=None, dockerfile=None, dockerfile_text=None,
+                             dockerignore_text=None)
+    }  # fmt: skip
+    looked: list[str] = []
+
+    def fake_look(container_id: str, asked: str) -> Looked:
+        looked.append(container_id)
+        return FOUND
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    running = {"api": [container("a", mounts=(("bind", str(src), "/app/src"),))]}
+    first = verify.verify(stack.services, ["api"], files, entries, running)
+    assert looked == ["a"] and first.proof is not None
+
+    [v] = verify.verify(stack.services, ["api"], files, entries, running,
+                        previous=first.proof).verdicts  # fmt: skip
+    assert (v.state, v.detail, v.checked, looked) == ("fresh", verify.STANDS, 1, ["a"])
+
+    recreated = {"api": [container("b", mounts=(("bind", str(src), "/app/src"),))]}
+    [v] = verify.verify(stack.services, ["api"], files, entries, recreated,
+                        previous=first.proof).verdicts  # fmt: skip
+    assert v.detail != verify.STANDS and looked == ["a", "b"]

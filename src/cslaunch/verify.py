@@ -14,7 +14,7 @@ import bisect
 import os
 import posixpath
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -117,6 +117,21 @@ class Sources:
                 return
             yield self.paths[i]
 
+    def count_under(self, directories: Iterable[str]) -> int:
+        """How many sources lie under any of these directories: bisects, no Target made."""
+        spans = []
+        for directory in directories:
+            prefix = directory.rstrip("/\\") + os.sep
+            # Every path under `prefix` sorts between it and prefix + the highest character.
+            lo = bisect.bisect_left(self.paths, prefix)
+            spans.append((lo, bisect.bisect_left(self.paths, prefix + "\U0010ffff", lo)))
+        total, reach = 0, 0
+        for lo, hi in sorted(spans):  # nested directories: count their files once
+            lo = max(lo, reach)
+            if hi > lo:
+                total, reach = total + hi - lo, hi
+        return total
+
     def through(self, source: str, target: str) -> dict[str, Target]:
         """What a bind mount of `source` at `target` shows, by container path."""
         key = (source, target)
@@ -138,7 +153,7 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
     """The Python sources a service runs, with their path in the container, and whether
     every one comes through a bind mount (pure)."""
     binds = [b for b in service.binds if str(b.source) in files.bind_dirs]
-    baked = bool(files.context and files.copies is not None)
+    baked = has_baked_code(files)
     key = tuple((str(b.source), b.target) for b in binds)
     if not baked and key in sources.seen:
         return sources.seen[key], True
@@ -146,7 +161,8 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
     for source, target in key:
         found.update(sources.through(source, target))
     bound = len(found)
-    if files.context and files.copies is not None:
+    if baked:
+        assert files.context is not None and files.copies is not None
         prefix = files.context.rstrip("/\\") + os.sep
         targets_hidden = [b.target.rstrip("/") + "/" for b in service.binds]
         for path in sources.under(files.context):
@@ -166,6 +182,11 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
     if not baked:
         sources.seen[key] = result
     return result, len(found) == bound
+
+
+def has_baked_code(files: ServiceFiles) -> bool:
+    """Whether the image's COPYs are followed, so sources baked into it are looked at too."""
+    return bool(files.context and files.copies is not None)
 
 
 def host_path(service: Service, inside: str) -> str | None:
@@ -296,6 +317,18 @@ def verify(
     sources = Sources(entries)
     for name in sorted(python):
         running = [c for c in containers.get(name, []) if c.running]
+        if (
+            running
+            and not has_baked_code(files[name])
+            and stands(previous, bytecode=digest, service=name, running=running,
+                       all_bind_mounted=True)
+        ):  # fmt: skip
+            # Only bind-mounted code and the proof stands: counting what it covers is enough
+            # (making each file's target took half a second at 100k files).
+            shown = sources.count_under(files[name].bind_dirs)
+            if shown:
+                done.append(Verdict(name, FRESH, checked=shown, detail=STANDS))
+                continue
         wanted, bound = targets(services[name], files[name], sources)
         binds = tuple(sorted((str(b.source), b.target) for b in services[name].binds))
         if not running:
