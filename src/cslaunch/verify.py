@@ -65,14 +65,19 @@ def source_of(path: str) -> str:
     return path
 
 
-def edited_during_launch(looked: Looked, targets: Sequence[Target]) -> set[str]:
-    """Host files behind the look's problems that changed since the scan. Only those are
-    stat'ed again: a launch over a 100k-file tree need not stat it twice."""
+def set_aside_edits(looked: Looked, targets: Sequence[Target]) -> tuple[Looked, set[str]]:
+    """The look without its problems about host files edited since the scan (pending: the
+    next launch takes them), and those files. Only the files behind a problem are stat'ed
+    again: a launch over a 100k-file tree need not stat it twice."""
     if isinstance(looked, str):
-        return set()
+        return looked, set()
     by_path = {t.container: t for t in targets}
-    found = (by_path.get(source_of(path)) for path, _ in looked["problems"])
-    return {t.host for t in found if t is not None and changed_since_scan(t)}
+    about = [(p, by_path.get(source_of(p[0]))) for p in looked["problems"]]
+    edited = {t.host for _, t in about if t is not None and changed_since_scan(t)}
+    if not edited:
+        return looked, edited
+    kept = [p for p, t in about if t is None or t.host not in edited]
+    return {**looked, "problems": kept}, edited
 
 
 @dataclass(frozen=True)
@@ -261,13 +266,9 @@ def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict
     asked = question((t.container, t.digest, t.stat) for t in targets)
     early = ahead.answer(first.id, asked) if ahead else None
     looked = early if early is not None else look(first.id, asked)
-    edited = edited_during_launch(looked, targets)
+    looked, edited = set_aside_edits(looked, targets)
     pending = tuple(sorted(edited))
     wanted = [t for t in targets if t.host not in edited]
-    if edited and not isinstance(looked, str):
-        by_path = {t.container: t.host for t in targets}
-        kept = [p for p in looked["problems"] if by_path.get(source_of(p[0])) not in edited]
-        looked = {**looked, "problems": kept}
     took = time.monotonic() - start
     verdicts = [
         verdict(
