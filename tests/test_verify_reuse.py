@@ -232,6 +232,18 @@ def test_recorded_questions_survive_save_and_load(tmp_path: Path) -> None:
     assert proof.recorded_looks(tmp_path) == {}
 
 
+def bound_api(src: Path) -> tuple[Any, dict[str, Any]]:
+    """A service "api" that runs the code bind-mounted from `src` at /app/src."""
+    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
+    stack = parse_stack({"name": "t", "services": {"api": {"volumes": [volume]}}})
+    files = {
+        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[],
+                             context=None, dockerfile=None, dockerfile_text=None,
+                             dockerignore_text=None)
+    }  # fmt: skip
+    return stack.services, files
+
+
 def test_problems_with_files_edited_during_the_launch_are_left_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,13 +252,7 @@ def test_problems_with_files_edited_during_the_launch_are_left_to_the_next(
     src = tmp_path / "src"
     entries = indexed(src / "app" / "m.py")
     entries.update(indexed(src / "app" / "n.py"))
-    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
-    stack = parse_stack({"name": "t", "services": {"api": {"volumes": [volume]}}})
-    files = {
-        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[],
-                             context=None, dockerfile=None, dockerfile_text=None,
-                             dockerignore_text=None)
-    }  # fmt: skip
+    services, files = bound_api(src)
     problems = [
         ["/app/src/app/m.py", "differs from the host's file"],
         ["/app/src/app/__pycache__/m.cpython-311.pyc", "stale pyc: ..."],
@@ -257,13 +263,13 @@ def test_problems_with_files_edited_during_the_launch_are_left_to_the_next(
     running = {"api": [container("a", mounts=(("bind", str(src), "/app/src"),))]}
 
     (src / "app" / "m.py").write_text("x = 2\n")  # saved while the launch ran
-    [v] = verify.verify(stack.services, ["api"], files, entries, running).verdicts
+    [v] = verify.verify(services, ["api"], files, entries, running).verdicts
     assert v.pending == (str(src / "app" / "m.py"),)
     assert v.state == "stale"
     assert v.problems == (("/app/src/app/__pycache__/n.cpython-311.pyc", "stale pyc: ..."),)
 
     found["problems"] = problems[:2]
-    [v] = verify.verify(stack.services, ["api"], files, entries, running).verdicts
+    [v] = verify.verify(services, ["api"], files, entries, running).verdicts
     assert (v.state, v.problems, v.pending) == ("fresh", (), (str(src / "app" / "m.py"),))
 
 
@@ -309,13 +315,7 @@ def test_a_standing_proof_of_bind_mounted_code_needs_no_look(
 ) -> None:
     src = tmp_path / "src"
     entries = indexed(src / "app" / "m.py")
-    volume = {"type": "bind", "source": str(src), "target": "/app/src"}
-    stack = parse_stack({"name": "t", "services": {"api": {"volumes": [volume]}}})
-    files = {
-        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[],
-                             context=None, dockerfile=None, dockerfile_text=None,
-                             dockerignore_text=None)
-    }  # fmt: skip
+    services, files = bound_api(src)
     looked: list[str] = []
 
     def fake_look(container_id: str, asked: str) -> Looked:
@@ -324,14 +324,14 @@ def test_a_standing_proof_of_bind_mounted_code_needs_no_look(
 
     monkeypatch.setattr(verify, "look", fake_look)
     running = {"api": [container("a", mounts=(("bind", str(src), "/app/src"),))]}
-    first = verify.verify(stack.services, ["api"], files, entries, running)
+    first = verify.verify(services, ["api"], files, entries, running)
     assert looked == ["a"] and first.proof is not None
 
-    [v] = verify.verify(stack.services, ["api"], files, entries, running,
+    [v] = verify.verify(services, ["api"], files, entries, running,
                         previous=first.proof).verdicts  # fmt: skip
     assert (v.state, v.detail, v.checked, looked) == ("fresh", verify.STANDS, 1, ["a"])
 
     recreated = {"api": [container("b", mounts=(("bind", str(src), "/app/src"),))]}
-    [v] = verify.verify(stack.services, ["api"], files, entries, recreated,
+    [v] = verify.verify(services, ["api"], files, entries, recreated,
                         previous=first.proof).verdicts  # fmt: skip
     assert v.detail != verify.STANDS and looked == ["a", "b"]
