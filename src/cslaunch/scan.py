@@ -132,9 +132,15 @@ def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Sc
             for tree, rel in active:
                 file_rel = f"{rel}/{name}" if rel else name
                 if tree.include(file_rel) and not (tree.ignore and tree.ignore.ignored(file_rel)):
-                    # A file that vanished mid-walk is seen as it is by the next launch.
-                    with contextlib.suppress(OSError):
-                        result.files[entry.path] = stat_of(entry.stat(follow_symlinks=False))
+                    # Once per tracked file: try/except and an inline FileStat, not a
+                    # suppress() context and a call (a tenth of a 100k-file walk).
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        break  # vanished mid-walk: the next launch sees it as it is
+                    result.files[entry.path] = FileStat(
+                        st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+                    )
                     break
 
 
