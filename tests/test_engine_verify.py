@@ -29,6 +29,10 @@ def test_every_launch_verifies_and_verify_alone_agrees(stack: TestStack) -> None
     code, found = verdicts(stack)
     assert code == 0
     assert found["backend"]["checked"] >= 4 and found["backend"]["pycs"] >= 1
+    # Through the bind mount the container sees the host's very files (same inode, ctime):
+    # none is read again. The frontend's code is a copy in an image layer: every file hashed.
+    assert found["backend"]["hashed"] == 0
+    assert found["frontend"]["hashed"] == found["frontend"]["checked"] >= 1
 
 
 def test_stale_pyc_and_old_process_are_found_then_fixed(stack: TestStack) -> None:

@@ -90,6 +90,7 @@ class Verdict:
     seconds: float = 0.0
     detail: str = ""
     pending: tuple[str, ...] = ()  # host files edited during the launch: not checked
+    hashed: int = 0  # of `checked`, read and hashed in the container: not the host's own file
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +99,7 @@ class Verdict:
             "problems": [{"path": p, "reason": r} for p, r in self.problems],
             "checked": self.checked,
             "pycs": self.pycs,
+            "hashed": self.hashed,
             "seconds": round(self.seconds, 3),
             "detail": self.detail,
             "pending": list(self.pending),
@@ -252,6 +254,7 @@ def verdict(
         took,
         detail,
         pending,
+        int(looked.get("hashed") or 0),
     )
 
 
