@@ -69,8 +69,8 @@ def set_aside_edits(looked: Looked, targets: Sequence[Target]) -> tuple[Looked, 
     """The look without its problems about host files edited since the scan (pending: the
     next launch takes them), and those files. Only the files behind a problem are stat'ed
     again: a launch over a 100k-file tree need not stat it twice."""
-    if isinstance(looked, str):
-        return looked, set()
+    if isinstance(looked, str) or not looked["problems"]:
+        return looked, set()  # the usual case: no map of a 100k-file tree to make
     by_path = {t.container: t for t in targets}
     about = [(p, by_path.get(source_of(p[0]))) for p in looked["problems"]]
     edited = {t.host for _, t in about if t is not None and changed_since_scan(t)}
