@@ -23,6 +23,7 @@ from typing import Any
 
 from cslaunch import docker
 from cslaunch.errors import CslaunchError
+from cslaunch.proof import recorded_looks
 
 PROBE = Path(__file__).with_name("verify_probe.py")
 MAX_AT_ONCE = 8  # looks running at the same time
@@ -88,6 +89,4 @@ class Ahead:
 def ahead(root: Path) -> Ahead:
     """Ask again what the last launch asked (its proof, whatever launch it belongs to: the
     match in `answer` is what makes an answer usable)."""
-    from cslaunch.proof import recorded_looks
-
     return Ahead(recorded_looks(root))
