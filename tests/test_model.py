@@ -541,6 +541,32 @@ def test_no_url() -> None:
     assert app_url(stack_of(), NO_CONFIG) is None
 
 
+def test_the_proxy_in_front_is_the_url_users_open() -> None:
+    # CaseStrainer's production shape: an nginx frontend image, an nginx proxy in front
+    # (behind `sh -c`) publishing 80 and 443, a backend that publishes its own port too.
+    wrapped = ["sh", "-c", "rm -f /etc/nginx/sites-enabled/default && nginx -g 'daemon off;'"]
+    stack = stack_of(
+        svc("backend", ports=[port(5001, 5000)]),
+        svc("frontend-prod", command=["nginx", "-g", "daemon off;"], ports=[port(8080)]),
+        svc(
+            "nginx",
+            command=wrapped,
+            depends_on={"backend": {"condition": "service_healthy"}},
+            ports=[port(8443, 443, host_ip="127.0.0.1"), port(8000, 80, host_ip="127.0.0.1")],
+        ),
+        svc("app", ports=[port(9000, 9000)]),
+    )
+    assert app_url(stack, NO_CONFIG) == "http://127.0.0.1:8000"
+
+
+def test_a_proxy_publishing_only_443_is_https() -> None:
+    stack = stack_of(
+        svc("web", image="nginx:1.27", depends_on={"api": {}}, ports=[port(8443, 443)]),
+        svc("api", ports=[port(8000, 8000)]),
+    )
+    assert app_url(stack, NO_CONFIG) == "https://localhost:8443"
+
+
 def test_ipv6_host_ip_is_bracketed() -> None:
     stack = stack_of(svc("web", ports=[port(8000, host_ip="::1")]))
     assert app_url(stack, NO_CONFIG) == "http://[::1]:8000"

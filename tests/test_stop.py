@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from cslaunch import procs
 from cslaunch.config import ServiceConfig
 from cslaunch.model import Service, parse_service
+from cslaunch.procs import Process
 from cslaunch.stop import DEFAULT_GRACE, decide, sigterm_caught
 
 PROC_SELF = Path("/proc/self/status")
@@ -79,22 +81,40 @@ def service(**fields: Any) -> Service:
     return parse_service("worker", {"image": "app", **fields})
 
 
-@pytest.mark.parametrize("caught", [True, False, None])
-def test_configured_kill(caught: bool | None) -> None:
-    method = decide(service(init=True), ServiceConfig(stop="kill", grace=30), caught)
+TERM, INT = 1 << 14, 1 << 1  # SigCgt bits of SIGTERM and SIGINT
+
+
+def tree(*rows: tuple[int, int, str, int]) -> list[Process]:
+    """Processes from (pid, ppid, name, SigCgt mask) rows."""
+    return [Process(pid, ppid, name, mask) for pid, ppid, name, mask in rows]
+
+
+CATCHES = tree((1, 0, "gunicorn", TERM))
+IGNORES = tree((1, 0, "python3", 0))
+# sh -c "python wait-for-redis.py && python src/rq_worker.py": dash stays PID 1.
+WRAPPED = tree((1, 0, "sh", 0), (7, 1, "python", TERM), (9, 7, "python", 0))
+
+
+@pytest.mark.parametrize("seen", [CATCHES, IGNORES, WRAPPED, None])
+def test_configured_kill(seen: list[Process] | None) -> None:
+    method = decide(service(init=True), ServiceConfig(stop="kill", grace=30), seen)
     assert (method.kind, method.grace) == ("kill", 0.0)
     assert "configured" in method.reason
 
 
-@pytest.mark.parametrize("caught", [True, False, None])
-def test_configured_graceful(caught: bool | None) -> None:
-    method = decide(service(stop_grace_period="20s"), ServiceConfig(stop="graceful"), caught)
+@pytest.mark.parametrize("seen", [CATCHES, IGNORES, None])
+def test_configured_graceful(seen: list[Process] | None) -> None:
+    method = decide(service(stop_grace_period="20s"), ServiceConfig(stop="graceful"), seen)
     assert (method.kind, method.grace) == ("graceful", 20.0)
-    assert "configured" in method.reason
+
+
+def test_configured_graceful_still_reaches_the_process_under_a_shell() -> None:
+    method = decide(service(stop_grace_period="20s"), ServiceConfig(stop="graceful"), WRAPPED)
+    assert (method.kind, method.grace) == ("forward", 20.0)
 
 
 def test_init_forwards_sigterm() -> None:
-    method = decide(service(init=True), ServiceConfig(), False)
+    method = decide(service(init=True), ServiceConfig(), IGNORES)
     assert (method.kind, method.grace) == ("graceful", DEFAULT_GRACE)
     assert "init" in method.reason
 
@@ -106,27 +126,27 @@ def test_unknown_is_graceful() -> None:
 
 
 def test_caught_is_graceful_with_config_grace() -> None:
-    method = decide(service(stop_grace_period="1m"), ServiceConfig(grace=3), True)
+    method = decide(service(stop_grace_period="1m"), ServiceConfig(grace=3), CATCHES)
     assert (method.kind, method.grace) == ("graceful", 3.0)
 
 
 def test_caught_is_graceful_with_service_stop_grace() -> None:
-    method = decide(service(stop_grace_period="1m30s"), ServiceConfig(), True)
+    method = decide(service(stop_grace_period="1m30s"), ServiceConfig(), CATCHES)
     assert (method.kind, method.grace) == ("graceful", 90.0)
 
 
 def test_caught_is_graceful_with_default_grace() -> None:
-    method = decide(service(), ServiceConfig(), True)
+    method = decide(service(), ServiceConfig(), CATCHES)
     assert (method.kind, method.grace) == ("graceful", 10.0)
     assert "handles SIGTERM" in method.reason
 
 
 def test_config_grace_zero_is_kept() -> None:
-    assert decide(service(stop_grace_period="30s"), ServiceConfig(grace=0), True).grace == 0.0
+    assert decide(service(stop_grace_period="30s"), ServiceConfig(grace=0), CATCHES).grace == 0.0
 
 
 def test_not_caught_is_kill() -> None:
-    method = decide(service(stop_grace_period="30s"), ServiceConfig(grace=5), False)
+    method = decide(service(stop_grace_period="30s"), ServiceConfig(grace=5), IGNORES)
     assert (method.kind, method.grace) == ("kill", 0.0)
     assert "ignores SIGTERM" in method.reason
 
@@ -134,7 +154,128 @@ def test_not_caught_is_kill() -> None:
 def test_service_stop_grace_zero_is_kept() -> None:
     s = service(stop_grace_period="0s")
     assert s.stop_grace == 0.0
-    assert decide(s, ServiceConfig(), True).grace == 0.0
+    assert decide(s, ServiceConfig(), CATCHES).grace == 0.0
+
+
+def test_a_shell_pid1_forwards_to_the_worker_under_it() -> None:
+    method = decide(service(stop_grace_period="30s"), ServiceConfig(), WRAPPED)
+    assert (method.kind, method.grace) == ("forward", 30.0)
+    # The worker, not its work horse below it: the worker tells its horse.
+    assert [p.pid for p in method.targets] == [7]
+    assert "sh (PID 1) ignores SIGTERM" in method.reason
+
+
+def test_a_shell_with_nothing_handling_the_signal_is_killed() -> None:
+    seen = tree((1, 0, "sh", 0), (7, 1, "waitress-serve", 0))
+    assert decide(service(), ServiceConfig(), seen).kind == "kill"
+
+
+def test_stop_signal_is_the_signal_checked() -> None:
+    # stop_signal: SIGINT and an app that handles SIGINT only: Compose stops it at once.
+    seen = tree((1, 0, "python", INT))
+    method = decide(service(stop_signal="SIGINT"), ServiceConfig(), seen)
+    assert (method.kind, method.signal) == ("graceful", 2)
+    assert "handles SIGINT" in method.reason
+    assert decide(service(), ServiceConfig(), seen).kind == "kill"  # SIGTERM: ignored
+
+
+def test_a_busy_worker_is_interrupted_under_requeue_and_waited_for_under_fail() -> None:
+    s = service(stop_grace_period="30s")
+    method = decide(s, ServiceConfig(), WRAPPED, busy="job-1", policy="requeue")
+    assert method.kind == "kill" and "job-1" in method.reason
+    method = decide(s, ServiceConfig(), WRAPPED, busy="job-1", policy="fail")
+    assert (method.kind, method.grace) == ("forward", 30.0)
+    method = decide(s, ServiceConfig(stop="graceful"), CATCHES, busy="job-1")
+    assert method.kind == "graceful"
+
+
+# --- procs: the process tree ------------------------------------------------------------
+
+
+LISTING = """@1
+Name:	sh
+Pid:	1
+PPid:	0
+SigCgt:	0000000000010002
+@7
+Name:	python
+Pid:	7
+PPid:	1
+SigCgt:	0000000180004002
+@9
+Name:	python
+Pid:	9
+PPid:	7
+SigCgt:	0000000000000000
+@12
+"""
+
+
+def test_parse_listing_reads_each_status_block() -> None:
+    found = procs.parse_listing(LISTING)
+    assert [(p.pid, p.ppid, p.name) for p in found] == [
+        (1, 0, "sh"),
+        (7, 1, "python"),
+        (9, 7, "python"),
+    ]
+    assert not found[0].catches(15) and found[1].catches(15) and found[1].catches(2)
+    assert [p.pid for p in procs.handlers(found, 15)] == [7]
+
+
+def test_handlers_look_through_nested_shells() -> None:
+    seen = tree(
+        (1, 0, "sh", 0), (5, 1, "bash", 0), (8, 5, "gunicorn", TERM), (9, 8, "gunicorn", TERM)
+    )
+    assert [p.pid for p in procs.handlers(seen, 15)] == [8]
+
+
+def test_named_finds_the_nginx_master_not_its_workers() -> None:
+    seen = tree(
+        (1, 0, "sh", 0), (8, 1, "nginx", TERM), (9, 8, "nginx", TERM), (10, 8, "nginx", TERM)
+    )
+    assert [p.pid for p in procs.named(seen, "nginx")] == [8]
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [(None, 15), ("SIGINT", 2), ("INT", 2), ("sigquit", 3), ("9", 9), ("SIGNOPE", 15)],
+)
+def test_signal_number(name: str | None, number: int) -> None:
+    assert procs.signal_number(name) == number
+
+
+@pytest.mark.skipif(not PROC_SELF.is_file(), reason="needs Linux /proc")
+def test_host_proc_tree_of_a_real_process(tmp_path: Path) -> None:
+    """The host-side reader on a real tree: a shell that ignores SIGTERM, a Python child
+    that handles it. (A container's cgroup check is skipped with a fake container id
+    found in our own cgroup file.)"""
+    import subprocess
+    import sys
+    import time
+
+    from cslaunch.containers import Container
+
+    child = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); "
+        "time.sleep(30)"
+    )
+    shell = subprocess.Popen(["sh", "-c", f"true && {sys.executable} -c '{child}'"])
+    try:
+        cgroup = Path(f"/proc/{shell.pid}/cgroup").read_text().strip().split("/")[-1] or "/"
+        fake = Container(cgroup, "c", "s", "running", None, "", 0, 0, None, None, "i", shell.pid)
+        deadline = time.monotonic() + 10
+        found: list[Process] | None = None
+        targets: list[Process] = []
+        while not targets and time.monotonic() < deadline:  # until the child's handler is set
+            time.sleep(0.05)
+            found = procs.processes(fake)
+            targets = procs.handlers(found or [], 15)
+        assert found is not None and found[0].host_pid == shell.pid
+        assert [p.name for p in targets] == [Path(sys.executable).name[:15]]
+        procs.deliver(fake, targets, 15)
+        assert shell.wait(timeout=10) == 0  # the child exited 0 on SIGTERM, so did sh
+    finally:
+        shell.kill()
 
 
 # --- act.restart: each container on its own, or Compose when restarts depend on each other
@@ -163,8 +304,11 @@ def _restart_calls(
         name: [Container(f"id-{name}", name, name, "running", None, "", 0, 0, now, now, "i", 1)]
         for name in compose
     }
-    how = {n: StopMethod(k, 0.0 if k == "kill" else 7.0, "test") for n, k in methods.items()}
-    act.restart(docker.ComposeProject(Path(".")), stack, containers, how)
+    how = {
+        n: [act.Stop(containers[n][0], StopMethod(k, 0.0 if k == "kill" else 7.0, "test"))]
+        for n, k in methods.items()
+    }
+    act.restart(docker.ComposeProject(Path(".")), stack, how)
     return calls
 
 

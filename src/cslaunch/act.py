@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from cslaunch import docker
+from cslaunch import docker, procs
 from cslaunch.config import Config
 from cslaunch.containers import Container
-from cslaunch.model import Service, Stack
-from cslaunch.stop import StopMethod, decide, probe_sigterm
+from cslaunch.model import Service, Stack, is_proxy
+from cslaunch.stop import FORWARD, GRACEFUL, KILL, StopMethod, decide
 
 
 def build(project: docker.ComposeProject, services: Sequence[str]) -> None:
@@ -43,26 +44,54 @@ def untouched(
     return left
 
 
-def stop_methods(
+@dataclass(frozen=True)
+class Stop:
+    """How one container is stopped for a restart."""
+
+    container: Container
+    method: StopMethod
+
+
+def stop_plan(
     stack: Stack,
     config: Config,
     containers: Mapping[str, Sequence[Container]],
     services: Sequence[str],
-) -> dict[str, StopMethod]:
-    def method(name: str) -> StopMethod:
-        running = [c for c in containers.get(name, []) if c.running]
-        catches = probe_sigterm(running[0]) if running else None
-        return decide(stack.services[name], config.service(name), catches)
+    busy: Mapping[str, str] | None = None,
+) -> dict[str, list[Stop]]:
+    """Each running container of `services` with its way of stopping, from the processes in
+    it; `busy`: container id -> the RQ job its worker runs."""
+    busy = busy or {}
+    policy = config.rq.policy
+    running = [(name, c) for name in services for c in containers.get(name, []) if c.running]
 
+    def one(item: tuple[str, Container]) -> Stop:
+        name, c = item
+        method = decide(
+            stack.services[name],
+            config.service(name),
+            procs.processes(c),
+            busy=busy.get(c.id, ""),
+            policy=policy,
+        )
+        return Stop(c, method)
+
+    plan: dict[str, list[Stop]] = {name: [] for name in services}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return dict(zip(services, pool.map(method, services), strict=True))
+        for (name, _), stop in zip(running, pool.map(one, running), strict=True):
+            plan[name].append(stop)
+    return plan
+
+
+def describe(stops: Sequence[Stop]) -> str:
+    """One service's stops in a few words, for the report."""
+    return "; ".join(dict.fromkeys(f"{s.method.kind}: {s.method.reason}" for s in stops))
 
 
 def restart(
     project: docker.ComposeProject,
     stack: Stack,
-    containers: Mapping[str, Sequence[Container]],
-    methods: Mapping[str, StopMethod],
+    stops: Mapping[str, Sequence[Stop]],
 ) -> None:
     """Stop every service its own way and start it again, all at once.
 
@@ -72,39 +101,49 @@ def restart(
     restarted service depends on another, Compose starts them instead: it knows the order
     and the conditions (service_healthy) to wait for.
     """
-    if not methods:
+    if not stops:
         return
-    chained = any(set(stack.services[name].depends_on) & set(methods) for name in methods)
+    chained = any(set(stack.services[name].depends_on) & set(stops) for name in stops)
+    every = [s for group in stops.values() for s in group]
     if chained:
-        with ThreadPoolExecutor(max_workers=len(methods)) as pool:
-            for f in [
-                pool.submit(_stop, containers.get(name, []), m) for name, m in methods.items()
-            ]:
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(every)))) as pool:
+            for f in [pool.submit(stop, s) for s in every]:
                 f.result()
-        docker.compose_step(project, "start", *methods, what="docker compose start")
+        docker.compose_step(project, "start", *stops, what="docker compose start")
         return
-    cycles = [(c, m) for name, m in methods.items() for c in containers.get(name, [])]
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(cycles)))) as pool:
-        for f in [pool.submit(_cycle, c, m) for c, m in cycles]:
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(every)))) as pool:
+        for f in [pool.submit(_cycle, s) for s in every]:
             f.result()
 
 
-def _stop(containers: Sequence[Container], method: StopMethod) -> None:
-    if method.kind == "kill":
-        kill(containers)
+def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> None:
+    """Before `up` recreates containers: stop, their own way and all at once, those whose
+    stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
+    signal. Compose stops the others itself."""
+    ahead = [s for group in stops.values() for s in group if s.method.kind != GRACEFUL]
+    if ahead:
+        with ThreadPoolExecutor(max_workers=min(16, len(ahead))) as pool:
+            for f in [pool.submit(stop, s) for s in ahead]:
+                f.result()
+
+
+def stop(s: Stop) -> None:
+    method, c = s.method, s.container
+    if method.kind == KILL:
+        kill([c])
         return
-    docker.stop([c.id for c in containers if c.running], method.grace)
+    if method.kind == FORWARD:
+        # The stop signal to PID 1 first: the engine then counts the container as stopped
+        # by hand, so its restart policy does not start it again when the process under
+        # PID 1 exits (measured: `restart: unless-stopped` did). PID 1 ignores the signal.
+        docker.signal(c.id, method.signal)
+        procs.deliver(c, method.targets, method.signal)
+    docker.stop([c.id], method.grace)
 
 
-def _cycle(container: Container, method: StopMethod) -> None:
-    _stop([container], method)
-    docker.start(container.id, name=container.name)
-
-
-def is_proxy(service: Service) -> bool:
-    """nginx in front of other services: it resolves upstream addresses when it (re)loads."""
-    image = (service.image or "").rsplit("/", 1)[-1]
-    return image.startswith("nginx") or any(w.rsplit("/", 1)[-1] == "nginx" for w in service.words)
+def _cycle(s: Stop) -> None:
+    stop(s)
+    docker.start(s.container.id, name=s.container.name)
 
 
 def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
@@ -117,25 +156,27 @@ def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
     )
 
 
-def reload_proxy(project: docker.ComposeProject, service: Service) -> str:
-    """`nginx -s reload` in place (no dropped connections); a restart if that fails."""
-    words = list(service.words)
-    # The signal goes to the pid file of the config nginx runs with: pass its -c along.
-    config = [w for i, w in enumerate(words[1:]) if words[i] == "-c"][:1]
-    result = docker.run(
-        project.argv(
-            "exec",
-            "-T",
-            service.name,
-            "nginx",
-            *(["-c", *config] if config else []),
-            "-s",
-            "reload",
-        ),
-        cwd=project.directory,
-        timeout=30,
-    )
-    if result.returncode == 0:
-        return "reloaded (nginx -s reload)"
-    docker.compose_step(project, "restart", service.name, what=f"restart of {service.name}")
-    return "restarted (nginx -s reload failed)"
+def reload_proxy(
+    project: docker.ComposeProject,
+    stack: Stack,
+    config: Config,
+    service: Service,
+    containers: Sequence[Container],
+) -> str:
+    """SIGHUP to each nginx master, which is what `nginx -s reload` sends: no connection is
+    dropped and upstream names are resolved anew. Sent straight to the master, it needs no
+    knowledge of the `-c` the master was started with (behind `sh -c "... && nginx -g ..."`
+    the command line is the shell's). Where no master can be seen, the proxy is restarted,
+    stopped its own way (never a grace-long stall)."""
+    running = [c for c in containers if c.running]
+    masters = [(c, procs.named(procs.processes(c) or (), "nginx")) for c in running]
+    if running and all(found for _, found in masters):
+        for c, found in masters:
+            for master in found:
+                if master.pid == 1:
+                    docker.signal(c.id, procs.SIGHUP)
+                else:
+                    procs.deliver(c, [master], procs.SIGHUP)
+        return "reloaded (SIGHUP to the nginx master)"
+    restart(project, stack, stop_plan(stack, config, {service.name: running}, [service.name]))
+    return "restarted (no nginx master process found to reload)"

@@ -518,15 +518,26 @@ def _rq_setup(g: Globals) -> tuple[Project, RQSetup]:
     from cslaunch import jobs
     from cslaunch.launch import detect
 
-    found = detect(g.project(), containers=False)
+    found = detect(g.project())
     project = found.project  # named: the helper execs straight into a worker container
-    setup = jobs.find_rq(found.stack, project.config.rq, found.raw)
-    if setup is None:
+    # The command lines first, then Redis: every container holding a worker registration.
+    discovered = jobs.discover(
+        project.compose,
+        found.stack,
+        project.config.rq,
+        found.raw,
+        found.python,
+        found.containers,
+    )
+    if discovered.setup is None:
         raise errors.CslaunchError(
-            "no RQ workers found in the Compose model",
-            hint="name them in [tool.cslaunch.rq] worker_services if they run a custom script",
+            "no RQ workers found: no command line runs `rq worker` and no running container "
+            "holds a worker registration"
+            + (f" ({discovered.problem})" if discovered.problem else ""),
+            hint="start the stack (cslaunch), or name the worker services in "
+            "[tool.cslaunch.rq] worker_services",
         )
-    return project, setup
+    return project, discovered.setup
 
 
 @cli.group(name="jobs", invoke_without_command=True, context_settings=CONTEXT)

@@ -29,6 +29,7 @@ class Container:
     pid: int
     # (type, source, destination) of every mount, sorted: what the container sees where
     mounts: tuple[tuple[str, str, str], ...] = ()
+    hostname: str = ""  # what processes inside see as their host name (RQ records it)
 
     @property
     def running(self) -> bool:
@@ -73,6 +74,7 @@ def parse_container(data: dict[str, Any]) -> Container:
                 for m in data.get("Mounts") or []
             )
         ),
+        hostname=str((data.get("Config") or {}).get("Hostname") or ""),
     )
 
 

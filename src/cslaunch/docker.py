@@ -453,6 +453,13 @@ def kill(container_ids: Sequence[str]) -> None:
     _containers_step("kill", container_ids, tolerate="is not running")
 
 
+def signal(container_id: str, signum: int) -> None:
+    """Send a signal to a container's PID 1 (`docker kill -s`)."""
+    _containers_step(
+        "kill", [container_id], signal=signum, what="docker kill -s", tolerate="is not running"
+    )
+
+
 def stop(container_ids: Sequence[str], grace: float) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds, as `docker stop -t` does."""
     _containers_step("stop", container_ids, grace=math.ceil(grace))
@@ -478,6 +485,7 @@ def _containers_step(
     what: str = "",
     tolerate: str | None = None,
     grace: int | None = None,
+    signal: int | None = None,
 ) -> None:
     """kill, stop or start containers, all at once, as a step that changes the stack."""
     if not container_ids:
@@ -486,9 +494,12 @@ def _containers_step(
     api = engine.local()
     if api is None:
         flags = ["-t", str(grace)] if grace is not None else []
+        flags += ["-s", str(signal)] if signal is not None else []
         step(["docker", action, *flags, *container_ids], what=what, tolerate=tolerate)
         return
     query = {"t": str(grace)} if grace is not None else None
+    if signal is not None:
+        query = {"signal": str(signal)}
     # A stop waits out its grace period: the engine's answer comes after that.
     wait = 30.0 + (grace or 0)
 

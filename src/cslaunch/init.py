@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cslaunch import model, probes
-from cslaunch.act import is_proxy
 from cslaunch.config import CONFIG_FILE
 from cslaunch.errors import PathError
 from cslaunch.launch import Detected
+from cslaunch.model import is_proxy
 from cslaunch.report import relative
 
 

@@ -15,21 +15,23 @@ cslaunch.rqscript): the app's Redis is often not published to the host, and RQ 1
 from __future__ import annotations
 
 import json
+import math
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from cslaunch import docker
+from cslaunch.containers import Container, project_containers
 from cslaunch.errors import LAUNCH_FAILED, CslaunchError
 from cslaunch.rqconfig import POLICIES, RQConfig
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:  # for annotations only
     from cslaunch import model
-    from cslaunch.containers import Container
 
 DEFAULT_QUEUE = "default"
 JSON_SCHEMA_VERSION = 1
@@ -355,6 +357,138 @@ def _ran(
 ) -> list[dict[str, Any]]:
     """Run the helper once per Redis the workers use."""
     return [run_helper(project, group, request, timeout=timeout) for group in setup.targets()]
+
+
+# --- workers found from what runs ---------------------------------------------------------
+@dataclass(frozen=True)
+class Registration:
+    """One RQ worker as Redis knows it: where it runs (hostname, pid) and what it does."""
+
+    name: str
+    hostname: str
+    pid: str
+    state: str
+    queues: tuple[str, ...]
+    current_job: str
+    alive: bool
+    birth: float | None  # epoch seconds
+
+
+def helper_services(
+    stack: model.Stack,
+    rq: RQConfig,
+    raw: Mapping[str, Any] | None,
+    python: Collection[str],
+) -> list[RQWorkerService]:
+    """Where the RQ helper can ask Redis: the workers the command lines show first, then
+    every Python service whose environment names a Redis (the app that enqueues, workers
+    started by a script)."""
+    guess = find_rq(stack, rq, raw)
+    found = list(guess.workers) if guess else []
+    raw_services: Mapping[str, Any] = (raw or {}).get("services") or {}
+    for name in stack.names():
+        if name in {w.service for w in found} or name not in python:
+            continue
+        env = _environment(raw_services.get(name) or {})
+        if not rq.redis_url and not any("REDIS" in key.upper() for key in env):
+            continue
+        url, source = _redis_url(None, env, rq)
+        found.append(RQWorkerService(name, url, source, (), "python3"))
+    return found
+
+
+def registrations(
+    project: docker.ComposeProject, helpers: Sequence[RQWorkerService], timeout: float = 60
+) -> list[Registration]:
+    """Every worker registration in the Redis the helpers use. Raises JobsError when no
+    helper can run or Redis cannot be read."""
+    found: list[Registration] = []
+    groups: dict[str | None, list[RQWorkerService]] = {}
+    for w in helpers:
+        groups.setdefault(w.redis_url, []).append(w)
+    for group in groups.values():
+        doc = run_helper(project, group, {"action": "workers"}, timeout=timeout)
+        if not doc.get("ok"):
+            raise JobsError(str(doc.get("message") or "cannot read RQ's workers"))
+        for w in doc.get("workers") or []:
+            found.append(
+                Registration(
+                    name=str(w.get("name", "")),
+                    hostname=str(w.get("hostname") or ""),
+                    pid=str(w.get("pid") or ""),
+                    state=str(w.get("state") or ""),
+                    queues=tuple(w.get("queues") or ()),
+                    current_job=str(w.get("current_job") or ""),
+                    alive=bool(w.get("alive")),
+                    birth=float(w["birth"]) if w.get("birth") is not None else None,
+                )
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class Discovered:
+    setup: RQSetup | None
+    busy: dict[str, str] = field(default_factory=dict)  # container id -> job its worker runs
+    problem: str = ""  # why the registrations could not be read
+
+
+def discover(
+    project: docker.ComposeProject,
+    stack: model.Stack,
+    rq: RQConfig,
+    raw: Mapping[str, Any] | None,
+    python: Collection[str],
+    containers: Mapping[str, Sequence[Container]],
+) -> Discovered:
+    """The stack's RQ workers from what runs: every service whose container hosts a live
+    worker registration (its hostname is the container's), whatever starts the worker (a
+    Worker subclass in a script, `sh -c` wrappers, a pool), plus those the command lines
+    and the configuration name. Asked before anything is stopped, so a worker is stopped
+    as a worker and its interrupted job recovered."""
+    guess = find_rq(stack, rq, raw)
+    if not rq.enabled:
+        return Discovered(None)
+    running = {name for name, cs in containers.items() if any(c.running for c in cs)}
+    helpers = [w for w in helper_services(stack, rq, raw, python) if w.service in running]
+    if not helpers:
+        return Discovered(guess)
+    try:
+        found = registrations(project, helpers)
+    except JobsError as e:
+        return Discovered(guess, problem=e.message)
+    owners: dict[str, list[Container]] = {}
+    for cs in containers.values():
+        for c in cs:
+            if c.running and c.hostname:
+                owners.setdefault(c.hostname, []).append(c)
+    queues: dict[str, list[str]] = {}
+    busy: dict[str, str] = {}
+    for r in found:
+        hosts = owners.get(r.hostname, [])
+        # Containers on the host's network share its hostname: which one runs the worker
+        # cannot be told, and the command lines have to say.
+        if not r.alive or len(hosts) != 1:
+            continue
+        c = hosts[0]
+        queues.setdefault(c.service, []).extend(r.queues)
+        if r.state == "busy" and r.current_job:
+            busy[c.id] = r.current_job
+    known = {w.service: w for w in (guess.workers if guess else ())}
+    by_helper = {w.service: w for w in helpers}
+    workers = list(known.values())
+    for name in sorted(set(queues) - set(known)):
+        base = by_helper.get(name) or RQWorkerService(name, rq.redis_url, "config", (), "python3")
+        workers.append(
+            RQWorkerService(
+                name, base.redis_url, base.url_source, tuple(dict.fromkeys(queues[name])), "python3"
+            )
+        )
+    if not workers:
+        return Discovered(None)
+    names = {w.service for w in workers}
+    setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq)
+    return Discovered(setup, busy)
 
 
 # --- recovery -----------------------------------------------------------------------------
@@ -758,32 +892,62 @@ def render_status(ui: UI, st: JobsStatus) -> None:
         )
 
 
-def wait_for_live_workers(
-    project: docker.ComposeProject,
-    rq: RQSetup,
-    containers: Mapping[str, Sequence[Container]],
-    *,
-    deadline: float,
-) -> str | None:
-    """A running worker container is not a working worker: wait until Redis holds a live
-    registration (connected, not a stale key a dead worker left) for every worker container.
-    None when there are; else why not."""
-    running = sum(
-        1 for name, cs in containers.items() if name in rq.worker_services for c in cs if c.running
-    )
-    while True:
-        try:
-            seen = status(project, rq, failed_limit=0)
-        except JobsError:
-            return None  # cannot look (no Python in the workers?): the recovery step says so
-        if not seen.ok:
-            return None  # Redis unreachable or auth: recovery will warn; not a worker fault
-        alive = sum(1 for w in seen.workers if w.alive)
-        if alive >= running:
+class LiveWorkers:
+    """Readiness of RQ worker containers: a container is ready once Redis holds a live
+    registration of a worker running in it (its hostname), born after the container
+    started. That is the worker's own signal, sooner and surer than a healthcheck on
+    Docker's schedule or a fixed stable window. One read of Redis serves every container
+    that asks within `every` seconds."""
+
+    def __init__(
+        self,
+        project: docker.ComposeProject,
+        helpers: Sequence[RQWorkerService],
+        workers: Collection[str],
+        every: float = 0.25,
+    ):
+        self.project, self.helpers, self.workers, self.every = project, helpers, workers, every
+        self.lock = threading.Lock()
+        self.read_at = -math.inf
+        self.seen: list[Registration] | None = None  # None: Redis could not be read
+        self.problem = ""
+        self.sharing: dict[str, int] = {}  # hostname -> running worker containers with it
+
+    def probe(self, container: Container) -> str | None:
+        seen = self._fresh()
+        if seen is None:
+            # Cannot look (no rq in the image, Redis refuses us): not a fault of this worker;
+            # the recovery step says why.
+            return None if self.problem else "reading RQ's workers"
+        started = container.started_at.timestamp() - 1.0 if container.started_at else 0.0
+        have = sum(
+            1
+            for r in seen
+            if r.alive and r.hostname == container.hostname and (r.birth or 0.0) >= started
+        )
+        # On the host's network, worker containers share a hostname: count them.
+        need = self.sharing.get(container.hostname, 1)
+        if have >= need:
             return None
-        if time.monotonic() >= deadline:
-            stale = sum(1 for w in seen.workers if not w.alive)
-            return f"{alive} live RQ worker registration(s) for {running} worker container(s)" + (
-                f" ({stale} stale registration(s) of dead workers ignored)" if stale else ""
-            )
-        time.sleep(0.5)
+        return "no live RQ worker registration yet"
+
+    def _fresh(self) -> list[Registration] | None:
+        with self.lock:
+            if time.monotonic() - self.read_at < self.every:
+                return self.seen
+            current = [c for c in project_containers(self.project) if c.running]
+            self.sharing = {}
+            for c in current:
+                if c.service in self.workers:
+                    self.sharing[c.hostname] = self.sharing.get(c.hostname, 0) + 1
+            running = {c.service for c in current}
+            helpers = [w for w in self.helpers if w.service in running]
+            self.seen, self.problem = None, ""
+            try:
+                if helpers:
+                    self.seen = registrations(self.project, helpers, timeout=30)
+            except JobsError as e:
+                # Loading its dataset: Redis will answer soon. Anything else: cannot look.
+                self.problem = "" if "loading" in e.message.lower() else e.message
+            self.read_at = time.monotonic()
+            return self.seen

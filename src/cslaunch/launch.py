@@ -7,7 +7,7 @@ detect (model + containers) -> changes (index) -> plan -> bytecode -> build -> s
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -35,9 +35,9 @@ from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan,
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
 from cslaunch.state import read_json, write_json
-from cslaunch.stop import StopMethod
+from cslaunch.stop import FORWARD, KILL
 from cslaunch.ui import UI, StepResult
-from cslaunch.wait import FAILED, Readiness, wait_ready
+from cslaunch.wait import FAILED, Checks, Readiness, wait_ready
 
 LOG_LINES = 30
 LAST_LAUNCH = "last-launch.json"  # what the last launch restarted, for `cslaunch logs`
@@ -235,27 +235,29 @@ def launch(
     report.services = list(outcomes.values())
     report.changes = sorted(cs.changes.all) if cs.old is not None else None
 
-    with _step(ui, report, "bytecode") as st:
-        report.bytecode = invalidate_bytecode(found.roots.roots, cs)
-        st.summary = (
-            clean_summary(report.bytecode) if found.roots.roots else "no bind-mounted Python code"
+    with ThreadPoolExecutor(max_workers=1) as ahead_of_stops:
+        # Which containers run RQ workers, and which of them are busy, is read from Redis
+        # before anything stops; meanwhile bytecode goes and images build.
+        discovering = (
+            ahead_of_stops.submit(discover_workers, project, found) if not plan.noop else None
         )
-    show_skipped(ui, report.bytecode)
-
-    if plan.build:
-        refreshed = changes.refresh_mtimes(cs)
-        if refreshed:
-            ui.detail(
-                f"refreshed the mtime of {len(refreshed)} file(s) whose content changed with "
-                "mtime and size kept, so the Docker build sees them"
+        with _step(ui, report, "bytecode") as st:
+            report.bytecode = invalidate_bytecode(found.roots.roots, cs)
+            st.summary = (
+                clean_summary(report.bytecode)
+                if found.roots.roots
+                else "no bind-mounted Python code"
             )
-        with _step(ui, report, "build") as st:
-            act.build(compose, plan.build)
-            st.summary = ", ".join(plan.build)
+        show_skipped(ui, report.bytecode)
+        _build(ui, report, compose, plan, cs)
+        workers = discovering.result() if discovering else None
+    rq = workers.setup if workers else jobs.find_rq(found.stack, project.config.rq, found.raw)
+    if workers and workers.problem:
+        ui.detail(f"RQ workers not read from Redis: {workers.problem}")
 
     if not plan.noop:
         with _step(ui, report, "restart" if running else "start") as st:
-            st.summary = _apply(project, found, plan, outcomes)
+            st.summary = _apply(project, found, plan, outcomes, workers.busy if workers else {})
 
     with ThreadPoolExecutor(max_workers=1) as background:
         # The proof reads files and pycs in the containers. A no-op touched no container, so
@@ -292,7 +294,9 @@ def launch(
                 restarts_before=baseline,
                 initial=current,
                 # Redis the last launch saw ready, same process: past loading its dataset.
-                probes=service_probes(project, found.stack, proof.settled(last, current)),
+                checks=service_checks(
+                    project, found, proof.settled(last, current), rq, ahead=not plan.noop
+                ),
                 on_progress=lambda v, t: ui.progress(_waiting_line(v, t)),
             )
             _record(outcomes, verdicts, compose)
@@ -307,14 +311,22 @@ def launch(
         proxies = act.proxies_to_reload(found.stack, touched) if not failed else []
         if proxies:
             with _step(ui, report, "reload proxies") as st:
+                now = by_service(project_containers(compose))
                 for name in proxies:
-                    reloaded = act.reload_proxy(compose, found.stack.services[name])
+                    reloaded = act.reload_proxy(
+                        compose,
+                        found.stack,
+                        project.config,
+                        found.stack.services[name],
+                        now.get(name, []),
+                    )
                     outcomes[name].detail += f"; {reloaded}"
                 st.summary = ", ".join(proxies)
 
         if proving is None and not failed and options.verify:
             proving = prove()
-        failed = _job_steps(project, found, plan, touched, failed, outcomes, timeout, ui, report)
+        if not failed:
+            _job_steps(project, rq, plan, touched, ui, report)
         if proving is not None and not failed:
             with _step(ui, report, "verify") as st:
                 report.verification = proving.result()
@@ -351,6 +363,33 @@ def launch(
     return report
 
 
+def discover_workers(project: Project, found: Detected) -> jobs.Discovered:
+    return jobs.discover(
+        project.compose,
+        found.stack,
+        project.config.rq,
+        found.raw,
+        found.python,
+        found.containers,
+    )
+
+
+def _build(
+    ui: UI, report: LaunchReport, compose: docker.ComposeProject, plan: Plan, cs: changes.ChangeSet
+) -> None:
+    if not plan.build:
+        return
+    refreshed = changes.refresh_mtimes(cs)
+    if refreshed:
+        ui.detail(
+            f"refreshed the mtime of {len(refreshed)} file(s) whose content changed with "
+            "mtime and size kept, so the Docker build sees them"
+        )
+    with _step(ui, report, "build") as st:
+        act.build(compose, plan.build)
+        st.summary = ", ".join(plan.build)
+
+
 def invalidate_bytecode(
     python_roots: tuple[Path, ...], cs: changes.ChangeSet, *, dry_run: bool = False
 ) -> bytecode.CleanResult:
@@ -368,14 +407,19 @@ def invalidate_bytecode(
 
 
 def _apply(
-    project: Project, found: Detected, plan: Plan, outcomes: dict[str, ServiceOutcome]
+    project: Project,
+    found: Detected,
+    plan: Plan,
+    outcomes: dict[str, ServiceOutcome],
+    busy: dict[str, str],
 ) -> str:
     compose = project.compose
-    # Compose stops a container it recreates with the stop grace: a PID 1 that ignores
-    # SIGTERM would stall it. Kill those first; `up` then recreates them at once.
+    # Compose stops a container it recreates with the stop grace: a PID 1 that ignores its
+    # stop signal would stall it. Those are stopped first, their own way; `up` then
+    # recreates them at once.
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
-    first = act.stop_methods(found.stack, project.config, found.containers, replaced)
-    act.kill(c for name, m in first.items() if m.kind == "kill" for c in found.containers[name])
+    first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy)
+    act.stop_ahead(first)
     if plan.with_action(START, REBUILD, RECREATE):
         act.converge(compose)
         after = by_service(project_containers(compose))
@@ -386,49 +430,31 @@ def _apply(
     for name in set(wanted) - set(stale):
         if outcomes[name].action == RESTART:
             outcomes[name].action = "recreated"
-    methods = act.stop_methods(found.stack, project.config, after, stale)
-    act.restart(compose, found.stack, after, methods)
-    for name, method in {**first, **methods}.items():
-        outcomes[name].stop = f"{method.kind}: {method.reason}"
-    return _restart_summary(plan.with_action(START), stale, methods, set(wanted) - set(stale))
+    stops = act.stop_plan(found.stack, project.config, after, stale, busy)
+    act.restart(compose, found.stack, stops)
+    for name, group in {**first, **stops}.items():
+        if group:
+            outcomes[name].stop = act.describe(group)
+    return _restart_summary(plan.with_action(START), stale, stops, set(wanted) - set(stale))
 
 
 def _job_steps(
     project: Project,
-    found: Detected,
+    rq: jobs.RQSetup | None,
     plan: Plan,
     touched: list[str],
-    failed: list[Readiness],
-    outcomes: dict[str, ServiceOutcome],
-    timeout: float,
     ui: UI,
     report: LaunchReport,
-) -> list[Readiness]:
-    """Workers registered, interrupted jobs recovered, Redis maintained: the failures so far,
-    plus workers that never registered."""
-    rq = jobs.find_rq(found.stack, project.config.rq, found.raw) if not failed else None
-    workers_touched = bool(rq and set(rq.worker_services) & set(touched))
-    if rq and workers_touched:
-        compose = project.compose
-        with _step(ui, report, "workers") as st:
-            problem = jobs.wait_for_live_workers(
-                compose,
-                rq,
-                by_service(project_containers(compose)),
-                deadline=time.monotonic() + timeout,
-            )
-            st.summary = problem or "every worker container has a live registration"
-        if problem:
-            failed = [Readiness(name, FAILED, problem) for name in rq.worker_services]
-            for name in rq.worker_services:
-                outcomes[name].state, outcomes[name].detail = FAILED, problem
-    if rq and workers_touched and not failed:
+) -> None:
+    """Once the stack is up: jobs the restarts interrupted recovered, Redis maintained."""
+    if rq is None:
+        return
+    if set(rq.worker_services) & set(touched):
         with _step(ui, report, "recover jobs") as st:
             st.summary = recover_jobs(project, rq, ui, report)
-    if rq and (plan.first or _maintenance_due(project)):
+    if plan.first or _maintenance_due(project):
         with _step(ui, report, "redis") as st:
             st.summary = maintain_redis(project, rq, ui, report)
-    return failed
 
 
 def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
@@ -494,8 +520,7 @@ def repair(
     ]
     bytecode.remove(host_pycs, roots=list(found.roots.roots))
     current = by_service(project_containers(compose))
-    methods = act.stop_methods(found.stack, project.config, current, names)
-    act.kill(c for n, m in methods.items() if m.kind == "kill" for c in current.get(n, []))
+    act.stop_ahead(act.stop_plan(found.stack, project.config, current, names))
     docker.compose_step(
         compose,
         "up",
@@ -510,7 +535,7 @@ def repair(
         compose,
         [found.stack.services[n] for n in names],
         timeout=timeout,
-        probes=service_probes(project, found.stack),
+        checks=service_checks(project, found),
     )
 
 
@@ -557,16 +582,41 @@ def verification_summary(checked: verify.Verification) -> str:
     return text
 
 
-def service_probes(
-    project: Project, stack: model.Stack, settled: Collection[str] = ()
-) -> dict[str, probes.Probe]:
-    found = {}
-    for name, service in stack.services.items():
+def service_checks(
+    project: Project,
+    found: Detected,
+    settled: Collection[str] = (),
+    rq: jobs.RQSetup | None = None,
+    *,
+    ahead: bool = True,
+) -> dict[str, Checks]:
+    """What says each service is ready beyond its container state. An RQ worker: a live
+    registration (`rq`); a service with a healthcheck: that check, run now (`ahead`: not on
+    a no-op, whose containers are past their first check) rather than on Docker's schedule;
+    then a configured endpoint, or Redis past loading (unless `settled`: seen ready by the
+    last launch, same process)."""
+    live = (
+        jobs.LiveWorkers(
+            project.compose,
+            jobs.helper_services(found.stack, project.config.rq, found.raw, found.python),
+            rq.worker_services,
+        )
+        if rq and ahead
+        else None
+    )
+    checks = {}
+    for name, service in found.stack.services.items():
         cfg = project.config.service(name)
-        probe = probes.for_service(service, cfg.health, cfg.health_status, settled=name in settled)
-        if probe:
-            found[name] = probe
-    return found
+        also = probes.for_service(service, cfg.health, cfg.health_status, settled=name in settled)
+        ready: probes.Probe | None = None
+        passed = "ready"
+        if live is not None and name in live.workers:
+            ready, passed = live.probe, "registered as an RQ worker"
+        elif ahead:
+            ready, passed = probes.healthcheck(service), "healthy"
+        if ready or also:
+            checks[name] = Checks(ready, also, passed)
+    return checks
 
 
 def _changes_summary(cs: changes.ChangeSet) -> str:
@@ -593,7 +643,7 @@ def _step(ui: UI, report: LaunchReport, name: str) -> Iterator[StepResult]:
 def _restart_summary(
     started: list[str],
     restarted: list[str],
-    methods: dict[str, StopMethod],
+    stops: Mapping[str, Sequence[act.Stop]],
     recreated: set[str],
 ) -> str:
     parts = []
@@ -602,11 +652,19 @@ def _restart_summary(
     if recreated:
         parts.append(f"recreated {', '.join(sorted(recreated))}")
     if restarted:
-        kills = sum(1 for m in methods.values() if m.kind == "kill")
-        parts.append(
-            f"restarted {', '.join(restarted)}"
-            + (f" ({kills} killed at once: PID 1 ignores SIGTERM)" if kills else "")
-        )
+        kinds = [s.method for name in restarted for s in stops.get(name, [])]
+        notes = []
+        ignores = sum(1 for m in kinds if m.kind == KILL and "ignores" in m.reason)
+        busy = sum(1 for m in kinds if m.kind == KILL and "busy" in m.reason)
+        forwarded = sum(1 for m in kinds if m.kind == FORWARD)
+        if ignores:
+            notes.append(f"{ignores} killed at once: PID 1 ignores its stop signal")
+        if busy:
+            notes.append(f"{busy} busy RQ worker(s) interrupted, their jobs to run again")
+        if forwarded:
+            notes.append(f"{forwarded} stopped through the shell that wraps them")
+        note = f" ({'; '.join(notes)})" if notes else ""
+        parts.append(f"restarted {', '.join(restarted)}{note}")
     return "; ".join(parts) or "nothing to restart"
 
 

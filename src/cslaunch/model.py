@@ -76,6 +76,8 @@ class Service:
     healthcheck: tuple[str, ...] | None  # the test, or None when the service has none
     init: bool
     stop_grace: float | None
+    stop_signal: str | None = None  # Compose's stop_signal ("SIGINT"); None: SIGTERM
+    health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
 
     @property
     def buildable(self) -> bool:
@@ -145,6 +147,8 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
         stop_grace=parse_duration(svc["stop_grace_period"])
         if svc.get("stop_grace_period")
         else None,
+        stop_signal=str(svc["stop_signal"]) if svc.get("stop_signal") else None,
+        health_timeout=parse_duration(health["timeout"]) if health.get("timeout") else 30.0,
     )
 
 
@@ -256,29 +260,41 @@ def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
     return tuple(sorted(kept))
 
 
+def is_proxy(service: Service) -> bool:
+    """nginx: a proxy in front of other services, which resolves upstream addresses when it
+    (re)loads, or a server of static files."""
+    image = (service.image or "").rsplit("/", 1)[-1]
+    return image.startswith("nginx") or any(w.rsplit("/", 1)[-1] == "nginx" for w in service.words)
+
+
 def app_url(stack: Stack, config: Config) -> str | None:
-    """Where the user opens the app: configured, else the frontend's (or backend's) first
-    published port, else the HTTP origin of a host-network healthcheck."""
+    """Where the user opens the app: configured, else the published HTTP port of the proxy
+    in front (nginx depending on the app's services), else the frontend's (or backend's)
+    first published port, else the HTTP origin of a host-network healthcheck."""
     if config.url:
         return config.url
 
     def rank(service: Service) -> tuple[int, str]:
         name = service.name.lower()
         words = set(re.split(r"[-_.\d]+", name))
-        if words & set(FRONT_NAMES):
+        if is_proxy(service) and service.depends_on:
             return (0, name)
-        if words & set(BACK_NAMES):
+        if words & set(FRONT_NAMES):
             return (1, name)
-        return (2, name)
+        if words & set(BACK_NAMES):
+            return (2, name)
+        return (3, name)
 
     for service in sorted(stack.services.values(), key=rank):
         # A published port of some other service (Redis, a database) is not the app.
-        if service.ports and rank(service)[0] < 2:
-            port = service.ports[0]
+        if service.ports and rank(service)[0] < 3:
+            # A proxy publishing 80 and 443: users open the plain HTTP one.
+            port = min(service.ports, key=lambda p: (p.target not in (80, 8080), p.target == 443))
             host = port.host_ip if port.host_ip not in (None, "0.0.0.0", "::") else "localhost"
             if ":" in host:
                 host = f"[{host}]"  # an IPv6 literal in a URL
-            return f"http://{host}:{port.published}"
+            scheme = "https" if port.target == 443 else "http"
+            return f"{scheme}://{host}:{port.published}"
         if service.network_mode == "host" and service.healthcheck:
             match = _HTTP_URL.search(" ".join(service.healthcheck))
             if match:

@@ -1,5 +1,6 @@
-"""Readiness beyond "the container runs": an HTTP endpoint answers, a port accepts, Redis
-answers PING and is not still loading its dataset.
+"""Readiness beyond "the container runs": the service's own healthcheck passes when cslaunch
+runs it, an HTTP endpoint answers, a port accepts, Redis answers PING and is not still
+loading its dataset.
 
 A probe returns None when the service is ready, else the reason it is not (shown while
 waiting and in the failure message).
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from cslaunch import docker
 from cslaunch.containers import Container
+from cslaunch.errors import CslaunchError
 from cslaunch.model import Service
 
 Probe = Callable[[Container], "str | None"]
@@ -41,6 +43,34 @@ def http(url: str, expect: int | None = None) -> Probe:
         if expect is None and status >= 400:
             return f"{url} answered {status}"
         return None
+
+    return probe
+
+
+def healthcheck(service: Service) -> Probe | None:
+    """The service's own healthcheck test, run by cslaunch inside the container as Docker
+    would run it (same user, working directory and environment, its timeout), but now
+    rather than one whole `interval` after the start."""
+    test = list(service.healthcheck or ())
+    if test[:1] == ["CMD-SHELL"]:
+        argv = ["/bin/sh", "-c", " ".join(test[1:])]
+    elif test[:1] == ["CMD"]:
+        argv = test[1:]
+    else:
+        argv = test
+    if not argv:
+        return None
+    timeout = service.health_timeout
+
+    def probe(container: Container) -> str | None:
+        try:
+            result = docker.exec_in(container.id, argv, timeout=timeout)
+        except CslaunchError as e:
+            return f"healthcheck: {e.message}"
+        if result.returncode == 0:
+            return None
+        said = (result.stdout + result.stderr).strip().splitlines()
+        return f"healthcheck: exit {result.returncode}" + (f": {said[-1][:120]}" if said else "")
 
     return probe
 

@@ -77,6 +77,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         "measure": do_measure,
         "maintain": do_maintain,
         "ping": do_ping,
+        "workers": do_workers,
     }
     if action not in handlers:
         return {"ok": False, "state": "error", "message": f"unknown action {action!r}"}
@@ -113,6 +114,29 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 def do_ping(ctx: Ctx) -> dict[str, Any]:
     """Connect and report versions only."""
     return {}
+
+
+def do_workers(ctx: Ctx) -> dict[str, Any]:
+    """Every worker registration with where it runs (hostname, pid) and what it does: the
+    host maps them to the project's containers, whatever command started the workers."""
+    found = read_workers(ctx)
+    return {
+        "liveness": found["liveness"],
+        "workers": [
+            {
+                "name": w["name"],
+                "hostname": w["hostname"],
+                "pid": w["pid"],
+                "state": w["state"],
+                "queues": w["queues"],
+                "current_job": w["current_job"],
+                "alive": w["alive"],
+                "birth": w["birth"],
+            }
+            for w in found["workers"].values()
+            if w["registered"]
+        ],
+    }
 
 
 # --- helpers without Redis ---------------------------------------------------------------

@@ -1,48 +1,90 @@
 """How to stop a service for a restart without the 10 s stall.
 
-A PID 1 that does not catch SIGTERM never reacts to it (the kernel drops default-action
-signals for PID 1 in a namespace), so Docker waits the whole stop grace and then kills it.
-For such a service waiting can only time out: kill it at once. A process that catches
-SIGTERM (an RQ worker finishing its job, a server draining) gets it and its grace period.
+A PID 1 that does not catch its stop signal (SIGTERM, or the service's stop_signal) never
+reacts to it (the kernel drops default-action signals for PID 1 in a namespace), so Docker
+waits the whole stop grace and then kills it. When a process below it handles the signal
+(the worker under `sh -c "... && python worker.py"`) the signal goes there, as an init would
+send it; when none does, waiting can only time out: kill at once. A process that catches the
+signal (an RQ worker finishing its job, a server draining) gets it and its grace period.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cslaunch import docker
+from cslaunch import docker, procs
 from cslaunch.config import ServiceConfig
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
 from cslaunch.model import Service
 
-SIGTERM = 15
+SIGTERM = procs.SIGTERM
 DEFAULT_GRACE = 10.0  # Docker's own default stop timeout
+
+GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
 
 
 @dataclass(frozen=True)
 class StopMethod:
-    kind: str  # "graceful" or "kill"
-    grace: float  # seconds between SIGTERM and SIGKILL (0 for kill)
+    kind: str  # graceful: `docker stop`; forward: the signal to the processes that handle
+    #            it, then `docker stop`; kill: SIGKILL at once
+    grace: float  # seconds between the stop signal and SIGKILL (0 for kill)
     reason: str
+    signal: int = SIGTERM  # the service's stop_signal
+    targets: tuple[procs.Process, ...] = ()  # forward: where the signal goes
 
 
-def decide(service: Service, config: ServiceConfig, catches_sigterm: bool | None) -> StopMethod:
+def decide(
+    service: Service,
+    config: ServiceConfig,
+    seen: Sequence[procs.Process] | None,
+    *,
+    busy: str = "",
+    policy: str = "requeue",
+) -> StopMethod:
+    """How to stop one container of `service`, from the processes `seen` in it (None: they
+    could not be read) and, for an RQ worker, the job it is `busy` with."""
+    signum = procs.signal_number(service.stop_signal)
+    sig = procs.signal_name(signum)
     grace = config.grace if config.grace is not None else service.stop_grace
     if grace is None:
         grace = DEFAULT_GRACE
-    if config.stop == "kill":
-        return StopMethod("kill", 0.0, "configured: stop = kill")
-    if config.stop == "graceful":
-        return StopMethod("graceful", grace, "configured: stop = graceful")
+    if config.stop == KILL:
+        return StopMethod(KILL, 0.0, "configured: stop = kill", signum)
+    if busy and policy == "requeue" and config.stop != GRACEFUL:
+        # Its job runs the old code: waiting for it would hold the relaunch for the job's
+        # length and still give an old-code result. Recovery puts it back at the front.
+        return StopMethod(
+            KILL, 0.0, f"RQ worker busy with job {busy}: interrupted, to run again", signum
+        )
+
+    def graceful(why: str) -> StopMethod:
+        return StopMethod(GRACEFUL, grace, why, signum)
+
+    if config.stop == GRACEFUL and not seen:
+        return graceful("configured: stop = graceful")
     if service.init:
-        return StopMethod("graceful", grace, "init: true forwards SIGTERM")
-    if catches_sigterm is None:
-        return StopMethod("graceful", grace, "PID 1 signal handling unknown")
-    if catches_sigterm:
-        return StopMethod("graceful", grace, "PID 1 handles SIGTERM")
-    return StopMethod("kill", 0.0, "PID 1 ignores SIGTERM (would stall the full grace)")
+        return graceful(f"init: true forwards {sig}")
+    first = procs.pid1(seen or ())
+    if first is None:
+        return graceful(f"PID 1's {sig} handling unknown")
+    if first.catches(signum):
+        return graceful(f"PID 1 handles {sig}")
+    below = procs.handlers(seen or (), signum)
+    if below:
+        names = ", ".join(sorted({p.name for p in below}))
+        return StopMethod(
+            FORWARD,
+            grace,
+            f"{first.name} (PID 1) ignores {sig}; sent to {names} under it",
+            signum,
+            tuple(below),
+        )
+    if config.stop == GRACEFUL:
+        return graceful("configured: stop = graceful")
+    return StopMethod(KILL, 0.0, f"PID 1 ignores {sig} (would stall the full grace)", signum)
 
 
 def sigterm_caught(status_text: str) -> bool | None:
@@ -52,12 +94,6 @@ def sigterm_caught(status_text: str) -> bool | None:
             mask = int(line.split(":", 1)[1].strip(), 16)
             return bool(mask & (1 << (SIGTERM - 1)))
     return None
-
-
-def probe_sigterm(container: Container) -> bool | None:
-    """Whether PID 1 catches SIGTERM; None when its status cannot be read."""
-    text = pid1_status(container)
-    return sigterm_caught(text) if text else None
 
 
 def pid1_status(container: Container) -> str | None:

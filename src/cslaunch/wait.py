@@ -1,13 +1,21 @@
 """Readiness: decide from container state whether each service is ready, still starting, or
 has failed, and poll until every service is decided or the deadline passes.
 
-`assess` is pure; `wait_ready` is the polling loop around docker inspect.
+Docker runs a container's first healthcheck one whole `interval` after it starts (30-60 s in
+real Compose files), so "healthy" follows Docker's schedule, not the app. A service with a
+`ready` probe (its own healthcheck test run by cslaunch inside the container; an RQ worker's
+live registration) is ready as soon as that probe passes in every container, or when Docker
+says healthy, whichever comes first. Probes run in the background at a fast cadence that
+backs off, so a slow probe never holds up watching the others.
+
+`assess` is pure; `wait_ready` is the polling loop around the engine.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -23,7 +31,18 @@ READY, WAITING, FAILED = "ready", "waiting", "failed"
 STABLE_SECONDS = 1.5
 # Restarts by a restart policy after which a service counts as crash-looping.
 CRASH_LOOP_RESTARTS = 2
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1  # container state: one Engine API call of a few ms
+# A probe's cadence: first at once, then each wait this much longer, up to the last.
+PROBE_DELAYS = (0.1, 0.15, 0.25, 0.4, 0.6, 1.0)
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What beyond its container state says a service is ready."""
+
+    ready: Probe | None = None  # answers for the service once its containers run
+    also: Probe | None = None  # must pass too, once the rest says ready (Redis past loading)
+    passed: str = "ready"  # what a passed `ready` probe is called in the report
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ def wait_ready(
     *,
     timeout: float,
     restarts_before: dict[str, int] | None = None,
-    probes: Mapping[str, Probe] | None = None,
+    checks: Mapping[str, Checks] | None = None,
     initial: Mapping[str, Sequence[Container]] | None = None,
     on_progress: Callable[[list[Readiness], float], None] | None = None,
 ) -> list[Readiness]:
@@ -102,36 +121,104 @@ def wait_ready(
     A service that failed ends the wait at once: its logs matter more than the others'.
     """
     restarts_before = restarts_before or {}
-    probes = probes or {}
-    passed: set[str] = set()  # services whose probe answered once: not asked again
+    checks = checks or {}
     start = time.monotonic()
-    while True:
-        containers = initial if initial is not None else by_service(project_containers(project))
-        initial = None
-        now = datetime.now(timezone.utc)
-        verdicts = []
-        for s in services:
-            cs = containers.get(s.name, [])
-            verdict = assess(s, cs, now, restarts_before.get(s.name, 0))
-            probe = probes.get(s.name)
-            running = [c for c in cs if c.running]
-            if verdict.state == READY and probe and running and s.name not in passed:
-                problem = probe(running[0])
-                if problem:
-                    verdict = Readiness(s.name, WAITING, problem)
-                else:
-                    passed.add(s.name)
-            verdicts.append(verdict)
-        elapsed = time.monotonic() - start
-        if on_progress:
-            on_progress(verdicts, elapsed)
-        if all(v.done for v in verdicts) or any(v.state == FAILED for v in verdicts):
-            return verdicts
-        if elapsed >= timeout:
-            return [
-                v
-                if v.done
-                else Readiness(v.service, FAILED, f"not ready after {timeout:.0f} s ({v.reason})")
-                for v in verdicts
+    # Not a `with`: leaving the wait must not wait for a probe still running (a healthcheck
+    # may take its whole timeout).
+    pool = ThreadPoolExecutor(max_workers=8)
+    prober = _Prober(pool)
+    try:
+        while True:
+            containers = initial if initial is not None else by_service(project_containers(project))
+            initial = None
+            now = datetime.now(timezone.utc)
+            verdicts = [
+                _judge(
+                    s,
+                    containers.get(s.name, []),
+                    now,
+                    restarts_before.get(s.name, 0),
+                    checks.get(s.name, Checks()),
+                    prober,
+                )
+                for s in services
             ]
-        time.sleep(POLL_SECONDS)
+            elapsed = time.monotonic() - start
+            if on_progress:
+                on_progress(verdicts, elapsed)
+            if all(v.done for v in verdicts) or any(v.state == FAILED for v in verdicts):
+                return verdicts
+            if elapsed >= timeout:
+                return [
+                    v
+                    if v.done
+                    else Readiness(
+                        v.service, FAILED, f"not ready after {timeout:.0f} s ({v.reason})"
+                    )
+                    for v in verdicts
+                ]
+            time.sleep(POLL_SECONDS)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _judge(
+    service: Service,
+    containers: Sequence[Container],
+    now: datetime,
+    restarts_before: int,
+    checks: Checks,
+    prober: _Prober,
+) -> Readiness:
+    verdict = assess(service, containers, now, restarts_before)
+    running = [c for c in containers if c.running]
+    if verdict.state == FAILED or not running:
+        return verdict
+    if checks.ready is not None and not (verdict.state == READY and verdict.reason == "healthy"):
+        # Healthy by Docker's own check counts; "running for a while" does not, where the
+        # service has a signal of its own.
+        answers = [prober.ask(("ready", c.id), checks.ready, c) for c in running]
+        waiting = [a for a in answers if a is not None]
+        if waiting:
+            return Readiness(service.name, WAITING, waiting[0] or "checking")
+        verdict = Readiness(service.name, READY, checks.passed)
+    if verdict.state == READY and checks.also is not None:
+        problem = prober.ask(("also", service.name), checks.also, running[0])
+        if problem is not None:
+            return Readiness(service.name, WAITING, problem or "checking")
+    return verdict
+
+
+class _Prober:
+    """Runs probes in the background: at most one at a time for each key, again after a
+    delay that grows; a key that passed once is not asked again."""
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self.pool = pool
+        self.passed: set[tuple[str, str]] = set()
+        self.running: dict[tuple[str, str], Future[str | None]] = {}
+        self.last: dict[tuple[str, str], str] = {}
+        self.tries: dict[tuple[str, str], int] = {}
+        self.next_at: dict[tuple[str, str], float] = {}
+
+    def ask(self, key: tuple[str, str], probe: Probe, container: Container) -> str | None:
+        """None once the probe passed; else the reason it has not (or "" before its first
+        answer)."""
+        if key in self.passed:
+            return None
+        future = self.running.get(key)
+        if future is not None and future.done():
+            del self.running[key]
+            try:
+                answer = future.result()
+            except Exception as e:  # a probe that broke is a probe that did not pass
+                answer = f"check failed: {e}"
+            if answer is None:
+                self.passed.add(key)
+                return None
+            self.last[key] = answer
+            tries = self.tries[key] = self.tries.get(key, 0) + 1
+            self.next_at[key] = time.monotonic() + PROBE_DELAYS[min(tries, len(PROBE_DELAYS)) - 1]
+        if key not in self.running and time.monotonic() >= self.next_at.get(key, 0.0):
+            self.running[key] = self.pool.submit(probe, container)
+        return self.last.get(key, "")
