@@ -308,7 +308,7 @@ def _restart_calls(
         n: [act.Stop(containers[n][0], StopMethod(k, 0.0 if k == "kill" else 7.0, "test"))]
         for n, k in methods.items()
     }
-    act.restart(docker.ComposeProject(Path(".")), stack, how)
+    act.restart(stack, how, lambda names: calls.append(["ready", *names]))
     return calls
 
 
@@ -324,14 +324,52 @@ def test_independent_restarts_go_straight_to_the_engine(monkeypatch: pytest.Monk
     assert calls.index(["docker", "kill", "id-web"]) < calls.index(["docker", "start", "id-web"])
 
 
-def test_restarts_that_depend_on_each_other_are_started_by_compose(
+def test_restarts_that_depend_on_each_other_start_in_order_after_the_awaited_are_ready(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     compose = {"web": {}, "front": {"depends_on": {"web": {"condition": "service_healthy"}}}}
     calls = _restart_calls(monkeypatch, compose, {"web": "kill", "front": "graceful"})
-    stops, start = calls[:-1], calls[-1]
+    stops, rest = calls[:2], calls[2:]
     assert sorted(stops) == [
         ["docker", "kill", "id-web"],
         ["docker", "stop", "-t", "7", "id-front"],
     ]
-    assert start[-3:] == ["start", "web", "front"] and start[:2] == ["docker", "compose"]
+    # Not `docker compose start`, which would wait for Docker's first healthcheck of web,
+    # one whole interval after its start: web starts, cslaunch's own checks see it ready,
+    # then front starts.
+    assert rest == [
+        ["docker", "start", "id-web"],
+        ["ready", "web"],
+        ["docker", "start", "id-front"],
+    ]
+
+
+def test_start_order_and_what_is_awaited() -> None:
+    from cslaunch import act
+    from cslaunch.model import parse_stack
+
+    stack = parse_stack(
+        {
+            "services": {
+                "redis": {},
+                "migrate": {"depends_on": {"redis": {"condition": "service_healthy"}}},
+                "web": {
+                    "depends_on": {
+                        "migrate": {"condition": "service_completed_successfully"},
+                        "redis": {"condition": "service_started"},
+                    }
+                },
+                "nginx": {"depends_on": {"web": {"condition": "service_healthy"}}},
+                "docs": {},
+            }
+        }
+    )
+    assert act.start_order(stack, stack.names()) == [
+        ["docs", "redis"],
+        ["migrate"],
+        ["web"],
+        ["nginx"],
+    ]
+    assert act.awaited(stack, ["docs", "redis"]) == ["redis"]
+    assert act.awaited(stack, ["web", "migrate"]) == ["migrate", "web"]
+    assert act.awaited(stack, ["nginx"]) == []

@@ -160,3 +160,86 @@ def test_failed_wins_over_waiting() -> None:
 def test_all_replicas_ready() -> None:
     replicas = [container(cid=c, health="healthy") for c in "abc"]
     assert assess(service(healthcheck=True), replicas, NOW).state == READY
+
+
+# --- wait_ready with checks: the service's own signal, not Docker's schedule ----------------
+
+
+def _wait(
+    monkeypatch: pytest.MonkeyPatch,
+    services: list[Service],
+    containers: list[Container],
+    checks: dict[str, Any],
+    timeout: float = 5.0,
+) -> tuple[list[Any], float]:
+    import time
+    from pathlib import Path
+
+    from cslaunch import wait
+    from cslaunch.docker import ComposeProject
+
+    monkeypatch.setattr(wait, "project_containers", lambda project: containers)
+    start = time.monotonic()
+    verdicts = wait.wait_ready(ComposeProject(Path(".")), services, timeout=timeout, checks=checks)
+    return verdicts, time.monotonic() - start
+
+
+def _named(name: str, **fields: Any) -> Service:
+    return parse_service(name, {"image": "app", **fields})
+
+
+def test_a_passing_healthcheck_run_now_beats_dockers_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cslaunch.wait import Checks
+
+    answers = iter(["healthcheck: exit 7", "healthcheck: exit 7", None])
+    # Docker's own check has not run yet (interval 30 s): "starting" for the whole test.
+    c = container(health="starting", up=0.2, started_at=datetime.now(timezone.utc))
+    checks = {"web": Checks(ready=lambda c: next(answers), passed="healthy")}
+    verdicts, took = _wait(monkeypatch, [service(healthcheck=True)], [c], checks)
+    assert [(v.state, v.reason) for v in verdicts] == [(READY, "healthy")]
+    assert took < 2.0  # three tries at 0.1-0.25 s apart
+
+
+def test_a_slow_check_does_not_hold_up_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from cslaunch.wait import Checks
+
+    def slow(c: Container) -> str | None:
+        time.sleep(3)
+        return None
+
+    web = container(health="starting", started_at=datetime.now(timezone.utc))
+    api = dataclasses.replace(web, id="c2", service="api")
+    checks = {"web": Checks(ready=slow), "api": Checks(ready=lambda c: "not yet")}
+    verdicts, took = _wait(
+        monkeypatch, [service(healthcheck=True), _named("api")], [web, api], checks, timeout=1.0
+    )
+    assert took < 2.0  # the 3 s check was not waited for, not even at the end
+    assert {v.service: v.state for v in verdicts} == {"web": FAILED, "api": FAILED}
+    assert "not yet" in next(v.reason for v in verdicts if v.service == "api")
+
+
+def test_a_worker_is_not_ready_by_the_stable_window_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cslaunch.wait import Checks
+
+    worker = _named("worker")
+    c = dataclasses.replace(container(up=60.0), service="worker")  # long past the window
+    checks = {"worker": Checks(ready=lambda c: "no live RQ worker registration yet")}
+    verdicts, _ = _wait(monkeypatch, [worker], [c], checks, timeout=0.5)
+    assert verdicts[0].state == FAILED
+    assert "registration" in verdicts[0].reason
+
+
+def test_dockers_unhealthy_fails_even_while_the_check_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cslaunch.wait import Checks
+
+    c = container(health="unhealthy", health_output="boom")
+    checks = {"web": Checks(ready=lambda c: "not yet")}
+    verdicts, took = _wait(monkeypatch, [service(healthcheck=True)], [c], checks)
+    assert (verdicts[0].state, verdicts[0].reason) == (FAILED, "unhealthy: boom")
+    assert took < 1.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,9 +18,49 @@ def build(project: docker.ComposeProject, services: Sequence[str]) -> None:
         docker.compose_step(project, "build", *services, what="docker compose build")
 
 
-def converge(project: docker.ComposeProject) -> None:
-    """`up -d`: create what is missing, recreate what Compose sees changed (config, image)."""
-    docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
+# Waits until these services are ready, by cslaunch's own checks; raises when one fails.
+Ready = Callable[[Sequence[str]], None]
+
+
+def start_order(stack: Stack, names: Collection[str]) -> list[list[str]]:
+    """`names` in levels, each after every dependency it has among them: Compose's order."""
+    remaining, levels = set(names), []
+    while remaining:
+        level = sorted(n for n in remaining if not set(stack.services[n].depends_on) & remaining)
+        levels.append(level or sorted(remaining))  # a cycle (Compose rejects those): at once
+        remaining -= set(levels[-1])
+    return levels
+
+
+def awaited(stack: Stack, names: Collection[str]) -> list[str]:
+    """Those of `names` another service waits for (healthy, or completed) before it starts."""
+    return sorted(
+        {
+            dep
+            for s in stack.services.values()
+            for dep, condition in s.conditions
+            if condition != "service_started" and dep in names
+        }
+    )
+
+
+def converge(project: docker.ComposeProject, stack: Stack, ready: Ready) -> None:
+    """`up -d`: create what is missing, recreate what Compose sees changed (config, image).
+
+    Where a service waits for another to be healthy (`condition: service_healthy`), Compose
+    would wait for Docker's first healthcheck, one whole interval (30-60 s in real files)
+    after the start. Then cslaunch brings the stack up level by level (`up --no-deps`) and
+    waits for those dependencies with its own checks, which pass as soon as the app does."""
+    if not awaited(stack, stack.names()):
+        docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
+        return
+    for level in start_order(stack, stack.names()):
+        docker.compose_step(
+            project, "up", "--detach", "--no-build", "--no-deps", *level, what="docker compose up"
+        )
+        needed = awaited(stack, level)
+        if needed:
+            ready(needed)
 
 
 def kill(containers: Iterable[Container]) -> None:
@@ -88,43 +128,47 @@ def describe(stops: Sequence[Stop]) -> str:
     return "; ".join(dict.fromkeys(f"{s.method.kind}: {s.method.reason}" for s in stops))
 
 
-def restart(
-    project: docker.ComposeProject,
-    stack: Stack,
-    stops: Mapping[str, Sequence[Stop]],
-) -> None:
+def restart(stack: Stack, stops: Mapping[str, Sequence[Stop]], ready: Ready) -> None:
     """Stop every service its own way and start it again, all at once.
 
     Each container is cycled on its own, straight to the engine (`docker kill` or `docker
     stop -t GRACE`, then `docker start`): a killed web server is back while a worker still
     finishes its job, and no step loads the Compose model (about 0.3 s a call). When one
-    restarted service depends on another, Compose starts them instead: it knows the order
-    and the conditions (service_healthy) to wait for.
+    restarted service depends on another, all stop first and start in Compose's order,
+    each level once the dependencies it waits for (healthy, completed) are ready.
     """
-    if not stops:
+    every = [s for group in stops.values() for s in group]
+    if not every:
         return
     chained = any(set(stack.services[name].depends_on) & set(stops) for name in stops)
-    every = [s for group in stops.values() for s in group]
-    if chained:
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(every)))) as pool:
-            for f in [pool.submit(stop, s) for s in every]:
-                f.result()
-        docker.compose_step(project, "start", *stops, what="docker compose start")
+    if not chained:
+        _each(_cycle, every)
         return
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(every)))) as pool:
-        for f in [pool.submit(_cycle, s) for s in every]:
+    _each(stop, every)
+    for level in start_order(stack, stops):
+        _each(_start, [s for name in level for s in stops[name]])
+        needed = awaited(stack, level)
+        if needed:
+            ready(needed)
+
+
+def _each(action: Callable[[Stop], None], stops: Sequence[Stop]) -> None:
+    if not stops:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(stops))) as pool:
+        for f in [pool.submit(action, s) for s in stops]:
             f.result()
+
+
+def _start(s: Stop) -> None:
+    docker.start(s.container.id, name=s.container.name)
 
 
 def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> None:
     """Before `up` recreates containers: stop, their own way and all at once, those whose
     stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
     signal. Compose stops the others itself."""
-    ahead = [s for group in stops.values() for s in group if s.method.kind != GRACEFUL]
-    if ahead:
-        with ThreadPoolExecutor(max_workers=min(16, len(ahead))) as pool:
-            for f in [pool.submit(stop, s) for s in ahead]:
-                f.result()
+    _each(stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL])
 
 
 def stop(s: Stop) -> None:
@@ -143,7 +187,7 @@ def stop(s: Stop) -> None:
 
 def _cycle(s: Stop) -> None:
     stop(s)
-    docker.start(s.container.id, name=s.container.name)
+    _start(s)
 
 
 def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
@@ -178,5 +222,6 @@ def reload_proxy(
                 else:
                     procs.deliver(c, [master], procs.SIGHUP)
         return "reloaded (SIGHUP to the nginx master)"
-    restart(project, stack, stop_plan(stack, config, {service.name: running}, [service.name]))
+    stops = stop_plan(stack, config, {service.name: running}, [service.name])
+    restart(stack, stops, lambda names: None)
     return "restarted (no nginx master process found to reload)"

@@ -451,17 +451,25 @@ def discover(
         return Discovered(None)
     running = {name for name, cs in containers.items() if any(c.running for c in cs)}
     helpers = [w for w in helper_services(stack, rq, raw, python) if w.service in running]
-    if not helpers:
-        return Discovered(guess)
-    try:
-        found = registrations(project, helpers)
-    except JobsError as e:
-        return Discovered(guess, problem=e.message)
     owners: dict[str, list[Container]] = {}
     for cs in containers.values():
         for c in cs:
             if c.running and c.hostname:
                 owners.setdefault(c.hostname, []).append(c)
+    mappable = any(
+        len(owners[c.hostname]) == 1
+        for name in python
+        for c in containers.get(name, [])
+        if c.running and c.hostname
+    )
+    if not helpers or not mappable:
+        # Containers on the host's network all have its hostname: a registration cannot say
+        # which of them runs it, so asking Redis would tell nothing the command lines do not.
+        return Discovered(guess)
+    try:
+        found = registrations(project, helpers)
+    except JobsError as e:
+        return Discovered(guess, problem=e.message)
     queues: dict[str, list[str]] = {}
     busy: dict[str, str] = {}
     for r in found:
@@ -929,6 +937,11 @@ class LiveWorkers:
         need = self.sharing.get(container.hostname, 1)
         if have >= need:
             return None
+        if need > 1:
+            return (
+                f"{have} live RQ worker registration(s) for {need} worker containers "
+                f"sharing the hostname {container.hostname}"
+            )
         return "no live RQ worker registration yet"
 
     def _fresh(self) -> list[Registration] | None:

@@ -30,7 +30,7 @@ from cslaunch import (
     verify,
 )
 from cslaunch.containers import Container, by_service, project_containers
-from cslaunch.errors import CslaunchError
+from cslaunch.errors import CslaunchError, LaunchFailed
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
@@ -250,14 +250,18 @@ def launch(
             )
         show_skipped(ui, report.bytecode)
         _build(ui, report, compose, plan, cs)
-        workers = discovering.result() if discovering else None
+        workers = None
+        if discovering:
+            with _step(ui, report, "workers") as st:
+                workers = discovering.result()
+                st.summary = _workers_summary(workers)
     rq = workers.setup if workers else jobs.find_rq(found.stack, project.config.rq, found.raw)
-    if workers and workers.problem:
-        ui.detail(f"RQ workers not read from Redis: {workers.problem}")
 
     if not plan.noop:
         with _step(ui, report, "restart" if running else "start") as st:
-            st.summary = _apply(project, found, plan, outcomes, workers.busy if workers else {})
+            ready = _ready(project, found, timeout)
+            busy = workers.busy if workers else {}
+            st.summary = _apply(project, found, plan, outcomes, busy, ready)
 
     with ThreadPoolExecutor(max_workers=1) as background:
         # The proof reads files and pycs in the containers. A no-op touched no container, so
@@ -374,6 +378,45 @@ def discover_workers(project: Project, found: Detected) -> jobs.Discovered:
     )
 
 
+def _ready(project: Project, found: Detected, timeout: float) -> act.Ready:
+    """For services others wait for while the stack comes up: the wait step's checks."""
+
+    def ready(names: Sequence[str]) -> None:
+        compose = project.compose
+        current = by_service(project_containers(compose))
+        verdicts = wait_ready(
+            compose,
+            [found.stack.services[n] for n in names],
+            timeout=timeout,
+            restarts_before={
+                n: max((c.restart_count for c in current.get(n, [])), default=0) for n in names
+            },
+            initial=current,
+            checks=service_checks(project, found),
+        )
+        failed = [v for v in verdicts if v.state == FAILED]
+        if failed:
+            raise LaunchFailed(
+                "; ".join(f"{v.service}: {v.reason}" for v in failed),
+                detail="\n\n".join(docker.logs(compose, v.service, tail=LOG_LINES) for v in failed),
+            )
+
+    return ready
+
+
+def _workers_summary(workers: jobs.Discovered) -> str:
+    if workers.setup is None:
+        return "no RQ workers" + (
+            f" (Redis not read: {workers.problem})" if workers.problem else ""
+        )
+    text = "RQ workers: " + ", ".join(workers.setup.worker_services)
+    if workers.busy:
+        text += f"; {len(workers.busy)} busy ({', '.join(sorted(set(workers.busy.values())))})"
+    if workers.problem:
+        text += f" (Redis not read: {workers.problem})"
+    return text
+
+
 def _build(
     ui: UI, report: LaunchReport, compose: docker.ComposeProject, plan: Plan, cs: changes.ChangeSet
 ) -> None:
@@ -412,6 +455,7 @@ def _apply(
     plan: Plan,
     outcomes: dict[str, ServiceOutcome],
     busy: dict[str, str],
+    ready: act.Ready,
 ) -> str:
     compose = project.compose
     # Compose stops a container it recreates with the stop grace: a PID 1 that ignores its
@@ -421,7 +465,7 @@ def _apply(
     first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy)
     act.stop_ahead(first)
     if plan.with_action(START, REBUILD, RECREATE):
-        act.converge(compose)
+        act.converge(compose, found.stack, ready)
         after = by_service(project_containers(compose))
     else:
         after = found.containers  # restarts only: nothing for `up` to create or recreate
@@ -431,7 +475,7 @@ def _apply(
         if outcomes[name].action == RESTART:
             outcomes[name].action = "recreated"
     stops = act.stop_plan(found.stack, project.config, after, stale, busy)
-    act.restart(compose, found.stack, stops)
+    act.restart(found.stack, stops, ready)
     for name, group in {**first, **stops}.items():
         if group:
             outcomes[name].stop = act.describe(group)

@@ -77,6 +77,9 @@ class Service:
     init: bool
     stop_grace: float | None
     stop_signal: str | None = None  # Compose's stop_signal ("SIGINT"); None: SIGTERM
+    # (dependency, condition) of each depends_on: service_started / service_healthy /
+    # service_completed_successfully
+    conditions: tuple[tuple[str, str], ...] = ()
     health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
 
     @property
@@ -148,8 +151,21 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
         if svc.get("stop_grace_period")
         else None,
         stop_signal=str(svc["stop_signal"]) if svc.get("stop_signal") else None,
+        conditions=tuple(
+            sorted(
+                (str(dep), str((how or {}).get("condition") or "service_started"))
+                for dep, how in _mapping(svc.get("depends_on")).items()
+            )
+        ),
         health_timeout=parse_duration(health["timeout"]) if health.get("timeout") else 30.0,
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """depends_on as Compose prints it (a mapping), or the short list form."""
+    if isinstance(value, dict):
+        return value
+    return {str(v): {} for v in value or ()}
 
 
 def _first_port(value: Any) -> int:
