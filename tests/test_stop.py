@@ -1,4 +1,4 @@
-"""stop.sigterm_caught (the SigCgt mask of /proc/PID/status) and stop.decide."""
+"""The SigCgt mask of /proc/PID/status (procs), stop.decide and act's restarts."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from cslaunch import procs
 from cslaunch.config import ServiceConfig
 from cslaunch.model import Service, parse_service
 from cslaunch.procs import Process
-from cslaunch.stop import DEFAULT_GRACE, decide, sigterm_caught
+from cslaunch.stop import DEFAULT_GRACE, decide
 
 PROC_SELF = Path("/proc/self/status")
+
+
+def sigterm_caught(status_text: str) -> bool | None:
+    mask = procs.caught_mask(procs.parse_status(status_text))
+    return None if mask is None else bool(mask & (1 << 14))
+
+
 SIGTERM_BIT = 0x4000  # 1 << (15 - 1)
 
 

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, errors, launch, probes
+from cslaunch import context, docker, errors, launch, probes, procs
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
 from cslaunch.model import Bind, Service
 from cslaunch.project import Project
-from cslaunch.stop import DEFAULT_GRACE, pid1_status, sigterm_caught
+from cslaunch.stop import DEFAULT_GRACE
 from cslaunch.ui import UI
 
 SCHEMA_VERSION = 1
@@ -127,7 +127,7 @@ class Pid1:
     """What runs as PID 1 in a service's container, from /proc/1/status."""
 
     name: str | None  # the Name: line (comm), e.g. python3, sh, docker-init
-    catches_sigterm: bool | None  # None: unknown
+    catches_sigterm: bool | None  # its stop signal (SIGTERM unless stop_signal); None: unknown
 
 
 @dataclass(frozen=True)
@@ -343,11 +343,12 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
                 "shell still gets no SIGTERM",
             )
         elif pid1 is not None and pid1.catches_sigterm is False:
+            sig = procs.signal_name(procs.signal_number(service.stop_signal))
             yield Finding(
                 PID1_SIGTERM,
                 WARNING,
                 name,
-                f"service {name}: PID 1 ({pid1.name or 'unknown'}) does not handle SIGTERM, "
+                f"service {name}: PID 1 ({pid1.name or 'unknown'}) does not handle {sig}, "
                 f"which the kernel then drops: every `docker compose stop/restart` waits the full "
                 f"{grace:.0f} s stop grace, then SIGKILLs",
                 f"add `init: true` to service {name} (its init forwards SIGTERM and the program "
@@ -887,7 +888,11 @@ def gather(project: Project) -> Facts:
             dockerfiles[name] = text
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        pid1_jobs = {name: pool.submit(_pid1, c) for name, c in running.items()}
+        pid1_jobs = {
+            name: pool.submit(_pid1, c, found.stack.services[name].stop_signal)
+            for name, c in running.items()
+            if name in found.stack.services
+        }
         redis_jobs = {
             name: pool.submit(_redis, service, running.get(name))
             for name, service in found.stack.services.items()
@@ -989,14 +994,12 @@ def _holds_anything(path: Path) -> bool:
         return True  # unreadable: assume it holds what it should
 
 
-def _pid1(container: Container) -> Pid1:
-    text = pid1_status(container)
-    if not text:
+def _pid1(container: Container, stop_signal: str | None) -> Pid1:
+    """PID 1's name and whether it handles the signal the service is stopped with."""
+    first = procs.pid1(procs.processes(container) or ())
+    if first is None:
         return Pid1(None, None)
-    name = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Name:")), None
-    )
-    return Pid1(name, sigterm_caught(text))
+    return Pid1(first.name, first.catches(procs.signal_number(stop_signal)))
 
 
 _CLOCK_COMMANDS: tuple[tuple[tuple[str, ...], float], ...] = (

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from cslaunch import docker, procs
+from cslaunch import procs
 from cslaunch.config import ServiceConfig
-from cslaunch.containers import Container
-from cslaunch.errors import CslaunchError
 from cslaunch.model import Service
 
 SIGTERM = procs.SIGTERM
@@ -85,39 +82,3 @@ def decide(
     if config.stop == GRACEFUL:
         return graceful("configured: stop = graceful")
     return StopMethod(KILL, 0.0, f"PID 1 ignores {sig} (would stall the full grace)", signum)
-
-
-def sigterm_caught(status_text: str) -> bool | None:
-    """Whether a /proc/PID/status text shows a SIGTERM handler (the SigCgt mask)."""
-    for line in status_text.splitlines():
-        if line.startswith("SigCgt:"):
-            mask = int(line.split(":", 1)[1].strip(), 16)
-            return bool(mask & (1 << (SIGTERM - 1)))
-    return None
-
-
-def pid1_status(container: Container) -> str | None:
-    """PID 1's /proc status: from the host's /proc when the engine is local (cheap), else
-    from inside the container. None when neither works (no cat in the image, say)."""
-    text = _host_proc_status(container)
-    if text is None:
-        try:
-            result = docker.exec_in(container.id, ["cat", "/proc/1/status"], timeout=10)
-        except CslaunchError:
-            return None
-        text = result.stdout if result.returncode == 0 else None
-    return text
-
-
-def _host_proc_status(container: Container) -> str | None:
-    if container.pid <= 0:
-        return None
-    proc = Path("/proc") / str(container.pid)
-    try:
-        # With a VM-backed engine (Docker Desktop) the pid is the VM's, and a host process of
-        # that pid is someone else: trust it only if its cgroup names this container.
-        if container.id not in (proc / "cgroup").read_text():
-            return None
-        return (proc / "status").read_text()
-    except OSError:
-        return None
