@@ -964,7 +964,7 @@ def test_api_recover_status_render(
     assert sorted(j.id for j in report.jobs) == sorted(ids)
     assert report.to_json()["jobs"][0]["action"] == "requeue"
     assert jobs.recovery_summary(report) == (
-        "requeued 2 interrupted jobs; removed 1 dead worker registration"
+        "requeued 2 interrupted jobs; removed 1 dead worker registration of ghost (process gone)"
     )
     jobs.render_recovery(UI(), report)
     assert "requeued at the front of its queue" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from cslaunch import docker, procs
 from cslaunch.config import Config
 from cslaunch.containers import Container
+from cslaunch.errors import CslaunchError
 from cslaunch.model import Service, Stack, is_proxy
 from cslaunch.stop import FORWARD, GRACEFUL, KILL, StopMethod, decide
 
@@ -169,6 +170,24 @@ def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> None:
     stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
     signal. Compose stops the others itself."""
     _each(stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL])
+
+
+def put_back(stops: Mapping[str, Sequence[Stop]]) -> tuple[list[str], list[str]]:
+    """After a failed `up`: start again the containers stopped for it that are still there
+    and still stopped. Returns the services started again and those left down."""
+    back: set[str] = set()
+    down: set[str] = set()
+    for name, group in stops.items():
+        for s in group:
+            found = docker.inspect([s.container.id])
+            if not found or (found[0].get("State") or {}).get("Running"):
+                continue  # replaced after all, or running: nothing to put back
+            try:
+                _start(s)
+                back.add(name)
+            except CslaunchError:
+                down.add(name)
+    return sorted(back), sorted(down - back)
 
 
 def stop(s: Stop) -> None:

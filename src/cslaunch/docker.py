@@ -336,6 +336,12 @@ def existing_images(names: Sequence[str]) -> set[str]:
     return {n for n in names if n in present}
 
 
+def pull(project: ComposeProject, services: Sequence[str]) -> None:
+    """`docker compose pull` of these services; a failure names the service and why."""
+    if services:
+        compose_step(project, "pull", "--quiet", *services, what="docker compose pull")
+
+
 def compose_step(
     project: ComposeProject, *args: str, what: str, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -360,11 +366,19 @@ def step(
         if tolerate and errors and all(tolerate in ln for ln in errors):
             return result
         raise_if_daemon_gone(what, result.stderr)
+        reason = first_error_line(result.stderr)
         raise LaunchFailed(
-            f"{what} failed: " + first_error_line(result.stderr),
-            detail=_tail(result.stdout + result.stderr, 40),
+            f"{what} failed: {reason}",
+            detail=_tail(_without(reason, result.stdout + result.stderr), 40) or None,
         )
     return result
+
+
+def _without(reason: str, text: str) -> str:
+    """Compose's output less the lines that only say `reason` again: it prints one error
+    once per service and once more for the whole command."""
+    core = reason.removeprefix("Error response from daemon: ")
+    return "\n".join(ln for ln in text.splitlines() if core not in ln and ln.strip())
 
 
 def exec_in(

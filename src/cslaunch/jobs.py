@@ -54,6 +54,7 @@ class RQWorkerService:
     serializer: str | None = None  # --serializer, import path
     job_class: str | None = None  # --job-class, import path
     config_module: str | None = None  # --config: a settings module with REDIS_URL / QUEUES
+    name: str | None = None  # --name: a fixed worker name, which a dead registration blocks
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def find_rq(
                 serializer=options.get("serializer"),
                 job_class=options.get("job-class"),
                 config_module=options.get("config"),
+                name=options.get("name"),
             )
         )
     if not workers:
@@ -431,6 +433,10 @@ class Discovered:
     setup: RQSetup | None
     busy: dict[str, str] = field(default_factory=dict)  # container id -> job its worker runs
     problem: str = ""  # why the registrations could not be read
+    # Registrations of workers whose process is gone. Until they expire (RQ's worker TTL,
+    # minutes) a new worker of the same name refuses to start.
+    dead: tuple[Registration, ...] = ()
+    named: dict[str, str] = field(default_factory=dict)  # container id -> its fixed worker name
 
 
 def discover(
@@ -462,9 +468,11 @@ def discover(
         for c in containers.get(name, [])
         if c.running and c.hostname
     )
-    if not helpers or not mappable:
+    fixed = any(w.name for w in (guess.workers if guess else ()))
+    if not helpers or not (mappable or fixed):
         # Containers on the host's network all have its hostname: a registration cannot say
-        # which of them runs it, so asking Redis would tell nothing the command lines do not.
+        # which of them runs it, so asking Redis would tell nothing the command lines do not
+        # (unless a worker's fixed name may be blocked by its dead registration).
         return Discovered(guess)
     try:
         found = registrations(project, helpers)
@@ -472,6 +480,7 @@ def discover(
         return Discovered(guess, problem=e.message)
     queues: dict[str, list[str]] = {}
     busy: dict[str, str] = {}
+    named: dict[str, str] = {}
     for r in found:
         hosts = owners.get(r.hostname, [])
         # Containers on the host's network share its hostname: which one runs the worker
@@ -482,6 +491,8 @@ def discover(
         queues.setdefault(c.service, []).extend(r.queues)
         if r.state == "busy" and r.current_job:
             busy[c.id] = r.current_job
+        if not _generated_name(r.name):
+            named[c.id] = r.name
     known = {w.service: w for w in (guess.workers if guess else ())}
     by_helper = {w.service: w for w in helpers}
     workers = list(known.values())
@@ -492,11 +503,17 @@ def discover(
                 name, base.redis_url, base.url_source, tuple(dict.fromkeys(queues[name])), "python3"
             )
         )
+    dead = tuple(r for r in found if not r.alive)
     if not workers:
-        return Discovered(None)
+        return Discovered(None, dead=dead)
     names = {w.service for w in workers}
     setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq)
-    return Discovered(setup, busy)
+    return Discovered(setup, busy, dead=dead, named=named)
+
+
+def _generated_name(name: str) -> bool:
+    """RQ names a worker uuid4().hex unless told otherwise."""
+    return len(name) == 32 and all(ch in "0123456789abcdef" for ch in name)
 
 
 # --- recovery -----------------------------------------------------------------------------
@@ -653,7 +670,10 @@ def recovery_summary(report: RecoveryReport) -> str:
     if report.workers_cleaned:
         n = len(report.workers_cleaned)
         verb = "would remove" if report.dry_run else "removed"
-        parts.append(f"{verb} {n} dead worker registration{'s' if n != 1 else ''}")
+        names = [w.name[:8] if _generated_name(w.name) else w.name for w in report.workers_cleaned]
+        whose = f" of {', '.join(names)}" if n <= 4 else ""
+        why = "; ".join(sorted({w.reason.split(" (", 1)[0] for w in report.workers_cleaned}))
+        parts.append(f"{verb} {n} dead worker registration{'s' if n != 1 else ''}{whose} ({why})")
     errors = report.count("error")
     if errors:
         parts.append(f"{errors} could not be recovered")

@@ -7,7 +7,7 @@ detect (model + containers) -> changes (index) -> plan -> bytecode -> build -> s
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -249,6 +249,9 @@ def launch(
                 else "no bind-mounted Python code"
             )
         show_skipped(ui, report.bytecode)
+        # Everything the plan needs is there before anything stops: a pull or build that
+        # fails leaves the stack as it was.
+        _pull(ui, report, compose, found, plan)
         _build(ui, report, compose, plan, cs)
         workers = None
         if discovering:
@@ -257,11 +260,28 @@ def launch(
                 st.summary = _workers_summary(workers)
     rq = workers.setup if workers else jobs.find_rq(found.stack, project.config.rq, found.raw)
 
+    def clear_dead() -> None:
+        # Dead registrations go before workers start: one of a fixed name blocks its
+        # successor ("There exists an active worker named ...") until RQ's TTL runs out.
+        if rq is not None:
+            with _step(ui, report, "dead workers") as st:
+                st.summary = recover_jobs(project, rq, ui, report)
+
+    if workers and workers.dead:
+        clear_dead()
     if not plan.noop:
         with _step(ui, report, "restart" if running else "start") as st:
             ready = _ready(project, found, timeout)
-            busy = workers.busy if workers else {}
-            st.summary = _apply(project, found, plan, outcomes, busy, ready)
+            st.summary = _apply(
+                project,
+                found,
+                plan,
+                outcomes,
+                ready,
+                busy=workers.busy if workers else {},
+                named=set(workers.named) if workers else set(),
+                clear_dead=clear_dead,
+            )
 
     with ThreadPoolExecutor(max_workers=1) as background:
         # The proof reads files and pycs in the containers. A no-op touched no container, so
@@ -417,6 +437,34 @@ def _workers_summary(workers: jobs.Discovered) -> str:
     return text
 
 
+def _pull(
+    ui: UI, report: LaunchReport, compose: docker.ComposeProject, found: Detected, plan: Plan
+) -> None:
+    """Pull the images of services about to be created that are not here (`up` would pull
+    them itself, but only after cslaunch stopped what they replace)."""
+    wanted = {
+        name: service.image
+        for name in plan.with_action(START, REBUILD, RECREATE)
+        for service in [found.stack.services[name]]
+        if service.image and not service.buildable
+    }
+    present = docker.existing_images(sorted(set(wanted.values())))
+    missing = sorted(name for name, image in wanted.items() if image not in present)
+    if not missing:
+        return
+    with _step(ui, report, "pull") as st:
+        try:
+            docker.pull(compose, missing)
+        except LaunchFailed as e:
+            images = ", ".join(f"{n} ({wanted[n]})" for n in missing)
+            raise LaunchFailed(
+                f"could not pull the image of {images}: {e.message.split(': ', 1)[-1]}",
+                hint="nothing was stopped: the stack runs as before. Check the image name, "
+                "and that the registry is reachable (`docker pull IMAGE`)",
+            ) from None
+        st.summary = ", ".join(missing)
+
+
 def _build(
     ui: UI, report: LaunchReport, compose: docker.ComposeProject, plan: Plan, cs: changes.ChangeSet
 ) -> None:
@@ -454,9 +502,14 @@ def _apply(
     found: Detected,
     plan: Plan,
     outcomes: dict[str, ServiceOutcome],
-    busy: dict[str, str],
     ready: act.Ready,
+    *,
+    busy: dict[str, str],
+    named: set[str],
+    clear_dead: Callable[[], None],
 ) -> str:
+    """`named`: containers whose worker has a fixed name: killed, it leaves a registration
+    that blocks its successor, cleared by `clear_dead` before it starts again."""
     compose = project.compose
     # Compose stops a container it recreates with the stop grace: a PID 1 that ignores its
     # stop signal would stall it. Those are stopped first, their own way; `up` then
@@ -465,7 +518,18 @@ def _apply(
     first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy)
     act.stop_ahead(first)
     if plan.with_action(START, REBUILD, RECREATE):
-        act.converge(compose, found.stack, ready)
+        try:
+            act.converge(compose, found.stack, ready)
+        except LaunchFailed as e:
+            # What was stopped for a replacement that never came is started again.
+            back, down = act.put_back(first)
+            raise LaunchFailed(
+                e.message
+                + (f"; started again as they were: {', '.join(back)}" if back else "")
+                + (f"; still down: {', '.join(down)}" if down else ""),
+                hint=e.hint,
+                detail=e.detail,
+            ) from None
         after = by_service(project_containers(compose))
     else:
         after = found.containers  # restarts only: nothing for `up` to create or recreate
@@ -475,6 +539,11 @@ def _apply(
         if outcomes[name].action == RESTART:
             outcomes[name].action = "recreated"
     stops = act.stop_plan(found.stack, project.config, after, stale, busy)
+    blocking = [s for g in stops.values() for s in g if s.method.kind == KILL]
+    blocking = [s for s in blocking if s.container.id in named]
+    if blocking:
+        act.stop_ahead({"": blocking})  # then their registrations die with them
+        clear_dead()
     act.restart(found.stack, stops, ready)
     for name, group in {**first, **stops}.items():
         if group:
@@ -510,7 +579,11 @@ def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchRepor
     except jobs.JobsError as e:
         ui.warn(e.message)
         return "not checked: " + e.message
-    report.jobs = recovered.to_json()
+    done = recovered.to_json()
+    if report.jobs:  # dead workers were cleared before the restarts: keep what that did too
+        done["jobs"] = report.jobs["jobs"] + done["jobs"]
+        done["workers_cleaned"] = report.jobs["workers_cleaned"] + done["workers_cleaned"]
+    report.jobs = done
     if recovered.warning:
         ui.warn(recovered.warning)
     for job in recovered.jobs:
