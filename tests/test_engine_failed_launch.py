@@ -4,6 +4,7 @@ can start, and what fails after a restart is named while the rest keeps running.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -65,3 +66,46 @@ def test_a_service_that_dies_after_the_restarts_is_named_and_the_rest_runs(
     assert {"backend", "worker1", "redis", "frontend"} <= set(running)
     after = index.load(stack.dir)
     assert before is not None and after is not None and after.scanned_ns == before.scanned_ns
+
+
+def test_named_workers_hard_killed_come_back(stack: TestStack) -> None:
+    """Workers with fixed names (`rq worker --name w1`), killed the way the OOM killer or a
+    Docker Desktop restart kills them: their registrations stay in Redis, and a new worker of
+    the same name refuses to start ("There exists an active worker named 'w1' already")."""
+    url = "redis://127.0.0.1:${REDIS_PORT:-6390}/0"
+    (stack.dir / "docker-compose.override.yml").write_text(
+        "services:\n"
+        + "".join(
+            f"  worker{n}:\n    command: [rq, worker, --name, w{n}, --url, '{url}', default]\n"
+            for n in (1, 2)
+        )
+    )
+    stack.launched()
+    job = stack.start_job(30, "killed")
+    stack.compose("kill", "worker1", "worker2")
+    # Without cslaunch: the registrations block both workers.
+    stack.compose("start", "worker1", "worker2", check=False)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = stack.compose("ps", "-a", "--format", "{{.Service}} {{.State}}").stdout
+        if "worker1 exited" in states and "worker2 exited" in states:
+            break
+        time.sleep(0.5)
+    logs = stack.compose("logs", "worker1").stdout + stack.compose("logs", "worker1").stderr
+    assert "There exists an active worker named" in logs
+
+    result = stack.cslaunch("--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    cleaned = {w["name"] for w in report["jobs"]["workers_cleaned"]}
+    assert {"w1", "w2"} <= cleaned, report["jobs"]
+    assert any(s["name"] == "dead workers" for s in report["steps"])
+    running = stack.compose("ps", "--status", "running", "--services").stdout.split()
+    assert {"worker1", "worker2"} <= set(running)
+    # Both registered again, a new job runs, and the job the kill interrupted is requeued
+    # and finishes.
+    assert stack.run_job("after") == "hello from v1, after"
+    deadline = time.monotonic() + 90
+    while stack.get(f"/api/jobs/{job}")["status"] != "finished":
+        assert time.monotonic() < deadline, stack.get(f"/api/jobs/{job}")
+        time.sleep(0.5)

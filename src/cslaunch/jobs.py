@@ -62,6 +62,8 @@ class RQSetup:
     workers: tuple[RQWorkerService, ...]
     redis_service: str | None  # the Compose service that runs Redis, if any
     config: RQConfig = field(default_factory=RQConfig)
+    # Other services the helper can run in (the app that enqueues) when no worker runs.
+    others: tuple[RQWorkerService, ...] = ()
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -72,10 +74,13 @@ class RQSetup:
         return tuple(w.service for w in self.workers)
 
     def targets(self) -> list[list[RQWorkerService]]:
-        """Worker services grouped by the Redis they use: one helper run per Redis."""
+        """Worker services grouped by the Redis they use: one helper run per Redis, in a
+        worker's container, else in another service's using the same Redis."""
         groups: dict[str | None, list[RQWorkerService]] = {}
         for w in self.workers:
             groups.setdefault(w.redis_url, []).append(w)
+        for url, group in groups.items():
+            group += [o for o in self.others if o.redis_url == url]
         return list(groups.values())
 
 
@@ -456,7 +461,8 @@ def discover(
     if not rq.enabled:
         return Discovered(None)
     running = {name for name, cs in containers.items() if any(c.running for c in cs)}
-    helpers = [w for w in helper_services(stack, rq, raw, python) if w.service in running]
+    every = helper_services(stack, rq, raw, python)
+    helpers = [w for w in every if w.service in running]
     owners: dict[str, list[Container]] = {}
     for cs in containers.values():
         for c in cs:
@@ -507,7 +513,8 @@ def discover(
     if not workers:
         return Discovered(None, dead=dead)
     names = {w.service for w in workers}
-    setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq)
+    others = tuple(h for h in every if h.service not in names)
+    setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq, others)
     return Discovered(setup, busy, dead=dead, named=named)
 
 
