@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cslaunch.context import copied_filter, copy_sources, instructions, parse_dockerignore
+from cslaunch.context import (
+    copied_filter,
+    copy_rules,
+    copy_sources,
+    instructions,
+    parse_dockerignore,
+)
 from cslaunch.scan import Tree, scan
 from cslaunch.track import service_files, trees
 
@@ -188,3 +194,24 @@ def test_source_patterns_match_file_names_as_fnmatch_does() -> None:
     assert sf.is_source("a1.jinja") and not sf.is_source("c1.jinja")
     assert not sf.is_source("m.py.bak") and not sf.is_source("x.HTML")  # case counts
     assert not sf.is_source("py/readme")  # the name, not the directory
+
+
+def test_a_stage_built_from_another_keeps_its_workdir() -> None:
+    # CaseStrainer-like: WORKDIR in the base stage, `COPY . .` in the stage Compose builds.
+    dockerfile = (
+        "ARG BASE_IMAGE=python:3.12-slim\n"
+        "FROM --platform=linux/amd64 ${BASE_IMAGE} AS base\n"
+        "WORKDIR /app\n"
+        "COPY requirements.txt .\n"
+        "FROM base AS app\n"
+        "COPY . .\n"
+        "FROM python:3.12-slim AS other\n"
+        "COPY src ./src\n"
+    )
+    rules = copy_rules(dockerfile)
+    assert rules is not None
+    assert [(r.src, r.dest, r.stage) for r in rules] == [
+        ("requirements.txt", "/app/", 0),
+        (".", "/app/", 1),
+        ("src", "/src", 2),  # a stage from an image starts at /
+    ]

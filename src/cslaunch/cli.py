@@ -24,6 +24,7 @@ from cslaunch.redact import scrub
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:
+    from cslaunch.containers import Container
     from cslaunch.jobs import RQSetup
     from cslaunch.launch import LaunchOptions
 
@@ -514,7 +515,7 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
     g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")
 
 
-def _rq_setup(g: Globals) -> tuple[Project, RQSetup]:
+def _rq_setup(g: Globals) -> tuple[Project, RQSetup, dict[str, list[Container]]]:
     from cslaunch import jobs
     from cslaunch.launch import detect
 
@@ -537,7 +538,7 @@ def _rq_setup(g: Globals) -> tuple[Project, RQSetup]:
             hint="start the stack (cslaunch), or name the worker services in "
             "[tool.cslaunch.rq] worker_services",
         )
-    return project, discovered.setup
+    return project, discovered.setup, found.containers
 
 
 @cli.group(name="jobs", invoke_without_command=True, context_settings=CONTEXT)
@@ -550,8 +551,8 @@ def jobs_group(ctx: click.Context, /, **opts: Any) -> None:
     g = _globals(ctx, **opts)
     if ctx.invoked_subcommand is not None:
         return
-    project, setup = _rq_setup(g)
-    st = jobs.status(project.compose, setup)
+    project, setup, containers = _rq_setup(g)
+    st = jobs.status(project.compose, setup, containers=containers)
     if g.json:
         _emit_json(st.to_json())
     else:
@@ -573,7 +574,7 @@ def jobs_recover(ctx: click.Context, /, dry_run: bool, policy: str | None, **opt
     from cslaunch.lock import project_lock
 
     g = _globals(ctx, **opts)
-    project, setup = _rq_setup(g)
+    project, setup, _ = _rq_setup(g)
     with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
         result = jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
     if g.json:
@@ -603,7 +604,7 @@ def redis_command(
     from cslaunch.lock import project_lock
 
     g = _globals(ctx, **opts)
-    project, setup = _rq_setup(g)
+    project, setup, _ = _rq_setup(g)
     with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
         result = redis_maint.maintain(
             project.compose, setup, dry_run=dry_run, force=force_maintenance

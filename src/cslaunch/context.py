@@ -76,15 +76,21 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
     if dockerfile is None:
         return None
     rules: list[CopyRule] = []
-    stage, workdir = -1, "/"
+    stage, workdir, name = -1, "/", ""
+    workdirs: dict[str, str] = {}  # stage name -> its WORKDIR, which a stage FROM it keeps
     for keyword, args in instructions(dockerfile):
         if keyword == "FROM":
-            stage, workdir = stage + 1, "/"
+            parts = [w for w in args.split() if not w.startswith("--")]  # --platform
+            stage += 1
+            workdir = workdirs.get(parts[0].lower(), "/") if parts else "/"
+            name = parts[-1].lower() if len(parts) >= 3 and parts[-2].upper() == "AS" else ""
         elif keyword == "WORKDIR":
             target = args or "/"
             if "$" in target:
                 return None
-            workdir = posixpath.join(workdir, target)
+            workdir = posixpath.normpath(posixpath.join(workdir, target))
+        if name and keyword in ("FROM", "WORKDIR"):
+            workdirs[name] = workdir
         if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
             return None
         if keyword not in ("COPY", "ADD"):
@@ -103,7 +109,7 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
         dest = paths[-1]
         if "$" in dest:
             return None
-        absolute = posixpath.join(workdir, dest)
+        absolute = posixpath.normpath(posixpath.join(workdir, dest))
         if dest.endswith("/") or dest in (".", "./") or len(paths) > 2:
             absolute = absolute.rstrip("/") + "/"
         for src in paths[:-1]:

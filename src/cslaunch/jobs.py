@@ -769,6 +769,8 @@ class WorkerInfo:
     alive: bool
     heartbeat_age: float | None
     current_job: str = ""
+    hostname: str = ""
+    service: str = ""  # the Compose service whose container runs it, when one does
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -812,10 +814,22 @@ class JobsStatus:
         }
 
 
-def status(project: docker.ComposeProject, setup: RQSetup, *, failed_limit: int = 10) -> JobsStatus:
+def status(
+    project: docker.ComposeProject,
+    setup: RQSetup,
+    *,
+    failed_limit: int = 10,
+    containers: Mapping[str, Sequence[Container]] | None = None,
+) -> JobsStatus:
     """Queues with their counts, started jobs with their worker's liveness, the newest
-    failed jobs with the last line of their exception, and the workers. Changes nothing."""
+    failed jobs with the last line of their exception, and the workers (with the service
+    whose container runs each, from `containers`). Changes nothing."""
     result = JobsStatus()
+    hosts: dict[str, list[str]] = {}
+    for cs in (containers or {}).values():
+        for c in cs:
+            if c.running:
+                hosts.setdefault(c.hostname, []).append(c.service)
     for doc in _ran(project, setup, {"action": "status", "failed_limit": failed_limit}, 60):
         result.service = result.service or str(doc.get("service", ""))
         result.rq_version = result.rq_version or str(doc.get("rq_version") or "")
@@ -857,6 +871,10 @@ def status(project: docker.ComposeProject, setup: RQSetup, *, failed_limit: int 
                 )
             )
         for w in doc.get("workers") or []:
+            host = str(w.get("hostname") or "")
+            # One running container has that hostname: it runs the worker (on the host's
+            # network they all have the host's, and nothing tells them apart).
+            owners = hosts.get(host, [])
             result.workers.append(
                 WorkerInfo(
                     name=str(w["name"]),
@@ -865,6 +883,8 @@ def status(project: docker.ComposeProject, setup: RQSetup, *, failed_limit: int 
                     alive=bool(w.get("alive")),
                     heartbeat_age=w.get("heartbeat_age"),
                     current_job=str(w.get("current_job") or ""),
+                    hostname=host,
+                    service=owners[0] if len(owners) == 1 else "",
                 )
             )
     result.failed.sort(key=lambda f: f.ended_at or "", reverse=True)
@@ -903,7 +923,9 @@ def render_status(ui: UI, st: JobsStatus) -> None:
             beat = f"heartbeat {w.heartbeat_age:.0f} s ago" if w.heartbeat_age is not None else ""
             state = w.state if w.alive else "gone"
             job = f"  job {w.current_job}" if w.current_job and w.alive else ""
-            line = f"  {mark} {w.name}  {state:<9} {','.join(w.queues)}  {beat}{job}"
+            width = max(len(x.service) for x in st.workers)
+            where = f"{w.service:<{width}}  " if width else ""
+            line = f"  {mark} {where}{w.name}  {state:<9} {','.join(w.queues)}  {beat}{job}"
             ui.echo(line if w.alive else ui.style(line, fg="yellow"))
     if st.started:
         ui.echo("Started jobs:")

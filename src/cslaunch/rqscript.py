@@ -971,6 +971,7 @@ def do_status(ctx: Ctx) -> dict[str, Any]:
                 "heartbeat_age": w["heartbeat_age"],
                 "birth": iso(w["birth"]),
                 "registered": w["registered"],
+                "hostname": w["hostname"],
             }
             for w in workers.values()
             if w["registered"] or w["exists"]
