@@ -204,6 +204,9 @@ class TestStack:
     def greet(self) -> str:
         return str(self.get("/api/greet?name=t")["message"])
 
+    def greet_on(self, port: str) -> str:
+        return str(self.get("/api/greet?name=t", port)["message"])
+
     def enqueue(self, query: str) -> str:
         """POST /api/jobs?QUERY on the backend: the new job's id."""
         req = urllib.request.Request(self.url(f"/api/jobs?{query}"), method="POST")

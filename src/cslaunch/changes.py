@@ -150,6 +150,11 @@ def refresh_mtimes(cs: ChangeSet) -> list[str]:
             if st.st_mtime_ns == prev.stat.mtime_ns and st.st_size == prev.stat.size:
                 os.utime(path)
                 refreshed.append(path)
+                # The launch's own touch is not an edit during the launch: what it saw of
+                # the file is what the file is now.
+                entry = cs.entries.get(path)
+                if entry is not None:
+                    cs.entries[path] = entry._replace(stat=scan.stat_of(os.lstat(path)))
         except OSError:
             continue
     return refreshed

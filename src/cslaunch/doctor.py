@@ -62,6 +62,7 @@ DESKTOP_SHARING = "desktop-file-sharing"
 REDIS_AOF_NO_REWRITE = "redis-aof-no-rewrite"
 REDIS_AOF_LARGE = "redis-aof-large"
 RQ_NO_HEALTHCHECK = "rq-no-healthcheck"
+ANON_OVER_CODE = "anonymous-volume-over-code"
 
 RQ_JOB_TIMEOUT = 180.0  # RQ's default job timeout, seconds
 GUNICORN_GRACEFUL_TIMEOUT = 30.0  # gunicorn's default --graceful-timeout
@@ -183,6 +184,37 @@ class Facts:
 
 
 # --- the checks (pure) ----------------------------------------------------------------------
+
+
+def check_anonymous_over_code(facts: Facts) -> Iterable[Finding]:
+    """An anonymous volume over code the image copies in: Compose re-attaches the previous
+    container's anonymous volumes when it recreates one (compose#9450), so after a rebuild
+    the volume's old copy hides the new image's code."""
+    for name, service in sorted(facts.services.items()):
+        text = facts.dockerfiles.get(name)
+        if text is None or not service.anonymous_volumes:
+            continue
+        for target in service.anonymous_volumes:
+            over = [
+                c
+                for c in dockerfile_copies(text)
+                if c.dest and any(_is_code(s) for s in c.sources) and _overlaps(c.dest, target)
+            ]
+            if not over:
+                continue
+            what = ", ".join(f"{' '.join(c.sources)} -> {c.dest}" for c in over)
+            yield Finding(
+                ANON_OVER_CODE,
+                WARNING,
+                name,
+                f"service {name}: the anonymous volume at {target} lies over code its image "
+                f"copies there ({what}); Compose gives each new container the old one's "
+                "anonymous volumes, so after a rebuild the old copy in the volume hides the new "
+                "code. cslaunch renews the volume (`up --renew-anon-volumes`) when it holds "
+                "only what the image put there, and otherwise fails with exit 8",
+                f"remove `{target}` from the volumes of service {name}; to run the code on "
+                f'disk instead, bind-mount it there (`volumes: ["./src:{target}"]`)',
+            )
 
 
 def check_baked_code(facts: Facts) -> Iterable[Finding]:
@@ -568,6 +600,7 @@ CHECKS: tuple[Callable[[Facts], Iterable[Finding]], ...] = (
     check_file_sharing,
     check_redis,
     check_baked_code,
+    check_anonymous_over_code,
     check_rq_health,
     check_bytecode,
 )

@@ -28,6 +28,7 @@ from cslaunch import (
     proof,
     redact,
     verify,
+    volumes,
 )
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError, LaunchFailed
@@ -356,14 +357,21 @@ def launch(
                 report.verification = proving.result()
                 st.summary = verification_summary(report.verification)
     checked = report.verification
+    hidden: list[volumes.Hidden] = []
     if checked is not None and checked.stale:
         # Something changed the code behind our back (a `docker cp`, a file written in the
         # container, a stale pyc): one repair pass, then the verdict stands.
         with _step(ui, report, "repair") as st:
             names = sorted({v.service for v in checked.stale})
-            repair(project, found, checked, names, timeout)
+            hidden = repair(project, found, cs, checked, names, timeout)
             for name in names:
                 outcomes[name].action = "repaired"
+            for h in hidden:
+                outcomes[h.service].detail += (
+                    f"; its anonymous volume at {h.target} hid the image's new code: renewed"
+                    if h.renew
+                    else f"; an anonymous volume at {h.target} hides the image's code"
+                )
             report.verification = checked = run_verification(found, cs, compose)
             st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
 
@@ -376,6 +384,13 @@ def launch(
             f"{v.service}: {v.problems[0][1]} ({v.problems[0][0]})"
             for v in report.verification.stale
         )
+        for h in hidden:
+            if not h.renew and h.service in {v.service for v in report.verification.stale}:
+                report.error += (
+                    f"; {h.service}: an anonymous volume at {h.target} hides the new image's "
+                    f"code, and was not renewed: {h.why}. To renew it (its content is lost): "
+                    f"`{h.command()}`; or drop the volume, or make it a bind mount"
+                )
     else:
         # Only a launch that fully worked moves the index on: after a failure the next run
         # sees the same changes and does again what is needed.
@@ -620,12 +635,15 @@ def maintain_redis(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchRep
 def repair(
     project: Project,
     found: Detected,
+    cs: changes.ChangeSet,
     checked: verify.Verification,
     names: list[str],
     timeout: float,
-) -> None:
+) -> list[volumes.Hidden]:
     """Remove stale bytecode the host holds for the stale services, then recreate them from
-    their images (a recreated container drops whatever was written into it)."""
+    their images (a recreated container drops whatever was written into it). Where an
+    anonymous volume hides the image's code, it is renewed if it holds nothing else.
+    Returns those volumes."""
     compose = project.compose
     host_pycs = [
         (host, "stale")
@@ -637,23 +655,33 @@ def repair(
     ]
     bytecode.remove(host_pycs, roots=list(found.roots.roots))
     current = by_service(project_containers(compose))
+    stale_paths = {v.service: [path for path, _ in v.problems] for v in checked.stale}
+    hidden = volumes.find_hidden(found.stack.services, stale_paths, cs.files, cs.entries, current)
+    renew = sorted(h.service for h in hidden if h.renew)
     act.stop_ahead(act.stop_plan(found.stack, project.config, current, names))
-    docker.compose_step(
-        compose,
-        "up",
-        "--detach",
-        "--no-build",
-        "--force-recreate",
-        "--no-deps",
-        *names,
-        what="docker compose up --force-recreate",
-    )
+    for group, flags in (
+        ([n for n in names if n not in renew], ()),
+        (renew, ("--renew-anon-volumes",)),
+    ):
+        if group:
+            docker.compose_step(
+                compose,
+                "up",
+                "--detach",
+                "--no-build",
+                "--force-recreate",
+                *flags,
+                "--no-deps",
+                *group,
+                what="docker compose up --force-recreate",
+            )
     wait_ready(
         compose,
         [found.stack.services[n] for n in names],
         timeout=timeout,
         checks=service_checks(project, found),
     )
+    return hidden
 
 
 def run_verification(

@@ -80,6 +80,7 @@ class Service:
     # (dependency, condition) of each depends_on: service_started / service_healthy /
     # service_completed_successfully
     conditions: tuple[tuple[str, str], ...] = ()
+    anonymous_volumes: tuple[str, ...] = ()  # mount points of volumes with no name
     health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
 
     @property
@@ -118,6 +119,7 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
     build = svc.get("build") or None
     binds: list[Bind] = []
     volume_targets: list[str] = []
+    anonymous: list[str] = []
     for vol in svc.get("volumes") or []:
         if vol.get("type") == "bind" and vol.get("source"):
             binds.append(
@@ -125,6 +127,8 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
             )
         elif vol.get("type") == "volume":
             volume_targets.append(vol.get("target", ""))
+            if not vol.get("source"):
+                anonymous.append(vol.get("target", ""))
     ports = [
         Port(_first_port(p["published"]), _first_port(p.get("target", 0)), p.get("host_ip") or None)
         for p in svc.get("ports") or []
@@ -158,6 +162,7 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
             )
         ),
         health_timeout=parse_duration(health["timeout"]) if health.get("timeout") else 30.0,
+        anonymous_volumes=tuple(anonymous),
     )
 
 
