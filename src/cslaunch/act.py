@@ -129,47 +129,49 @@ def describe(stops: Sequence[Stop]) -> str:
     return "; ".join(dict.fromkeys(f"{s.method.kind}: {s.method.reason}" for s in stops))
 
 
-def restart(stack: Stack, stops: Mapping[str, Sequence[Stop]], ready: Ready) -> None:
+def restart(stack: Stack, stops: Mapping[str, Sequence[Stop]], ready: Ready) -> set[str]:
     """Stop every service its own way and start it again, all at once.
 
     Each container is cycled on its own, straight to the engine (`docker kill` or `docker
     stop -t GRACE`, then `docker start`): a killed web server is back while a worker still
     finishes its job, and no step loads the Compose model (about 0.3 s a call). When one
     restarted service depends on another, all stop first and start in Compose's order,
-    each level once the dependencies it waits for (healthy, completed) are ready.
+    each level once the dependencies it waits for (healthy, completed) are ready. Returns
+    the services a container of which was killed.
     """
     every = [s for group in stops.values() for s in group]
-    if not every:
-        return
     chained = any(set(stack.services[name].depends_on) & set(stops) for name in stops)
     if not chained:
-        _each(_cycle, every)
-        return
-    _each(stop, every)
+        return _each(_cycle, every)
+    killed = _each(stop, every)
     for level in start_order(stack, stops):
         _each(_start, [s for name in level for s in stops[name]])
         needed = awaited(stack, level)
         if needed:
             ready(needed)
+    return killed
 
 
-def _each(action: Callable[[Stop], None], stops: Sequence[Stop]) -> None:
+def _each(action: Callable[[Stop], object], stops: Sequence[Stop]) -> set[str]:
+    """Run `action` on every stop at once: the services it answered true for."""
     if not stops:
-        return
+        return set()
     with ThreadPoolExecutor(max_workers=min(16, len(stops))) as pool:
-        for f in [pool.submit(action, s) for s in stops]:
-            f.result()
+        futures = [(s, pool.submit(action, s)) for s in stops]
+        return {s.container.service for s, f in futures if f.result()}
 
 
 def _start(s: Stop) -> None:
     docker.start(s.container.id, name=s.container.name)
 
 
-def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> None:
+def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> set[str]:
     """Before `up` recreates containers: stop, their own way and all at once, those whose
     stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
-    signal. Compose stops the others itself."""
-    _each(stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL])
+    signal. Compose stops the others itself. Returns the services killed."""
+    return _each(
+        stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL]
+    )
 
 
 def put_back(stops: Mapping[str, Sequence[Stop]]) -> tuple[list[str], list[str]]:
@@ -190,11 +192,16 @@ def put_back(stops: Mapping[str, Sequence[Stop]]) -> tuple[list[str], list[str]]
     return sorted(back), sorted(down - back)
 
 
-def stop(s: Stop) -> None:
+SIGKILLED = 137  # the exit code of a process ended by SIGKILL
+
+
+def stop(s: Stop) -> bool:
+    """Stop one container its way; whether its process was killed (at once, or at the end
+    of the grace) rather than ending on its own: a worker killed may leave a job behind."""
     method, c = s.method, s.container
     if method.kind == KILL:
         kill([c])
-        return
+        return True
     if method.kind == FORWARD:
         # The stop signal to PID 1 first: the engine then counts the container as stopped
         # by hand, so its restart policy does not start it again when the process under
@@ -202,11 +209,14 @@ def stop(s: Stop) -> None:
         docker.signal(c.id, method.signal)
         procs.deliver(c, method.targets, method.signal)
     docker.stop([c.id], method.grace)
+    after = docker.inspect([c.id])
+    return not after or (after[0].get("State") or {}).get("ExitCode") == SIGKILLED
 
 
-def _cycle(s: Stop) -> None:
-    stop(s)
+def _cycle(s: Stop) -> bool:
+    killed = stop(s)
     _start(s)
+    return killed
 
 
 def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:

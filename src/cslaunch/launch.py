@@ -270,10 +270,11 @@ def launch(
 
     if workers and workers.dead:
         clear_dead()
+    interrupted: set[str] = set()
     if not plan.noop:
         with _step(ui, report, "restart" if running else "start") as st:
             ready = _ready(project, found, timeout)
-            st.summary = _apply(
+            st.summary, interrupted = _apply(
                 project,
                 found,
                 plan,
@@ -351,7 +352,7 @@ def launch(
         if proving is None and not failed and options.verify:
             proving = prove()
         if not failed:
-            _job_steps(project, rq, plan, touched, ui, report)
+            _job_steps(project, rq, plan, interrupted, ui, report)
         if proving is not None and not failed:
             with _step(ui, report, "verify") as st:
                 report.verification = proving.result()
@@ -522,8 +523,10 @@ def _apply(
     busy: dict[str, str],
     named: set[str],
     clear_dead: Callable[[], None],
-) -> str:
-    """`named`: containers whose worker has a fixed name: killed, it leaves a registration
+) -> tuple[str, set[str]]:
+    """What was done in a few words, and the services whose processes may have been cut
+    short (killed, stopped by Compose, or started after they died), so RQ jobs may wait for
+    recovery. `named`: containers whose worker has a fixed name: killed, it leaves a registration
     that blocks its successor, cleared by `clear_dead` before it starts again."""
     compose = project.compose
     # Compose stops a container it recreates with the stop grace: a PID 1 that ignores its
@@ -531,7 +534,9 @@ def _apply(
     # recreates them at once.
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
     first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy)
-    act.stop_ahead(first)
+    # Containers Compose recreates are stopped by it, within their grace or not: a worker's
+    # job may be cut short there as well.
+    interrupted = act.stop_ahead(first) | set(replaced)
     if plan.with_action(START, REBUILD, RECREATE):
         try:
             act.converge(compose, found.stack, ready)
@@ -557,27 +562,29 @@ def _apply(
     blocking = [s for g in stops.values() for s in g if s.method.kind == KILL]
     blocking = [s for s in blocking if s.container.id in named]
     if blocking:
-        act.stop_ahead({"": blocking})  # then their registrations die with them
+        interrupted |= act.stop_ahead({"": blocking})  # their registrations die with them
         clear_dead()
-    act.restart(found.stack, stops, ready)
+    interrupted |= act.restart(found.stack, stops, ready)
     for name, group in {**first, **stops}.items():
         if group:
             outcomes[name].stop = act.describe(group)
-    return _restart_summary(plan.with_action(START), stale, stops, set(wanted) - set(stale))
+    summary = _restart_summary(plan.with_action(START), stale, stops, set(wanted) - set(stale))
+    return summary, interrupted | set(plan.with_action(START))
 
 
 def _job_steps(
     project: Project,
     rq: jobs.RQSetup | None,
     plan: Plan,
-    touched: list[str],
+    interrupted: Collection[str],
     ui: UI,
     report: LaunchReport,
 ) -> None:
-    """Once the stack is up: jobs the restarts interrupted recovered, Redis maintained."""
+    """Once the stack is up: jobs the restarts interrupted recovered, Redis maintained. A
+    worker that ended on its own within its grace (RQ's warm shutdown) left no job behind."""
     if rq is None:
         return
-    if set(rq.worker_services) & set(touched):
+    if set(rq.worker_services) & set(interrupted):
         with _step(ui, report, "recover jobs") as st:
             st.summary = recover_jobs(project, rq, ui, report)
     if plan.first or _maintenance_due(project):
