@@ -41,7 +41,7 @@ def _engine_problem() -> str | None:
             return "Docker daemon not reachable"
     except subprocess.TimeoutExpired:
         return "Docker did not answer"
-    image = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+    image = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-3")
     r = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30)
     if r.returncode != 0:
         return f"base image {image} missing (scripts/testenv.sh builds it)"
@@ -64,7 +64,7 @@ def engine() -> Iterator[str]:
             pytest.fail(f"engine tests must run here, but: {problem}")
         pytest.skip(f"needs a Docker engine: {problem} (run scripts/test)")
     remove_leftovers(PROJECT_PREFIX)
-    yield os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+    yield os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-3")
 
 
 @pytest.fixture
