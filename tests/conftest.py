@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stackutil import PROJECT_PREFIX, TestStack, remove_leftovers
+from tests.stackutil import PROJECT_PREFIX, ProdStack, TestStack, remove_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -71,6 +71,16 @@ def engine() -> Iterator[str]:
 def stack(engine: str, tmp_path: Path) -> Iterator[TestStack]:
     """A private copy of the example stack, not started."""
     s = TestStack.create(EXAMPLES, tmp_path / "stack", base_image=engine)
+    try:
+        yield s
+    finally:
+        s.down()
+
+
+@pytest.fixture
+def prod_stack(engine: str, tmp_path: Path) -> Iterator[ProdStack]:
+    """A private copy of tests/stacks/prodlike (production compose shape), not started."""
+    s = ProdStack.create_prod(tmp_path / "stack", base_image=engine)
     try:
         yield s
     finally:
