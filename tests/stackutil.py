@@ -420,7 +420,9 @@ class ProdStack(TestStack):
                 state["history"] = seen
                 return state
             if state["status"] == "failed":
-                raise AssertionError(f"job {job_id} failed (states seen: {seen})")
+                raise AssertionError(
+                    f"job {job_id} failed: {state.get('error')} (states seen: {seen})"
+                )
             if time.monotonic() > deadline:
                 live = {w["name"] for w in self.workers()}
                 lost = state["status"] == "started" and state.get("worker") not in live

@@ -51,7 +51,14 @@ def _job(job_id: str) -> dict[str, Any] | None:
         "status": _plain(job.get_status()),
         "result": job.return_value(),
         "worker": job.worker_name,
+        "error": _last_line(job.exc_info),
     }
+
+
+def _last_line(text: str | None) -> str | None:
+    """The exception line of a failed job's traceback (RQ's own reason for an abandoned job)."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else None
 
 
 def _workers() -> list[dict[str, Any]]:
