@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
-BASE_IMAGE = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+BASE_IMAGE = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-3")
 # Files bigger than this are left out of the benchmark trees: they add bytes, not files, and a
 # 37 MB mypyc extension would dominate the first-scan hashing.
 MAX_FILE_BYTES = 2 * 1024 * 1024

@@ -12,7 +12,7 @@ engine_only=""
 
 say() { printf '[testenv] %s\n' "$*" >&2; }
 
-BASE_IMAGE="${CSLAUNCH_BASE_IMAGE:-cslaunch-base:bookworm-2}"
+BASE_IMAGE="${CSLAUNCH_BASE_IMAGE:-cslaunch-base:bookworm-3}"
 STATE_DIR="${CSLAUNCH_TESTENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cslaunch-testenv}"
 mkdir -p "$STATE_DIR"
 started_pid=""
@@ -77,7 +77,7 @@ if [ -z "$engine_only" ] && ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1
         bookworm "$work/root" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 \
         || { say "debootstrap failed; see $STATE_DIR/debootstrap.log"; exit 1; }
     "${PYTHON:-python3}" -m pip download -q --only-binary=:all: --python-version 3.11 \
-        -d "$work/root/tmp/wheels" 'rq>=2,<3' 'redis>=5' async-timeout >&2
+        -d "$work/root/tmp/wheels" 'rq>=2,<3' 'redis>=5' async-timeout waitress >&2
     "${PYTHON:-python3}" -m pip download -q --only-binary=:all: --python-version 3.11 \
         -d "$work/root/opt/rq1-wheels" 'rq>=1.16,<2' 'redis>=4,<6' async-timeout >&2
     as_root chroot "$work/root" sh -c \

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stackutil import PROJECT_PREFIX, TestStack, remove_leftovers
+from tests.stackutil import PROJECT_PREFIX, ProdStack, TestStack, remove_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -41,7 +41,7 @@ def _engine_problem() -> str | None:
             return "Docker daemon not reachable"
     except subprocess.TimeoutExpired:
         return "Docker did not answer"
-    image = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+    image = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-3")
     r = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30)
     if r.returncode != 0:
         return f"base image {image} missing (scripts/testenv.sh builds it)"
@@ -64,13 +64,23 @@ def engine() -> Iterator[str]:
             pytest.fail(f"engine tests must run here, but: {problem}")
         pytest.skip(f"needs a Docker engine: {problem} (run scripts/test)")
     remove_leftovers(PROJECT_PREFIX)
-    yield os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+    yield os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-3")
 
 
 @pytest.fixture
 def stack(engine: str, tmp_path: Path) -> Iterator[TestStack]:
     """A private copy of the example stack, not started."""
     s = TestStack.create(EXAMPLES, tmp_path / "stack", base_image=engine)
+    try:
+        yield s
+    finally:
+        s.down()
+
+
+@pytest.fixture
+def prod_stack(engine: str, tmp_path: Path) -> Iterator[ProdStack]:
+    """A private copy of tests/stacks/prodlike (production compose shape), not started."""
+    s = ProdStack.create_prod(tmp_path / "stack", base_image=engine)
     try:
         yield s
     finally:

@@ -319,3 +319,146 @@ def scale_stack(dest: Path, *, services: int, files: int, base_image: str) -> Te
 def get_text(url: str, timeout: float = 10) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return str(r.read().decode())
+
+
+PRODLIKE = Path(__file__).resolve().parent / "stacks" / "prodlike"
+PROD_FILE = "docker-compose.prod.yml"
+PROD_API = "/casestrainer/api"
+PROD_WORKERS = ("rqworker", "rqworker2", "rqworker3")
+
+
+@dataclass
+class ProdStack(TestStack):
+    """A private copy of tests/stacks/prodlike, the stack shaped like a production compose
+    file: used with `-f docker-compose.prod.yml`, on a bridge network, its nginx entry point
+    on ports["HTTP_PORT"], its backend on ports["BACKEND_PORT"]. Not started."""
+
+    __test__ = False
+
+    @classmethod
+    def create_prod(cls, dest: Path, *, base_image: str) -> ProdStack:
+        shutil.copytree(
+            PRODLIKE,
+            dest,
+            ignore=shutil.ignore_patterns("__pycache__", ".cslaunch", ".env", "conf.d"),
+        )
+        name = f"{PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        ports = {
+            key: free_port() for key in ("BACKEND_PORT", "FRONTEND_PORT", "HTTP_PORT", "HTTPS_PORT")
+        }
+        env = {
+            "COMPOSE_PROJECT_NAME": name,
+            "BASE_IMAGE": base_image,
+            "REDIS_PASSWORD": secrets.token_hex(16),
+            **{k: str(v) for k, v in ports.items()},
+        }
+        (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        # nginx proxies to the backend by container name, and container names carry the project.
+        conf = (dest / "nginx" / "casestrainer.conf.template").read_text()
+        (dest / "nginx" / "conf.d").mkdir()
+        (dest / "nginx" / "conf.d" / "casestrainer.conf").write_text(
+            conf.replace("@PROJECT@", name)
+        )
+        return cls(dest, name, ports, files=(PROD_FILE,))
+
+    def cslaunch(
+        self,
+        *args: str,
+        timeout: float = 600,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`cslaunch ARGS -f docker-compose.prod.yml`, as that project runs it."""
+        return super().cslaunch(*args, "-f", PROD_FILE, timeout=timeout, cwd=cwd, env=env)
+
+    def container(self, service: str) -> str:
+        """The container_name the compose file gives the service."""
+        return f"{self.name}-{service.removesuffix('-prod')}-prod"
+
+    # --- the app, directly and through nginx ----------------------------------------------
+    def api(self, path: str, *, via: str = "BACKEND_PORT", method: str = "GET") -> Any:
+        req = urllib.request.Request(self.url(PROD_API + path, via), method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def greet(self, via: str = "BACKEND_PORT") -> str:
+        return str(self.api("/greet?name=t", via=via)["message"])
+
+    def greet_nginx(self) -> str:
+        return self.greet(via="HTTP_PORT")
+
+    def enqueue(self, query: str) -> str:
+        return str(self.api(f"/jobs?{query}", method="POST")["id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.api(f"/jobs/{job_id}")
+        return data
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The RQ workers registered in Redis (name, hostname, pid, state, current_job)."""
+        return list(self.api("/workers")["workers"])
+
+    def start_job(self, seconds: float, name: str, timeout: float = 30) -> str:
+        job_id = self.enqueue(f"seconds={seconds}&name={name}")
+        deadline = time.monotonic() + timeout
+        while self.job(job_id)["status"] != "started":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        return job_id
+
+    def run_job(self, name: str = "t", timeout: float = 60) -> str:
+        job_id = self.enqueue(f"name={name}")
+        return str(self.wait_job(job_id, timeout)["result"])
+
+    def wait_job(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """Poll until the job finished: its state. Fails on a failed job, and on a job still
+        "started" at the deadline whose worker is no longer registered (lost)."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while True:
+            state = self.job(job_id)
+            if not seen or seen[-1] != state["status"]:
+                seen.append(state["status"])
+            if state["status"] == "finished":
+                state["history"] = seen
+                return state
+            if state["status"] == "failed":
+                raise AssertionError(
+                    f"job {job_id} failed: {state.get('error')} (states seen: {seen})"
+                )
+            if time.monotonic() > deadline:
+                live = {w["name"] for w in self.workers()}
+                lost = state["status"] == "started" and state.get("worker") not in live
+                raise AssertionError(
+                    f"job {job_id} not finished after {timeout} s: {state}"
+                    + (" -- LOST: started on a worker that is gone" if lost else "")
+                    + f" (states seen: {seen})"
+                )
+            time.sleep(0.25)
+
+    def wait_ready(self, timeout: float = 400) -> None:
+        """Until every container is healthy (Docker's own schedule: minutes on this stack)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = self.not_healthy()
+            if not pending:
+                return
+            assert time.monotonic() < deadline, f"not healthy after {timeout} s: {pending}"
+            time.sleep(1)
+
+    def not_healthy(self) -> list[str]:
+        ids = self.compose("ps", "-aq").stdout.split()
+        if not ids:
+            return ["no containers"]
+        out = subprocess.run(
+            ["docker", "inspect", "-f",
+             '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} '
+             "{{if .State.Health}}{{.State.Health.Status}}{{end}}", *ids],
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        pending = []
+        for line in out.splitlines():
+            service, status, *health = line.split()
+            if status != "running" or (health and health[0] != "healthy"):
+                pending.append(f"{service}:{health[0] if health else status}")
+        return pending if len(out.splitlines()) >= 7 else [*pending, "fewer than 7 containers"]
