@@ -53,9 +53,27 @@ def test_demo_then_plain_cslaunch_in_examples(engine: str, tmp_path: Path) -> No
         assert "pip install" not in second.stderr
     finally:
         subprocess.run(
-            ["docker", "compose", "down", "-v", "-t", "0", "--rmi", "local"],
+            ["docker", "compose", "-p", name, "down", "-v", "-t", "0"],
             cwd=examples,
             env=env,
             capture_output=True,
             check=False,
         )
+        # The images the demo built, by Compose's label (never the shared base image).
+        built = subprocess.run(
+            [
+                "docker",
+                "image",
+                "ls",
+                "-aq",
+                "--filter",
+                f"label=com.docker.compose.project={name}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if built:
+            subprocess.run(
+                ["docker", "image", "rm", "-f", *built], capture_output=True, check=False
+            )
