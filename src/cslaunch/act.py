@@ -169,9 +169,7 @@ def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> set[str]:
     """Before `up` recreates containers: stop, their own way and all at once, those whose
     stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
     signal. Compose stops the others itself. Returns the services killed."""
-    return _each(
-        stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL]
-    )
+    return _each(stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL])
 
 
 def put_back(stops: Mapping[str, Sequence[Stop]]) -> tuple[list[str], list[str]]:

@@ -265,8 +265,8 @@ def launch(
         # Dead registrations go before workers start: one of a fixed name blocks its
         # successor ("There exists an active worker named ...") until RQ's TTL runs out.
         if rq is not None:
-            with _step(ui, report, "dead workers") as st:
-                st.summary = recover_jobs(project, rq, ui, report)
+            with _step(ui, report, "dead workers") as st, ThreadPoolExecutor(1) as now:
+                st.summary = recover_jobs(now.submit(jobs.recover, compose, rq), ui, report)
 
     if workers and workers.dead:
         clear_dead()
@@ -285,7 +285,11 @@ def launch(
                 clear_dead=clear_dead,
             )
 
-    with ThreadPoolExecutor(max_workers=1) as background:
+    with ThreadPoolExecutor(max_workers=2) as background:
+        # Jobs a worker's stop cut short are recovered while the stack comes up: their
+        # workers are gone, and a requeued job waits at the front for the new ones.
+        cut_short = rq is not None and bool(set(rq.worker_services) & interrupted)
+        recovering = background.submit(jobs.recover, compose, rq) if rq and cut_short else None
         # The proof reads files and pycs in the containers. A no-op touched no container, so
         # it starts now, alongside the wait, on the containers detect read; otherwise once
         # every service is ready, alongside the job steps. A no-op may rely on the last
@@ -351,8 +355,12 @@ def launch(
 
         if proving is None and not failed and options.verify:
             proving = prove()
-        if not failed:
-            _job_steps(project, rq, plan, interrupted, ui, report)
+        if recovering is not None:
+            with _step(ui, report, "recover jobs") as st:
+                st.summary = recover_jobs(recovering, ui, report)
+        if rq is not None and not failed and (plan.first or _maintenance_due(project)):
+            with _step(ui, report, "redis") as st:
+                st.summary = maintain_redis(project, rq, ui, report)
         if proving is not None and not failed:
             with _step(ui, report, "verify") as st:
                 report.verification = proving.result()
@@ -572,32 +580,13 @@ def _apply(
     return summary, interrupted | set(plan.with_action(START))
 
 
-def _job_steps(
-    project: Project,
-    rq: jobs.RQSetup | None,
-    plan: Plan,
-    interrupted: Collection[str],
-    ui: UI,
-    report: LaunchReport,
-) -> None:
-    """Once the stack is up: jobs the restarts interrupted recovered, Redis maintained. A
-    worker that ended on its own within its grace (RQ's warm shutdown) left no job behind."""
-    if rq is None:
-        return
-    if set(rq.worker_services) & set(interrupted):
-        with _step(ui, report, "recover jobs") as st:
-            st.summary = recover_jobs(project, rq, ui, report)
-    if plan.first or _maintenance_due(project):
-        with _step(ui, report, "redis") as st:
-            st.summary = maintain_redis(project, rq, ui, report)
-
-
-def recover_jobs(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
+def recover_jobs(recovering: Future[jobs.RecoveryReport], ui: UI, report: LaunchReport) -> str:
     """Jobs the restarted workers were running go back to the front of their queue (or to
-    Failed, with policy "fail") at once, instead of RQ noticing minutes later. Never deleted.
-    A problem here is a warning: the stack itself is up."""
+    Failed, with policy "fail") at once, instead of RQ noticing minutes later; never deleted.
+    Only where a worker may have cut a job short: one that ended on its own within its grace
+    (RQ's warm shutdown) left none behind. A problem here is a warning: the stack is up."""
     try:
-        recovered = jobs.recover(project.compose, rq)
+        recovered = recovering.result()
     except jobs.JobsError as e:
         ui.warn(e.message)
         return "not checked: " + e.message
