@@ -123,6 +123,27 @@ def test_save_and_load_roundtrip_and_corrupt_index(tmp_path: Path) -> None:
     assert index.load(tmp_path) is None
 
 
+def test_changed_keys_name_what_moved_build_per_sub_key() -> None:
+    old_json = {"image": "a", "build": {"context": "/p", "args": {"V": "1"}}, "command": ["x"]}
+    new_json = {"image": "a", "build": {"context": "/p", "args": {"V": "2"}, "target": "dev"}}
+    old = index.config_hashes(old_json)
+    new = index.config_hashes(new_json)
+    assert index.changed_keys(old, new, new_json) == {"build.args", "build.target", "command"}
+    assert index.changed_keys(new, new, new_json) == frozenset()
+    assert index.changed_keys(None, new, new_json) == frozenset()
+
+
+def test_an_index_with_one_hash_per_service_still_loads_and_compares(tmp_path: Path) -> None:
+    raw = {"image": "a", "command": ["x"]}
+    idx = index.Index(1, {}, {"web": index.config_hash(raw), "db": "0" * 32})
+    index.save(tmp_path, idx)
+    loaded = index.load(tmp_path)
+    assert loaded is not None
+    new = index.config_hashes(raw)
+    assert index.changed_keys(loaded.services["web"], new, raw) == frozenset()
+    assert index.changed_keys(loaded.services["db"], new, raw) == {index.UNKNOWN_KEY}
+
+
 def test_config_hash_is_order_independent() -> None:
     assert index.config_hash({"a": 1, "b": [1, 2]}) == index.config_hash({"b": [1, 2], "a": 1})
     assert index.config_hash({"a": 1}) != index.config_hash({"a": 2})
