@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +108,63 @@ def test_build_args_target_and_inline_dockerfile_changes_rebuild(
 
     report = s.launched()
     assert report["up_to_date"] is True
+
+
+# --- 2: secrets are masked where they live, never names, booleans or numbers -----------------
+
+SECRETS = {
+    "compose.yaml": (
+        "services:\n"
+        "  gitea:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {DB_PASSWD: gitea, POSTGRES_PASSWORD: 'true', DB_PORT: '120'}\n"
+        "  db:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sh, -c, 'echo auth with $$POSTGRES_PASSWORD; "
+        'if [ "$$FAIL" = 1 ]; then exit 3; fi; exec sleep infinity\']\n'
+        "    environment: {POSTGRES_PASSWORD: hunter2hunter2, FAIL: '${FAIL:-0}'}\n"
+    ),
+}
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> dict:
+    assert "Traceback" not in result.stderr, result.stderr
+    data: dict = json.loads(result.stdout)  # exactly one valid JSON document
+    return data
+
+
+def test_secrets_are_masked_where_they_live_and_names_never(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, SECRETS)
+    s.name += "-gitea"  # the project's name holds the secret `gitea`; so does a service's
+    s.set_env({"COMPOSE_PROJECT_NAME": s.name})
+    report = _json(s.cslaunch("--json"))
+    assert report["ok"] is True and report["up_to_date"] is False
+    assert report["project"] == s.name
+    assert [svc["name"] for svc in report["services"]] == ["db", "gitea"]
+
+    for command in ("plan", "status", "verify", "doctor"):
+        result = s.cslaunch(command, "--json")
+        data = _json(result)
+        assert data["command"] == command
+        assert "***" not in result.stdout, result.stdout
+        assert data.get("project", s.name) == s.name
+        human = s.cslaunch(command)
+        assert "***" not in human.stdout + human.stderr
+        if command != "verify":  # no Python service here: it names none
+            assert s.name in human.stdout + human.stderr
+
+    s.set_env({"FAIL": "1"})
+    result = s.cslaunch("--json")
+    assert result.returncode == 1
+    report = _json(result)
+    db = next(svc for svc in report["services"] if svc["name"] == "db")
+    assert "auth with ***" in db["logs"]
+    assert "hunter2hunter2" not in result.stdout + result.stderr
+    assert report["project"] == s.name

@@ -20,7 +20,7 @@ import click
 
 from cslaunch import __version__, errors
 from cslaunch.project import Project, resolve
-from cslaunch.redact import scrub
+from cslaunch.redact import mask
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:
@@ -150,7 +150,9 @@ def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
 
 
 def _emit_json(data: dict[str, Any]) -> None:
-    click.echo(scrub(json.dumps(data, indent=2, default=str)))
+    # Masked value by value before serialising: masking the text would mask keys, `true`,
+    # numbers and names that happen to equal a secret, and could break the JSON itself.
+    click.echo(json.dumps(mask(data), indent=2))
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cslaunch import engine
+from cslaunch import engine, redact
 from cslaunch.errors import ComposeError, DockerError, LaunchFailed
 
 # How the docker CLI and Compose say the daemon is not there (Linux, macOS, Windows pipes),
@@ -234,6 +234,8 @@ def config(project: ComposeProject, started: Pending | None = None) -> dict[str,
     data = compose_json(project, *CONFIG_ARGS, started=started or config_later(project))
     if not isinstance(data, dict):
         raise ComposeError("docker compose config returned no project")
+    # Every command that reads the model masks its secrets alike, from here on.
+    redact.register_model(data)
     return data
 
 

@@ -26,7 +26,6 @@ from cslaunch import (
     model,
     probes,
     proof,
-    redact,
     verify,
 )
 from cslaunch.containers import Container, by_service, project_containers
@@ -90,7 +89,6 @@ def detect(
             docker.check_engine(project.compose)
             raise
     current = by_service(found or [])
-    redact.register_model(raw)
     stack = model.parse_stack(raw)
     python = frozenset(
         s.name
