@@ -168,3 +168,65 @@ def test_secrets_are_masked_where_they_live_and_names_never(
     assert "auth with ***" in db["logs"]
     assert "hunter2hunter2" not in result.stdout + result.stderr
     assert report["project"] == s.name
+
+
+# --- 4: a service is known to run Python from the programs it runs ----------------------------
+
+UVICORN = {
+    # No "python" anywhere in the Dockerfile, the image name or the command.
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE}\n"
+        "COPY uvicorn /usr/local/bin/uvicorn\n"
+        "COPY app /srv/app\n"
+        "WORKDIR /srv\n"
+        'CMD ["uvicorn", "app.main:app"]\n'
+    ),
+    "uvicorn": (
+        "#!/usr/bin/python3\n"
+        "import sys, time\n"
+        "sys.path.insert(0, '/srv')\n"
+        "import app.main\n"
+        "time.sleep(1e9)\n"
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "app = 'hello'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "  worker:\n"  # the api's image, pulled rather than built: its config says uvicorn
+        "    image: ${COMPOSE_PROJECT_NAME}-api\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    depends_on: [api]\n"
+    ),
+}
+
+
+def test_a_uvicorn_service_is_known_to_run_python_and_verified(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, UVICORN)
+    (s.dir / "uvicorn").chmod(0o755)
+    report = s.launched()
+    verdicts = {v["name"]: v for v in report["verify"]}
+    assert verdicts["api"]["state"] == "fresh"
+    assert verdicts["api"]["checked"] >= 2  # app/__init__.py and app/main.py, baked in
+    # Once the image exists, its own config says what the worker runs.
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {v["name"] for v in json.loads(result.stdout)["services"]} == {"api", "worker"}
+
+    # Code changed inside the container behind the host's back: found stale.
+    cid = s.compose("ps", "-q", "api").stdout.split()[0]
+    subprocess.run(
+        ["docker", "exec", cid, "sh", "-c", "echo \"app = 'changed'\" > /srv/app/main.py"],
+        check=True,
+    )
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 8, result.stdout + result.stderr
+    stale = {v["name"]: v["state"] for v in json.loads(result.stdout)["services"]}
+    assert stale["api"] == "stale"

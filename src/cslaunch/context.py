@@ -170,6 +170,79 @@ def instructions(text: str) -> list[tuple[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One build stage of a Dockerfile: what it starts from and its instructions."""
+
+    index: int
+    name: str | None  # `FROM base AS name`, lower-cased as Docker compares it
+    base: str  # the image or earlier stage it starts from
+    body: tuple[tuple[str, str], ...]  # (KEYWORD, arguments) after its FROM
+
+
+def stages(text: str) -> list[Stage]:
+    found: list[Stage] = []
+    for keyword, args in instructions(text):
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            found.append(Stage(len(found), name, words[0] if words else "", ()))
+        elif found:
+            last = found[-1]
+            found[-1] = Stage(last.index, last.name, last.base, (*last.body, (keyword, args)))
+    return found
+
+
+def built_stage(all_stages: list[Stage], target: str | None) -> Stage | None:
+    """The stage an image is built from: the `build.target` one, else the last."""
+    if target:
+        return next((s for s in all_stages if s.name == target.lower()), None)
+    return all_stages[-1] if all_stages else None
+
+
+def lineage(all_stages: list[Stage], stage: Stage) -> list[Stage]:
+    """A stage and the earlier stages it starts FROM, oldest first: it inherits their files,
+    ENV, CMD and ENTRYPOINT."""
+    chain = [stage]
+    while True:
+        base = chain[0].base.lower()
+        parent = next(
+            (s for s in all_stages[: chain[0].index] if s.name == base or str(s.index) == base),
+            None,
+        )
+        if parent is None or parent in chain:
+            return chain
+        chain.insert(0, parent)
+
+
+def image_command(text: str, target: str | None = None) -> tuple[list[str], list[str]]:
+    """The ENTRYPOINT and CMD an image built from this Dockerfile runs, as words (a shell
+    form split on whitespace): the last of each in the built stage and those it starts
+    from. A later ENTRYPOINT resets an inherited CMD, as Docker does."""
+    all_stages = stages(text)
+    stage = built_stage(all_stages, target)
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    for s in lineage(all_stages, stage) if stage else []:
+        for keyword, args in s.body:
+            if keyword == "ENTRYPOINT":
+                entrypoint, cmd = _exec_words(args), []
+            elif keyword == "CMD":
+                cmd = _exec_words(args)
+    return entrypoint, cmd
+
+
+def _exec_words(args: str) -> list[str]:
+    if args.startswith("["):
+        try:
+            words = json.loads(args)
+        except json.JSONDecodeError:
+            return args.split()
+        if isinstance(words, list):
+            return [str(w) for w in words]
+    return args.split()
+
+
 def arguments(args: str) -> list[str] | None:
     """The words of a COPY/ADD: leading flags, then the JSON form's items or whitespace-split
     words (Docker does no shell quoting there); None for a JSON form that does not parse."""

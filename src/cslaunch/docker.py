@@ -338,6 +338,30 @@ def existing_images(names: Sequence[str]) -> set[str]:
     return {n for n in names if n in present}
 
 
+def image_configs(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The `Config` (Cmd, Entrypoint, Env, ...) of each of these local images that exists."""
+    found: dict[str, dict[str, Any]] = {}
+    if not names:
+        return found
+    api = engine.local()
+    if api is not None:
+        with _engine_errors("docker image inspect"):
+            for name in names:
+                try:
+                    found[name] = api.get(f"/images/{_quote(name)}/json").get("Config") or {}
+                except engine.EngineError as e:
+                    if e.status != 404:
+                        raise
+        return found
+    for name in names:
+        result = run(
+            ["docker", "image", "inspect", "--format", "{{json .Config}}", name], timeout=30
+        )
+        if result.returncode == 0:
+            found[name] = json.loads(result.stdout or "{}") or {}
+    return found
+
+
 def compose_step(
     project: ComposeProject, *args: str, what: str, timeout: float | None = None
 ) -> subprocess.CompletedProcess[str]:

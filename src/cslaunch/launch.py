@@ -90,16 +90,29 @@ def detect(
             raise
     current = by_service(found or [])
     stack = model.parse_stack(raw)
-    python = frozenset(
+    python = {
         s.name
         for s in stack.services.values()
         if model.runs_python(s, dockerfile_text(s), project.config)
-    )
+    }
+    # The rest: what their images (pulled, or built by an earlier launch) say they run.
+    unsure: dict[str, list[model.Service]] = {}
+    for s in stack.services.values():
+        if s.name not in python and project.config.service(s.name).python is None:
+            unsure.setdefault(model.image_name(s, stack.name), []).append(s)
+    for image, image_config in docker.image_configs(sorted(unsure)).items():
+        python |= {
+            s.name
+            for s in unsure[image]
+            if model.runs_python(s, None, project.config, image_config)
+        }
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
-    return Detected(named, stack, raw, python, roots, current)
+    return Detected(named, stack, raw, frozenset(python), roots, current)
 
 
 def dockerfile_text(service: model.Service) -> str | None:
+    if service.dockerfile_inline is not None:
+        return service.dockerfile_inline
     if service.build_context is None:
         return None
     path = service.build_context / (service.dockerfile or "Dockerfile")

@@ -226,6 +226,12 @@ def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
 
 
 def render_verification(ui: UI, checked: Verification) -> None:
+    if not checked.verdicts:
+        ui.echo(
+            "no service found that runs Python: nothing to verify (if one does, set "
+            "`python = true` in its [services.NAME] table)"
+        )
+        return
     width = max((len(v.service) for v in checked.verdicts), default=7)
     for v in checked.verdicts:
         colour = {"fresh": "green", "stale": "red"}.get(v.state, "yellow")
