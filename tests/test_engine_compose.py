@@ -230,3 +230,41 @@ def test_a_uvicorn_service_is_known_to_run_python_and_verified(
     assert result.returncode == 8, result.stdout + result.stderr
     stale = {v["name"]: v["state"] for v in json.loads(result.stdout)["services"]}
     assert stale["api"] == "stale"
+
+
+# --- 5: COMPOSE_FILE, COMPOSE_PROFILES, COMPOSE_PROJECT_NAME from the project's .env ----------
+
+SLEEPER = (
+    "    image: ${BASE_IMAGE}\n"
+    "    network_mode: none\n"
+    "    init: true\n"
+    "    command: [sleep, infinity]\n"
+)
+
+
+def test_compose_variables_from_dotenv(small: list[TestStack], tmp_path: Path) -> None:
+    # A parent directory's project (one Compose rejects) must not be taken instead.
+    (tmp_path / "compose.yaml").write_text("services:\n  decoy:\n    ports: notalist\n")
+    files = {
+        "deploy/base.yml": "services:\n  app:\n" + SLEEPER,
+        "deploy/extra.yml": "services:\n  extra:\n    profiles: [extra]\n" + SLEEPER,
+    }
+    s = make(
+        small,
+        tmp_path,
+        files,
+        env={"COMPOSE_FILE": "deploy/base.yml:deploy/extra.yml", "COMPOSE_PROFILES": "extra"},
+    )
+    report = s.launched()
+    assert report["project"] == s.name
+    assert {svc["name"] for svc in report["services"]} == {"app", "extra"}
+    assert {svc["state"] for svc in report["services"]} == {"ready"}
+    # .env's name wins over cslaunch's config, as over a Compose file's `name:`.
+    (s.dir / "cslaunch.toml").write_text('project_name = "cslt-not-this-one"\n')
+    assert json.loads(s.cslaunch("plan", "--json").stdout)["project"] == s.name
+    status = json.loads(s.cslaunch("status", "--json").stdout)
+    assert status["project"] == s.name
+    assert {r["name"]: r["state"] for r in status["services"]} == {
+        "app": "running",
+        "extra": "running",
+    }

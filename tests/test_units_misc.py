@@ -13,7 +13,7 @@ import pytest
 from cslaunch.containers import Container, by_service, parse_container, parse_time
 from cslaunch.docker import ComposeProject, first_error_line, parse_json_stream
 from cslaunch.errors import COMPOSE, ComposeError
-from cslaunch.project import COMPOSE_FILE_NAMES, resolve
+from cslaunch.project import COMPOSE_FILE_NAMES, COMPOSE_VARIABLES, read_dotenv, resolve
 from cslaunch.report import human_bytes
 from cslaunch.status import duration
 
@@ -240,8 +240,8 @@ def test_first_error_line_skips_warnings() -> None:
 
 @pytest.fixture
 def no_compose_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COMPOSE_FILE", raising=False)
-    monkeypatch.delenv("COMPOSE_PATH_SEPARATOR", raising=False)
+    for key in COMPOSE_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
 
 
 def touch(path: Path, text: str = "services: {}\n") -> Path:
@@ -323,6 +323,43 @@ def test_resolve_compose_file_env_beats_config(
     project = resolve(cwd=tmp_path)
     assert project.compose.files == ()
     assert project.config.timeout == 7.0  # the config of the root is still read
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_compose_file_from_dotenv_not_a_parent_project(tmp_path: Path) -> None:
+    touch(tmp_path / "compose.yaml")  # a parent's project: not the one .env names
+    project_dir = tmp_path / "proj"
+    touch(project_dir / "deploy" / "base.yml")
+    touch(
+        project_dir / ".env",
+        "# Compose reads these\nexport COMPOSE_FILE='deploy/base.yml;deploy/dev.yml'\n"
+        "COMPOSE_PATH_SEPARATOR=;\nCOMPOSE_PROJECT_NAME=fromenv  # a comment\n"
+        "COMPOSE_PROFILES=dev\n",
+    )
+    touch(project_dir / "deploy" / "cslaunch.toml", 'project_name = "x"\nprofiles = ["y"]\n')
+    project = resolve(cwd=project_dir)
+    assert project.root == project_dir / "deploy"
+    assert project.compose.directory == project_dir  # Compose reads .env and COMPOSE_FILE there
+    # The environment's (and .env's) name and profiles win over cslaunch's config, as over
+    # the Compose file's own `name:`: cslaunch and `docker compose` see one project.
+    assert project.compose.name is None and project.compose.profiles == ()
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_config_name_and_profiles_without_env(tmp_path: Path) -> None:
+    touch(tmp_path / "compose.yaml")
+    touch(tmp_path / "cslaunch.toml", 'project_name = "x"\nprofiles = ["y"]\n')
+    project = resolve(cwd=tmp_path)
+    assert project.compose.name == "x" and project.compose.profiles == ("y",)
+
+
+def test_read_dotenv(tmp_path: Path) -> None:
+    touch(
+        tmp_path / ".env",
+        "A=1\n# B=2\nexport C = \"x # y\"\nD=\nE=v # note\nnot a line\nF='q'\n",
+    )
+    assert read_dotenv(tmp_path / ".env") == {"A": "1", "C": "x # y", "D": "", "E": "v", "F": "q"}
+    assert read_dotenv(tmp_path / "missing") == {}
 
 
 @pytest.mark.usefixtures("no_compose_env")

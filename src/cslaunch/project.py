@@ -31,7 +31,10 @@ def resolve(
     cwd: Path | None = None,
 ) -> Project:
     cwd = (cwd or Path.cwd()).resolve()
-    env_files = _compose_file_env()
+    # Compose takes its COMPOSE_* variables from the environment, else from the `.env` of the
+    # working directory (of --project-directory when given); so does cslaunch.
+    env = compose_env((cwd / project_directory) if project_directory is not None else cwd)
+    env_files = _compose_file_env(env)
     if project_directory is not None:
         root = (cwd / project_directory).resolve()
         if not root.is_dir():
@@ -46,19 +49,69 @@ def resolve(
     config = load_config(root)
     if not files and not env_files and config.compose_files:
         files = [str(root / f) for f in config.compose_files]
+    # cslaunch's config is a default, like the Compose file's own `name:`: the environment
+    # (and `.env`) wins, as it does for Compose, so cslaunch and `docker compose` agree.
+    if "COMPOSE_PROJECT_NAME" not in env:
+        name = name or config.project_name
+    if not profiles and "COMPOSE_PROFILES" not in env:
+        profiles = config.profiles
     compose = ComposeProject(
         directory=cwd if (files or env_files) and project_directory is None else root,
         files=tuple(files),
-        name=name or config.project_name,
+        name=name,
         project_directory=root if project_directory is not None else None,
-        profiles=tuple(profiles) or config.profiles,
+        profiles=tuple(profiles),
     )
     return Project(compose=compose, config=config, root=root)
 
 
-def _compose_file_env() -> list[str]:
-    value = os.environ.get("COMPOSE_FILE", "")
-    separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+COMPOSE_VARIABLES = (
+    "COMPOSE_FILE",
+    "COMPOSE_PATH_SEPARATOR",
+    "COMPOSE_PROFILES",
+    "COMPOSE_PROJECT_NAME",
+)
+
+
+def compose_env(directory: Path) -> dict[str, str]:
+    """The COMPOSE_* variables Compose sees: the environment's, else those of `.env`."""
+    dotenv = read_dotenv(directory / ".env")
+    found = {}
+    for key in COMPOSE_VARIABLES:
+        value = os.environ.get(key, dotenv.get(key))
+        if value is not None:
+            found[key] = value
+    return found
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`KEY=value` lines of a `.env` file as Compose reads them: `export` and comments
+    allowed, values optionally quoted. An unreadable file is an empty one."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    values = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key or key.startswith("#"):
+            continue
+        value = value.strip()
+        if value[:1] in ("'", '"') and value[0] in value[1:]:
+            value = value[1 : value.index(value[0], 1)]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key] = value
+    return values
+
+
+def _compose_file_env(env: dict[str, str]) -> list[str]:
+    value = env.get("COMPOSE_FILE", "")
+    separator = env.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
     return [f for f in value.split(separator) if f]
 
 
