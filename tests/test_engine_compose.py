@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +31,6 @@ def small(engine: str, tmp_path: Path) -> Iterator[list[TestStack]]:
 def make(
     made: list[TestStack], tmp_path: Path, files: dict[str, str], env: dict[str, str] | None = None
 ) -> TestStack:
-    import os
-
     base = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
     s = TestStack.from_files(tmp_path / f"s{len(made)}", files, base_image=base, env=env)
     made.append(s)
@@ -268,3 +269,36 @@ def test_compose_variables_from_dotenv(small: list[TestStack], tmp_path: Path) -
         "app": "running",
         "extra": "running",
     }
+
+
+# --- 6: -f -, the Compose file on standard input ---------------------------------------------
+
+
+def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
+    text = (
+        "services:\n  app:\n"
+        + SLEEPER
+        + "    volumes: [./src:/srv/src]\n"  # relative to the working directory, as in Compose
+    )
+    s = make(small, tmp_path, {"stack.yml": text, "src/app.py": "x = 1\n"})
+    s.files = ("stack.yml",)  # for taking it down
+
+    def piped(*args: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-m", "cslaunch", "-f", "-", *args, "--json"],
+            input=text,
+            cwd=s.dir,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        data: dict = json.loads(result.stdout)
+        return data
+
+    report = piped("up")
+    assert report["project"] == s.name
+    assert s.inspect("app")["Mounts"][0]["Source"] == str(s.dir / "src")
+    assert piped("plan")["up_to_date"] is True
+    assert not list(Path(tempfile.gettempdir()).glob("cslaunch-stdin-*"))  # removed at exit

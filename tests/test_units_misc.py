@@ -4,6 +4,7 @@ formatting helpers of the reports."""
 from __future__ import annotations
 
 import copy
+import io
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -451,3 +452,17 @@ def test_human_bytes(n: int, text: str) -> None:
 )
 def test_duration(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_stdin_compose_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("services:\n  web:\n    image: x\n"))
+    project = resolve(files=["-"], cwd=tmp_path)
+    assert project.root == tmp_path
+    # Compose's project directory for `-f -` is the working directory, not the copy's.
+    assert project.compose.project_directory == tmp_path
+    (copy,) = project.compose.files
+    assert Path(copy).read_text() == "services:\n  web:\n    image: x\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(ComposeError, match="nothing on standard input"):
+        resolve(files=["-"], cwd=tmp_path)

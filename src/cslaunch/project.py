@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,14 @@ def resolve(
     cwd: Path | None = None,
 ) -> Project:
     cwd = (cwd or Path.cwd()).resolve()
+    if STDIN in files:
+        # Every Compose command of the run needs the file: a private copy stands in for it.
+        # Compose's project directory for `-f -` is the working directory; given explicitly,
+        # the copy's directory does not take its place.
+        if files[0] == STDIN and project_directory is None:
+            project_directory = cwd
+        copy = stdin_copy()
+        files = [copy if f == STDIN else f for f in files]
     # Compose takes its COMPOSE_* variables from the environment, else from the `.env` of the
     # working directory (of --project-directory when given); so does cslaunch.
     env = compose_env((cwd / project_directory) if project_directory is not None else cwd)
@@ -63,6 +74,24 @@ def resolve(
         profiles=tuple(profiles),
     )
     return Project(compose=compose, config=config, root=root)
+
+
+STDIN = "-"  # `-f -`: the Compose file comes on standard input
+
+
+def stdin_copy() -> str:
+    """Standard input, read once into a private file removed when cslaunch exits."""
+    text = sys.stdin.read()
+    if not text.strip():
+        raise ComposeError(
+            "-f -: nothing on standard input",
+            hint="pipe the Compose file in: cat x.yml | cslaunch -f -",
+        )
+    fd, path = tempfile.mkstemp(prefix="cslaunch-stdin-", suffix=".yaml")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    atexit.register(Path(path).unlink, missing_ok=True)
+    return path
 
 
 COMPOSE_VARIABLES = (
