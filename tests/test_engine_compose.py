@@ -302,3 +302,25 @@ def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
     assert s.inspect("app")["Mounts"][0]["Source"] == str(s.dir / "src")
     assert piped("plan")["up_to_date"] is True
     assert not list(Path(tempfile.gettempdir()).glob("cslaunch-stdin-*"))  # removed at exit
+
+
+# --- 13: cslaunch's own files never enter a build context ------------------------------------
+
+
+def test_cslaunch_state_never_enters_an_image(small: list[TestStack], tmp_path: Path) -> None:
+    files = {
+        "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /code\n",
+        "compose.yaml": (
+            "services:\n  app:\n"
+            "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+            "    network_mode: none\n    init: true\n    command: [sleep, infinity]\n"
+        ),
+        "main.py": "x = 1\n",
+    }
+    s = make(small, tmp_path, files)
+    s.launched()
+    (s.dir / "main.py").write_text("x = 2\n")
+    assert actions(s.launched())["app"] == "rebuild"
+    listing = s.compose("exec", "-T", "app", "ls", "-A", "/code").stdout.split()
+    assert "main.py" in listing and ".cslaunch" not in listing
+    assert not (s.dir / ".cslaunch").exists()

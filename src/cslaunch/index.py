@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cslaunch.scan import FileStat, Scan
-from cslaunch.state import write_json
+from cslaunch.state import state_file, write_json
 
 VERSION = 2
 INDEX_FILE = "index.json"
@@ -163,7 +163,7 @@ def changed_keys(
 
 
 def index_path(root: Path) -> Path:
-    return root / ".cslaunch" / INDEX_FILE
+    return state_file(root, INDEX_FILE)
 
 
 def load(root: Path) -> Index | None:

@@ -22,7 +22,7 @@ COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "doc
 class Project:
     compose: ComposeProject
     config: Config
-    root: Path  # the project directory: config, .cslaunch/ and relative paths live here
+    root: Path  # the project directory: config and relative paths live here; state is keyed by it
 
 
 def resolve(
