@@ -94,6 +94,18 @@ CASES: dict[str, Case] = {
         ("status",), project({"pyproject.toml": "[tool]\ncslaunch = 1\n"}), no_docker=True
     ),
     "bad_timeout": Case(("up", "--timeout", "0"), project(), no_docker=True),
+    "unknown_service_config": Case(
+        ("plan",), project({"cslaunch.toml": "[services.nosuch]\npython = true\n"}), engine=True
+    ),
+    "profile_service_config": Case(
+        ("status", "--json"),
+        {
+            "compose.yaml": COMPOSE_OK + "  tools:\n    image: busybox\n    profiles: [tools]\n",
+            "pyproject.toml": "[tool.cslaunch.services.tools]\npython = false\n",
+        },
+        engine=True,
+    ),
+    "logs_unknown_service": Case(("logs", "--no-follow", "nosuch"), project(), engine=True),
     "json_usage": Case(("jobs", "recover", "--json", "--policy", "x"), project(), no_docker=True),
 }
 
@@ -363,6 +375,26 @@ def test_usage_error(ran: dict[str, Ran | str]) -> None:
     assert r.result.returncode == USAGE, r.output
     assert "Traceback" not in r.output
     assert "Error:" in r.result.stderr
+
+
+def test_unknown_service_in_config_is_a_config_error(ran: dict[str, Ran | str]) -> None:
+    assert_error(
+        get(ran, "unknown_service_config"),
+        CONFIG,
+        "cslaunch.toml: services.nosuch: no such service",
+        "(its services: web)",
+    )
+
+
+def test_a_service_of_a_profile_not_enabled_is_known(ran: dict[str, Ran | str]) -> None:
+    r = get(ran, "profile_service_config")
+    assert r.result.returncode == OK, r.output
+
+
+def test_logs_of_an_unknown_service_is_a_bad_argument(ran: dict[str, Ran | str]) -> None:
+    r = get(ran, "logs_unknown_service")
+    assert r.result.returncode == USAGE, r.output
+    assert "no such service: nosuch (services: web)" in r.result.stderr
 
 
 # --- known bugs ----------------------------------------------------------------------------

@@ -496,7 +496,15 @@ def logs(
     g = _globals(ctx, **opts)
     project = g.project()
     chosen = list(services)
-    if not chosen:
+    if chosen:
+        known = docker.config(project.compose).get("services") or {}
+        unknown = [s for s in chosen if s not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"no such service: {', '.join(unknown)} (services: {', '.join(sorted(known))})",
+                param_hint="'SERVICES...'",
+            )
+    else:
         last = read_json(project.root, LAST_LAUNCH) or {}
         chosen = [s for s in last.get("services", []) if isinstance(s, str)]
         if chosen:
@@ -510,7 +518,8 @@ def logs(
     except KeyboardInterrupt:
         code = 0
     if code:
-        raise errors.ComposeError("docker compose logs failed", reported=True).with_code(code)
+        # Compose said why on the terminal; the services were checked, so it is the project.
+        raise errors.ComposeError("docker compose logs failed", reported=True)
 
 
 @cli.command(name="init", context_settings=CONTEXT)

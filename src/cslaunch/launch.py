@@ -31,7 +31,7 @@ from cslaunch import (
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
-from cslaunch.project import Project
+from cslaunch.project import Project, check_services
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
 from cslaunch.state import read_json, write_json
 from cslaunch.stop import StopMethod
@@ -90,6 +90,7 @@ def detect(
             raise
     current = by_service(found or [])
     stack = model.parse_stack(raw)
+    check_services(project, stack.services)
     python = {
         s.name
         for s in stack.services.values()

@@ -6,13 +6,14 @@ import atexit
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cslaunch import docker
 from cslaunch.config import CONFIG_FILE, Config, load_config
 from cslaunch.docker import ComposeProject
-from cslaunch.errors import ComposeError
+from cslaunch.errors import ComposeError, ConfigError
 
 # Compose's own lookup order for a default file.
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -142,6 +143,28 @@ def _compose_file_env(env: dict[str, str]) -> list[str]:
     value = env.get("COMPOSE_FILE", "")
     separator = env.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
     return [f for f in value.split(separator) if f]
+
+
+def check_services(project: Project, services: Collection[str]) -> None:
+    """A [services.NAME] table of the config must name a service of the Compose model (of
+    any profile, enabled or not): a typo is an error that names it, not a setting ignored."""
+    unknown = sorted(set(project.config.services) - set(services))
+    if not unknown:
+        return
+    every = replace(project.compose, profiles=("*",))
+    listed = docker.run(every.argv("config", "--services"), cwd=every.directory, timeout=60)
+    if listed.returncode != 0:
+        return  # this Compose cannot list them all: the config gets the benefit of the doubt
+    known = set(listed.stdout.split())
+    unknown = [name for name in unknown if name not in known]
+    if unknown:
+        source = project.config.source
+        where = source.name if source else "config"
+        prefix = "" if source is None or source.name == CONFIG_FILE else "tool.cslaunch."
+        raise ConfigError(
+            f"{where}: {prefix}services.{unknown[0]}: no such service in the Compose project "
+            f"(its services: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def _find_root(cwd: Path) -> Path:

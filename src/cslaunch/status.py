@@ -9,7 +9,7 @@ from typing import Any
 
 from cslaunch import docker, model
 from cslaunch.containers import Container, by_service, parse_time, project_containers
-from cslaunch.project import Project
+from cslaunch.project import Project, check_services
 from cslaunch.ui import UI
 
 
@@ -75,6 +75,7 @@ def image_times(image_ids: set[str]) -> dict[str, datetime]:
 def status(project: Project) -> tuple[str, list[ServiceStatus]]:
     docker.check_engine(project.compose)
     stack = model.parse_stack(docker.config(project.compose))
+    check_services(project, stack.services)
     containers = by_service(project_containers(project.compose))
     images = image_times({c.image_id for cs in containers.values() for c in cs})
     return stack.name, summarize(stack, containers, images, datetime.now(timezone.utc))
