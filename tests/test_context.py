@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cslaunch.context import copied_filter, copy_sources, instructions, parse_dockerignore
+import pytest
+
+from cslaunch.context import (
+    copied_filter,
+    copy_rules,
+    copy_sources,
+    image_path,
+    instructions,
+    parse_dockerignore,
+)
 from cslaunch.scan import Tree, scan
 from cslaunch.track import service_files, trees
 
@@ -188,3 +197,23 @@ def test_source_patterns_match_file_names_as_fnmatch_does() -> None:
     assert sf.is_source("a1.jinja") and not sf.is_source("c1.jinja")
     assert not sf.is_source("m.py.bak") and not sf.is_source("x.HTML")  # case counts
     assert not sf.is_source("py/readme")  # the name, not the directory
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "rel", "inside"),
+    [
+        ("FROM x\nWORKDIR /app\nCOPY . .\n", "app/main.py", "/app/app/main.py"),
+        ("FROM x\nWORKDIR /app/\nCOPY ./ ./\n", "main.py", "/app/main.py"),
+        (
+            "FROM x\nWORKDIR /srv\nWORKDIR ./code/.\nCOPY src/ ./src/\n",
+            "src/a.py",
+            "/srv/code/src/a.py",
+        ),
+        ("FROM x\nWORKDIR /app\nCOPY main.py .\n", "main.py", "/app/main.py"),
+        ("FROM x\nWORKDIR /app\nCOPY main.py ./run.py\n", "main.py", "/app/run.py"),
+    ],
+)
+def test_image_paths_are_normalised(dockerfile: str, rel: str, inside: str) -> None:
+    rules = copy_rules(dockerfile)
+    assert rules is not None
+    assert image_path(rules, rel) == inside

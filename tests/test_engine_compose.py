@@ -324,3 +324,58 @@ def test_cslaunch_state_never_enters_an_image(small: list[TestStack], tmp_path: 
     listing = s.compose("exec", "-T", "app", "ls", "-A", "/code").stdout.split()
     assert "main.py" in listing and ".cslaunch" not in listing
     assert not (s.dir / ".cslaunch").exists()
+
+
+# --- 7: a repair is reported as one; container paths as the container shows them ------------
+
+BAKED = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE}\n"
+        "WORKDIR /srv\n"
+        "COPY . .\n"
+        'CMD ["python3", "-c", "import sys, time; sys.path.insert(0, \'/srv\'); '
+        'import app.main; time.sleep(1e9)"]\n'
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "VALUE = 1\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "  other:\n" + SLEEPER
+    ),
+}
+
+
+def test_a_repair_is_reported_as_one(small: list[TestStack], tmp_path: Path) -> None:
+    s = make(small, tmp_path, BAKED)
+    s.launched()
+    cid = s.compose("ps", "-q", "api").stdout.split()[0]
+    subprocess.run(
+        ["docker", "exec", cid, "sh", "-c", "echo 'VALUE = 2' > /srv/app/main.py"], check=True
+    )
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 8
+    (api,) = [v for v in json.loads(result.stdout)["services"] if v["name"] == "api"]
+    assert [p["path"] for p in api["problems"]] == ["/srv/app/main.py"]  # not /srv/./app/...
+
+    report = s.launched()
+    assert report["up_to_date"] is False
+    outcomes = {o["name"]: o for o in report["services"]}
+    assert outcomes["api"]["action"] == "repaired"
+    assert "left running" not in outcomes["api"]["detail"]
+    assert outcomes["other"]["detail"].endswith("(left running)")
+    assert {v["name"]: v["state"] for v in report["verify"]}["api"] == "fresh"
+
+    subprocess.run(
+        ["docker", "exec", s.compose("ps", "-q", "api").stdout.split()[0], "sh", "-c",
+         "echo 'VALUE = 3' > /srv/app/main.py"],
+        check=True,
+    )  # fmt: skip
+    human = s.cslaunch()
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert "Repaired stale code in api" in human.stdout
+    assert "Up to date" not in human.stdout

@@ -84,7 +84,7 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
             target = args or "/"
             if "$" in target:
                 return None
-            workdir = posixpath.join(workdir, target)
+            workdir = posixpath.normpath(posixpath.join(workdir, target))
         if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
             return None
         if keyword not in ("COPY", "ADD"):
@@ -103,8 +103,10 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
         dest = paths[-1]
         if "$" in dest:
             return None
-        absolute = posixpath.join(workdir, dest)
-        if dest.endswith("/") or dest in (".", "./") or len(paths) > 2:
+        # Normalised: `COPY . .` under WORKDIR /app puts main.py at /app/main.py, never at
+        # /app/./main.py, a path no container shows.
+        absolute = posixpath.normpath(posixpath.join(workdir, dest))
+        if dest.endswith("/") or dest.endswith("/.") or dest in (".", "./") or len(paths) > 2:
             absolute = absolute.rstrip("/") + "/"
         for src in paths[:-1]:
             if "$" in src:

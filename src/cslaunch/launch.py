@@ -337,14 +337,16 @@ def launch(
         # container, a stale pyc): one repair pass, then the verdict stands.
         with _step(ui, report, "repair") as st:
             names = sorted({v.service for v in checked.stale})
-            repair(project, found, checked, names, timeout)
-            for name in names:
-                outcomes[name].action = "repaired"
+            for v in repair(project, found, checked, names, timeout):
+                # Recreated, not left running: its state is the repair's.
+                outcome = outcomes[v.service]
+                outcome.action, outcome.state, outcome.detail = "repaired", v.state, v.reason
             report.verification = checked = run_verification(found, cs, compose)
             st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
 
     report.ok = not failed and not (report.verification and report.verification.stale)
-    report.up_to_date = plan.noop and report.ok
+    # A launch that had to repair changed something, whatever the plan said.
+    report.up_to_date = plan.noop and report.ok and not report.repaired
     if failed:
         report.error = "; ".join(f"{v.service}: {v.reason}" for v in failed)
     elif report.verification and report.verification.stale:
@@ -492,9 +494,10 @@ def repair(
     checked: verify.Verification,
     names: list[str],
     timeout: float,
-) -> None:
+) -> list[Readiness]:
     """Remove stale bytecode the host holds for the stale services, then recreate them from
-    their images (a recreated container drops whatever was written into it)."""
+    their images (a recreated container drops whatever was written into it); how ready each
+    is after."""
     compose = project.compose
     host_pycs = [
         (host, "stale")
@@ -518,7 +521,7 @@ def repair(
         *names,
         what="docker compose up --force-recreate",
     )
-    wait_ready(
+    return wait_ready(
         compose,
         [found.stack.services[n] for n in names],
         timeout=timeout,

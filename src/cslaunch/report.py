@@ -55,6 +55,11 @@ class LaunchReport:
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
 
+    @property
+    def repaired(self) -> list[str]:
+        """Services the launch found stale and recreated."""
+        return [o.service for o in self.services if o.action == "repaired"]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": JSON_SCHEMA_VERSION,
@@ -156,6 +161,8 @@ def render(ui: UI, report: LaunchReport) -> None:
         head = "Stack is up" if report.mode == "start" else "Relaunched"
         if report.up_to_date:
             head = "Up to date, nothing changed"
+        elif report.repaired:
+            head = f"Repaired stale code in {', '.join(report.repaired)}"
         # The result line shows even with -q: it is what the user ran cslaunch for.
         ui.echo(
             ui.style(
