@@ -492,6 +492,21 @@ def test_frontend_port_preferred_over_backend() -> None:
     assert app_url(stack, NO_CONFIG) == "http://localhost:3000"
 
 
+@pytest.mark.parametrize("proxy_name", ["nginx", "proxy", "edge", "caddy"])
+def test_the_proxy_in_front_is_the_app_not_a_service_named_app(proxy_name: str) -> None:
+    stack = stack_of(
+        svc("app", ports=[port(8000)]),
+        svc(proxy_name, image="nginx:1.27", ports=[port(8080)]),
+        svc("db", ports=[port(5432)]),
+    )
+    assert app_url(stack, NO_CONFIG) == "http://localhost:8080"
+
+
+def test_a_service_named_app_alone_is_the_app() -> None:
+    stack = stack_of(svc("app", ports=[port(8000)]), svc("db", ports=[port(5432)]))
+    assert app_url(stack, NO_CONFIG) == "http://localhost:8000"
+
+
 def test_backend_port_when_no_frontend() -> None:
     stack = stack_of(
         svc("backend", ports=[port(8000, host_ip="127.0.0.1")]),

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from cslaunch import status
 from cslaunch.containers import Container, by_service, parse_container, parse_time
 from cslaunch.docker import ComposeProject, first_error_line, parse_json_stream
 from cslaunch.errors import COMPOSE, ComposeError
 from cslaunch.project import COMPOSE_FILE_NAMES, COMPOSE_VARIABLES, read_dotenv, resolve
 from cslaunch.report import human_bytes
 from cslaunch.status import duration
+from cslaunch.ui import UI, plural
 
 UTC = timezone.utc
 
@@ -466,3 +468,19 @@ def test_resolve_stdin_compose_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(ComposeError, match="nothing on standard input"):
         resolve(files=["-"], cwd=tmp_path)
+
+
+def test_status_columns_line_up_with_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        status.ServiceStatus("db", "running", "healthy", 70.0, 3600.0, 1),
+        status.ServiceStatus("a", "not created", None, None, None, 0),
+    ]
+    status.render(UI(), "proj", rows)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [ln.index("STATE") for ln in lines[:1]] == [ln.index("running") for ln in lines[1:2]]
+    assert lines[0].index("STATE") == lines[2].index("not created")
+
+
+@pytest.mark.parametrize(("n", "text"), [(0, "0 files"), (1, "1 file"), (2, "2 files")])
+def test_plural(n: int, text: str) -> None:
+    assert plural(n, "file") == text

@@ -35,7 +35,7 @@ from cslaunch.project import Project, check_services
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
 from cslaunch.state import read_json, write_json
 from cslaunch.stop import StopMethod
-from cslaunch.ui import UI, StepResult
+from cslaunch.ui import UI, StepResult, plural
 from cslaunch.wait import FAILED, Readiness, wait_ready
 
 LOG_LINES = 30
@@ -218,7 +218,7 @@ def launch(
         running = any(c.running for cs in found.containers.values() for c in cs)
         report.mode = "relaunch" if running else "start"
         st.summary = (
-            f"{report.project}: {len(found.stack.services)} services, "
+            f"{report.project}: {plural(len(found.stack.services), 'service')}, "
             f"{'running' if running else 'not running'}"
         )
     for outside in found.roots.outside:
@@ -258,8 +258,8 @@ def launch(
         refreshed = changes.refresh_mtimes(cs)
         if refreshed:
             ui.detail(
-                f"refreshed the mtime of {len(refreshed)} file(s) whose content changed with "
-                "mtime and size kept, so the Docker build sees them"
+                f"refreshed the mtime of {plural(len(refreshed), 'file')} whose content changed "
+                "with mtime and size kept, so the Docker build sees them"
             )
         with _step(ui, report, "build") as st:
             act.build(compose, plan.build)
@@ -557,7 +557,8 @@ def verification_summary(checked: verify.Verification) -> str:
     fresh = [v for v in checked.verdicts if v.state == verify.FRESH]
     looked = [v for v in fresh if v.detail != verify.STANDS]
     files = sum(v.checked for v in looked)
-    text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in looked)} pycs checked"
+    pycs = sum(v.pycs for v in looked)
+    text = f"{len(fresh)} fresh ({plural(files, 'file')}, {plural(pycs, 'pyc')} checked"
     if len(looked) < len(fresh):
         text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
     text += ")"
@@ -565,7 +566,9 @@ def verification_summary(checked: verify.Verification) -> str:
         text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
     pending = {p for v in checked.verdicts for p in v.pending}
     if pending:
-        text += f"; {len(pending)} file(s) edited during the launch: the next launch takes them"
+        text += (
+            f"; {plural(len(pending), 'file')} edited during the launch: the next launch takes them"
+        )
     skipped = [v for v in checked.verdicts if v.state == verify.SKIPPED]
     if skipped:
         text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)
@@ -586,9 +589,10 @@ def service_probes(
 
 def _changes_summary(cs: changes.ChangeSet) -> str:
     if cs.old is None:
-        return f"no index yet: {len(cs.entries)} files indexed, everything counts as changed"
+        indexed = plural(len(cs.entries), "file")
+        return f"no index yet: {indexed} indexed, everything counts as changed"
     c = cs.changes
-    parts = [f"{len(cs.entries)} files checked"]
+    parts = [f"{plural(len(cs.entries), 'file')} checked"]
     if c:
         parts.append(f"{len(c.modified)} modified, {len(c.added)} added, {len(c.deleted)} deleted")
     else:

@@ -43,8 +43,11 @@ PYTHON_PROGRAMS = frozenset(
 )
 _PYTHON_VERSIONED = re.compile(r"^python\d+(\.\d+)?$")
 _HTTP_URL = re.compile(r"https?://[^\s'\"/]+(?::\d+)?")
-FRONT_NAMES = ("frontend", "web", "ui", "nginx", "proxy", "client", "app")
-BACK_NAMES = ("backend", "api", "server")
+FRONT_NAMES = ("frontend", "web", "ui", "nginx", "proxy", "client")
+# "app" is as often the backend behind a proxy as the whole app: a name of the second rank.
+BACK_NAMES = ("backend", "api", "server", "app")
+# What stands in front of the others when it is there: its port is the one people open.
+PROXY_PROGRAMS = ("nginx", "traefik", "caddy", "haproxy", "envoy", "httpd")
 
 
 @dataclass(frozen=True)
@@ -307,24 +310,34 @@ def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
     return tuple(sorted(kept))
 
 
+def is_web_proxy(service: Service) -> bool:
+    """nginx, Traefik, Caddy and the like, by image or by the program it runs."""
+    image = (service.image or "").rsplit("/", 1)[-1].split(":", 1)[0]
+    programs = {PurePath(w).name for w in service.words[:1]}
+    return any(image.startswith(p) for p in PROXY_PROGRAMS) or bool(programs & set(PROXY_PROGRAMS))
+
+
 def app_url(stack: Stack, config: Config) -> str | None:
-    """Where the user opens the app: configured, else the frontend's (or backend's) first
-    published port, else the HTTP origin of a host-network healthcheck."""
+    """Where the user opens the app: configured, else the first published port of a proxy
+    in front (nginx, Traefik...), of the frontend, or of the backend, else the HTTP origin of
+    a host-network healthcheck."""
     if config.url:
         return config.url
 
     def rank(service: Service) -> tuple[int, str]:
         name = service.name.lower()
         words = set(re.split(r"[-_.\d]+", name))
-        if words & set(FRONT_NAMES):
+        if is_web_proxy(service):
             return (0, name)
-        if words & set(BACK_NAMES):
+        if words & set(FRONT_NAMES):
             return (1, name)
-        return (2, name)
+        if words & set(BACK_NAMES):
+            return (2, name)
+        return (3, name)
 
     for service in sorted(stack.services.values(), key=rank):
         # A published port of some other service (Redis, a database) is not the app.
-        if service.ports and rank(service)[0] < 2:
+        if service.ports and rank(service)[0] < 3:
             port = service.ports[0]
             host = port.host_ip if port.host_ip not in (None, "0.0.0.0", "::") else "localhost"
             if ":" in host:

@@ -9,7 +9,7 @@ from typing import Any
 from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
 from cslaunch.plan import LEAVE, Plan
-from cslaunch.ui import UI
+from cslaunch.ui import UI, plural
 from cslaunch.verify import Verification
 
 JSON_SCHEMA_VERSION = 1
@@ -126,8 +126,8 @@ def human_bytes(n: int) -> str:
 def clean_summary(result: CleanResult) -> str:
     verb = "would remove" if result.dry_run else "removed"
     text = (
-        f"{verb} {result.files} bytecode file{'s' if result.files != 1 else ''}, "
-        f"{result.dirs} __pycache__ dir{'s' if result.dirs != 1 else ''} "
+        f"{verb} {plural(result.files, 'bytecode file')}, "
+        f"{plural(result.dirs, '__pycache__ dir')} "
         f"({human_bytes(result.bytes)})"
     )
     if result.reasons:
@@ -221,7 +221,7 @@ def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
     elif not cs.changes and not cs.config_changed:
         ui.echo(f"{project}: no file changed since the last launch")
     else:
-        ui.echo(f"{project}: {len(cs.changes.all)} file(s) changed since the last launch")
+        ui.echo(f"{project}: {plural(len(cs.changes.all), 'file')} changed since the last launch")
     width = max((len(p.service) for p in plan.services), default=7)
     for p in plan.services:
         action = p.action + (" +build" if p.build else "")
@@ -242,7 +242,11 @@ def render_verification(ui: UI, checked: Verification) -> None:
     width = max((len(v.service) for v in checked.verdicts), default=7)
     for v in checked.verdicts:
         colour = {"fresh": "green", "stale": "red"}.get(v.state, "yellow")
-        what = f"{v.checked} files, {v.pycs} pycs, {v.seconds * 1000:.0f} ms" if v.checked else ""
+        what = (
+            f"{plural(v.checked, 'file')}, {plural(v.pycs, 'pyc')}, {v.seconds * 1000:.0f} ms"
+            if v.checked
+            else ""
+        )
         ui.echo(
             ui.style(f"  {v.service:<{width}}  {v.state.upper():<8}", fg=colour)
             + f" {v.detail}  {what}".rstrip()

@@ -93,7 +93,7 @@ def duration(seconds: float | None) -> str:
 
 def render(ui: UI, name: str, rows: list[ServiceStatus]) -> None:
     ui.echo(ui.style(name, bold=True))
-    width = max((len(r.service) for r in rows), default=7)
+    width = max([len("SERVICE"), *(len(r.service) for r in rows)])
     ui.echo(f"  {'SERVICE':<{width}}  {'STATE':<14} {'HEALTH':<10} {'UPTIME':>7} {'IMAGE AGE':>10}")
     for r in rows:
         colour = "green" if r.state == "running" and r.health in (None, "healthy") else "red"
