@@ -231,11 +231,43 @@ CONFIG_ARGS = ("config", "--format", "json")
 def config(project: ComposeProject, started: Pending | None = None) -> dict[str, Any]:
     """The resolved Compose model, exactly as Compose itself understands the project
     (`started`: from config_later, begun earlier)."""
-    data = compose_json(project, *CONFIG_ARGS, started=started or config_later(project))
+    try:
+        data = compose_json(project, *CONFIG_ARGS, started=started or config_later(project))
+    except ComposeError as e:
+        if not e.message.startswith(JSON_FAILED):
+            raise
+        data = _config_from_yaml(project, e.message)
     if not isinstance(data, dict):
         raise ComposeError("docker compose config returned no project")
     # Every command that reads the model masks its secrets alike, from here on.
     redact.register_model(data)
+    return data
+
+
+# Compose failing to print its model as JSON (Go's encoding/json), not rejecting the project:
+# 2.40 cannot marshal a `build.ssh` entry with a key path, though its YAML output is fine.
+JSON_FAILED = "docker compose: json: "
+
+
+def _config_from_yaml(project: ComposeProject, json_error: str) -> dict[str, Any]:
+    """The model from Compose's own normalised YAML output, where its JSON output fails."""
+    result = run(project.argv("config"), cwd=project.directory, timeout=60)
+    if result.returncode != 0:
+        raise ComposeError("docker compose: " + first_error_line(result.stderr))
+    import yaml  # 30 ms of start-up: only on this path
+
+    from cslaunch.ui import UI
+
+    UI().warn(
+        f"{json_error.removeprefix('docker compose: ')}: `docker compose config --format json` "
+        "fails on this project where its YAML form works (a Compose bug); read the YAML instead"
+    )
+    try:
+        data = yaml.safe_load(result.stdout)
+    except yaml.YAMLError as e:
+        raise ComposeError(f"docker compose config printed YAML that does not parse: {e}") from None
+    if not isinstance(data, dict):
+        raise ComposeError("docker compose config returned no project")
     return data
 
 
