@@ -240,7 +240,7 @@ def test_shell_as_pid1_names_the_program_and_the_exec_fix() -> None:
     finding = only(run(doctor.check_pid1, f))  # one finding, not also pid1-ignores-sigterm
     assert (finding.code, finding.severity) == (doctor.PID1_SHELL, doctor.WARNING)
     assert "to rq" in finding.message and "RQ worker cannot finish its job" in finding.message
-    assert 'sh -c "echo starting; exec rq worker' in finding.fix
+    assert '`command: ["sh", "-c", "echo starting; exec rq worker --url' in finding.fix
     assert '`command: ["rq", "worker", "--url", "..."]`' in finding.fix
     assert "`init: true` alone only ends the stall" in finding.fix
 
@@ -261,6 +261,45 @@ def test_shell_under_init_loses_a_workers_shutdown_unless_it_execs() -> None:
     # A non-worker behind a shell under init just dies at once: nothing to lose.
     server = svc("web", command=["sh", "-c", "cd /app; python3 -m http.server"], init=True)
     assert run(doctor.check_pid1, facts(server)) == []
+
+
+SHELL_WRAPPERS = [
+    # (the wrapper, what the fix must say, what it must never say)
+    (
+        ["bash", "-c", "envsubst < /t > /etc/nginx/conf.d/default.conf && nginx -g 'daemon off;'"],
+        "\"envsubst < /t > /etc/nginx/conf.d/default.conf && exec nginx -g 'daemon off;'\"",
+        "daemon off; exec",
+    ),
+    (["sh", "-c", "python manage.py migrate || exit 1"], "builtin `exit`", "exec exit"),
+    (["sh", "-c", "python app.py; return 111"], "builtin `return`", "exec return"),
+    (
+        ["sh", "-c", 'if [ -n "$D" ]; then python -m debugpy a.py\nelse gunicorn a\nfi'],
+        "`fi`, the end of a compound command",
+        "exec fi",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "says", "never"), SHELL_WRAPPERS)
+def test_shell_wrappers_get_an_exec_fix_only_where_it_runs(
+    command: list[str], says: str, never: str
+) -> None:
+    finding = only(run(doctor.check_pid1, facts(svc("web", command=command))))
+    assert finding.code == doctor.PID1_SHELL
+    assert says in finding.fix
+    assert never not in finding.fix
+    assert "to exit" not in finding.message and "to fi" not in finding.message
+
+
+def test_the_exec_fix_is_the_compose_key_that_holds_the_wrapper() -> None:
+    s = svc("w", entrypoint=["/bin/sh", "-c"], command=["cd /app && rq worker --url $REDIS_URL"])
+    finding = only(run(doctor.check_pid1, facts(s)))
+    # Compose interpolates `$`: the fix writes the literal as `$$`.
+    assert '`command: ["cd /app && exec rq worker --url $$REDIS_URL"]`' in finding.fix
+
+
+def test_a_lone_command_under_sh_c_is_execd_by_the_shell() -> None:
+    assert run(doctor.check_pid1, facts(svc("w", command=["sh", "-c", "gunicorn app"]))) == []
 
 
 # --- stop grace -------------------------------------------------------------------------------

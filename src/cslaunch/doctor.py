@@ -21,7 +21,6 @@ import json
 import os
 import posixpath
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, errors, launch, probes
+from cslaunch import context, docker, errors, launch, probes, shell
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -301,19 +300,17 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
     """
     for name, service in sorted(facts.services.items()):
         pid1 = facts.pid1.get(name)
-        script = _shell_script(service)
-        last = _last_command(script) if script is not None else None
-        execs = last is not None and last[:1] == ["exec"]
-        program = _program(_strip_exec(last)[0]) if last and _strip_exec(last) else "the program"
+        wrapper = _shell_wrapper(service)
+        last = shell.last_command(wrapper.script) if wrapper else None
+        execs = last is not None and last.execs
+        program = _program(last.words[0]) if last and last.words else "the program"
+        if last is not None and last.exec_at is None and not execs:
+            program = "the program it starts"  # a builtin or keyword is no program
         kind = _worker_kind(service)
         grace = _grace(service)
-        fix_exec = (
-            f"in service {name} start the last program of the shell string with `exec` "
-            f"(`{_exec_string(script)}`), or use an exec-form command "
-            f"({_exec_form_example(last)})"
-        )
+        fix_exec = _exec_fix(name, wrapper, last, program)
         if service.init or (pid1 is not None and pid1.name in INITS):
-            if script is not None and not execs and kind is not None:
+            if wrapper is not None and not execs and kind is not None:
                 yield Finding(
                     PID1_SHELL,
                     WARNING,
@@ -325,8 +322,9 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
                     fix_exec,
                 )
             continue
-        shell = pid1.name in SHELLS if pid1 is not None and pid1.name else script is not None
-        if shell:
+        static = wrapper is not None and not execs  # the stack is down: as the model says
+        is_shell = pid1.name in SHELLS if pid1 is not None and pid1.name else static
+        if is_shell:
             message = (
                 f"service {name}: a shell is PID 1 (`sh -c ...`): it does not pass SIGTERM on to "
                 f"{program}, so every stop waits the full {grace:.0f} s stop grace, then "
@@ -748,60 +746,64 @@ def _grace(service: Service) -> float:
     return service.stop_grace if service.stop_grace is not None else DEFAULT_GRACE
 
 
-def _shell_script(service: Service) -> str | None:
+@dataclass(frozen=True)
+class ShellWrapper:
+    """A shell string a service hands to `sh -c`, and where it stands in the model."""
+
+    script: str
+    key: str  # "command" or "entrypoint": the Compose key that holds it
+    words: tuple[str, ...]  # that key's list
+    index: int  # the script's place in it
+
+
+def _shell_wrapper(service: Service) -> ShellWrapper | None:
     """The string a service hands to `sh -c` (entrypoint or command), or None."""
     parts = [*service.entrypoint, *service.command]
-    if len(parts) == 1 and " " in parts[0]:
-        try:
-            parts = shlex.split(parts[0])
-        except ValueError:
-            parts = parts[0].split()
     if not parts or _program(parts[0]) not in SHELLS:
         return None
     for i, part in enumerate(parts[1:], start=1):
         if part.startswith("-") and not part.startswith("--") and "c" in part:
-            return " ".join(parts[i + 1 :]) if i + 1 < len(parts) else None
+            if i + 1 >= len(parts):
+                return None
+            # `sh -c SCRIPT NAME ARGS...`: the script is the one word after -c.
+            at = i + 1
+            if at < len(service.entrypoint):
+                return ShellWrapper(parts[at], "entrypoint", service.entrypoint, at)
+            return ShellWrapper(parts[at], "command", service.command, at - len(service.entrypoint))
     return None
 
 
-def _last_command(script: str) -> list[str]:
-    """The words of a shell string's last command (the long-running one), assignments off."""
-    segments = [s.strip() for s in re.split(r"&&|\|\||;|\n", script) if s.strip()]
-    if not segments:
-        return []
-    try:
-        words = shlex.split(segments[-1])
-    except ValueError:
-        words = segments[-1].split()
-    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-        words.pop(0)
-    return words
+def _exec_fix(
+    name: str, wrapper: ShellWrapper | None, last: shell.Last | None, program: str
+) -> str:
+    """How to make the program behind a shell wrapper get SIGTERM: the wrapper with `exec`
+    put where the shell would run it, or why no such fix is safe."""
+    if wrapper is None or last is None:
+        return (
+            f"in service {name} start the long-running program as the shell string's last "
+            "command, with `exec` before it, or use an exec-form command"
+        )
+    if last.exec_at is None:
+        return (
+            f"no `exec` fix is safe in service {name}: {last.why_not}, so an `exec` there would "
+            "not run or would not replace the shell; run the long-running program as the "
+            "shell string's last command with `exec`, or without a shell (an exec-form "
+            "command)"
+        )
+    words = list(wrapper.words)
+    words[wrapper.index] = shell.with_exec(wrapper.script, last.exec_at)
+    # Compose interpolates $: a literal one is $$ in the file (the model has it resolved).
+    listed = ", ".join(json.dumps(w).replace("$", "$$") for w in words)
+    return (
+        f"in service {name} let the shell replace itself with {program}: "
+        f"`{wrapper.key}: [{listed}]`, or use an exec-form command "
+        f"({_exec_form_example(list(last.words))})"
+    )
 
 
-def _strip_exec(words: list[str] | None) -> list[str]:
-    words = list(words or [])
-    return words[1:] if words[:1] == ["exec"] else words
-
-
-def _exec_string(script: str | None) -> str:
-    if not script:
-        return 'sh -c "...; exec PROGRAM ..."'
-    segments = [s.strip() for s in re.split(r"(&&|\|\||;|\n)", script)]
-    last = len(segments) - 1
-    while last > 0 and not segments[last]:
-        last -= 1
-    if not segments[last].startswith("exec "):
-        segments[last] = "exec " + segments[last]
-    text = " ".join(s for s in segments if s).replace(" ;", ";")
-    return f'sh -c "{text}"'
-
-
-def _exec_form_example(words: list[str] | None) -> str:
-    rest = _strip_exec(words)
-    if not rest:
-        return '`command: ["program", "arg", ...]`'
-    shown = rest[:3] + (["..."] if len(rest) > 3 else [])
-    return "`command: [" + ", ".join(json.dumps(w) for w in shown) + "]`"
+def _exec_form_example(words: list[str]) -> str:
+    shown = words[:3] + (["..."] if len(words) > 3 else [])
+    return "`command: [" + ", ".join(json.dumps(w).replace("$", "$$") for w in shown) + "]`"
 
 
 def _worker_kind(service: Service) -> tuple[str, float, str] | None:
