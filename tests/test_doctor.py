@@ -137,6 +137,79 @@ def test_baked_code_of_a_non_python_service_is_info_and_image_only_services_are_
     assert run(doctor.check_baked_code, facts(pulled, dockerfiles={"redis": "COPY . /x"})) == []
 
 
+def proxy_service() -> Service:
+    return svc("proxy", build={"context": str(ROOT / "proxy")}, image="nginx")
+
+
+def test_a_config_file_copied_is_not_code() -> None:
+    text = "FROM nginx\nCOPY conf /etc/nginx/conf.d/default.conf\n"
+    sources = {"proxy": {"conf": doctor.SourceInfo("file", False)}}
+    f = facts(proxy_service(), dockerfiles={"proxy": text}, sources=sources)
+    assert run(doctor.check_baked_code, f) == []
+    # A directory of config only, as the build context has it, is not code either.
+    text = "FROM nginx\nCOPY conf.d /etc/nginx/conf.d\n"
+    sources = {"proxy": {"conf.d": doctor.SourceInfo("dir", False)}}
+    assert (
+        run(doctor.check_baked_code, replace(f, dockerfiles={"proxy": text}, sources=sources)) == []
+    )
+
+
+def test_no_mount_over_the_root_or_a_system_directory() -> None:
+    text = "FROM scratch\nCOPY . .\n"
+    sources = {"proxy": {".": doctor.SourceInfo("dir", True, ())}}
+    f = facts(proxy_service(), dockerfiles={"proxy": text}, sources=sources)
+    finding = only(run(doctor.check_baked_code, f))
+    assert "volumes" not in finding.fix
+    assert finding.fix.startswith("no bind mount is safe here: a mount at / would lie over")
+
+
+@pytest.mark.parametrize(
+    ("run_step", "hidden"),
+    [
+        (
+            "RUN python -m venv /app/.venv && /app/.venv/bin/pip install -r requirements.txt",
+            "/app/.venv",
+        ),
+        ("RUN uv sync --frozen", "/app/.venv"),
+        ("RUN npm ci", "/app/node_modules"),
+        ("RUN pip install -e .", "/app/*.egg-info"),
+        ("ENV VIRTUAL_ENV=/app/venv", "/app/venv"),
+    ],
+)
+def test_no_mount_over_what_the_image_builds_a_narrower_one_instead(
+    run_step: str, hidden: str
+) -> None:
+    text = f"FROM python:3.12\nWORKDIR /app\nCOPY . /app\n{run_step}\n"
+    sources = {"backend": {".": doctor.SourceInfo("dir", True, ("api", "tests"))}}
+    f = facts(
+        backend(), python=frozenset({"backend"}), dockerfiles={"backend": text}, sources=sources
+    )
+    finding = only(run(doctor.check_baked_code, f))
+    assert '`volumes: ["./backend/api:/app/api", "./backend/tests:/app/tests"]`' in finding.fix
+    assert f"a mount at /app would hide {hidden}, which the image builds there" in finding.fix
+    # With no subdirectory of code to mount instead, none is safe, and it says so.
+    bare = {"backend": {".": doctor.SourceInfo("dir", True, ())}}
+    finding = only(run(doctor.check_baked_code, replace(f, sources=bare)))
+    assert finding.fix.startswith(
+        f"no bind mount is safe here: a mount at /app would hide {hidden}"
+    )
+
+
+def test_context_sources_are_looked_at_on_disk(tmp_path: Path) -> None:
+    (tmp_path / "conf").write_text("server {}\n")
+    (tmp_path / "app" / "pkg").mkdir(parents=True)
+    (tmp_path / "app" / "pkg" / "m.py").write_text("x = 1\n")
+    (tmp_path / "app" / "static").mkdir()
+    (tmp_path / "app" / "static" / "s.txt").write_text("")
+    (tmp_path / "app" / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / "app" / ".venv" / "lib" / "site.py").write_text("")
+    copies = doctor.dockerfile_copies("FROM x\nCOPY conf /etc/c\nCOPY app/ /srv/\nCOPY *.py /\n")
+    assert doctor._context_sources(tmp_path, copies) == {
+        "conf": doctor.SourceInfo("file", False),
+        "app": doctor.SourceInfo("dir", True, ("pkg",)),
+    }
+
+
 def test_dockerfile_copies_follow_workdir_continuations_and_the_last_stage() -> None:
     text = """\
 # syntax=docker/dockerfile:1

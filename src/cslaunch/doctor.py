@@ -158,6 +158,15 @@ class RedisFacts:
 
 
 @dataclass(frozen=True)
+class SourceInfo:
+    """A COPY source as the build context holds it."""
+
+    kind: str  # "file", "dir" or "missing"
+    code: bool  # a code file, or a directory that holds code files
+    code_dirs: tuple[str, ...] = ()  # of a directory: its subdirectories that hold code
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the checks look at, gathered once."""
 
@@ -178,6 +187,8 @@ class Facts:
     redis: Mapping[str, RedisFacts] = field(default_factory=dict)
     # Host paths a volume lies over, and whether they hold anything (so it hides something).
     host_paths: Mapping[str, bool] = field(default_factory=dict)
+    # service -> COPY source (as _norm writes it, "." for the context) -> what it is on disk
+    sources: Mapping[str, Mapping[str, SourceInfo]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what could not be checked, and why
 
 
@@ -186,39 +197,42 @@ class Facts:
 
 def check_baked_code(facts: Facts) -> Iterable[Finding]:
     """Code COPYed into an image with no bind mount (or watch sync) over it: every edit needs
-    a rebuild and a recreate to be seen."""
+    a rebuild and a recreate to be seen. The mount suggested is one that is safe: never over
+    `/` or a system directory, never over what the image builds there (a virtualenv,
+    node_modules, an editable install's metadata); a narrower one where that is possible,
+    and none where it is not."""
     for name, service in sorted(facts.services.items()):
         text = facts.dockerfiles.get(name)
         if service.build_context is None or text is None:
             continue
+        sources = facts.sources.get(name, {})
         live = [b.target for b in service.binds] + list(facts.watch_targets.get(name, ()))
         baked = [
             c
             for c in dockerfile_copies(text)
             if c.dest
-            and any(_is_code(s) for s in c.sources)
+            and any(_is_code(s, sources) for s in c.sources)
             and not any(_overlaps(c.dest, t) for t in live)
         ]
         if not baked:
             continue
         what = ", ".join(f"{' '.join(c.sources)} -> {c.dest}" for c in baked)
-        # Suggest a mount for a directory of code when there is one, else for a file.
-        source, copy = min(
-            ((s, c) for c in baked for s in c.sources if _is_code(s)),
-            key=lambda sc: not _is_dir_source(sc[0]),
-        )
-        host = _show(service.build_context / _norm(source), facts.root)
-        target = copy.dest
-        if not _is_dir_source(source) and copy.dest_is_dir:
-            target = posixpath.join(copy.dest, PurePath(_norm(source)).name)
-        mount = f'`volumes: ["{host}:{target}"]`'
+        mounts, unsafe = _safe_mounts(service.build_context, baked, sources, image_builds(text))
+        shown = ", ".join(f'"{_show(host, facts.root)}:{target}"' for host, target in mounts)
+        mount = f"`volumes: [{shown}]`"
         consumed = all(c.consumed for c in baked)
         severity = WARNING if name in facts.python and not consumed else INFO
         message = (
             f"service {name}: its image bakes in code with no bind mount over it ({what}): "
             "every change needs an image rebuild and a new container to be seen"
         )
-        if consumed:
+        if not mounts:
+            fix = (
+                f"no bind mount is safe here: {unsafe}; keep rebuilding (cslaunch rebuilds "
+                "when these files change), or copy the code to its own directory in the image "
+                "and mount that"
+            )
+        elif consumed:
             message += "; a later RUN step builds from it, so a rebuild is expected there"
             fix = (
                 "nothing to do if the image must be built from this code: cslaunch rebuilds "
@@ -230,7 +244,54 @@ def check_baked_code(facts: Facts) -> Iterable[Finding]:
                 f"bind-mount the code over it: add {mount} to service {name} (edits then need "
                 "only a restart, which cslaunch does, not a rebuild)"
             )
+            if unsafe:
+                fix += f"; not the whole copy: {unsafe}"
         yield Finding(CODE_BAKED, severity, name, message, fix)
+
+
+# Directories of the system: a bind mount over one hides what the image needs to run.
+SYSTEM_DIRS = frozenset(
+    {"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root"}
+    | {"/run", "/sbin", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local"}
+    | {"/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/usr/share", "/var", "/var/lib"}
+)
+
+
+def _safe_mounts(
+    context: Path, baked: list[Copy], sources: Mapping[str, SourceInfo], built: list[str]
+) -> tuple[list[tuple[Path, str]], str]:
+    """The bind mounts that would show the baked code, none over a system directory or over
+    what the image built there; and why the obvious one is not among them ("" if it is)."""
+    candidates = sorted(
+        ((s, c) for c in baked for s in c.sources if _is_code(s, sources)),
+        key=lambda sc: not _is_dir_source(sc[0], sources),  # a directory of code first
+    )
+    source, copy = candidates[0]
+    target = copy.dest
+    if not _is_dir_source(source, sources) and copy.dest_is_dir:
+        target = posixpath.join(copy.dest, PurePath(_norm(source)).name)
+    problem = _mount_problem(target, built)
+    if not problem:
+        return [(context / _norm(source), target)], ""
+    # The copy holds more than code: its subdirectories of code may be mounted one by one.
+    info = sources.get(_norm(source) or ".")
+    narrower = [
+        (context / _norm(source) / sub, posixpath.join(target, sub))
+        for sub in (info.code_dirs if info and _is_dir_source(source, sources) else ())
+    ]
+    safe = [(host, t) for host, t in narrower if not _mount_problem(t, built)]
+    return safe, f"a mount at {target} {problem}"
+
+
+def _mount_problem(target: str, built: list[str]) -> str:
+    """Why a bind mount at `target` would break the container ("" when it would not)."""
+    target = posixpath.normpath(target)
+    if target in SYSTEM_DIRS:
+        return "would lie over a system directory of the image"
+    hidden = [b for b in built if b == target or _is_under(b, target)]
+    if hidden:
+        return f"would hide {', '.join(sorted(hidden))}, which the image builds there"
+    return ""
 
 
 def check_hidden_binds(facts: Facts) -> Iterable[Finding]:
@@ -673,6 +734,46 @@ def dockerfile_copies(text: str) -> list[Copy]:
     return copies
 
 
+_VENV = re.compile(
+    r"(?:\bpython[\d.]*\s+-m\s+venv|\bvirtualenv|\buv\s+venv)((?:\s+-\S+)*)(?:\s+([^\s;&|-]\S*))?"
+)
+# Tools that build into the working directory: (pattern, what they make there).
+_IN_WORKDIR = (
+    (re.compile(r"\buv\s+sync\b|\bpoetry\s+install\b|\bpipenv\s+(?:install|sync)\b"), ".venv"),
+    (
+        re.compile(r"\b(?:npm\s+(?:ci|install|i)|pnpm\s+(?:install|i)|yarn(?:\s+install)?)\b"),
+        "node_modules",
+    ),
+    (re.compile(r"\bpip\d*(?:\.\d+)?\s+install\s+(?:\S+\s+)*(?:-e|--editable)\b"), "*.egg-info"),
+)
+
+
+def image_builds(text: str, target: str | None = None) -> list[str]:
+    """Paths the image's RUN steps make that the program needs at run time: virtualenvs,
+    node_modules, an editable install's metadata (`DIR/*.egg-info`); and VIRTUAL_ENV."""
+    all_stages = context.stages(text)
+    stage = context.built_stage(all_stages, target)
+    found: list[str] = []
+    workdir = "/"
+    for s in context.lineage(all_stages, stage) if stage else []:
+        for keyword, rest in s.body:
+            if keyword == "WORKDIR" and "$" not in rest:
+                workdir = posixpath.normpath(posixpath.join(workdir, rest.strip().strip("\"'")))
+            elif keyword == "ENV":
+                venv = re.search(r"\bVIRTUAL_ENV[= ]\s*[\"']?([^\s\"']+)", rest)
+                if venv and "$" not in venv.group(1):
+                    found.append(posixpath.normpath(posixpath.join(workdir, venv.group(1))))
+            elif keyword == "RUN":
+                for m in _VENV.finditer(rest):
+                    path = m.group(2) or ".venv"
+                    if "$" not in path:
+                        found.append(posixpath.normpath(posixpath.join(workdir, path)))
+                for pattern, made in _IN_WORKDIR:
+                    if pattern.search(rest):
+                        found.append(posixpath.join(workdir, made))
+    return sorted(set(found))
+
+
 def _norm(path: str) -> str:
     while path.startswith("./"):
         path = path[2:]
@@ -705,13 +806,20 @@ _CODE_SUFFIXES = frozenset(
 )
 
 
-def _is_dir_source(source: str) -> bool:
+def _is_dir_source(source: str, sources: Mapping[str, SourceInfo] | None = None) -> bool:
+    info = (sources or {}).get(_norm(source) or ".")
+    if info is not None and info.kind != "missing":
+        return info.kind == "dir"
     return source in (".", "./") or source.endswith("/") or PurePath(source).suffix == ""
 
 
-def _is_code(source: str) -> bool:
-    """Whether a COPY source is (or likely holds) code: a directory or a code file, not a
-    dependency manifest or a config file."""
+def _is_code(source: str, sources: Mapping[str, SourceInfo] | None = None) -> bool:
+    """Whether a COPY source is (or likely holds) code: a code file or a directory holding
+    code, as the build context has it; where it cannot be looked at, a directory or a file
+    with a code suffix, not a dependency manifest or a config file."""
+    info = (sources or {}).get(_norm(source) or ".")
+    if info is not None and info.kind != "missing":
+        return info.code
     if source in (".", "./") or source.endswith("/"):
         return True
     name = PurePath(source).name
@@ -874,6 +982,7 @@ def gather(project: Project) -> Facts:
     volumes: dict[str, tuple[Mount, ...]] = {}
     watch: dict[str, tuple[str, ...]] = {}
     dockerfiles: dict[str, str] = {}
+    sources: dict[str, dict[str, SourceInfo]] = {}
     for name, service in found.stack.services.items():
         raw = raw_services.get(name) or {}
         data = inspected.get(running[name].id, {}) if name in running else {}
@@ -887,6 +996,8 @@ def gather(project: Project) -> Facts:
         text = launch.dockerfile_text(service)
         if text is not None:
             dockerfiles[name] = text
+            if service.build_context is not None:
+                sources[name] = _context_sources(service.build_context, dockerfile_copies(text))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         pid1_jobs = {name: pool.submit(_pid1, c) for name, c in running.items()}
@@ -924,6 +1035,7 @@ def gather(project: Project) -> Facts:
         wsl=_under_wsl(),
         redis=redis,
         host_paths=_host_paths(found.stack.services, volumes),
+        sources=sources,
         notes=tuple(notes),
     )
 
@@ -980,6 +1092,57 @@ def _host_paths(
                 path = bind.source if rel == "." else bind.source / rel
                 result[str(path)] = _holds_anything(path)
     return result
+
+
+# Not looked into for code: dependencies, caches, version control.
+_NOT_CODE_DIRS = DEPENDENCY_DIRS | {".git", ".hg", ".svn", "dist", "build"}
+_MAX_LOOKED_AT = 5000  # files per COPY source: enough to tell, bounded on a huge context
+
+
+def _context_sources(context_dir: Path, copies: list[Copy]) -> dict[str, SourceInfo]:
+    """What each COPY source is in the build context: a file, a directory (holding code or
+    not, and which of its subdirectories do), or missing (a glob, a variable, not there)."""
+    found: dict[str, SourceInfo] = {}
+    for copy in copies:
+        for source in copy.sources:
+            key = _norm(source) or "."
+            if key in found or any(c in source for c in "*?[$"):
+                continue
+            path = context_dir / key
+            try:
+                if path.is_file():
+                    found[key] = SourceInfo("file", _is_code_file(path.name))
+                elif path.is_dir():
+                    found[key] = _dir_info(path)
+                else:
+                    found[key] = SourceInfo("missing", False)
+            except OSError:
+                found[key] = SourceInfo("missing", False)
+    return found
+
+
+def _dir_info(path: Path) -> SourceInfo:
+    code_dirs: set[str] = set()
+    code = False
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if d not in _NOT_CODE_DIRS and not d.startswith(".")]
+        rel = Path(dirpath).relative_to(path).parts
+        for filename in filenames:
+            seen += 1
+            if _is_code_file(filename):
+                code = True
+                if rel:
+                    code_dirs.add(rel[0])
+        if seen > _MAX_LOOKED_AT:
+            break
+    return SourceInfo("dir", code, tuple(sorted(code_dirs)))
+
+
+def _is_code_file(name: str) -> bool:
+    if any(fnmatch.fnmatch(name, pattern) for pattern in _MANIFESTS):
+        return False
+    return PurePath(name).suffix in _CODE_SUFFIXES
 
 
 def _holds_anything(path: Path) -> bool:
