@@ -228,8 +228,63 @@ RUN python -m compileall pkg
     copies = doctor.dockerfile_copies(text)
     assert [(c.sources, c.dest, c.dest_is_dir, c.consumed) for c in copies] == [
         (("pkg/", "extra.py"), "/srv/app", True, True),
+        (("web/dist",), "/srv/static", False, False),  # the context's web/ went to /web
         (("$HOME/x",), "/y", False, False),
     ]
+
+
+MULTISTAGE = """\
+FROM python:3.12 AS base
+WORKDIR /srv
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+FROM base AS dev
+COPY src/ ./src/
+CMD ["uvicorn", "src.main:app", "--reload"]
+
+FROM node:20 AS assets
+WORKDIR /build
+COPY web/ ./web/
+RUN npm run build --prefix web
+
+FROM base AS prod
+COPY --from=assets /build/web/dist /srv/static
+COPY --from=dev /srv/src /srv/src
+COPY --from=nginx:1.27 /etc/nginx/mime.types /etc/
+"""
+
+
+def test_the_stage_compose_builds_and_what_it_takes_from_earlier_stages() -> None:
+    def copies(target: str | None) -> list[tuple[tuple[str, ...], str, bool]]:
+        return [
+            (c.sources, c.dest, c.consumed) for c in doctor.dockerfile_copies(MULTISTAGE, target)
+        ]
+
+    # dev inherits base's WORKDIR and files: its code lands at /srv/src, not /src.
+    assert copies("dev") == [(("requirements.txt",), "/srv", True), (("src/",), "/srv/src", False)]
+    assert (
+        copies(None)
+        == copies("prod")
+        == [
+            (("requirements.txt",), "/srv", True),
+            (("web/dist",), "/srv/static", True),  # built by a RUN of its stage: expected
+            (("src/",), "/srv/src", False),  # the context's code, by way of dev
+        ]
+    )
+
+
+def test_a_target_stage_with_its_code_mounted_is_not_baked() -> None:
+    s = svc(
+        "api",
+        build={"context": str(ROOT / "api"), "target": "dev"},
+        volumes=[bind("api/src", "/srv/src")],
+    )
+    f = facts(s, python=frozenset({"api"}), dockerfiles={"api": MULTISTAGE})
+    assert run(doctor.check_baked_code, f) == []
+    # The last stage (prod) is not what Compose builds: its --from copies do not count.
+    mounted_prod = replace(f, services={"api": svc("api", build={"context": str(ROOT / "api")})})
+    assert only(run(doctor.check_baked_code, mounted_prod)).code == doctor.CODE_BAKED
 
 
 # --- a bind mount hidden by a volume ----------------------------------------------------------

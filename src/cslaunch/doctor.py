@@ -209,7 +209,7 @@ def check_baked_code(facts: Facts) -> Iterable[Finding]:
         live = [b.target for b in service.binds] + list(facts.watch_targets.get(name, ()))
         baked = [
             c
-            for c in dockerfile_copies(text)
+            for c in dockerfile_copies(text, service.target)
             if c.dest
             and any(_is_code(s, sources) for s in c.sources)
             and not any(_overlaps(c.dest, t) for t in live)
@@ -217,7 +217,8 @@ def check_baked_code(facts: Facts) -> Iterable[Finding]:
         if not baked:
             continue
         what = ", ".join(f"{' '.join(c.sources)} -> {c.dest}" for c in baked)
-        mounts, unsafe = _safe_mounts(service.build_context, baked, sources, image_builds(text))
+        built = image_builds(text, service.target)
+        mounts, unsafe = _safe_mounts(service.build_context, baked, sources, built)
         shown = ", ".join(f'"{_show(host, facts.root)}:{target}"' for host, target in mounts)
         mount = f"`volumes: [{shown}]`"
         consumed = all(c.consumed for c in baked)
@@ -692,23 +693,33 @@ def render(
 
 @dataclass(frozen=True)
 class Copy:
-    """A COPY/ADD of the final build stage."""
+    """Files of the build context in the image: a COPY/ADD of the stage Compose builds (or
+    of a stage it starts from), or one it takes `--from` an earlier stage that copied them."""
 
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # context-relative, as the Dockerfile writes them
     dest: str  # absolute path in the image; "" when it holds a variable
     dest_is_dir: bool  # the destination is a directory (ends in /, or several sources)
     consumed: bool  # a later RUN names one of the sources: the build makes something of it
 
 
-def dockerfile_copies(text: str) -> list[Copy]:
-    """The COPY and ADD instructions of a Dockerfile's last stage that take files from the
-    build context (not `--from` another stage), with destinations resolved against WORKDIR."""
-    instructions = context.instructions(text)
-    start = max((i + 1 for i, (k, _) in enumerate(instructions) if k == "FROM"), default=0)
-    stage = instructions[start:]
+def dockerfile_copies(text: str, target: str | None = None) -> list[Copy]:
+    """The files of the build context the image Compose builds holds (the `target` stage,
+    else the last), with destinations resolved against WORKDIR: what that stage and the
+    stages it starts FROM copy from the context, and what it copies `--from` an earlier
+    stage that took them from the context."""
+    all_stages = context.stages(text)
+    stage = context.built_stage(all_stages, target)
+    return _stage_copies(all_stages, stage, frozenset()) if stage else []
+
+
+def _stage_copies(
+    all_stages: list[context.Stage], stage: context.Stage, seen: frozenset[int]
+) -> list[Copy]:
+    # A stage inherits the files (and the WORKDIR) of the stages it starts from.
+    body = [step for s in context.lineage(all_stages, stage) for step in s.body]
     workdir = "/"
-    found: list[tuple[int, tuple[str, ...], str, bool]] = []
-    for i, (keyword, rest) in enumerate(stage):
+    found: list[tuple[int, Copy]] = []
+    for i, (keyword, rest) in enumerate(body):
         if keyword == "WORKDIR":
             value = rest.strip().strip("\"'")
             if "$" not in value:
@@ -717,21 +728,63 @@ def dockerfile_copies(text: str) -> list[Copy]:
             args = context.arguments(rest) or rest.split()
             flags = [a for a in args if a.startswith("--")]
             paths = [a for a in args if not a.startswith("--")]
-            if any(f.startswith("--from") for f in flags) or len(paths) < 2:
+            if len(paths) < 2:
                 continue
             sources, dest = tuple(paths[:-1]), paths[-1]
-            if keyword == "ADD" and any("://" in s for s in sources):
-                continue
             resolved = "" if "$" in dest else posixpath.normpath(posixpath.join(workdir, dest))
             is_dir = dest.endswith("/") or dest in (".", "..") or len(sources) > 1
-            found.append((i, sources, resolved, is_dir))
+            source_stage = next(
+                (f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None
+            )
+            if source_stage is not None:
+                earlier = _stage_named(all_stages, source_stage, before=stage.index)
+                if earlier is not None and earlier.index not in seen and resolved:
+                    copied = _stage_copies(all_stages, earlier, seen | {stage.index})
+                    ran = any(k == "RUN" for k, _ in earlier.body)
+                    for path in sources:
+                        found += [(i, c) for c in _taken(copied, path, resolved, is_dir, ran)]
+                continue
+            if keyword == "ADD" and any("://" in src for src in sources):
+                continue
+            found.append((i, Copy(sources, resolved, is_dir, False)))
     copies = []
-    for i, sources, dest, is_dir in found:
-        later = " ".join(rest for k, rest in stage[i + 1 :] if k == "RUN")
+    for i, c in found:
+        later = " ".join(rest for k, rest in body[i + 1 :] if k == "RUN")
         tokens = {_norm(t) for t in re.split(r"[\s;&|=()'\"]+", later) if t}
-        names = {_norm(s) for s in sources} - {""}
-        copies.append(Copy(sources, dest, is_dir, bool(names & tokens)))
+        names = {_norm(src) for src in c.sources} - {""}
+        copies.append(Copy(c.sources, c.dest, c.dest_is_dir, c.consumed or bool(names & tokens)))
     return copies
+
+
+def _stage_named(all_stages: list[context.Stage], name: str, before: int) -> context.Stage | None:
+    """An earlier build stage by name or number; None for an image (`--from=nginx:1`)."""
+    name = name.lower()
+    return next((s for s in all_stages[:before] if s.name == name or str(s.index) == name), None)
+
+
+def _taken(copied: list[Copy], path: str, dest: str, dest_is_dir: bool, ran: bool) -> list[Copy]:
+    """What `COPY --from=STAGE path dest` takes of the context files that stage holds: what
+    lies under `path` lands under `dest`, and a part of a copied directory lands at `dest`
+    itself. A stage that ran a build step made something of them: a rebuild is expected."""
+    path = posixpath.normpath(posixpath.join("/", path))
+    taken = []
+    for c in copied:
+        if not c.dest:
+            continue
+        for source in c.sources:
+            # Where this source is in that stage: a file copied into a directory keeps its name.
+            at = c.dest
+            if c.dest_is_dir and not _is_dir_source(source):
+                at = posixpath.join(c.dest, PurePath(_norm(source)).name)
+            consumed = c.consumed or ran
+            if at == path or _is_under(at, path):
+                rel = posixpath.relpath(at, path)
+                landed = dest if rel == "." else posixpath.join(dest, rel)
+                taken.append(Copy((source,), landed, _is_dir_source(source), consumed))
+            elif _is_under(path, at) and _is_dir_source(source):
+                part = posixpath.join(_norm(source) or ".", posixpath.relpath(path, at))
+                taken.append(Copy((posixpath.normpath(part),), dest, dest_is_dir, consumed))
+    return taken
 
 
 _VENV = re.compile(
@@ -997,7 +1050,8 @@ def gather(project: Project) -> Facts:
         if text is not None:
             dockerfiles[name] = text
             if service.build_context is not None:
-                sources[name] = _context_sources(service.build_context, dockerfile_copies(text))
+                copies = dockerfile_copies(text, service.target)
+                sources[name] = _context_sources(service.build_context, copies)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         pid1_jobs = {name: pool.submit(_pid1, c) for name, c in running.items()}
