@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, errors, launch, probes, shell
+from cslaunch import context, docker, engine, errors, launch, probes, shell
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -1244,6 +1244,12 @@ def _clock_sample(running: Mapping[str, Container], python: frozenset[str]) -> C
 
 
 def _docker_os() -> str | None:
+    api = engine.local()
+    if api is not None:  # a request, not a CLI that asks the same of the engine
+        try:
+            return str(api.get("/info", timeout=30).get("OperatingSystem") or "") or None
+        except (OSError, engine.EngineError):
+            return None
     try:
         result = docker.run(["docker", "info", "--format", "{{.OperatingSystem}}"], timeout=30)
     except CslaunchError:
