@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -75,7 +76,8 @@ def _migrate(old: Path, new: Path) -> None:
         try:
             if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
                 if not (new / entry.name).exists():
-                    os.replace(entry.path, new / entry.name)
+                    # shutil.move: the cache directory may be on another file system.
+                    shutil.move(entry.path, new / entry.name)
                 else:
                     os.unlink(entry.path)
             elif entry.name in OLD_LEFTOVERS or entry.name.endswith(".tmp"):
