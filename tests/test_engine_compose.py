@@ -379,3 +379,40 @@ def test_a_repair_is_reported_as_one(small: list[TestStack], tmp_path: Path) -> 
     assert human.returncode == 0, human.stdout + human.stderr
     assert "Repaired stale code in api" in human.stdout
     assert "Up to date" not in human.stdout
+
+
+# --- build.target: the proof looks where the stage Compose builds put the code ---------------
+
+TARGETED = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE} AS base\n"
+        "WORKDIR /srv\n"
+        "FROM base AS dev\n"
+        "COPY app/ ./app/\n"  # at /srv/app: dev starts in base's WORKDIR
+        'CMD ["python3", "-c", "import sys, time; sys.path.insert(0, \'/srv\'); '
+        'import app.main; time.sleep(1e9)"]\n'
+        "FROM ${BASE_IMAGE} AS prod\n"
+        "COPY app/ /opt/app/\n"
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "VALUE = 1\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., target: dev, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+    ),
+}
+
+
+def test_the_proof_of_a_target_build_looks_where_that_stage_put_the_code(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, TARGETED)
+    report = s.launched()
+    (api,) = report["verify"]
+    assert (api["state"], api["checked"], api["problems"]) == ("fresh", 2, [])
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr

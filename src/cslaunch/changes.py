@@ -82,9 +82,10 @@ def service_files(
         bind_files=singles,
         context=context,
         dockerfile=dockerfile,
-        dockerfile_text=_read(dockerfile),
+        dockerfile_text=service.dockerfile_inline or _read(dockerfile),
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
         source_patterns=tuple(source_patterns),
+        target=service.target,
     )
 
 

@@ -12,7 +12,7 @@ import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,49 +72,61 @@ class CopyRule:
 
 def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
     """COPY/ADD instructions that take files from the build context, or None when the
-    Dockerfile does something that makes the whole context matter."""
+    Dockerfile does something that makes the whole context matter. A stage that starts FROM
+    an earlier one starts in its WORKDIR."""
     if dockerfile is None:
         return None
+    all_stages = stages(dockerfile)
+    workdirs: dict[int, str] = {}  # each stage's WORKDIR at its end
     rules: list[CopyRule] = []
-    stage, workdir = -1, "/"
-    for keyword, args in instructions(dockerfile):
-        if keyword == "FROM":
-            stage, workdir = stage + 1, "/"
-        elif keyword == "WORKDIR":
-            target = args or "/"
-            if "$" in target:
+    for stage in all_stages:
+        chain = lineage(all_stages, stage)
+        workdir = workdirs.get(chain[-2].index, "/") if len(chain) > 1 else "/"
+        for keyword, args in stage.body:
+            if keyword == "WORKDIR":
+                target = args or "/"
+                if "$" in target:
+                    return None
+                workdir = posixpath.normpath(posixpath.join(workdir, target))
+            if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
                 return None
-            workdir = posixpath.normpath(posixpath.join(workdir, target))
-        if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
-            return None
-        if keyword not in ("COPY", "ADD"):
-            continue
-        if args.startswith("<<"):
-            return None  # heredoc: cannot tell what it copies
-        words = arguments(args)
-        if words is None:
-            return None
-        flags = [w for w in words if w.startswith("--")]
-        if any(f.startswith("--from") for f in flags):
-            continue  # copies from another stage or image, not from the context
-        paths = [w for w in words if not w.startswith("--")]
-        if len(paths) < 2:
-            continue
-        dest = paths[-1]
-        if "$" in dest:
-            return None
-        # Normalised: `COPY . .` under WORKDIR /app puts main.py at /app/main.py, never at
-        # /app/./main.py, a path no container shows.
-        absolute = posixpath.normpath(posixpath.join(workdir, dest))
-        if dest.endswith("/") or dest.endswith("/.") or dest in (".", "./") or len(paths) > 2:
-            absolute = absolute.rstrip("/") + "/"
-        for src in paths[:-1]:
-            if "$" in src:
+            if keyword not in ("COPY", "ADD"):
+                continue
+            if args.startswith("<<"):
+                return None  # heredoc: cannot tell what it copies
+            words = arguments(args)
+            if words is None:
                 return None
-            if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
-                continue  # ADD of a URL
-            rules.append(CopyRule(_normalise(src), absolute, max(stage, 0)))
+            flags = [w for w in words if w.startswith("--")]
+            if any(f.startswith("--from") for f in flags):
+                continue  # copies from another stage or image, not from the context
+            paths = [w for w in words if not w.startswith("--")]
+            if len(paths) < 2:
+                continue
+            dest = paths[-1]
+            if "$" in dest:
+                return None
+            # Normalised: `COPY . .` under WORKDIR /app puts main.py at /app/main.py, never
+            # at /app/./main.py, a path no container shows.
+            absolute = posixpath.normpath(posixpath.join(workdir, dest))
+            if dest.endswith(("/", "/.")) or dest in (".", "./") or len(paths) > 2:
+                absolute = absolute.rstrip("/") + "/"
+            for src in paths[:-1]:
+                if "$" in src:
+                    return None
+                if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
+                    continue  # ADD of a URL
+                rules.append(CopyRule(_normalise(src), absolute, stage.index))
+        workdirs[stage.index] = workdir
     return rules
+
+
+def image_stages(dockerfile: str | None, target: str | None = None) -> frozenset[int]:
+    """The stages whose COPYs the image holds: the one Compose builds (`target`, else the
+    last) and those it starts FROM."""
+    all_stages = stages(dockerfile or "")
+    stage = built_stage(all_stages, target)
+    return frozenset(s.index for s in lineage(all_stages, stage)) if stage else frozenset()
 
 
 def copy_sources(dockerfile: str | None) -> list[str] | None:
@@ -123,13 +135,17 @@ def copy_sources(dockerfile: str | None) -> list[str] | None:
     return None if rules is None else [r.src for r in rules]
 
 
-def image_path(rules: list[CopyRule], rel: str) -> str | None:
-    """Where the final image holds a context file (context-relative `rel`), if a plain COPY of
-    the last stage put it there. Globs are not followed: None."""
-    last = max((r.stage for r in rules), default=0)
+def image_path(
+    rules: list[CopyRule], rel: str, in_stages: Collection[int] | None = None
+) -> str | None:
+    """Where the image holds a context file (context-relative `rel`), if a plain COPY of one
+    of its stages (`in_stages`, see image_stages; default: the last) put it there. Globs are
+    not followed: None."""
+    if in_stages is None:
+        in_stages = {max((r.stage for r in rules), default=0)}
     found = None
     for rule in rules:
-        if rule.stage != last or _has_glob(rule.src):
+        if rule.stage not in in_stages or _has_glob(rule.src):
             continue
         if rule.src == ".":
             found = posixpath.join(rule.dest, rel)
