@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cslaunch.state import HOME_ENV
 from tests.stackutil import PROJECT_PREFIX, ProdStack, TestStack, remove_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,20 @@ def _engine_problem() -> str | None:
     if r.returncode != 0:
         return f"base image {image} missing (scripts/testenv.sh builds it)"
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """cslaunch's per-project state (kept in the user's cache directory) goes to a directory
+    of this session's, for cslaunch in-process and every cslaunch the tests start."""
+    path = tmp_path_factory.mktemp("state-home")
+    before = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(HOME_ENV, None)
+    else:
+        os.environ[HOME_ENV] = before
 
 
 @pytest.fixture

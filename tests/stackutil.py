@@ -100,6 +100,39 @@ class TestStack:
         (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         return cls(dest, name, ports)
 
+    @classmethod
+    def from_files(
+        cls,
+        dest: Path,
+        files: dict[str, str],
+        *,
+        base_image: str,
+        env: dict[str, str] | None = None,
+    ) -> TestStack:
+        """A small stack made of `files` (path -> text), its project name and BASE_IMAGE in
+        `.env` beside `env`."""
+        for rel, text in files.items():
+            path = dest / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        name = f"{PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        stack = cls(dest, name, {})
+        stack.set_env({"COMPOSE_PROJECT_NAME": name, "BASE_IMAGE": base_image, **(env or {})})
+        return stack
+
+    def set_env(self, values: dict[str, str]) -> None:
+        """Set variables in the project's `.env`, keeping the others."""
+        path = self.dir / ".env"
+        lines = path.read_text().splitlines() if path.exists() else []
+        kept = [ln for ln in lines if ln.split("=", 1)[0] not in values]
+        path.write_text(
+            "".join(f"{ln}\n" for ln in kept) + "".join(f"{k}={v}\n" for k, v in values.items())
+        )
+
+    def container_env(self, service: str) -> dict[str, str]:
+        env = self.inspect(service)["Config"]["Env"]
+        return dict(item.split("=", 1) for item in env)
+
     # --- commands ---------------------------------------------------------------------
     def cslaunch(
         self,

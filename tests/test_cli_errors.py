@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from cslaunch import __version__
-from cslaunch.errors import COMPOSE, CONFIG, DOCKER, FILES, OK, USAGE
+from cslaunch.cli import main
+from cslaunch.errors import COMPOSE, CONFIG, DOCKER, FILES, INTERNAL, OK, USAGE
 
 COMPOSE_OK = "services:\n  web:\n    image: busybox\n    command: ['sleep', '60']\n"
 # Variables that would make Compose or the docker CLI look elsewhere than the case points it.
@@ -93,6 +94,19 @@ CASES: dict[str, Case] = {
         ("status",), project({"pyproject.toml": "[tool]\ncslaunch = 1\n"}), no_docker=True
     ),
     "bad_timeout": Case(("up", "--timeout", "0"), project(), no_docker=True),
+    "unknown_service_config": Case(
+        ("plan",), project({"cslaunch.toml": "[services.nosuch]\npython = true\n"}), engine=True
+    ),
+    "profile_service_config": Case(
+        ("status", "--json"),
+        {
+            "compose.yaml": COMPOSE_OK + "  tools:\n    image: busybox\n    profiles: [tools]\n",
+            "pyproject.toml": "[tool.cslaunch.services.tools]\npython = false\n",
+        },
+        engine=True,
+    ),
+    "logs_unknown_service": Case(("logs", "--no-follow", "nosuch"), project(), engine=True),
+    "json_usage": Case(("jobs", "recover", "--json", "--policy", "x"), project(), no_docker=True),
 }
 
 
@@ -272,17 +286,53 @@ def test_clean_json_without_docker(ran: dict[str, Ran | str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "code"),
-    [("json_clean_missing", FILES), ("json_docker_missing", DOCKER)],
+    ("name", "code", "command"),
+    [("json_clean_missing", FILES, "clean"), ("json_docker_missing", DOCKER, "status")],
 )
-def test_json_error_object(ran: dict[str, Ran | str], name: str, code: int) -> None:
+def test_json_error_object(ran: dict[str, Ran | str], name: str, code: int, command: str) -> None:
     r = get(ran, name)
     line = assert_error(r, code)  # the human line still goes to stderr
     data = json.loads(r.result.stdout)
     assert data["ok"] is False
     assert data["exit_code"] == code
+    assert data["schema"] == 1 and data["command"] == command
     assert line == "error: " + data["error"]
     assert "hint" in data
+
+
+def test_json_usage_error_object(ran: dict[str, Ran | str]) -> None:
+    r = get(ran, "json_usage")
+    assert r.result.returncode == USAGE, r.output
+    data = json.loads(r.result.stdout)
+    assert (data["command"], data["exit_code"], data["ok"]) == ("jobs recover", USAGE, False)
+    assert "--policy" in data["error"]
+
+
+def test_internal_error_prints_its_json_object(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "compose.yaml").write_text(COMPOSE_OK)
+    monkeypatch.chdir(tmp_path)
+
+    def broken(project: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("cslaunch.status.status", broken)
+    monkeypatch.setattr("cslaunch.cli._json_written", False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", "--json"])
+    assert exit_info.value.code == INTERNAL
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data == {
+        "schema": 1,
+        "command": "status",
+        "ok": False,
+        "error": "internal error: RuntimeError: a bug",
+        "hint": "run again with --debug for the traceback, and please report it",
+        "exit_code": INTERNAL,
+    }
+    assert "error: internal error" in err
 
 
 def test_json_error_carries_the_hint(ran: dict[str, Ran | str]) -> None:
@@ -325,6 +375,26 @@ def test_usage_error(ran: dict[str, Ran | str]) -> None:
     assert r.result.returncode == USAGE, r.output
     assert "Traceback" not in r.output
     assert "Error:" in r.result.stderr
+
+
+def test_unknown_service_in_config_is_a_config_error(ran: dict[str, Ran | str]) -> None:
+    assert_error(
+        get(ran, "unknown_service_config"),
+        CONFIG,
+        "cslaunch.toml: services.nosuch: no such service",
+        "(its services: web)",
+    )
+
+
+def test_a_service_of_a_profile_not_enabled_is_known(ran: dict[str, Ran | str]) -> None:
+    r = get(ran, "profile_service_config")
+    assert r.result.returncode == OK, r.output
+
+
+def test_logs_of_an_unknown_service_is_a_bad_argument(ran: dict[str, Ran | str]) -> None:
+    r = get(ran, "logs_unknown_service")
+    assert r.result.returncode == USAGE, r.output
+    assert "no such service: nosuch (services: web)" in r.result.stderr
 
 
 # --- known bugs ----------------------------------------------------------------------------

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from cslaunch.context import (
     copied_filter,
     copy_rules,
     copy_sources,
+    image_path,
+    image_stages,
     instructions,
     parse_dockerignore,
 )
@@ -215,3 +219,57 @@ def test_a_stage_built_from_another_keeps_its_workdir() -> None:
         (".", "/app/", 1),
         ("src", "/src", 2),  # a stage from an image starts at /
     ]
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "rel", "inside"),
+    [
+        ("FROM x\nWORKDIR /app\nCOPY . .\n", "app/main.py", "/app/app/main.py"),
+        ("FROM x\nWORKDIR /app/\nCOPY ./ ./\n", "main.py", "/app/main.py"),
+        (
+            "FROM x\nWORKDIR /srv\nWORKDIR ./code/.\nCOPY src/ ./src/\n",
+            "src/a.py",
+            "/srv/code/src/a.py",
+        ),
+        ("FROM x\nWORKDIR /app\nCOPY main.py .\n", "main.py", "/app/main.py"),
+        ("FROM x\nWORKDIR /app\nCOPY main.py ./run.py\n", "main.py", "/app/run.py"),
+    ],
+)
+def test_image_paths_are_normalised(dockerfile: str, rel: str, inside: str) -> None:
+    rules = copy_rules(dockerfile)
+    assert rules is not None
+    assert image_path(rules, rel) == inside
+
+
+MULTISTAGE = """\
+FROM python:3.12 AS base
+WORKDIR /srv
+COPY requirements.txt .
+FROM base AS dev
+COPY src/ ./src/
+FROM python:3.12 AS prod
+WORKDIR /app
+COPY src/ ./code/
+"""
+
+
+def test_a_stage_starts_in_the_workdir_of_the_stage_it_starts_from() -> None:
+    rules = copy_rules(MULTISTAGE)
+    assert rules is not None
+    assert [(r.src, r.dest, r.stage) for r in rules] == [
+        ("requirements.txt", "/srv/", 0),
+        ("src", "/srv/src/", 1),  # not /src/: dev is base, in /srv
+        ("src", "/app/code/", 2),
+    ]
+
+
+def test_image_paths_of_the_stage_compose_builds() -> None:
+    rules = copy_rules(MULTISTAGE)
+    assert rules is not None
+    dev = image_stages(MULTISTAGE, "dev")
+    assert dev == {0, 1}
+    assert image_path(rules, "src/main.py", dev) == "/srv/src/main.py"
+    assert image_path(rules, "requirements.txt", dev) == "/srv/requirements.txt"
+    last = image_stages(MULTISTAGE)
+    assert image_path(rules, "src/main.py", last) == "/app/code/main.py"
+    assert image_path(rules, "requirements.txt", last) is None  # prod does not hold it

@@ -133,3 +133,45 @@ def test_a_command_started_early_answers_like_run(tmp_path: Path) -> None:
         docker.Pending([str(slow)], timeout=1).result()
     with pytest.raises(DockerError, match="was not found on PATH"):
         docker.Pending(["cslaunch-no-such-docker"])
+
+
+def test_config_falls_back_to_composes_yaml_where_its_json_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compose 2.40 cannot print a `build.ssh` key path as JSON, though it prints the same
+    model as YAML: the model is read from the YAML, and cslaunch says why."""
+    yaml_model = (
+        "name: p\nservices:\n  app:\n    build:\n      context: /p\n      ssh:\n"
+        "        - 'mykey: /tmp/key'\n    environment:\n      DEBUG: 'true'\n"
+    )
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if "--format" in argv:
+            error = "json: error calling MarshalJSON for type types.SSHKey: invalid character"
+            return subprocess.CompletedProcess(argv, 1, "", error)
+        return subprocess.CompletedProcess(argv, 0, yaml_model, "")
+
+    class Started:
+        def result(self) -> subprocess.CompletedProcess[str]:
+            return run(["docker", "compose", "config", "--format", "json"])
+
+    monkeypatch.setattr(docker.subprocess, "run", run)
+    monkeypatch.setattr(docker, "raise_if_daemon_gone", lambda what, stderr: None)
+    data = docker.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]
+    assert data["services"]["app"]["build"]["ssh"] == ["mykey: /tmp/key"]
+    assert data["services"]["app"]["environment"] == {"DEBUG": "true"}
+    assert "YAML form works (a Compose bug)" in capsys.readouterr().err
+
+
+def test_config_does_not_hide_a_project_compose_rejects(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_run(monkeypatch, {"config": (1, "services.web.ports must be a array")})
+    monkeypatch.setattr(docker, "raise_if_daemon_gone", lambda what, stderr: None)
+
+    class Started:
+        def result(self) -> subprocess.CompletedProcess[str]:
+            return docker.run(["docker", "compose", "config", "--format", "json"])
+
+    with pytest.raises(docker.ComposeError, match="ports must be a array"):
+        docker.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]

@@ -137,6 +137,79 @@ def test_baked_code_of_a_non_python_service_is_info_and_image_only_services_are_
     assert run(doctor.check_baked_code, facts(pulled, dockerfiles={"redis": "COPY . /x"})) == []
 
 
+def proxy_service() -> Service:
+    return svc("proxy", build={"context": str(ROOT / "proxy")}, image="nginx")
+
+
+def test_a_config_file_copied_is_not_code() -> None:
+    text = "FROM nginx\nCOPY conf /etc/nginx/conf.d/default.conf\n"
+    sources = {"proxy": {"conf": doctor.SourceInfo("file", False)}}
+    f = facts(proxy_service(), dockerfiles={"proxy": text}, sources=sources)
+    assert run(doctor.check_baked_code, f) == []
+    # A directory of config only, as the build context has it, is not code either.
+    text = "FROM nginx\nCOPY conf.d /etc/nginx/conf.d\n"
+    sources = {"proxy": {"conf.d": doctor.SourceInfo("dir", False)}}
+    assert (
+        run(doctor.check_baked_code, replace(f, dockerfiles={"proxy": text}, sources=sources)) == []
+    )
+
+
+def test_no_mount_over_the_root_or_a_system_directory() -> None:
+    text = "FROM scratch\nCOPY . .\n"
+    sources = {"proxy": {".": doctor.SourceInfo("dir", True, ())}}
+    f = facts(proxy_service(), dockerfiles={"proxy": text}, sources=sources)
+    finding = only(run(doctor.check_baked_code, f))
+    assert "volumes" not in finding.fix
+    assert finding.fix.startswith("no bind mount is safe here: a mount at / would lie over")
+
+
+@pytest.mark.parametrize(
+    ("run_step", "hidden"),
+    [
+        (
+            "RUN python -m venv /app/.venv && /app/.venv/bin/pip install -r requirements.txt",
+            "/app/.venv",
+        ),
+        ("RUN uv sync --frozen", "/app/.venv"),
+        ("RUN npm ci", "/app/node_modules"),
+        ("RUN pip install -e .", "/app/*.egg-info"),
+        ("ENV VIRTUAL_ENV=/app/venv", "/app/venv"),
+    ],
+)
+def test_no_mount_over_what_the_image_builds_a_narrower_one_instead(
+    run_step: str, hidden: str
+) -> None:
+    text = f"FROM python:3.12\nWORKDIR /app\nCOPY . /app\n{run_step}\n"
+    sources = {"backend": {".": doctor.SourceInfo("dir", True, ("api", "tests"))}}
+    f = facts(
+        backend(), python=frozenset({"backend"}), dockerfiles={"backend": text}, sources=sources
+    )
+    finding = only(run(doctor.check_baked_code, f))
+    assert '`volumes: ["./backend/api:/app/api", "./backend/tests:/app/tests"]`' in finding.fix
+    assert f"a mount at /app would hide {hidden}, which the image builds there" in finding.fix
+    # With no subdirectory of code to mount instead, none is safe, and it says so.
+    bare = {"backend": {".": doctor.SourceInfo("dir", True, ())}}
+    finding = only(run(doctor.check_baked_code, replace(f, sources=bare)))
+    assert finding.fix.startswith(
+        f"no bind mount is safe here: a mount at /app would hide {hidden}"
+    )
+
+
+def test_context_sources_are_looked_at_on_disk(tmp_path: Path) -> None:
+    (tmp_path / "conf").write_text("server {}\n")
+    (tmp_path / "app" / "pkg").mkdir(parents=True)
+    (tmp_path / "app" / "pkg" / "m.py").write_text("x = 1\n")
+    (tmp_path / "app" / "static").mkdir()
+    (tmp_path / "app" / "static" / "s.txt").write_text("")
+    (tmp_path / "app" / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / "app" / ".venv" / "lib" / "site.py").write_text("")
+    copies = doctor.dockerfile_copies("FROM x\nCOPY conf /etc/c\nCOPY app/ /srv/\nCOPY *.py /\n")
+    assert doctor._context_sources(tmp_path, copies) == {
+        "conf": doctor.SourceInfo("file", False),
+        "app": doctor.SourceInfo("dir", True, ("pkg",)),
+    }
+
+
 def test_dockerfile_copies_follow_workdir_continuations_and_the_last_stage() -> None:
     text = """\
 # syntax=docker/dockerfile:1
@@ -155,8 +228,63 @@ RUN python -m compileall pkg
     copies = doctor.dockerfile_copies(text)
     assert [(c.sources, c.dest, c.dest_is_dir, c.consumed) for c in copies] == [
         (("pkg/", "extra.py"), "/srv/app", True, True),
+        (("web/dist",), "/srv/static", False, False),  # the context's web/ went to /web
         (("$HOME/x",), "/y", False, False),
     ]
+
+
+MULTISTAGE = """\
+FROM python:3.12 AS base
+WORKDIR /srv
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+FROM base AS dev
+COPY src/ ./src/
+CMD ["uvicorn", "src.main:app", "--reload"]
+
+FROM node:20 AS assets
+WORKDIR /build
+COPY web/ ./web/
+RUN npm run build --prefix web
+
+FROM base AS prod
+COPY --from=assets /build/web/dist /srv/static
+COPY --from=dev /srv/src /srv/src
+COPY --from=nginx:1.27 /etc/nginx/mime.types /etc/
+"""
+
+
+def test_the_stage_compose_builds_and_what_it_takes_from_earlier_stages() -> None:
+    def copies(target: str | None) -> list[tuple[tuple[str, ...], str, bool]]:
+        return [
+            (c.sources, c.dest, c.consumed) for c in doctor.dockerfile_copies(MULTISTAGE, target)
+        ]
+
+    # dev inherits base's WORKDIR and files: its code lands at /srv/src, not /src.
+    assert copies("dev") == [(("requirements.txt",), "/srv", True), (("src/",), "/srv/src", False)]
+    assert (
+        copies(None)
+        == copies("prod")
+        == [
+            (("requirements.txt",), "/srv", True),
+            (("web/dist",), "/srv/static", True),  # built by a RUN of its stage: expected
+            (("src/",), "/srv/src", False),  # the context's code, by way of dev
+        ]
+    )
+
+
+def test_a_target_stage_with_its_code_mounted_is_not_baked() -> None:
+    s = svc(
+        "api",
+        build={"context": str(ROOT / "api"), "target": "dev"},
+        volumes=[bind("api/src", "/srv/src")],
+    )
+    f = facts(s, python=frozenset({"api"}), dockerfiles={"api": MULTISTAGE})
+    assert run(doctor.check_baked_code, f) == []
+    # The last stage (prod) is not what Compose builds: its --from copies do not count.
+    mounted_prod = replace(f, services={"api": svc("api", build={"context": str(ROOT / "api")})})
+    assert only(run(doctor.check_baked_code, mounted_prod)).code == doctor.CODE_BAKED
 
 
 # --- a bind mount hidden by a volume ----------------------------------------------------------
@@ -240,7 +368,7 @@ def test_shell_as_pid1_names_the_program_and_the_exec_fix() -> None:
     finding = only(run(doctor.check_pid1, f))  # one finding, not also pid1-ignores-sigterm
     assert (finding.code, finding.severity) == (doctor.PID1_SHELL, doctor.WARNING)
     assert "to rq" in finding.message and "RQ worker cannot finish its job" in finding.message
-    assert 'sh -c "echo starting; exec rq worker' in finding.fix
+    assert '`command: ["sh", "-c", "echo starting; exec rq worker --url' in finding.fix
     assert '`command: ["rq", "worker", "--url", "..."]`' in finding.fix
     assert "`init: true` alone only ends the stall" in finding.fix
 
@@ -261,6 +389,45 @@ def test_shell_under_init_loses_a_workers_shutdown_unless_it_execs() -> None:
     # A non-worker behind a shell under init just dies at once: nothing to lose.
     server = svc("web", command=["sh", "-c", "cd /app; python3 -m http.server"], init=True)
     assert run(doctor.check_pid1, facts(server)) == []
+
+
+SHELL_WRAPPERS = [
+    # (the wrapper, what the fix must say, what it must never say)
+    (
+        ["bash", "-c", "envsubst < /t > /etc/nginx/conf.d/default.conf && nginx -g 'daemon off;'"],
+        "\"envsubst < /t > /etc/nginx/conf.d/default.conf && exec nginx -g 'daemon off;'\"",
+        "daemon off; exec",
+    ),
+    (["sh", "-c", "python manage.py migrate || exit 1"], "builtin `exit`", "exec exit"),
+    (["sh", "-c", "python app.py; return 111"], "builtin `return`", "exec return"),
+    (
+        ["sh", "-c", 'if [ -n "$D" ]; then python -m debugpy a.py\nelse gunicorn a\nfi'],
+        "`fi`, the end of a compound command",
+        "exec fi",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "says", "never"), SHELL_WRAPPERS)
+def test_shell_wrappers_get_an_exec_fix_only_where_it_runs(
+    command: list[str], says: str, never: str
+) -> None:
+    finding = only(run(doctor.check_pid1, facts(svc("web", command=command))))
+    assert finding.code == doctor.PID1_SHELL
+    assert says in finding.fix
+    assert never not in finding.fix
+    assert "to exit" not in finding.message and "to fi" not in finding.message
+
+
+def test_the_exec_fix_is_the_compose_key_that_holds_the_wrapper() -> None:
+    s = svc("w", entrypoint=["/bin/sh", "-c"], command=["cd /app && rq worker --url $REDIS_URL"])
+    finding = only(run(doctor.check_pid1, facts(s)))
+    # Compose interpolates `$`: the fix writes the literal as `$$`.
+    assert '`command: ["cd /app && exec rq worker --url $$REDIS_URL"]`' in finding.fix
+
+
+def test_a_lone_command_under_sh_c_is_execd_by_the_shell() -> None:
+    assert run(doctor.check_pid1, facts(svc("w", command=["sh", "-c", "gunicorn app"]))) == []
 
 
 # --- stop grace -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cslaunch import index
+from cslaunch import index, state
 from cslaunch.scan import Scan, Tree, scan
 
 
@@ -123,6 +123,27 @@ def test_save_and_load_roundtrip_and_corrupt_index(tmp_path: Path) -> None:
     assert index.load(tmp_path) is None
 
 
+def test_changed_keys_name_what_moved_build_per_sub_key() -> None:
+    old_json = {"image": "a", "build": {"context": "/p", "args": {"V": "1"}}, "command": ["x"]}
+    new_json = {"image": "a", "build": {"context": "/p", "args": {"V": "2"}, "target": "dev"}}
+    old = index.config_hashes(old_json)
+    new = index.config_hashes(new_json)
+    assert index.changed_keys(old, new, new_json) == {"build.args", "build.target", "command"}
+    assert index.changed_keys(new, new, new_json) == frozenset()
+    assert index.changed_keys(None, new, new_json) == frozenset()
+
+
+def test_an_index_with_one_hash_per_service_still_loads_and_compares(tmp_path: Path) -> None:
+    raw = {"image": "a", "command": ["x"]}
+    idx = index.Index(1, {}, {"web": index.config_hash(raw), "db": "0" * 32})
+    index.save(tmp_path, idx)
+    loaded = index.load(tmp_path)
+    assert loaded is not None
+    new = index.config_hashes(raw)
+    assert index.changed_keys(loaded.services["web"], new, raw) == frozenset()
+    assert index.changed_keys(loaded.services["db"], new, raw) == {index.UNKNOWN_KEY}
+
+
 def test_config_hash_is_order_independent() -> None:
     assert index.config_hash({"a": 1, "b": [1, 2]}) == index.config_hash({"b": [1, 2], "a": 1})
     assert index.config_hash({"a": 1}) != index.config_hash({"a": 2})
@@ -203,3 +224,39 @@ def test_an_index_nothing_moved_in_is_kept_as_it_is(tmp_path: Path) -> None:
     touched = detect()
     assert not touched.changes and not touched.index_kept
     assert touched.index_ns == touched.scan.started_ns
+
+
+def test_state_lives_outside_the_project(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    state.write_json(project, "x.json", {"a": 1})
+    assert list(project.iterdir()) == []  # nothing a build context could take into an image
+    assert state.read_json(project, "x.json") == {"a": 1}
+    other = tmp_path / "other" / "proj"  # same name, another checkout: its own state
+    other.mkdir(parents=True)
+    assert state.read_json(other, "x.json") is None
+
+
+def test_old_in_project_state_is_read_then_moved_out(tmp_path: Path) -> None:
+    old = tmp_path / ".cslaunch"
+    old.mkdir()
+    (old / ".gitignore").write_text("*\n")
+    (old / "lock").write_text("")
+    (old / "index.json").write_text('{"version": 2}')
+    (old / "proof.json").write_text('{"p": 1}')
+    # A read-only command reads the old state where it is, and moves nothing.
+    assert state.read_json(tmp_path, "proof.json") == {"p": 1}
+    assert old.is_dir()
+    # The first run that writes state moves the old documents and removes the directory.
+    state.write_json(tmp_path, "last-launch.json", {"ok": True})
+    assert not old.exists()
+    assert state.read_json(tmp_path, "proof.json") == {"p": 1}
+    assert index.index_path(tmp_path).parent == state.project_state(tmp_path)
+
+
+def test_an_old_state_dir_holding_something_else_stays(tmp_path: Path) -> None:
+    old = tmp_path / ".cslaunch"
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    state.state_dir(tmp_path)
+    assert (old / "notes.txt").read_text() == "mine"

@@ -56,3 +56,15 @@ def test_pyproject_section_is_appended_once(tmp_path: Path) -> None:
     assert load_config(tmp_path).timeout == 120
     with pytest.raises(PathError):
         init.write(tmp_path, text, pyproject=True)
+
+
+def test_no_url_derived_writes_none(tmp_path: Path) -> None:
+    text = init.render(detected(tmp_path), tmp_path, None)
+    assert "none derived" in text
+    assert "localhost:8000" not in text  # a default it did not derive
+    load_config_from(tmp_path, text)
+
+
+def load_config_from(root: Path, text: str) -> Config:
+    (root / "cslaunch.toml").write_text(text)
+    return load_config(root)

@@ -492,6 +492,21 @@ def test_frontend_port_preferred_over_backend() -> None:
     assert app_url(stack, NO_CONFIG) == "http://localhost:3000"
 
 
+@pytest.mark.parametrize("proxy_name", ["nginx", "proxy", "edge", "caddy"])
+def test_the_proxy_in_front_is_the_app_not_a_service_named_app(proxy_name: str) -> None:
+    stack = stack_of(
+        svc("app", ports=[port(8000)]),
+        svc(proxy_name, image="nginx:1.27", ports=[port(8080)]),
+        svc("db", ports=[port(5432)]),
+    )
+    assert app_url(stack, NO_CONFIG) == "http://localhost:8080"
+
+
+def test_a_service_named_app_alone_is_the_app() -> None:
+    stack = stack_of(svc("app", ports=[port(8000)]), svc("db", ports=[port(5432)]))
+    assert app_url(stack, NO_CONFIG) == "http://localhost:8000"
+
+
 def test_backend_port_when_no_frontend() -> None:
     stack = stack_of(
         svc("backend", ports=[port(8000, host_ip="127.0.0.1")]),
@@ -634,3 +649,50 @@ def test_depends_on_list_or_mapping() -> None:
 )
 def test_parse_duration(text: str | int | float, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "target"),
+    [
+        ('FROM debian:12\nCOPY . /srv\nCMD ["uvicorn", "app.main:app"]\n', None),
+        ("FROM debian:12\nCMD gunicorn -b :8000 app:app\n", None),
+        ('FROM debian:12\nENTRYPOINT ["/usr/local/bin/celery"]\n', None),
+        ('FROM debian:12 AS base\nCMD ["hypercorn", "app:app"]\nFROM base AS dev\n', "dev"),
+        (
+            'FROM debian AS dev\nCMD ["daphne", "asgi:app"]\nFROM debian AS prod\nCMD ["nginx"]\n',
+            "dev",
+        ),
+        ('FROM debian\nCMD ["sh", "-c", "flask db upgrade && exec flask run"]\n', None),
+    ],
+)
+def test_python_from_the_programs_a_dockerfile_runs(dockerfile: str, target: str | None) -> None:
+    service = svc(image="proj-app", build={"context": "/p/app", "target": target})
+    assert runs_python(service, dockerfile, NO_CONFIG)
+
+
+def test_the_stage_compose_builds_decides_not_the_last() -> None:
+    dockerfile = 'FROM debian AS web\nCMD ["nginx"]\nFROM debian AS api\nCMD ["uvicorn", "a:b"]\n'
+    assert not runs_python(svc(build={"context": "/p", "target": "web"}), dockerfile, NO_CONFIG)
+
+
+def test_a_service_command_replaces_the_dockerfile_cmd() -> None:
+    dockerfile = 'FROM debian\nCMD ["uvicorn", "a:b"]\n'
+    service = svc(build={"context": "/p"}, command=["nginx", "-g", "daemon off;"])
+    assert not runs_python(service, dockerfile, NO_CONFIG)
+
+
+@pytest.mark.parametrize(
+    "image_config",
+    [
+        {"Cmd": ["uvicorn", "main:app"]},
+        {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["gunicorn", "app"]},
+        {"Cmd": ["/start.sh"], "Env": ["PATH=/usr/bin", "PYTHON_VERSION=3.12.4"]},
+    ],
+)
+def test_python_from_the_image_config(image_config: dict[str, Any]) -> None:
+    assert runs_python(svc(image="acme/api:1"), None, NO_CONFIG, image_config)
+
+
+def test_image_config_not_python() -> None:
+    config = {"Cmd": ["redis-server"], "Env": ["REDIS_VERSION=7.2"]}
+    assert not runs_python(svc(image="redis:7"), None, NO_CONFIG, config)

@@ -7,6 +7,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
+
 from cslaunch.containers import Container
 from cslaunch.model import Service, Stack, parse_service
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
@@ -97,7 +99,7 @@ def plan_for(
     containers: Mapping[str, Sequence[Container]],
     *,
     changed: Collection[str] | None = None,
-    config_changed: Collection[str] = (),
+    config_changed: Mapping[str, Collection[str]] | None = None,
     images_missing: Collection[str] = (),
     flags: Flags = DEFAULT_FLAGS,
     stack: Stack | None = None,
@@ -288,9 +290,59 @@ def test_file_outside_every_service_changes_nothing() -> None:
 
 
 def test_config_change_recreates() -> None:
-    plan = plan_for(running(), changed=set(), config_changed={"redis", "backend"})
+    plan = plan_for(
+        running(), changed=set(), config_changed={"redis": {"command"}, "backend": {"environment"}}
+    )
     assert plan.with_action(RECREATE) == ["backend", "redis"]
     assert not any(p.build for p in plan.services)
+    assert reasons(plan)["backend"] == "Compose config changed: environment"
+
+
+@pytest.mark.parametrize(
+    "key", ["build.args", "build.target", "build.dockerfile_inline", "build.dockerfile", "image"]
+)
+def test_a_change_of_what_the_image_is_built_from_rebuilds(key: str) -> None:
+    """`up -d` alone would recreate the container from the OLD image, and the index would
+    then call that image up to date."""
+    plan = plan_for(running(), changed=set(), config_changed={"frontend": {key, "environment"}})
+    assert actions(plan)["frontend"] == (REBUILD, True)
+    assert plan.build == ("frontend",)
+    assert key in reasons(plan)["frontend"]
+    assert actions(plan)["backend"] == (LEAVE, False)
+
+
+def test_a_build_change_of_a_shared_image_rebuilds_every_service_of_it_once() -> None:
+    keys = {"build.args"}
+    plan = plan_for(
+        running(),
+        changed=set(),
+        config_changed=dict.fromkeys(["backend", "worker1", "worker2"], keys),
+    )
+    assert plan.with_action(REBUILD) == ["backend", "worker1", "worker2"]
+    assert plan.build == ("backend",)
+
+
+def test_a_build_change_with_no_build_recreates_and_says_so() -> None:
+    plan = plan_for(
+        running(),
+        changed=set(),
+        config_changed={"frontend": {"build.args"}},
+        flags=Flags(build=False),
+    )
+    assert actions(plan)["frontend"] == (RECREATE, False)
+    assert "--no-build" in reasons(plan)["frontend"]
+
+
+def test_an_image_change_of_a_pulled_service_recreates() -> None:
+    plan = plan_for(running(), changed=set(), config_changed={"redis": {"image"}})
+    assert actions(plan)["redis"] == (RECREATE, False)
+    assert reasons(plan)["redis"] == "image changed: pulled if missing, then recreated"
+
+
+def test_an_index_without_per_key_hashes_rebuilds_a_buildable_service_whose_config_moved() -> None:
+    plan = plan_for(running(), changed=set(), config_changed={"frontend": {"*"}, "redis": {"*"}})
+    assert actions(plan)["frontend"] == (REBUILD, True)
+    assert actions(plan)["redis"] == (RECREATE, False)
 
 
 def test_missing_image_rebuilds() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from cslaunch import redact
 
 
@@ -26,3 +30,61 @@ def test_secret_environment_values_are_masked_anywhere() -> None:
     out = redact.scrub("boot: password=hunter2hunter2 token tok-123456 pw urlpass99 debug true")
     assert "hunter2hunter2" not in out and "tok-123456" not in out and "urlpass99" not in out
     assert "debug true" in out and "ab" in "about"  # ordinary words survive
+
+
+def _fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redact, "_values", set())
+    monkeypatch.setattr(redact, "_names", set())
+
+
+GITEA = {
+    "name": "gitea-postgres",
+    "services": {
+        "gitea": {
+            "image": "gitea/gitea:1.21",
+            "environment": {"DB_PASSWD": "gitea", "POSTGRES_PASSWORD": "true", "PORT": "3000"},
+        },
+        "db": {
+            "image": "postgres:16",
+            "environment": {"POSTGRES_PASSWORD": "hunter2hunter2", "PGPORT": "5432"},
+            "command": ["postgres", "-c", "password_encryption=scram-sha-256"],
+        },
+    },
+}
+
+
+def test_names_booleans_and_numbers_are_never_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fresh(monkeypatch)
+    redact.register_model(GITEA)
+    assert redact.scrub("project gitea-postgres: service gitea is up") == (
+        "project gitea-postgres: service gitea is up"
+    )
+    assert (
+        redact.scrub("db says: auth with hunter2hunter2 failed") == "db says: auth with *** failed"
+    )
+    assert redact.scrub("/srv/hunter2hunter2-data/x") == "/srv/hunter2hunter2-data/x"  # a path
+    data = {"first": True, "project": "gitea-postgres", "count": 3000, "log": "pw=hunter2hunter2"}
+    masked = redact.mask(data)
+    assert masked == {**data, "log": "pw=***"}
+    assert json.loads(json.dumps(masked)) == masked
+
+
+def test_secrets_a_command_carries_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fresh(monkeypatch)
+    words = [
+        "redis-server",
+        "--requirepass",
+        "s3cr3t-redis",
+        "--masterauth=m4ster-pw",
+        "--authSource",
+        "admin",
+        "--bypass-cache",
+        "never",
+        "sh -c 'PGPASSWORD=pg-pass-1 psql -h db; curl https://u:c0rlpw@host/'",
+    ]
+    assert set(redact.command_secrets(words)) == {
+        "s3cr3t-redis",
+        "m4ster-pw",
+        "pg-pass-1",
+        "c0rlpw",
+    }

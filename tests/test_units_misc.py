@@ -4,18 +4,21 @@ formatting helpers of the reports."""
 from __future__ import annotations
 
 import copy
+import io
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cslaunch import status
 from cslaunch.containers import Container, by_service, parse_container, parse_time
 from cslaunch.docker import ComposeProject, first_error_line, parse_json_stream
 from cslaunch.errors import COMPOSE, ComposeError
-from cslaunch.project import COMPOSE_FILE_NAMES, resolve
+from cslaunch.project import COMPOSE_FILE_NAMES, COMPOSE_VARIABLES, read_dotenv, resolve
 from cslaunch.report import human_bytes
 from cslaunch.status import duration
+from cslaunch.ui import UI, plural
 
 UTC = timezone.utc
 
@@ -240,8 +243,8 @@ def test_first_error_line_skips_warnings() -> None:
 
 @pytest.fixture
 def no_compose_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COMPOSE_FILE", raising=False)
-    monkeypatch.delenv("COMPOSE_PATH_SEPARATOR", raising=False)
+    for key in COMPOSE_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
 
 
 def touch(path: Path, text: str = "services: {}\n") -> Path:
@@ -323,6 +326,43 @@ def test_resolve_compose_file_env_beats_config(
     project = resolve(cwd=tmp_path)
     assert project.compose.files == ()
     assert project.config.timeout == 7.0  # the config of the root is still read
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_compose_file_from_dotenv_not_a_parent_project(tmp_path: Path) -> None:
+    touch(tmp_path / "compose.yaml")  # a parent's project: not the one .env names
+    project_dir = tmp_path / "proj"
+    touch(project_dir / "deploy" / "base.yml")
+    touch(
+        project_dir / ".env",
+        "# Compose reads these\nexport COMPOSE_FILE='deploy/base.yml;deploy/dev.yml'\n"
+        "COMPOSE_PATH_SEPARATOR=;\nCOMPOSE_PROJECT_NAME=fromenv  # a comment\n"
+        "COMPOSE_PROFILES=dev\n",
+    )
+    touch(project_dir / "deploy" / "cslaunch.toml", 'project_name = "x"\nprofiles = ["y"]\n')
+    project = resolve(cwd=project_dir)
+    assert project.root == project_dir / "deploy"
+    assert project.compose.directory == project_dir  # Compose reads .env and COMPOSE_FILE there
+    # The environment's (and .env's) name and profiles win over cslaunch's config, as over
+    # the Compose file's own `name:`: cslaunch and `docker compose` see one project.
+    assert project.compose.name is None and project.compose.profiles == ()
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_config_name_and_profiles_without_env(tmp_path: Path) -> None:
+    touch(tmp_path / "compose.yaml")
+    touch(tmp_path / "cslaunch.toml", 'project_name = "x"\nprofiles = ["y"]\n')
+    project = resolve(cwd=tmp_path)
+    assert project.compose.name == "x" and project.compose.profiles == ("y",)
+
+
+def test_read_dotenv(tmp_path: Path) -> None:
+    touch(
+        tmp_path / ".env",
+        "A=1\n# B=2\nexport C = \"x # y\"\nD=\nE=v # note\nnot a line\nF='q'\n",
+    )
+    assert read_dotenv(tmp_path / ".env") == {"A": "1", "C": "x # y", "D": "", "E": "v", "F": "q"}
+    assert read_dotenv(tmp_path / "missing") == {}
 
 
 @pytest.mark.usefixtures("no_compose_env")
@@ -414,3 +454,33 @@ def test_human_bytes(n: int, text: str) -> None:
 )
 def test_duration(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
+
+
+@pytest.mark.usefixtures("no_compose_env")
+def test_resolve_stdin_compose_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("services:\n  web:\n    image: x\n"))
+    project = resolve(files=["-"], cwd=tmp_path)
+    assert project.root == tmp_path
+    # Compose's project directory for `-f -` is the working directory, not the copy's.
+    assert project.compose.project_directory == tmp_path
+    (copy,) = project.compose.files
+    assert Path(copy).read_text() == "services:\n  web:\n    image: x\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(ComposeError, match="nothing on standard input"):
+        resolve(files=["-"], cwd=tmp_path)
+
+
+def test_status_columns_line_up_with_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        status.ServiceStatus("db", "running", "healthy", 70.0, 3600.0, 1),
+        status.ServiceStatus("a", "not created", None, None, None, 0),
+    ]
+    status.render(UI(), "proj", rows)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [ln.index("STATE") for ln in lines[:1]] == [ln.index("running") for ln in lines[1:2]]
+    assert lines[0].index("STATE") == lines[2].index("not created")
+
+
+@pytest.mark.parametrize(("n", "text"), [(0, "0 files"), (1, "1 file"), (2, "2 files")])
+def test_plural(n: int, text: str) -> None:
+    assert plural(n, "file") == text

@@ -19,6 +19,7 @@ from cslaunch.index import Entry
 from cslaunch.look import Looked
 from cslaunch.model import parse_stack
 from cslaunch.scan import FileStat
+from cslaunch.state import state_file
 from cslaunch.track import service_files
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -94,7 +95,7 @@ def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
     seen = [["a", T0.isoformat()]]
     assert proof.load(tmp_path, 5) == proof.Proof(5, "d", {"web": seen}, {"web": seen})
     assert proof.load(tmp_path, 6) is None
-    (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text("{not json")
+    state_file(tmp_path, proof.PROOF_FILE).write_text("{not json")
     assert proof.load(tmp_path, 5) is None
 
 
@@ -228,7 +229,7 @@ def test_recorded_questions_survive_save_and_load(tmp_path: Path) -> None:
     proof.save(tmp_path, kept)
     assert proof.load(tmp_path, 5) == kept
     assert proof.recorded_looks(tmp_path) == {"a": "q"}
-    (tmp_path / ".cslaunch" / proof.PROOF_FILE).write_text('{"version": 2, "looks": [1]}')
+    state_file(tmp_path, proof.PROOF_FILE).write_text('{"version": 2, "looks": [1]}')
     assert proof.recorded_looks(tmp_path) == {}
 
 

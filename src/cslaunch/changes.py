@@ -23,8 +23,8 @@ class ChangeSet:
     changes: index.Changes
     entries: dict[str, index.Entry]
     files: dict[str, track.ServiceFiles]
-    config_hashes: dict[str, str]
-    config_changed: set[str]
+    config_hashes: dict[str, index.ServiceHashes]
+    config_changed: dict[str, frozenset[str]]  # service -> the keys of its config that moved
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -82,9 +82,10 @@ def service_files(
         bind_files=singles,
         context=context,
         dockerfile=dockerfile,
-        dockerfile_text=_read(dockerfile),
+        dockerfile_text=service.dockerfile_inline or _read(dockerfile),
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
         source_patterns=tuple(source_patterns),
+        target=service.target,
     )
 
 
@@ -114,10 +115,14 @@ def detect(
     old = index.load(root) if use_index else None
     result = scan.scan(trees, singles)
     changes, entries = index.compare(old, result, rehash=rehash)
-    hashes = {name: index.config_hash(raw_services.get(name, {})) for name in stack.services}
-    config_changed = (
-        {n for n, h in hashes.items() if old.services.get(n) not in (None, h)} if old else set()
-    )
+    hashes: dict[str, index.ServiceHashes] = {}
+    config_changed: dict[str, frozenset[str]] = {}
+    for name in stack.services:
+        raw = raw_services.get(name, {})
+        hashes[name] = new = index.config_hashes(raw)
+        keys = index.changed_keys(old.services.get(name), new, raw) if old else frozenset()
+        if keys:
+            config_changed[name] = keys
     return ChangeSet(old, result, changes, entries, files, hashes, config_changed)
 
 

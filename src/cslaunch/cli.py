@@ -20,7 +20,7 @@ import click
 
 from cslaunch import __version__, errors
 from cslaunch.project import Project, resolve
-from cslaunch.redact import scrub
+from cslaunch.redact import mask, scrub
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Globals:
     full: bool = False
     no_verify: bool = False
     watch: bool = False
+    command: str = "up"  # the command run, as failure JSON names it ("jobs recover")
 
     def merge(self, **opts: Any) -> None:
         """Options may come before or after the subcommand; later ones add or override."""
@@ -147,11 +148,35 @@ def common_options(f: F) -> F:
 def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
     g: Globals = ctx.ensure_object(Globals)
     g.merge(**opts)
+    if getattr(ctx, "invoked_subcommand", None) is None:  # a group passing on names no command
+        g.command = " ".join(ctx.command_path.split()[1:]) or "up"
     return g
 
 
+_json_written = False  # the one JSON object of this run is out
+
+
 def _emit_json(data: dict[str, Any]) -> None:
-    click.echo(scrub(json.dumps(data, indent=2, default=str)))
+    global _json_written
+    # Masked value by value before serialising: masking the text would mask keys, `true`,
+    # numbers and names that happen to equal a secret, and could break the JSON itself.
+    click.echo(json.dumps(mask(data), indent=2))
+    _json_written = True
+
+
+def _emit_failure(command: str, message: str, hint: str | None, code: int) -> None:
+    """The JSON object of a run that failed before its command printed one."""
+    if not _json_written:
+        _emit_json(
+            {
+                "schema": 1,
+                "command": command,
+                "ok": False,
+                "error": message,
+                "hint": hint,
+                "exit_code": code,
+            }
+        )
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -472,7 +497,15 @@ def logs(
     g = _globals(ctx, **opts)
     project = g.project()
     chosen = list(services)
-    if not chosen:
+    if chosen:
+        known = docker.config(project.compose).get("services") or {}
+        unknown = [s for s in chosen if s not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"no such service: {', '.join(unknown)} (services: {', '.join(sorted(known))})",
+                param_hint="'SERVICES...'",
+            )
+    else:
         last = read_json(project.root, LAST_LAUNCH) or {}
         chosen = [s for s in last.get("services", []) if isinstance(s, str)]
         if chosen:
@@ -486,7 +519,8 @@ def logs(
     except KeyboardInterrupt:
         code = 0
     if code:
-        raise errors.ComposeError("docker compose logs failed", reported=True).with_code(code)
+        # Compose said why on the terminal; the services were checked, so it is the project.
+        raise errors.ComposeError("docker compose logs failed", reported=True)
 
 
 @cli.command(name="init", context_settings=CONTEXT)
@@ -508,10 +542,22 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
     project = g.project()
     found = detect(project, containers=False)
     text = init_mod.render(found, project.root, model.app_url(found.stack, project.config))
-    if to_stdout:
-        click.echo(text, nl=False)
+    path = None if to_stdout else init_mod.write(project.root, text, pyproject=pyproject)
+    if g.json:
+        _emit_json(
+            {
+                "schema": 1,
+                "command": "init",
+                "ok": True,
+                "project": found.stack.name,
+                "path": str(path) if path else None,
+                "text": text,
+            }
+        )
+    if path is None:
+        if not g.json:
+            click.echo(scrub(text), nl=False)
         return
-    path = init_mod.write(project.root, text, pyproject=pyproject)
     g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")
 
 
@@ -649,37 +695,45 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
-    debug = "--debug" in (argv if argv is not None else sys.argv)
-    json_mode = "--json" in (argv if argv is not None else sys.argv)
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    json_mode = "--json" in args
     ui = UI(json_mode=json_mode)
+    # Each command names itself when it runs; until then (a usage error), its name in argv.
+    g = Globals(command=_command_in(args))
+
+    def fail(message: str, hint: str | None, code: int) -> NoReturn:
+        if json_mode:
+            _emit_failure(g.command, message, hint, code)
+        ui.error(message)
+        if hint:
+            ui.hint(hint)
+        sys.exit(code)
+
     try:
-        cli.main(args=argv, prog_name="cslaunch", standalone_mode=False)
+        cli.main(args=args, prog_name="cslaunch", standalone_mode=False, obj=g)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:
+        if json_mode:
+            _emit_failure(g.command, e.format_message(), None, e.exit_code)
         e.show()
         sys.exit(e.exit_code)
     except click.Abort:
-        ui.error("interrupted")
-        sys.exit(errors.INTERRUPTED)
+        fail("interrupted", None, errors.INTERRUPTED)
     except (KeyboardInterrupt, Interrupted):
         if debug:
             raise
-        ui.error("interrupted; the stack is left as it was at this point, run cslaunch again")
-        sys.exit(errors.INTERRUPTED)
+        fail(
+            "interrupted; the stack is left as it was at this point, run cslaunch again",
+            None,
+            errors.INTERRUPTED,
+        )
     except errors.CslaunchError as e:
         if debug:
             raise
         if json_mode and not e.reported:
-            _emit_json(
-                {
-                    "schema": 1,
-                    "ok": False,
-                    "error": e.message,
-                    "hint": e.hint,
-                    "exit_code": e.exit_code,
-                }
-            )
+            _emit_failure(g.command, e.message, e.hint, e.exit_code)
         ui.error(e.message)
         if e.detail:
             ui.echo(e.detail, err=True)
@@ -689,7 +743,28 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as e:  # a bug of ours: still one line, the traceback on request
         if debug:
             raise
-        ui.error(f"internal error: {type(e).__name__}: {e}")
-        ui.hint("run again with --debug for the traceback, and please report it")
-        sys.exit(errors.INTERNAL)
+        fail(
+            f"internal error: {type(e).__name__}: {e}",
+            "run again with --debug for the traceback, and please report it",
+            errors.INTERNAL,
+        )
     sys.exit(errors.OK)
+
+
+def _command_in(args: Sequence[str]) -> str:
+    """The (sub)command named on a command line: its first words that name one."""
+    group: click.Group = cli
+    words: list[str] = []
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        sub = group.commands.get(arg)
+        if sub is None:
+            if words:
+                break
+            continue  # an option's value
+        words.append(arg)
+        if not isinstance(sub, click.Group):
+            break
+        group = sub
+    return " ".join(words) or "up"

@@ -12,7 +12,7 @@ import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,53 +72,61 @@ class CopyRule:
 
 def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
     """COPY/ADD instructions that take files from the build context, or None when the
-    Dockerfile does something that makes the whole context matter."""
+    Dockerfile does something that makes the whole context matter. A stage that starts FROM
+    an earlier one starts in its WORKDIR."""
     if dockerfile is None:
         return None
+    all_stages = stages(dockerfile)
+    workdirs: dict[int, str] = {}  # each stage's WORKDIR at its end
     rules: list[CopyRule] = []
-    stage, workdir, name = -1, "/", ""
-    workdirs: dict[str, str] = {}  # stage name -> its WORKDIR, which a stage FROM it keeps
-    for keyword, args in instructions(dockerfile):
-        if keyword == "FROM":
-            parts = [w for w in args.split() if not w.startswith("--")]  # --platform
-            stage += 1
-            workdir = workdirs.get(parts[0].lower(), "/") if parts else "/"
-            name = parts[-1].lower() if len(parts) >= 3 and parts[-2].upper() == "AS" else ""
-        elif keyword == "WORKDIR":
-            target = args or "/"
-            if "$" in target:
+    for stage in all_stages:
+        chain = lineage(all_stages, stage)
+        workdir = workdirs.get(chain[-2].index, "/") if len(chain) > 1 else "/"
+        for keyword, args in stage.body:
+            if keyword == "WORKDIR":
+                target = args or "/"
+                if "$" in target:
+                    return None
+                workdir = posixpath.normpath(posixpath.join(workdir, target))
+            if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
                 return None
-            workdir = posixpath.normpath(posixpath.join(workdir, target))
-        if name and keyword in ("FROM", "WORKDIR"):
-            workdirs[name] = workdir
-        if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
-            return None
-        if keyword not in ("COPY", "ADD"):
-            continue
-        if args.startswith("<<"):
-            return None  # heredoc: cannot tell what it copies
-        words = arguments(args)
-        if words is None:
-            return None
-        flags = [w for w in words if w.startswith("--")]
-        if any(f.startswith("--from") for f in flags):
-            continue  # copies from another stage or image, not from the context
-        paths = [w for w in words if not w.startswith("--")]
-        if len(paths) < 2:
-            continue
-        dest = paths[-1]
-        if "$" in dest:
-            return None
-        absolute = posixpath.normpath(posixpath.join(workdir, dest))
-        if dest.endswith("/") or dest in (".", "./") or len(paths) > 2:
-            absolute = absolute.rstrip("/") + "/"
-        for src in paths[:-1]:
-            if "$" in src:
+            if keyword not in ("COPY", "ADD"):
+                continue
+            if args.startswith("<<"):
+                return None  # heredoc: cannot tell what it copies
+            words = arguments(args)
+            if words is None:
                 return None
-            if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
-                continue  # ADD of a URL
-            rules.append(CopyRule(_normalise(src), absolute, max(stage, 0)))
+            flags = [w for w in words if w.startswith("--")]
+            if any(f.startswith("--from") for f in flags):
+                continue  # copies from another stage or image, not from the context
+            paths = [w for w in words if not w.startswith("--")]
+            if len(paths) < 2:
+                continue
+            dest = paths[-1]
+            if "$" in dest:
+                return None
+            # Normalised: `COPY . .` under WORKDIR /app puts main.py at /app/main.py, never
+            # at /app/./main.py, a path no container shows.
+            absolute = posixpath.normpath(posixpath.join(workdir, dest))
+            if dest.endswith(("/", "/.")) or dest in (".", "./") or len(paths) > 2:
+                absolute = absolute.rstrip("/") + "/"
+            for src in paths[:-1]:
+                if "$" in src:
+                    return None
+                if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
+                    continue  # ADD of a URL
+                rules.append(CopyRule(_normalise(src), absolute, stage.index))
+        workdirs[stage.index] = workdir
     return rules
+
+
+def image_stages(dockerfile: str | None, target: str | None = None) -> frozenset[int]:
+    """The stages whose COPYs the image holds: the one Compose builds (`target`, else the
+    last) and those it starts FROM."""
+    all_stages = stages(dockerfile or "")
+    stage = built_stage(all_stages, target)
+    return frozenset(s.index for s in lineage(all_stages, stage)) if stage else frozenset()
 
 
 def copy_sources(dockerfile: str | None) -> list[str] | None:
@@ -127,13 +135,17 @@ def copy_sources(dockerfile: str | None) -> list[str] | None:
     return None if rules is None else [r.src for r in rules]
 
 
-def image_path(rules: list[CopyRule], rel: str) -> str | None:
-    """Where the final image holds a context file (context-relative `rel`), if a plain COPY of
-    the last stage put it there. Globs are not followed: None."""
-    last = max((r.stage for r in rules), default=0)
+def image_path(
+    rules: list[CopyRule], rel: str, in_stages: Collection[int] | None = None
+) -> str | None:
+    """Where the image holds a context file (context-relative `rel`), if a plain COPY of one
+    of its stages (`in_stages`, see image_stages; default: the last) put it there. Globs are
+    not followed: None."""
+    if in_stages is None:
+        in_stages = {max((r.stage for r in rules), default=0)}
     found = None
     for rule in rules:
-        if rule.stage != last or _has_glob(rule.src):
+        if rule.stage not in in_stages or _has_glob(rule.src):
             continue
         if rule.src == ".":
             found = posixpath.join(rule.dest, rel)
@@ -174,6 +186,79 @@ def instructions(text: str) -> list[tuple[str, str]]:
         keyword, *args = joined.split(None, 1)
         out.append((keyword.upper(), args[0].strip() if args else ""))
     return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One build stage of a Dockerfile: what it starts from and its instructions."""
+
+    index: int
+    name: str | None  # `FROM base AS name`, lower-cased as Docker compares it
+    base: str  # the image or earlier stage it starts from
+    body: tuple[tuple[str, str], ...]  # (KEYWORD, arguments) after its FROM
+
+
+def stages(text: str) -> list[Stage]:
+    found: list[Stage] = []
+    for keyword, args in instructions(text):
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            found.append(Stage(len(found), name, words[0] if words else "", ()))
+        elif found:
+            last = found[-1]
+            found[-1] = Stage(last.index, last.name, last.base, (*last.body, (keyword, args)))
+    return found
+
+
+def built_stage(all_stages: list[Stage], target: str | None) -> Stage | None:
+    """The stage an image is built from: the `build.target` one, else the last."""
+    if target:
+        return next((s for s in all_stages if s.name == target.lower()), None)
+    return all_stages[-1] if all_stages else None
+
+
+def lineage(all_stages: list[Stage], stage: Stage) -> list[Stage]:
+    """A stage and the earlier stages it starts FROM, oldest first: it inherits their files,
+    ENV, CMD and ENTRYPOINT."""
+    chain = [stage]
+    while True:
+        base = chain[0].base.lower()
+        parent = next(
+            (s for s in all_stages[: chain[0].index] if s.name == base or str(s.index) == base),
+            None,
+        )
+        if parent is None or parent in chain:
+            return chain
+        chain.insert(0, parent)
+
+
+def image_command(text: str, target: str | None = None) -> tuple[list[str], list[str]]:
+    """The ENTRYPOINT and CMD an image built from this Dockerfile runs, as words (a shell
+    form split on whitespace): the last of each in the built stage and those it starts
+    from. A later ENTRYPOINT resets an inherited CMD, as Docker does."""
+    all_stages = stages(text)
+    stage = built_stage(all_stages, target)
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    for s in lineage(all_stages, stage) if stage else []:
+        for keyword, args in s.body:
+            if keyword == "ENTRYPOINT":
+                entrypoint, cmd = _exec_words(args), []
+            elif keyword == "CMD":
+                cmd = _exec_words(args)
+    return entrypoint, cmd
+
+
+def _exec_words(args: str) -> list[str]:
+    if args.startswith("["):
+        try:
+            words = json.loads(args)
+        except json.JSONDecodeError:
+            return args.split()
+        if isinstance(words, list):
+            return [str(w) for w in words]
+    return args.split()
 
 
 def arguments(args: str) -> list[str] | None:

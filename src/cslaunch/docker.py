@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cslaunch import engine
+from cslaunch import engine, redact
 from cslaunch.errors import ComposeError, DockerError, LaunchFailed
 
 # How the docker CLI and Compose say the daemon is not there (Linux, macOS, Windows pipes),
@@ -231,7 +231,41 @@ CONFIG_ARGS = ("config", "--format", "json")
 def config(project: ComposeProject, started: Pending | None = None) -> dict[str, Any]:
     """The resolved Compose model, exactly as Compose itself understands the project
     (`started`: from config_later, begun earlier)."""
-    data = compose_json(project, *CONFIG_ARGS, started=started or config_later(project))
+    try:
+        data = compose_json(project, *CONFIG_ARGS, started=started or config_later(project))
+    except ComposeError as e:
+        if not e.message.startswith(JSON_FAILED):
+            raise
+        data = _config_from_yaml(project, e.message)
+    if not isinstance(data, dict):
+        raise ComposeError("docker compose config returned no project")
+    # Every command that reads the model masks its secrets alike, from here on.
+    redact.register_model(data)
+    return data
+
+
+# Compose failing to print its model as JSON (Go's encoding/json), not rejecting the project:
+# 2.40 cannot marshal a `build.ssh` entry with a key path, though its YAML output is fine.
+JSON_FAILED = "docker compose: json: "
+
+
+def _config_from_yaml(project: ComposeProject, json_error: str) -> dict[str, Any]:
+    """The model from Compose's own normalised YAML output, where its JSON output fails."""
+    result = run(project.argv("config"), cwd=project.directory, timeout=60)
+    if result.returncode != 0:
+        raise ComposeError("docker compose: " + first_error_line(result.stderr))
+    import yaml  # 30 ms of start-up: only on this path
+
+    from cslaunch.ui import UI
+
+    UI().warn(
+        f"{json_error.removeprefix('docker compose: ')}: `docker compose config --format json` "
+        "fails on this project where its YAML form works (a Compose bug); read the YAML instead"
+    )
+    try:
+        data = yaml.safe_load(result.stdout)
+    except yaml.YAMLError as e:
+        raise ComposeError(f"docker compose config printed YAML that does not parse: {e}") from None
     if not isinstance(data, dict):
         raise ComposeError("docker compose config returned no project")
     return data
@@ -340,6 +374,30 @@ def pull(project: ComposeProject, services: Sequence[str]) -> None:
     """`docker compose pull` of these services; a failure names the service and why."""
     if services:
         compose_step(project, "pull", "--quiet", *services, what="docker compose pull")
+
+
+def image_configs(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The `Config` (Cmd, Entrypoint, Env, ...) of each of these local images that exists."""
+    found: dict[str, dict[str, Any]] = {}
+    if not names:
+        return found
+    api = engine.local()
+    if api is not None:
+        with _engine_errors("docker image inspect"):
+            for name in names:
+                try:
+                    found[name] = api.get(f"/images/{_quote(name)}/json").get("Config") or {}
+                except engine.EngineError as e:
+                    if e.status != 404:
+                        raise
+        return found
+    for name in names:
+        result = run(
+            ["docker", "image", "inspect", "--format", "{{json .Config}}", name], timeout=30
+        )
+        if result.returncode == 0:
+            found[name] = json.loads(result.stdout or "{}") or {}
+    return found
 
 
 def compose_step(

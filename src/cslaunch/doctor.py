@@ -21,7 +21,6 @@ import json
 import os
 import posixpath
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, errors, launch, probes, procs
+from cslaunch import context, docker, engine, errors, launch, probes, procs, shell
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -160,6 +159,15 @@ class RedisFacts:
 
 
 @dataclass(frozen=True)
+class SourceInfo:
+    """A COPY source as the build context holds it."""
+
+    kind: str  # "file", "dir" or "missing"
+    code: bool  # a code file, or a directory that holds code files
+    code_dirs: tuple[str, ...] = ()  # of a directory: its subdirectories that hold code
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the checks look at, gathered once."""
 
@@ -180,6 +188,8 @@ class Facts:
     redis: Mapping[str, RedisFacts] = field(default_factory=dict)
     # Host paths a volume lies over, and whether they hold anything (so it hides something).
     host_paths: Mapping[str, bool] = field(default_factory=dict)
+    # service -> COPY source (as _norm writes it, "." for the context) -> what it is on disk
+    sources: Mapping[str, Mapping[str, SourceInfo]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what could not be checked, and why
 
 
@@ -219,39 +229,43 @@ def check_anonymous_over_code(facts: Facts) -> Iterable[Finding]:
 
 def check_baked_code(facts: Facts) -> Iterable[Finding]:
     """Code COPYed into an image with no bind mount (or watch sync) over it: every edit needs
-    a rebuild and a recreate to be seen."""
+    a rebuild and a recreate to be seen. The mount suggested is one that is safe: never over
+    `/` or a system directory, never over what the image builds there (a virtualenv,
+    node_modules, an editable install's metadata); a narrower one where that is possible,
+    and none where it is not."""
     for name, service in sorted(facts.services.items()):
         text = facts.dockerfiles.get(name)
         if service.build_context is None or text is None:
             continue
+        sources = facts.sources.get(name, {})
         live = [b.target for b in service.binds] + list(facts.watch_targets.get(name, ()))
         baked = [
             c
-            for c in dockerfile_copies(text)
+            for c in dockerfile_copies(text, service.target)
             if c.dest
-            and any(_is_code(s) for s in c.sources)
+            and any(_is_code(s, sources) for s in c.sources)
             and not any(_overlaps(c.dest, t) for t in live)
         ]
         if not baked:
             continue
         what = ", ".join(f"{' '.join(c.sources)} -> {c.dest}" for c in baked)
-        # Suggest a mount for a directory of code when there is one, else for a file.
-        source, copy = min(
-            ((s, c) for c in baked for s in c.sources if _is_code(s)),
-            key=lambda sc: not _is_dir_source(sc[0]),
-        )
-        host = _show(service.build_context / _norm(source), facts.root)
-        target = copy.dest
-        if not _is_dir_source(source) and copy.dest_is_dir:
-            target = posixpath.join(copy.dest, PurePath(_norm(source)).name)
-        mount = f'`volumes: ["{host}:{target}"]`'
+        built = image_builds(text, service.target)
+        mounts, unsafe = _safe_mounts(service.build_context, baked, sources, built)
+        shown = ", ".join(f'"{_show(host, facts.root)}:{target}"' for host, target in mounts)
+        mount = f"`volumes: [{shown}]`"
         consumed = all(c.consumed for c in baked)
         severity = WARNING if name in facts.python and not consumed else INFO
         message = (
             f"service {name}: its image bakes in code with no bind mount over it ({what}): "
             "every change needs an image rebuild and a new container to be seen"
         )
-        if consumed:
+        if not mounts:
+            fix = (
+                f"no bind mount is safe here: {unsafe}; keep rebuilding (cslaunch rebuilds "
+                "when these files change), or copy the code to its own directory in the image "
+                "and mount that"
+            )
+        elif consumed:
             message += "; a later RUN step builds from it, so a rebuild is expected there"
             fix = (
                 "nothing to do if the image must be built from this code: cslaunch rebuilds "
@@ -263,7 +277,54 @@ def check_baked_code(facts: Facts) -> Iterable[Finding]:
                 f"bind-mount the code over it: add {mount} to service {name} (edits then need "
                 "only a restart, which cslaunch does, not a rebuild)"
             )
+            if unsafe:
+                fix += f"; not the whole copy: {unsafe}"
         yield Finding(CODE_BAKED, severity, name, message, fix)
+
+
+# Directories of the system: a bind mount over one hides what the image needs to run.
+SYSTEM_DIRS = frozenset(
+    {"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root"}
+    | {"/run", "/sbin", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local"}
+    | {"/usr/local/bin", "/usr/local/lib", "/usr/sbin", "/usr/share", "/var", "/var/lib"}
+)
+
+
+def _safe_mounts(
+    context: Path, baked: list[Copy], sources: Mapping[str, SourceInfo], built: list[str]
+) -> tuple[list[tuple[Path, str]], str]:
+    """The bind mounts that would show the baked code, none over a system directory or over
+    what the image built there; and why the obvious one is not among them ("" if it is)."""
+    candidates = sorted(
+        ((s, c) for c in baked for s in c.sources if _is_code(s, sources)),
+        key=lambda sc: not _is_dir_source(sc[0], sources),  # a directory of code first
+    )
+    source, copy = candidates[0]
+    target = copy.dest
+    if not _is_dir_source(source, sources) and copy.dest_is_dir:
+        target = posixpath.join(copy.dest, PurePath(_norm(source)).name)
+    problem = _mount_problem(target, built)
+    if not problem:
+        return [(context / _norm(source), target)], ""
+    # The copy holds more than code: its subdirectories of code may be mounted one by one.
+    info = sources.get(_norm(source) or ".")
+    narrower = [
+        (context / _norm(source) / sub, posixpath.join(target, sub))
+        for sub in (info.code_dirs if info and _is_dir_source(source, sources) else ())
+    ]
+    safe = [(host, t) for host, t in narrower if not _mount_problem(t, built)]
+    return safe, f"a mount at {target} {problem}"
+
+
+def _mount_problem(target: str, built: list[str]) -> str:
+    """Why a bind mount at `target` would break the container ("" when it would not)."""
+    target = posixpath.normpath(target)
+    if target in SYSTEM_DIRS:
+        return "would lie over a system directory of the image"
+    hidden = [b for b in built if b == target or _is_under(b, target)]
+    if hidden:
+        return f"would hide {', '.join(sorted(hidden))}, which the image builds there"
+    return ""
 
 
 def check_hidden_binds(facts: Facts) -> Iterable[Finding]:
@@ -333,19 +394,17 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
     """
     for name, service in sorted(facts.services.items()):
         pid1 = facts.pid1.get(name)
-        script = _shell_script(service)
-        last = _last_command(script) if script is not None else None
-        execs = last is not None and last[:1] == ["exec"]
-        program = _program(_strip_exec(last)[0]) if last and _strip_exec(last) else "the program"
+        wrapper = _shell_wrapper(service)
+        last = shell.last_command(wrapper.script) if wrapper else None
+        execs = last is not None and last.execs
+        program = _program(last.words[0]) if last and last.words else "the program"
+        if last is not None and last.exec_at is None and not execs:
+            program = "the program it starts"  # a builtin or keyword is no program
         kind = _worker_kind(service)
         grace = _grace(service)
-        fix_exec = (
-            f"in service {name} start the last program of the shell string with `exec` "
-            f"(`{_exec_string(script)}`), or use an exec-form command "
-            f"({_exec_form_example(last)})"
-        )
+        fix_exec = _exec_fix(name, wrapper, last, program)
         if service.init or (pid1 is not None and pid1.name in INITS):
-            if script is not None and not execs and kind is not None:
+            if wrapper is not None and not execs and kind is not None:
                 yield Finding(
                     PID1_SHELL,
                     WARNING,
@@ -357,8 +416,9 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
                     fix_exec,
                 )
             continue
-        shell = pid1.name in SHELLS if pid1 is not None and pid1.name else script is not None
-        if shell:
+        static = wrapper is not None and not execs  # the stack is down: as the model says
+        is_shell = pid1.name in SHELLS if pid1 is not None and pid1.name else static
+        if is_shell:
             message = (
                 f"service {name}: a shell is PID 1 (`sh -c ...`): it does not pass SIGTERM on to "
                 f"{program}, so every stop waits the full {grace:.0f} s stop grace, then "
@@ -667,23 +727,33 @@ def render(
 
 @dataclass(frozen=True)
 class Copy:
-    """A COPY/ADD of the final build stage."""
+    """Files of the build context in the image: a COPY/ADD of the stage Compose builds (or
+    of a stage it starts from), or one it takes `--from` an earlier stage that copied them."""
 
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # context-relative, as the Dockerfile writes them
     dest: str  # absolute path in the image; "" when it holds a variable
     dest_is_dir: bool  # the destination is a directory (ends in /, or several sources)
     consumed: bool  # a later RUN names one of the sources: the build makes something of it
 
 
-def dockerfile_copies(text: str) -> list[Copy]:
-    """The COPY and ADD instructions of a Dockerfile's last stage that take files from the
-    build context (not `--from` another stage), with destinations resolved against WORKDIR."""
-    instructions = context.instructions(text)
-    start = max((i + 1 for i, (k, _) in enumerate(instructions) if k == "FROM"), default=0)
-    stage = instructions[start:]
+def dockerfile_copies(text: str, target: str | None = None) -> list[Copy]:
+    """The files of the build context the image Compose builds holds (the `target` stage,
+    else the last), with destinations resolved against WORKDIR: what that stage and the
+    stages it starts FROM copy from the context, and what it copies `--from` an earlier
+    stage that took them from the context."""
+    all_stages = context.stages(text)
+    stage = context.built_stage(all_stages, target)
+    return _stage_copies(all_stages, stage, frozenset()) if stage else []
+
+
+def _stage_copies(
+    all_stages: list[context.Stage], stage: context.Stage, seen: frozenset[int]
+) -> list[Copy]:
+    # A stage inherits the files (and the WORKDIR) of the stages it starts from.
+    body = [step for s in context.lineage(all_stages, stage) for step in s.body]
     workdir = "/"
-    found: list[tuple[int, tuple[str, ...], str, bool]] = []
-    for i, (keyword, rest) in enumerate(stage):
+    found: list[tuple[int, Copy]] = []
+    for i, (keyword, rest) in enumerate(body):
         if keyword == "WORKDIR":
             value = rest.strip().strip("\"'")
             if "$" not in value:
@@ -692,21 +762,103 @@ def dockerfile_copies(text: str) -> list[Copy]:
             args = context.arguments(rest) or rest.split()
             flags = [a for a in args if a.startswith("--")]
             paths = [a for a in args if not a.startswith("--")]
-            if any(f.startswith("--from") for f in flags) or len(paths) < 2:
+            if len(paths) < 2:
                 continue
             sources, dest = tuple(paths[:-1]), paths[-1]
-            if keyword == "ADD" and any("://" in s for s in sources):
-                continue
             resolved = "" if "$" in dest else posixpath.normpath(posixpath.join(workdir, dest))
             is_dir = dest.endswith("/") or dest in (".", "..") or len(sources) > 1
-            found.append((i, sources, resolved, is_dir))
+            source_stage = next(
+                (f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None
+            )
+            if source_stage is not None:
+                earlier = _stage_named(all_stages, source_stage, before=stage.index)
+                if earlier is not None and earlier.index not in seen and resolved:
+                    copied = _stage_copies(all_stages, earlier, seen | {stage.index})
+                    ran = any(k == "RUN" for k, _ in earlier.body)
+                    for path in sources:
+                        found += [(i, c) for c in _taken(copied, path, resolved, is_dir, ran)]
+                continue
+            if keyword == "ADD" and any("://" in src for src in sources):
+                continue
+            found.append((i, Copy(sources, resolved, is_dir, False)))
     copies = []
-    for i, sources, dest, is_dir in found:
-        later = " ".join(rest for k, rest in stage[i + 1 :] if k == "RUN")
+    for i, c in found:
+        later = " ".join(rest for k, rest in body[i + 1 :] if k == "RUN")
         tokens = {_norm(t) for t in re.split(r"[\s;&|=()'\"]+", later) if t}
-        names = {_norm(s) for s in sources} - {""}
-        copies.append(Copy(sources, dest, is_dir, bool(names & tokens)))
+        names = {_norm(src) for src in c.sources} - {""}
+        copies.append(Copy(c.sources, c.dest, c.dest_is_dir, c.consumed or bool(names & tokens)))
     return copies
+
+
+def _stage_named(all_stages: list[context.Stage], name: str, before: int) -> context.Stage | None:
+    """An earlier build stage by name or number; None for an image (`--from=nginx:1`)."""
+    name = name.lower()
+    return next((s for s in all_stages[:before] if s.name == name or str(s.index) == name), None)
+
+
+def _taken(copied: list[Copy], path: str, dest: str, dest_is_dir: bool, ran: bool) -> list[Copy]:
+    """What `COPY --from=STAGE path dest` takes of the context files that stage holds: what
+    lies under `path` lands under `dest`, and a part of a copied directory lands at `dest`
+    itself. A stage that ran a build step made something of them: a rebuild is expected."""
+    path = posixpath.normpath(posixpath.join("/", path))
+    taken = []
+    for c in copied:
+        if not c.dest:
+            continue
+        for source in c.sources:
+            # Where this source is in that stage: a file copied into a directory keeps its name.
+            at = c.dest
+            if c.dest_is_dir and not _is_dir_source(source):
+                at = posixpath.join(c.dest, PurePath(_norm(source)).name)
+            consumed = c.consumed or ran
+            if at == path or _is_under(at, path):
+                rel = posixpath.relpath(at, path)
+                landed = dest if rel == "." else posixpath.join(dest, rel)
+                taken.append(Copy((source,), landed, _is_dir_source(source), consumed))
+            elif _is_under(path, at) and _is_dir_source(source):
+                part = posixpath.join(_norm(source) or ".", posixpath.relpath(path, at))
+                taken.append(Copy((posixpath.normpath(part),), dest, dest_is_dir, consumed))
+    return taken
+
+
+_VENV = re.compile(
+    r"(?:\bpython[\d.]*\s+-m\s+venv|\bvirtualenv|\buv\s+venv)((?:\s+-\S+)*)(?:\s+([^\s;&|-]\S*))?"
+)
+# Tools that build into the working directory: (pattern, what they make there).
+_IN_WORKDIR = (
+    (re.compile(r"\buv\s+sync\b|\bpoetry\s+install\b|\bpipenv\s+(?:install|sync)\b"), ".venv"),
+    (
+        re.compile(r"\b(?:npm\s+(?:ci|install|i)|pnpm\s+(?:install|i)|yarn(?:\s+install)?)\b"),
+        "node_modules",
+    ),
+    (re.compile(r"\bpip\d*(?:\.\d+)?\s+install\s+(?:\S+\s+)*(?:-e|--editable)\b"), "*.egg-info"),
+)
+
+
+def image_builds(text: str, target: str | None = None) -> list[str]:
+    """Paths the image's RUN steps make that the program needs at run time: virtualenvs,
+    node_modules, an editable install's metadata (`DIR/*.egg-info`); and VIRTUAL_ENV."""
+    all_stages = context.stages(text)
+    stage = context.built_stage(all_stages, target)
+    found: list[str] = []
+    workdir = "/"
+    for s in context.lineage(all_stages, stage) if stage else []:
+        for keyword, rest in s.body:
+            if keyword == "WORKDIR" and "$" not in rest:
+                workdir = posixpath.normpath(posixpath.join(workdir, rest.strip().strip("\"'")))
+            elif keyword == "ENV":
+                venv = re.search(r"\bVIRTUAL_ENV[= ]\s*[\"']?([^\s\"']+)", rest)
+                if venv and "$" not in venv.group(1):
+                    found.append(posixpath.normpath(posixpath.join(workdir, venv.group(1))))
+            elif keyword == "RUN":
+                for m in _VENV.finditer(rest):
+                    path = m.group(2) or ".venv"
+                    if "$" not in path:
+                        found.append(posixpath.normpath(posixpath.join(workdir, path)))
+                for pattern, made in _IN_WORKDIR:
+                    if pattern.search(rest):
+                        found.append(posixpath.join(workdir, made))
+    return sorted(set(found))
 
 
 def _norm(path: str) -> str:
@@ -741,13 +893,20 @@ _CODE_SUFFIXES = frozenset(
 )
 
 
-def _is_dir_source(source: str) -> bool:
+def _is_dir_source(source: str, sources: Mapping[str, SourceInfo] | None = None) -> bool:
+    info = (sources or {}).get(_norm(source) or ".")
+    if info is not None and info.kind != "missing":
+        return info.kind == "dir"
     return source in (".", "./") or source.endswith("/") or PurePath(source).suffix == ""
 
 
-def _is_code(source: str) -> bool:
-    """Whether a COPY source is (or likely holds) code: a directory or a code file, not a
-    dependency manifest or a config file."""
+def _is_code(source: str, sources: Mapping[str, SourceInfo] | None = None) -> bool:
+    """Whether a COPY source is (or likely holds) code: a code file or a directory holding
+    code, as the build context has it; where it cannot be looked at, a directory or a file
+    with a code suffix, not a dependency manifest or a config file."""
+    info = (sources or {}).get(_norm(source) or ".")
+    if info is not None and info.kind != "missing":
+        return info.code
     if source in (".", "./") or source.endswith("/"):
         return True
     name = PurePath(source).name
@@ -782,60 +941,64 @@ def _grace(service: Service) -> float:
     return service.stop_grace if service.stop_grace is not None else DEFAULT_GRACE
 
 
-def _shell_script(service: Service) -> str | None:
+@dataclass(frozen=True)
+class ShellWrapper:
+    """A shell string a service hands to `sh -c`, and where it stands in the model."""
+
+    script: str
+    key: str  # "command" or "entrypoint": the Compose key that holds it
+    words: tuple[str, ...]  # that key's list
+    index: int  # the script's place in it
+
+
+def _shell_wrapper(service: Service) -> ShellWrapper | None:
     """The string a service hands to `sh -c` (entrypoint or command), or None."""
     parts = [*service.entrypoint, *service.command]
-    if len(parts) == 1 and " " in parts[0]:
-        try:
-            parts = shlex.split(parts[0])
-        except ValueError:
-            parts = parts[0].split()
     if not parts or _program(parts[0]) not in SHELLS:
         return None
     for i, part in enumerate(parts[1:], start=1):
         if part.startswith("-") and not part.startswith("--") and "c" in part:
-            return " ".join(parts[i + 1 :]) if i + 1 < len(parts) else None
+            if i + 1 >= len(parts):
+                return None
+            # `sh -c SCRIPT NAME ARGS...`: the script is the one word after -c.
+            at = i + 1
+            if at < len(service.entrypoint):
+                return ShellWrapper(parts[at], "entrypoint", service.entrypoint, at)
+            return ShellWrapper(parts[at], "command", service.command, at - len(service.entrypoint))
     return None
 
 
-def _last_command(script: str) -> list[str]:
-    """The words of a shell string's last command (the long-running one), assignments off."""
-    segments = [s.strip() for s in re.split(r"&&|\|\||;|\n", script) if s.strip()]
-    if not segments:
-        return []
-    try:
-        words = shlex.split(segments[-1])
-    except ValueError:
-        words = segments[-1].split()
-    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-        words.pop(0)
-    return words
+def _exec_fix(
+    name: str, wrapper: ShellWrapper | None, last: shell.Last | None, program: str
+) -> str:
+    """How to make the program behind a shell wrapper get SIGTERM: the wrapper with `exec`
+    put where the shell would run it, or why no such fix is safe."""
+    if wrapper is None or last is None:
+        return (
+            f"in service {name} start the long-running program as the shell string's last "
+            "command, with `exec` before it, or use an exec-form command"
+        )
+    if last.exec_at is None:
+        return (
+            f"no `exec` fix is safe in service {name}: {last.why_not}, so an `exec` there would "
+            "not run or would not replace the shell; run the long-running program as the "
+            "shell string's last command with `exec`, or without a shell (an exec-form "
+            "command)"
+        )
+    words = list(wrapper.words)
+    words[wrapper.index] = shell.with_exec(wrapper.script, last.exec_at)
+    # Compose interpolates $: a literal one is $$ in the file (the model has it resolved).
+    listed = ", ".join(json.dumps(w).replace("$", "$$") for w in words)
+    return (
+        f"in service {name} let the shell replace itself with {program}: "
+        f"`{wrapper.key}: [{listed}]`, or use an exec-form command "
+        f"({_exec_form_example(list(last.words))})"
+    )
 
 
-def _strip_exec(words: list[str] | None) -> list[str]:
-    words = list(words or [])
-    return words[1:] if words[:1] == ["exec"] else words
-
-
-def _exec_string(script: str | None) -> str:
-    if not script:
-        return 'sh -c "...; exec PROGRAM ..."'
-    segments = [s.strip() for s in re.split(r"(&&|\|\||;|\n)", script)]
-    last = len(segments) - 1
-    while last > 0 and not segments[last]:
-        last -= 1
-    if not segments[last].startswith("exec "):
-        segments[last] = "exec " + segments[last]
-    text = " ".join(s for s in segments if s).replace(" ;", ";")
-    return f'sh -c "{text}"'
-
-
-def _exec_form_example(words: list[str] | None) -> str:
-    rest = _strip_exec(words)
-    if not rest:
-        return '`command: ["program", "arg", ...]`'
-    shown = rest[:3] + (["..."] if len(rest) > 3 else [])
-    return "`command: [" + ", ".join(json.dumps(w) for w in shown) + "]`"
+def _exec_form_example(words: list[str]) -> str:
+    shown = words[:3] + (["..."] if len(words) > 3 else [])
+    return "`command: [" + ", ".join(json.dumps(w).replace("$", "$$") for w in shown) + "]`"
 
 
 def _worker_kind(service: Service) -> tuple[str, float, str] | None:
@@ -906,6 +1069,7 @@ def gather(project: Project) -> Facts:
     volumes: dict[str, tuple[Mount, ...]] = {}
     watch: dict[str, tuple[str, ...]] = {}
     dockerfiles: dict[str, str] = {}
+    sources: dict[str, dict[str, SourceInfo]] = {}
     for name, service in found.stack.services.items():
         raw = raw_services.get(name) or {}
         data = inspected.get(running[name].id, {}) if name in running else {}
@@ -919,6 +1083,9 @@ def gather(project: Project) -> Facts:
         text = launch.dockerfile_text(service)
         if text is not None:
             dockerfiles[name] = text
+            if service.build_context is not None:
+                copies = dockerfile_copies(text, service.target)
+                sources[name] = _context_sources(service.build_context, copies)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         pid1_jobs = {
@@ -960,6 +1127,7 @@ def gather(project: Project) -> Facts:
         wsl=_under_wsl(),
         redis=redis,
         host_paths=_host_paths(found.stack.services, volumes),
+        sources=sources,
         notes=tuple(notes),
     )
 
@@ -1018,6 +1186,57 @@ def _host_paths(
     return result
 
 
+# Not looked into for code: dependencies, caches, version control.
+_NOT_CODE_DIRS = DEPENDENCY_DIRS | {".git", ".hg", ".svn", "dist", "build"}
+_MAX_LOOKED_AT = 5000  # files per COPY source: enough to tell, bounded on a huge context
+
+
+def _context_sources(context_dir: Path, copies: list[Copy]) -> dict[str, SourceInfo]:
+    """What each COPY source is in the build context: a file, a directory (holding code or
+    not, and which of its subdirectories do), or missing (a glob, a variable, not there)."""
+    found: dict[str, SourceInfo] = {}
+    for copy in copies:
+        for source in copy.sources:
+            key = _norm(source) or "."
+            if key in found or any(c in source for c in "*?[$"):
+                continue
+            path = context_dir / key
+            try:
+                if path.is_file():
+                    found[key] = SourceInfo("file", _is_code_file(path.name))
+                elif path.is_dir():
+                    found[key] = _dir_info(path)
+                else:
+                    found[key] = SourceInfo("missing", False)
+            except OSError:
+                found[key] = SourceInfo("missing", False)
+    return found
+
+
+def _dir_info(path: Path) -> SourceInfo:
+    code_dirs: set[str] = set()
+    code = False
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if d not in _NOT_CODE_DIRS and not d.startswith(".")]
+        rel = Path(dirpath).relative_to(path).parts
+        for filename in filenames:
+            seen += 1
+            if _is_code_file(filename):
+                code = True
+                if rel:
+                    code_dirs.add(rel[0])
+        if seen > _MAX_LOOKED_AT:
+            break
+    return SourceInfo("dir", code, tuple(sorted(code_dirs)))
+
+
+def _is_code_file(name: str) -> bool:
+    if any(fnmatch.fnmatch(name, pattern) for pattern in _MANIFESTS):
+        return False
+    return PurePath(name).suffix in _CODE_SUFFIXES
+
+
 def _holds_anything(path: Path) -> bool:
     try:
         if path.is_dir():
@@ -1061,6 +1280,12 @@ def _clock_sample(running: Mapping[str, Container], python: frozenset[str]) -> C
 
 
 def _docker_os() -> str | None:
+    api = engine.local()
+    if api is not None:  # a request, not a CLI that asks the same of the engine
+        try:
+            return str(api.get("/info", timeout=30).get("OperatingSystem") or "") or None
+        except (OSError, engine.EngineError):
+            return None
     try:
         result = docker.run(["docker", "info", "--format", "{{.OperatingSystem}}"], timeout=30)
     except CslaunchError:

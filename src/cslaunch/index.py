@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cslaunch.scan import FileStat, Scan
-from cslaunch.state import write_json
+from cslaunch.state import state_file, write_json
 
 VERSION = 2
 INDEX_FILE = "index.json"
 # File systems with coarse timestamps (FAT: 2 s, HFS+: 1 s) and clocks that disagree a little.
 RACY_NS = 2_000_000_000
 HASH_CHUNK = 1 << 20
+
+
+ServiceHashes = dict[str, str] | str
 
 
 class Entry(NamedTuple):
@@ -43,7 +46,9 @@ class Entry(NamedTuple):
 class Index:
     scanned_ns: int = 0
     files: dict[str, Entry] = field(default_factory=dict)
-    services: dict[str, str] = field(default_factory=dict)  # service -> hash of its config
+    # service -> {key of its Compose config: hash of that key's value} (an index written
+    # before per-key hashes holds one hash of the whole config instead)
+    services: dict[str, ServiceHashes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,16 +126,44 @@ def _hash_all(paths: list[str], hasher: Callable[[str], str]) -> dict[str, str]:
     return digests
 
 
-def config_hash(service_json: Mapping[str, Any]) -> str:
+def config_hash(service_json: Any) -> str:
     data = json.dumps(service_json, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+UNKNOWN_KEY = "*"  # the index holds one hash of the whole config: which key moved is unknown
+
+
+def config_hashes(service_json: Mapping[str, Any]) -> dict[str, str]:
+    """A hash per key of a service's Compose config, `build` per sub-key ("build.args"), so a
+    launch can tell what moved: what an image is built from, or only how it runs."""
+    hashes = {}
+    for key, value in service_json.items():
+        if key == "build" and isinstance(value, Mapping):
+            for sub, sub_value in value.items():
+                hashes[f"build.{sub}"] = config_hash(sub_value)
+        else:
+            hashes[key] = config_hash(value)
+    return hashes
+
+
+def changed_keys(
+    old: ServiceHashes | None, new: Mapping[str, str], service_json: Mapping[str, Any]
+) -> frozenset[str]:
+    """The keys of a service's config that differ from the last launch's (none for a service
+    the index has not seen: it starts or is built for another reason)."""
+    if old is None:
+        return frozenset()
+    if isinstance(old, str):
+        return frozenset() if old == config_hash(service_json) else frozenset({UNKNOWN_KEY})
+    return frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
 # --- storage -----------------------------------------------------------------------------
 
 
 def index_path(root: Path) -> Path:
-    return root / ".cslaunch" / INDEX_FILE
+    return state_file(root, INDEX_FILE)
 
 
 def load(root: Path) -> Index | None:
@@ -144,8 +177,14 @@ def load(root: Path) -> Index | None:
             path: Entry(FileStat(*row[:4]), row[4], int(row[5]))
             for path, row in data["files"].items()
         }
-        return Index(int(data["scanned_ns"]), files, dict(data.get("services", {})))
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        services = {
+            str(name): value
+            if isinstance(value, str)
+            else {str(k): str(v) for k, v in value.items()}
+            for name, value in dict(data.get("services", {})).items()
+        }
+        return Index(int(data["scanned_ns"]), files, services)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
 

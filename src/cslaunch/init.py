@@ -49,7 +49,11 @@ def render(found: Detected, root: Path, url: str | None) -> str:
     for outside in found.roots.outside:
         lines.append(f"#   (not cleaned: {outside} is outside the project; add it to include it)")
     lines.append('# source_patterns = ["*.py"]  # files of mounted code that need a restart')
-    lines.append(f'# url = "{url}"' if url else '# url = "http://localhost:8000"')
+    if url:
+        lines.append(f'# url = "{url}"  # where the app is opened')
+    else:
+        lines.append("# url: none derived (no proxy, frontend or backend publishes a port);")
+        lines.append('#   set it to where you open the app, e.g. url = "http://localhost:PORT"')
     lines.append("# timeout = 120  # seconds to wait for readiness")
     lines.append("")
     lines.append("# The services, as cslaunch sees them:")

@@ -26,18 +26,17 @@ from cslaunch import (
     model,
     probes,
     proof,
-    redact,
     verify,
     volumes,
 )
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError, LaunchFailed
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
-from cslaunch.project import Project
+from cslaunch.project import Project, check_services
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
 from cslaunch.state import read_json, write_json
 from cslaunch.stop import FORWARD, KILL
-from cslaunch.ui import UI, StepResult
+from cslaunch.ui import UI, StepResult, plural
 from cslaunch.wait import FAILED, Checks, Readiness, wait_ready
 
 LOG_LINES = 30
@@ -91,18 +90,31 @@ def detect(
             docker.check_engine(project.compose)
             raise
     current = by_service(found or [])
-    redact.register_model(raw)
     stack = model.parse_stack(raw)
-    python = frozenset(
+    check_services(project, stack.services)
+    python = {
         s.name
         for s in stack.services.values()
         if model.runs_python(s, dockerfile_text(s), project.config)
-    )
+    }
+    # The rest: what their images (pulled, or built by an earlier launch) say they run.
+    unsure: dict[str, list[model.Service]] = {}
+    for s in stack.services.values():
+        if s.name not in python and project.config.service(s.name).python is None:
+            unsure.setdefault(model.image_name(s, stack.name), []).append(s)
+    for image, image_config in docker.image_configs(sorted(unsure)).items():
+        python |= {
+            s.name
+            for s in unsure[image]
+            if model.runs_python(s, None, project.config, image_config)
+        }
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
-    return Detected(named, stack, raw, python, roots, current)
+    return Detected(named, stack, raw, frozenset(python), roots, current)
 
 
 def dockerfile_text(service: model.Service) -> str | None:
+    if service.dockerfile_inline is not None:
+        return service.dockerfile_inline
     if service.build_context is None:
         return None
     path = service.build_context / (service.dockerfile or "Dockerfile")
@@ -207,7 +219,7 @@ def launch(
         running = any(c.running for cs in found.containers.values() for c in cs)
         report.mode = "relaunch" if running else "start"
         st.summary = (
-            f"{report.project}: {len(found.stack.services)} services, "
+            f"{report.project}: {plural(len(found.stack.services), 'service')}, "
             f"{'running' if running else 'not running'}"
         )
     for outside in found.roots.outside:
@@ -372,9 +384,11 @@ def launch(
         # container, a stale pyc): one repair pass, then the verdict stands.
         with _step(ui, report, "repair") as st:
             names = sorted({v.service for v in checked.stale})
-            hidden = repair(project, found, cs, checked, names, timeout)
-            for name in names:
-                outcomes[name].action = "repaired"
+            verdicts, hidden = repair(project, found, cs, checked, names, timeout)
+            for v in verdicts:
+                # Recreated, not left running: its state is the repair's.
+                outcome = outcomes[v.service]
+                outcome.action, outcome.state, outcome.detail = "repaired", v.state, v.reason
             for h in hidden:
                 outcomes[h.service].detail += (
                     f"; its anonymous volume at {h.target} hid the image's new code: renewed"
@@ -385,7 +399,8 @@ def launch(
             st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
 
     report.ok = not failed and not (report.verification and report.verification.stale)
-    report.up_to_date = plan.noop and report.ok
+    # A launch that had to repair changed something, whatever the plan said.
+    report.up_to_date = plan.noop and report.ok and not report.repaired
     if failed:
         report.error = "; ".join(f"{v.service}: {v.reason}" for v in failed)
     elif report.verification and report.verification.stale:
@@ -497,8 +512,8 @@ def _build(
     refreshed = changes.refresh_mtimes(cs)
     if refreshed:
         ui.detail(
-            f"refreshed the mtime of {len(refreshed)} file(s) whose content changed with "
-            "mtime and size kept, so the Docker build sees them"
+            f"refreshed the mtime of {plural(len(refreshed), 'file')} whose content changed "
+            "with mtime and size kept, so the Docker build sees them"
         )
     with _step(ui, report, "build") as st:
         act.build(compose, plan.build)
@@ -635,11 +650,11 @@ def repair(
     checked: verify.Verification,
     names: list[str],
     timeout: float,
-) -> list[volumes.Hidden]:
+) -> tuple[list[Readiness], list[volumes.Hidden]]:
     """Remove stale bytecode the host holds for the stale services, then recreate them from
     their images (a recreated container drops whatever was written into it). Where an
     anonymous volume hides the image's code, it is renewed if it holds nothing else.
-    Returns those volumes."""
+    Returns how ready each is after, and those volumes."""
     compose = project.compose
     host_pycs = [
         (host, "stale")
@@ -671,13 +686,13 @@ def repair(
                 *group,
                 what="docker compose up --force-recreate",
             )
-    wait_ready(
+    ready = wait_ready(
         compose,
         [found.stack.services[n] for n in names],
         timeout=timeout,
         checks=service_checks(project, found),
     )
-    return hidden
+    return ready, hidden
 
 
 def run_verification(
@@ -708,7 +723,8 @@ def verification_summary(checked: verify.Verification) -> str:
     fresh = [v for v in checked.verdicts if v.state == verify.FRESH]
     looked = [v for v in fresh if v.detail != verify.STANDS]
     files = sum(v.checked for v in looked)
-    text = f"{len(fresh)} fresh ({files} files, {sum(v.pycs for v in looked)} pycs checked"
+    pycs = sum(v.pycs for v in looked)
+    text = f"{len(fresh)} fresh ({plural(files, 'file')}, {plural(pycs, 'pyc')} checked"
     if len(looked) < len(fresh):
         text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
     text += ")"
@@ -716,7 +732,9 @@ def verification_summary(checked: verify.Verification) -> str:
         text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
     pending = {p for v in checked.verdicts for p in v.pending}
     if pending:
-        text += f"; {len(pending)} file(s) edited during the launch: the next launch takes them"
+        text += (
+            f"; {plural(len(pending), 'file')} edited during the launch: the next launch takes them"
+        )
     skipped = [v for v in checked.verdicts if v.state == verify.SKIPPED]
     if skipped:
         text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)
@@ -762,9 +780,10 @@ def service_checks(
 
 def _changes_summary(cs: changes.ChangeSet) -> str:
     if cs.old is None:
-        return f"no index yet: {len(cs.entries)} files indexed, everything counts as changed"
+        indexed = plural(len(cs.entries), "file")
+        return f"no index yet: {indexed} indexed, everything counts as changed"
     c = cs.changes
-    parts = [f"{len(cs.entries)} files checked"]
+    parts = [f"{plural(len(cs.entries), 'file')} checked"]
     if c:
         parts.append(f"{len(c.modified)} modified, {len(c.added)} added, {len(c.deleted)} deleted")
     else:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from cslaunch.config import Config
+from cslaunch.context import image_command
 
 # Programs whose presence in a command means the container runs Python code.
 PYTHON_PROGRAMS = frozenset(
@@ -42,8 +43,11 @@ PYTHON_PROGRAMS = frozenset(
 )
 _PYTHON_VERSIONED = re.compile(r"^python\d+(\.\d+)?$")
 _HTTP_URL = re.compile(r"https?://[^\s'\"/]+(?::\d+)?")
-FRONT_NAMES = ("frontend", "web", "ui", "nginx", "proxy", "client", "app")
-BACK_NAMES = ("backend", "api", "server")
+FRONT_NAMES = ("frontend", "web", "ui", "nginx", "proxy", "client")
+# "app" is as often the backend behind a proxy as the whole app: a name of the second rank.
+BACK_NAMES = ("backend", "api", "server", "app")
+# What stands in front of the others when it is there: its port is the one people open.
+PROXY_PROGRAMS = ("nginx", "traefik", "caddy", "haproxy", "envoy", "httpd")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Service:
     conditions: tuple[tuple[str, str], ...] = ()
     anonymous_volumes: tuple[str, ...] = ()  # mount points of volumes with no name
     health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
+    target: str | None = None  # build.target: the stage Compose builds
+    dockerfile_inline: str | None = None  # build.dockerfile_inline: the Dockerfile itself
 
     @property
     def buildable(self) -> bool:
@@ -90,13 +96,18 @@ class Service:
     @property
     def words(self) -> tuple[str, ...]:
         """Entrypoint and command split into words, shell strings included."""
-        words: list[str] = []
-        for part in (*self.entrypoint, *self.command):
-            try:
-                words += shlex.split(part) if " " in part else [part]
-            except ValueError:
-                words += part.split()
-        return tuple(words)
+        return split_words((*self.entrypoint, *self.command))
+
+
+def split_words(parts: Iterable[str]) -> tuple[str, ...]:
+    """Arguments split into words, shell strings (`sh -c "a && b"`) included."""
+    words: list[str] = []
+    for part in parts:
+        try:
+            words += shlex.split(part) if " " in part else [part]
+        except ValueError:
+            words += part.split()
+    return tuple(words)
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,8 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
         ),
         health_timeout=parse_duration(health["timeout"]) if health.get("timeout") else 30.0,
         anonymous_volumes=tuple(anonymous),
+        target=(build or {}).get("target") or None,
+        dockerfile_inline=(build or {}).get("dockerfile_inline") or None,
     )
 
 
@@ -200,25 +213,66 @@ def parse_duration(text: str | int | float) -> float:
     return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
-def runs_python(service: Service, dockerfile_text: str | None, config: Config) -> bool:
-    """Whether a service runs Python code: configured, or seen in its command, image or
-    Dockerfile."""
+def runs_python(
+    service: Service,
+    dockerfile_text: str | None,
+    config: Config,
+    image_config: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether a service runs Python code: configured, or seen in the programs it runs (its
+    command, or the CMD/ENTRYPOINT of its Dockerfile or of its image's own config), its image
+    or its Dockerfile."""
     override = config.service(service.name).python
     if override is not None:
         return override
-    for word in service.words:
-        program = PurePath(word).name.lower()
-        if program in PYTHON_PROGRAMS or _PYTHON_VERSIONED.match(program) or word.endswith(".py"):
-            return True
+    if any(is_python_program(w) for w in service.words):
+        return True
     if service.image and "python" in service.image.lower() and not service.buildable:
         return True
     if dockerfile_text:
-        return any(
+        entrypoint, cmd = image_command(dockerfile_text, service.target)
+        if any(is_python_program(w) for w in _runs(service, entrypoint, cmd)):
+            return True
+        if any(
             "python" in line.lower()
             for line in dockerfile_text.splitlines()
             if line.strip().upper().startswith(("FROM", "ARG", "RUN", "CMD", "ENTRYPOINT"))
-        )
+        ):
+            return True
+    if image_config:
+        entrypoint = _strings(image_config.get("Entrypoint"))
+        cmd = _strings(image_config.get("Cmd"))
+        env = _strings(image_config.get("Env"))
+        if any(is_python_program(w) for w in _runs(service, entrypoint, cmd)):
+            return True
+        # Set by the official Python images, and so by every image built on one.
+        if any(e.startswith("PYTHON_VERSION=") for e in env):
+            return True
     return False
+
+
+def is_python_program(word: str) -> bool:
+    program = PurePath(word).name.lower()
+    return bool(
+        program in PYTHON_PROGRAMS or _PYTHON_VERSIONED.match(program) or word.endswith(".py")
+    )
+
+
+def _runs(service: Service, entrypoint: list[str], cmd: list[str]) -> tuple[str, ...]:
+    """The words an image's ENTRYPOINT and CMD add to what the service runs: a service's
+    `entrypoint` replaces both (and the CMD with it), its `command` replaces the CMD."""
+    if service.entrypoint:
+        return ()
+    return split_words([*entrypoint, *([] if service.command else cmd)])
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def image_name(service: Service, project: str) -> str:
+    """The image a service runs: its `image:`, else the name Compose builds it under."""
+    return service.image or f"{project}-{service.name}"
 
 
 @dataclass(frozen=True)
@@ -281,6 +335,13 @@ def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
     return tuple(sorted(kept))
 
 
+def is_web_proxy(service: Service) -> bool:
+    """nginx, Traefik, Caddy and the like, by image or by the program it runs."""
+    image = (service.image or "").rsplit("/", 1)[-1].split(":", 1)[0]
+    programs = {PurePath(w).name for w in service.words[:1]}
+    return any(image.startswith(p) for p in PROXY_PROGRAMS) or bool(programs & set(PROXY_PROGRAMS))
+
+
 def is_proxy(service: Service) -> bool:
     """nginx: a proxy in front of other services, which resolves upstream addresses when it
     (re)loads, or a server of static files."""
@@ -290,17 +351,18 @@ def is_proxy(service: Service) -> bool:
 
 def app_url(stack: Stack, config: Config) -> str | None:
     """Where the user opens the app: configured, else the published HTTP port of the proxy
-    in front (nginx depending on the app's services), else the frontend's (or backend's)
-    first published port, else the HTTP origin of a host-network healthcheck."""
+    in front (nginx, Traefik... depending on the app's services), else of another proxy or
+    the frontend, else of the backend, else the HTTP origin of a host-network healthcheck."""
     if config.url:
         return config.url
 
     def rank(service: Service) -> tuple[int, str]:
         name = service.name.lower()
         words = set(re.split(r"[-_.\d]+", name))
-        if is_proxy(service) and service.depends_on:
-            return (0, name)
-        if words & set(FRONT_NAMES):
+        proxy = is_web_proxy(service) or is_proxy(service)
+        if proxy and service.depends_on:
+            return (0, name)  # in front of the app's services
+        if proxy or words & set(FRONT_NAMES):
             return (1, name)
         if words & set(BACK_NAMES):
             return (2, name)

@@ -4,8 +4,10 @@ containers, the changes since the last launch and the user's flags in; a plan ou
 From least to most:
 - leave    nothing it uses changed (or it runs none of the project's code);
 - restart  a bind-mounted source changed: the files are there, the process must reload them;
-- recreate its Compose config or environment changed (`up` recreates it);
-- rebuild  something its image bakes in changed (context, Dockerfile, dependency files);
+- recreate how it runs changed: its Compose config or environment (`up` recreates it), or
+           the image it runs (`up` pulls a missing one);
+- rebuild  what its image is built from changed: a file it bakes in (context, Dockerfile,
+           dependency files) or its `build` settings (args, target, inline Dockerfile...);
 - start    it is not running.
 Without a change index (the first launch) everything counts as changed.
 """
@@ -16,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from cslaunch.containers import Container
+from cslaunch.index import UNKNOWN_KEY
 from cslaunch.model import Service, Stack
 from cslaunch.track import ServiceFiles
 
@@ -60,7 +63,7 @@ def make_plan(
     runs_code: Callable[[Service], bool],
     files: Mapping[str, ServiceFiles],
     changed: Collection[str] | None,  # None: no index, everything counts as changed
-    config_changed: Collection[str] = (),
+    config_changed: Mapping[str, Collection[str]] | None = None,  # service -> changed keys
     images_missing: Collection[str] = (),
     flags: Flags = Flags(),
 ) -> Plan:
@@ -72,7 +75,7 @@ def make_plan(
             runs_code(stack.services[name]),
             files.get(name),
             changed,
-            name in config_changed,
+            frozenset((config_changed or {}).get(name, ())),
             name in images_missing,
             flags,
         )
@@ -92,7 +95,7 @@ def _plan_service(
     ours: bool,
     files: ServiceFiles | None,
     changed: Collection[str] | None,
-    config_changed: bool,
+    config_keys: frozenset[str],
     image_missing: bool,
     flags: Flags,
 ) -> ServicePlan:
@@ -100,10 +103,13 @@ def _plan_service(
     can_build = service.buildable and flags.build
     rebuild_files = files.rebuild_files(changed) if files and changed is not None else []
     restart_files = files.restart_files(changed) if files and changed is not None else []
+    build_keys = _build_keys(config_keys) if service.buildable else []
     needs_build = can_build and (
-        changed is None or flags.rebuild or image_missing or bool(rebuild_files)
+        changed is None or flags.rebuild or image_missing or bool(rebuild_files or build_keys)
     )
-    why_build = _build_reason(changed is None, flags.rebuild, image_missing, rebuild_files)
+    why_build = _build_reason(
+        changed is None, flags.rebuild, image_missing, rebuild_files, build_keys
+    )
 
     if not containers or not all(c.running for c in containers):
         reason = "not running" + (f"; build: {why_build}" if needs_build else "")
@@ -119,8 +125,21 @@ def _plan_service(
             "restarted on the old image",
             tuple(rebuild_files),
         )
-    if config_changed:
-        return ServicePlan(name, RECREATE, False, "Compose config or environment changed")
+    if build_keys:  # --no-build: `up` recreates it from the image it has
+        return ServicePlan(
+            name,
+            RECREATE,
+            False,
+            f"{_keys(build_keys)} changed but --no-build: recreated from the old image",
+        )
+    if "image" in config_keys:
+        return ServicePlan(
+            name, RECREATE, False, "image changed: pulled if missing, then recreated"
+        )
+    if config_keys:
+        return ServicePlan(
+            name, RECREATE, False, f"Compose config changed: {_keys(sorted(config_keys))}"
+        )
     if flags.force and (ours or service.buildable):
         return ServicePlan(name, RESTART, False, "--force")
     if changed is None and (ours or service.buildable):
@@ -134,11 +153,31 @@ def _plan_service(
     return ServicePlan(name, LEAVE, False, "nothing it uses changed")
 
 
-def _build_reason(first: bool, forced: bool, missing: bool, files: list[str]) -> str:
+def _build_keys(config_keys: Collection[str]) -> list[str]:
+    """The changed keys of a buildable service's config that change what its image is: how it
+    is built, or the name it is built under (an index older than per-key hashes cannot say
+    which key moved, so it counts too)."""
+    return sorted(
+        k for k in config_keys if k.startswith("build") or k in ("image", "platform", UNKNOWN_KEY)
+    )
+
+
+def _keys(keys: Sequence[str]) -> str:
+    shown = [k if k != UNKNOWN_KEY else "its Compose config" for k in keys]
+    return ", ".join(shown[:SHOWN_FILES]) + (
+        f" and {len(shown) - SHOWN_FILES} more" if len(shown) > SHOWN_FILES else ""
+    )
+
+
+def _build_reason(
+    first: bool, forced: bool, missing: bool, files: list[str], build_keys: list[str]
+) -> str:
     if forced:
         return "--rebuild"
     if missing:
         return "image missing"
+    if build_keys:
+        return f"{_keys(build_keys)} changed: the image is built anew"
     if files:
         return f"image content changed: {_files(files)}"
     if first:

@@ -9,7 +9,7 @@ from typing import Any
 from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
 from cslaunch.plan import LEAVE, Plan
-from cslaunch.ui import UI
+from cslaunch.ui import UI, plural
 from cslaunch.verify import Verification
 
 JSON_SCHEMA_VERSION = 1
@@ -54,6 +54,11 @@ class LaunchReport:
     @property
     def seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
+
+    @property
+    def repaired(self) -> list[str]:
+        """Services the launch found stale and recreated."""
+        return [o.service for o in self.services if o.action == "repaired"]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,8 +126,8 @@ def human_bytes(n: int) -> str:
 def clean_summary(result: CleanResult) -> str:
     verb = "would remove" if result.dry_run else "removed"
     text = (
-        f"{verb} {result.files} bytecode file{'s' if result.files != 1 else ''}, "
-        f"{result.dirs} __pycache__ dir{'s' if result.dirs != 1 else ''} "
+        f"{verb} {plural(result.files, 'bytecode file')}, "
+        f"{plural(result.dirs, '__pycache__ dir')} "
         f"({human_bytes(result.bytes)})"
     )
     if result.reasons:
@@ -156,6 +161,8 @@ def render(ui: UI, report: LaunchReport) -> None:
         head = "Stack is up" if report.mode == "start" else "Relaunched"
         if report.up_to_date:
             head = "Up to date, nothing changed"
+        elif report.repaired:
+            head = f"Repaired stale code in {', '.join(report.repaired)}"
         # The result line shows even with -q: it is what the user ran cslaunch for.
         ui.echo(
             ui.style(
@@ -214,7 +221,7 @@ def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
     elif not cs.changes and not cs.config_changed:
         ui.echo(f"{project}: no file changed since the last launch")
     else:
-        ui.echo(f"{project}: {len(cs.changes.all)} file(s) changed since the last launch")
+        ui.echo(f"{project}: {plural(len(cs.changes.all), 'file')} changed since the last launch")
     width = max((len(p.service) for p in plan.services), default=7)
     for p in plan.services:
         action = p.action + (" +build" if p.build else "")
@@ -226,10 +233,20 @@ def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
 
 
 def render_verification(ui: UI, checked: Verification) -> None:
+    if not checked.verdicts:
+        ui.echo(
+            "no service found that runs Python: nothing to verify (if one does, set "
+            "`python = true` in its [services.NAME] table)"
+        )
+        return
     width = max((len(v.service) for v in checked.verdicts), default=7)
     for v in checked.verdicts:
         colour = {"fresh": "green", "stale": "red"}.get(v.state, "yellow")
-        what = f"{v.checked} files, {v.pycs} pycs, {v.seconds * 1000:.0f} ms" if v.checked else ""
+        what = (
+            f"{plural(v.checked, 'file')}, {plural(v.pycs, 'pyc')}, {v.seconds * 1000:.0f} ms"
+            if v.checked
+            else ""
+        )
         ui.echo(
             ui.style(f"  {v.service:<{width}}  {v.state.upper():<8}", fg=colour)
             + f" {v.detail}  {what}".rstrip()

@@ -9,7 +9,8 @@ from typing import Any
 
 from cslaunch import docker, model
 from cslaunch.containers import Container, by_service, parse_time, project_containers
-from cslaunch.project import Project
+from cslaunch.errors import CslaunchError
+from cslaunch.project import Project, check_services
 from cslaunch.ui import UI
 
 
@@ -73,8 +74,15 @@ def image_times(image_ids: set[str]) -> dict[str, datetime]:
 
 
 def status(project: Project) -> tuple[str, list[ServiceStatus]]:
-    docker.check_engine(project.compose)
-    stack = model.parse_stack(docker.config(project.compose))
+    try:
+        raw = docker.config(project.compose)
+    except CslaunchError:
+        # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself. Only
+        # then: asking first costs every status three more processes.
+        docker.check_engine(project.compose)
+        raise
+    stack = model.parse_stack(raw)
+    check_services(project, stack.services)
     containers = by_service(project_containers(project.compose))
     images = image_times({c.image_id for cs in containers.values() for c in cs})
     return stack.name, summarize(stack, containers, images, datetime.now(timezone.utc))
@@ -92,7 +100,7 @@ def duration(seconds: float | None) -> str:
 
 def render(ui: UI, name: str, rows: list[ServiceStatus]) -> None:
     ui.echo(ui.style(name, bold=True))
-    width = max((len(r.service) for r in rows), default=7)
+    width = max([len("SERVICE"), *(len(r.service) for r in rows)])
     ui.echo(f"  {'SERVICE':<{width}}  {'STATE':<14} {'HEALTH':<10} {'UPTIME':>7} {'IMAGE AGE':>10}")
     for r in rows:
         colour = "green" if r.state == "running" and r.health in (None, "healthy") else "red"

@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from cslaunch.context import CopyRule, DockerIgnore, copied_filter, copy_rules, parse_dockerignore
+from cslaunch.context import (
+    CopyRule,
+    DockerIgnore,
+    copied_filter,
+    copy_rules,
+    image_stages,
+    parse_dockerignore,
+)
 from cslaunch.scan import Tree
 
 DEFAULT_SOURCE_PATTERNS = ("*.py",)
@@ -60,6 +67,7 @@ class ServiceFiles:
     ignore: DockerIgnore
     source_patterns: tuple[str, ...]
     copies: tuple[CopyRule, ...] | None = None  # the Dockerfile's COPY/ADD; None: not followed
+    image_stages: frozenset[int] = frozenset()  # stages whose COPYs the image holds
 
     def is_source(self, rel_name: str) -> bool:
         # Called for every file of every bind-mounted tree: one compiled pattern, not an
@@ -105,6 +113,7 @@ def service_files(
     dockerfile_text: str | None,
     dockerignore_text: str | None,
     source_patterns: Sequence[str] = DEFAULT_SOURCE_PATTERNS,
+    target: str | None = None,
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -120,6 +129,7 @@ def service_files(
         ignore=parse_dockerignore(dockerignore_text),
         source_patterns=tuple(dict.fromkeys([*DEFAULT_SOURCE_PATTERNS, *source_patterns])),
         copies=tuple(rules) if rules is not None else None,
+        image_stages=image_stages(dockerfile_text, target),
     )
 
 

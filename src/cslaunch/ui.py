@@ -18,6 +18,11 @@ import click
 from cslaunch.redact import scrub
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 file`, `2 files`: a count and its noun, agreeing."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 class UI:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
         self.stream: TextIO = sys.stderr if json_mode else sys.stdout

@@ -178,7 +178,7 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
             rel = path[len(prefix) :].replace(os.sep, "/")
             if not files.copied(rel) or files.ignore.ignored(rel):
                 continue
-            baked_at = image_path(list(files.copies), rel)
+            baked_at = image_path(list(files.copies), rel, files.image_stages)
             if baked_at is None or any(baked_at.startswith(t) for t in targets_hidden):
                 continue  # not followed, or hidden under a bind mount
             entry = sources.entries[path]

@@ -22,7 +22,7 @@ from cslaunch.launch import Detected, LaunchOptions, Prepared, detect, launch, p
 from cslaunch.lock import project_lock
 from cslaunch.project import Project
 from cslaunch.report import render
-from cslaunch.ui import UI
+from cslaunch.ui import UI, plural
 
 IGNORED_DIRS = {".cslaunch"}
 
@@ -126,7 +126,7 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
         ):
             names = sorted({os.path.basename(path) for _, path in batch})
             trigger = (
-                f"{len(batch)} change(s): {', '.join(names[:3])}"
+                f"{plural(len(batch), 'change')}: {', '.join(names[:3])}"
                 + (" ..." if len(names) > 3 else "")
                 if batch
                 else "periodic re-check"

@@ -1,0 +1,418 @@
+"""Compose features on small real stacks: what the model says is what runs (issue #15)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stackutil import TestStack
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def small(engine: str, tmp_path: Path) -> Iterator[list[TestStack]]:
+    """Stacks a test makes with make(); all taken down at the end."""
+    made: list[TestStack] = []
+    try:
+        yield made
+    finally:
+        for s in made:
+            s.down()
+
+
+def make(
+    made: list[TestStack], tmp_path: Path, files: dict[str, str], env: dict[str, str] | None = None
+) -> TestStack:
+    base = os.environ.get("CSLAUNCH_BASE_IMAGE", "cslaunch-base:bookworm-2")
+    s = TestStack.from_files(tmp_path / f"s{len(made)}", files, base_image=base, env=env)
+    made.append(s)
+    return s
+
+
+def actions(report: dict) -> dict[str, str]:
+    return {s["name"]: s["action"] for s in report["services"]}
+
+
+# --- 1: a change of what an image is built from rebuilds it ----------------------------------
+
+BUILT = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE} AS one\n"
+        "ARG FLAVOUR=plain\n"
+        "ENV FLAVOUR=${FLAVOUR} STAGE=one\n"
+        "FROM one AS two\n"
+        "ENV STAGE=two\n"
+    ),
+    "compose.yaml": (
+        "services:\n"
+        "  app:\n"
+        "    build:\n"
+        "      context: .\n"
+        "      args: {BASE_IMAGE: '${BASE_IMAGE}', FLAVOUR: '${FLAVOUR:-plain}'}\n"
+        "      target: '${TARGET:-one}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {MODE: '${MODE:-a}'}\n"
+        "  inline:\n"
+        "    build:\n"
+        "      context: .\n"
+        "      dockerfile_inline: |\n"
+        "        FROM ${BASE_IMAGE}\n"
+        "        ENV INLINE=${INLINE:-first}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+    ),
+}
+
+
+def test_build_args_target_and_inline_dockerfile_changes_rebuild(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, BUILT)
+    s.launched()
+    assert s.container_env("app")["FLAVOUR"] == "plain"
+    assert s.container_env("app")["STAGE"] == "one"
+    assert s.container_env("inline")["INLINE"] == "first"
+
+    s.set_env({"FLAVOUR": "spicy"})
+    report = s.launched()
+    assert actions(report) == {"app": "rebuild", "inline": "leave"}
+    assert "build.args" in report["services"][0]["reason"]
+    assert s.container_env("app")["FLAVOUR"] == "spicy"
+
+    s.set_env({"TARGET": "two"})
+    assert actions(s.launched())["app"] == "rebuild"
+    assert s.container_env("app")["STAGE"] == "two"
+
+    s.set_env({"INLINE": "second"})
+    assert actions(s.launched()) == {"app": "leave", "inline": "rebuild"}
+    assert s.container_env("inline")["INLINE"] == "second"
+
+    # How it runs, not what it runs: recreated from the image it has.
+    s.set_env({"MODE": "b"})
+    report = s.launched()
+    assert actions(report) == {"app": "recreate", "inline": "leave"}
+    assert not any(svc["build"] for svc in report["services"])
+    assert s.container_env("app")["MODE"] == "b"
+    assert s.container_env("app")["FLAVOUR"] == "spicy"
+
+    report = s.launched()
+    assert report["up_to_date"] is True
+
+
+# --- 2: secrets are masked where they live, never names, booleans or numbers -----------------
+
+SECRETS = {
+    "compose.yaml": (
+        "services:\n"
+        "  gitea:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {DB_PASSWD: gitea, POSTGRES_PASSWORD: 'true', DB_PORT: '120'}\n"
+        "  db:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sh, -c, 'echo auth with $$POSTGRES_PASSWORD; "
+        'if [ "$$FAIL" = 1 ]; then exit 3; fi; exec sleep infinity\']\n'
+        "    environment: {POSTGRES_PASSWORD: hunter2hunter2, FAIL: '${FAIL:-0}'}\n"
+    ),
+}
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> dict:
+    assert "Traceback" not in result.stderr, result.stderr
+    data: dict = json.loads(result.stdout)  # exactly one valid JSON document
+    return data
+
+
+def test_secrets_are_masked_where_they_live_and_names_never(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, SECRETS)
+    s.name += "-gitea"  # the project's name holds the secret `gitea`; so does a service's
+    s.set_env({"COMPOSE_PROJECT_NAME": s.name})
+    report = _json(s.cslaunch("--json"))
+    assert report["ok"] is True and report["up_to_date"] is False
+    assert report["project"] == s.name
+    assert [svc["name"] for svc in report["services"]] == ["db", "gitea"]
+
+    for command in ("plan", "status", "verify", "doctor"):
+        result = s.cslaunch(command, "--json")
+        data = _json(result)
+        assert data["command"] == command
+        assert "***" not in result.stdout, result.stdout
+        assert data.get("project", s.name) == s.name
+        human = s.cslaunch(command)
+        assert "***" not in human.stdout + human.stderr
+        if command != "verify":  # no Python service here: it names none
+            assert s.name in human.stdout + human.stderr
+
+    s.set_env({"FAIL": "1"})
+    result = s.cslaunch("--json")
+    assert result.returncode == 1
+    report = _json(result)
+    db = next(svc for svc in report["services"] if svc["name"] == "db")
+    assert "auth with ***" in db["logs"]
+    assert "hunter2hunter2" not in result.stdout + result.stderr
+    assert report["project"] == s.name
+
+
+# --- 4: a service is known to run Python from the programs it runs ----------------------------
+
+UVICORN = {
+    # No "python" anywhere in the Dockerfile, the image name or the command.
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE}\n"
+        "COPY uvicorn /usr/local/bin/uvicorn\n"
+        "COPY app /srv/app\n"
+        "WORKDIR /srv\n"
+        'CMD ["uvicorn", "app.main:app"]\n'
+    ),
+    "uvicorn": (
+        "#!/usr/bin/python3\n"
+        "import sys, time\n"
+        "sys.path.insert(0, '/srv')\n"
+        "import app.main\n"
+        "time.sleep(1e9)\n"
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "app = 'hello'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "  worker:\n"  # the api's image, pulled rather than built: its config says uvicorn
+        "    image: ${COMPOSE_PROJECT_NAME}-api\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    depends_on: [api]\n"
+    ),
+}
+
+
+def test_a_uvicorn_service_is_known_to_run_python_and_verified(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, UVICORN)
+    (s.dir / "uvicorn").chmod(0o755)
+    report = s.launched()
+    verdicts = {v["name"]: v for v in report["verify"]}
+    assert verdicts["api"]["state"] == "fresh"
+    assert verdicts["api"]["checked"] >= 2  # app/__init__.py and app/main.py, baked in
+    # Once the image exists, its own config says what the worker runs.
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {v["name"] for v in json.loads(result.stdout)["services"]} == {"api", "worker"}
+
+    # Code changed inside the container behind the host's back: found stale.
+    cid = s.compose("ps", "-q", "api").stdout.split()[0]
+    subprocess.run(
+        ["docker", "exec", cid, "sh", "-c", "echo \"app = 'changed'\" > /srv/app/main.py"],
+        check=True,
+    )
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 8, result.stdout + result.stderr
+    stale = {v["name"]: v["state"] for v in json.loads(result.stdout)["services"]}
+    assert stale["api"] == "stale"
+
+
+# --- 5: COMPOSE_FILE, COMPOSE_PROFILES, COMPOSE_PROJECT_NAME from the project's .env ----------
+
+SLEEPER = (
+    "    image: ${BASE_IMAGE}\n"
+    "    network_mode: none\n"
+    "    init: true\n"
+    "    command: [sleep, infinity]\n"
+)
+
+
+def test_compose_variables_from_dotenv(small: list[TestStack], tmp_path: Path) -> None:
+    # A parent directory's project (one Compose rejects) must not be taken instead.
+    (tmp_path / "compose.yaml").write_text("services:\n  decoy:\n    ports: notalist\n")
+    files = {
+        "deploy/base.yml": "services:\n  app:\n" + SLEEPER,
+        "deploy/extra.yml": "services:\n  extra:\n    profiles: [extra]\n" + SLEEPER,
+    }
+    s = make(
+        small,
+        tmp_path,
+        files,
+        env={"COMPOSE_FILE": "deploy/base.yml:deploy/extra.yml", "COMPOSE_PROFILES": "extra"},
+    )
+    report = s.launched()
+    assert report["project"] == s.name
+    assert {svc["name"] for svc in report["services"]} == {"app", "extra"}
+    assert {svc["state"] for svc in report["services"]} == {"ready"}
+    # .env's name wins over cslaunch's config, as over a Compose file's `name:`.
+    (s.dir / "cslaunch.toml").write_text('project_name = "cslt-not-this-one"\n')
+    assert json.loads(s.cslaunch("plan", "--json").stdout)["project"] == s.name
+    status = json.loads(s.cslaunch("status", "--json").stdout)
+    assert status["project"] == s.name
+    assert {r["name"]: r["state"] for r in status["services"]} == {
+        "app": "running",
+        "extra": "running",
+    }
+
+
+# --- 6: -f -, the Compose file on standard input ---------------------------------------------
+
+
+def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
+    text = (
+        "services:\n  app:\n"
+        + SLEEPER
+        + "    volumes: [./src:/srv/src]\n"  # relative to the working directory, as in Compose
+    )
+    s = make(small, tmp_path, {"stack.yml": text, "src/app.py": "x = 1\n"})
+    s.files = ("stack.yml",)  # for taking it down
+
+    def piped(*args: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-m", "cslaunch", "-f", "-", *args, "--json"],
+            input=text,
+            cwd=s.dir,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        data: dict = json.loads(result.stdout)
+        return data
+
+    report = piped("up")
+    assert report["project"] == s.name
+    assert s.inspect("app")["Mounts"][0]["Source"] == str(s.dir / "src")
+    assert piped("plan")["up_to_date"] is True
+    assert not list(Path(tempfile.gettempdir()).glob("cslaunch-stdin-*"))  # removed at exit
+
+
+# --- 13: cslaunch's own files never enter a build context ------------------------------------
+
+
+def test_cslaunch_state_never_enters_an_image(small: list[TestStack], tmp_path: Path) -> None:
+    files = {
+        "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /code\n",
+        "compose.yaml": (
+            "services:\n  app:\n"
+            "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+            "    network_mode: none\n    init: true\n    command: [sleep, infinity]\n"
+        ),
+        "main.py": "x = 1\n",
+    }
+    s = make(small, tmp_path, files)
+    s.launched()
+    (s.dir / "main.py").write_text("x = 2\n")
+    assert actions(s.launched())["app"] == "rebuild"
+    listing = s.compose("exec", "-T", "app", "ls", "-A", "/code").stdout.split()
+    assert "main.py" in listing and ".cslaunch" not in listing
+    assert not (s.dir / ".cslaunch").exists()
+
+
+# --- 7: a repair is reported as one; container paths as the container shows them ------------
+
+BAKED = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE}\n"
+        "WORKDIR /srv\n"
+        "COPY . .\n"
+        'CMD ["python3", "-c", "import sys, time; sys.path.insert(0, \'/srv\'); '
+        'import app.main; time.sleep(1e9)"]\n'
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "VALUE = 1\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "  other:\n" + SLEEPER
+    ),
+}
+
+
+def test_a_repair_is_reported_as_one(small: list[TestStack], tmp_path: Path) -> None:
+    s = make(small, tmp_path, BAKED)
+    s.launched()
+    cid = s.compose("ps", "-q", "api").stdout.split()[0]
+    subprocess.run(
+        ["docker", "exec", cid, "sh", "-c", "echo 'VALUE = 2' > /srv/app/main.py"], check=True
+    )
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 8
+    (api,) = [v for v in json.loads(result.stdout)["services"] if v["name"] == "api"]
+    assert [p["path"] for p in api["problems"]] == ["/srv/app/main.py"]  # not /srv/./app/...
+
+    report = s.launched()
+    assert report["up_to_date"] is False
+    outcomes = {o["name"]: o for o in report["services"]}
+    assert outcomes["api"]["action"] == "repaired"
+    assert "left running" not in outcomes["api"]["detail"]
+    assert outcomes["other"]["detail"].endswith("(left running)")
+    assert {v["name"]: v["state"] for v in report["verify"]}["api"] == "fresh"
+
+    subprocess.run(
+        ["docker", "exec", s.compose("ps", "-q", "api").stdout.split()[0], "sh", "-c",
+         "echo 'VALUE = 3' > /srv/app/main.py"],
+        check=True,
+    )  # fmt: skip
+    human = s.cslaunch()
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert "Repaired stale code in api" in human.stdout
+    assert "Up to date" not in human.stdout
+
+
+# --- build.target: the proof looks where the stage Compose builds put the code ---------------
+
+TARGETED = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE} AS base\n"
+        "WORKDIR /srv\n"
+        "FROM base AS dev\n"
+        "COPY app/ ./app/\n"  # at /srv/app: dev starts in base's WORKDIR
+        'CMD ["python3", "-c", "import sys, time; sys.path.insert(0, \'/srv\'); '
+        'import app.main; time.sleep(1e9)"]\n'
+        "FROM ${BASE_IMAGE} AS prod\n"
+        "COPY app/ /opt/app/\n"
+    ),
+    "app/__init__.py": "",
+    "app/main.py": "VALUE = 1\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., target: dev, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+    ),
+}
+
+
+def test_the_proof_of_a_target_build_looks_where_that_stage_put_the_code(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    s = make(small, tmp_path, TARGETED)
+    report = s.launched()
+    (api,) = report["verify"]
+    assert (api["state"], api["checked"], api["problems"]) == ("fresh", 2, [])
+    result = s.cslaunch("verify", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
