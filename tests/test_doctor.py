@@ -740,3 +740,18 @@ def test_wsl_is_detected_from_proc_version(tmp_path: Path) -> None:
     version.write_text("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org)")
     assert not doctor._under_wsl(version)
     assert not doctor._under_wsl(tmp_path / "missing")
+
+
+def test_a_fixed_worker_name_explains_the_ttl_trap() -> None:
+    named = [*RQ[:2], "--name", "w1", *RQ[2:]]
+    finding = only(run(doctor.check_fixed_worker_names, facts(svc("worker", command=named))))
+    assert (finding.code, finding.severity) == (doctor.RQ_FIXED_NAME, doctor.WARNING)
+    assert "'w1'" in finding.message and "420 s" in finding.message
+    assert "There exists an active worker named" in finding.message
+    assert "drop `--name`" in finding.fix and "stop_grace_period: 3m" in finding.fix
+    # A grace as long as RQ's job timeout: the trap is left to kills, and said as info.
+    long = svc("worker", command=named, stop_grace_period="3m")
+    finding = only(run(doctor.check_fixed_worker_names, facts(long)))
+    assert finding.severity == doctor.INFO and "stop_grace_period" not in finding.fix
+    # Workers RQ names itself are not concerned.
+    assert run(doctor.check_fixed_worker_names, facts(svc("worker", command=RQ))) == []

@@ -32,6 +32,7 @@ from cslaunch import context, docker, engine, errors, launch, probes, procs, she
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
+from cslaunch.jobs import parse_worker_command
 from cslaunch.model import Bind, Service
 from cslaunch.project import Project
 from cslaunch.stop import DEFAULT_GRACE
@@ -62,6 +63,8 @@ REDIS_AOF_NO_REWRITE = "redis-aof-no-rewrite"
 REDIS_AOF_LARGE = "redis-aof-large"
 RQ_NO_HEALTHCHECK = "rq-no-healthcheck"
 ANON_OVER_CODE = "anonymous-volume-over-code"
+RQ_FIXED_NAME = "rq-fixed-worker-name"
+RQ_WORKER_TTL = 420.0  # RQ's default worker TTL: how long a dead worker's key outlives it
 
 RQ_JOB_TIMEOUT = 180.0  # RQ's default job timeout, seconds
 GUNICORN_GRACEFUL_TIMEOUT = 30.0  # gunicorn's default --graceful-timeout
@@ -448,6 +451,37 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
             )
 
 
+def check_fixed_worker_names(facts: Facts) -> Iterable[Finding]:
+    """A worker with a fixed name (`rq worker --name w1`) that dies without its warm shutdown
+    leaves a registration that stops its successor from starting, until RQ's TTL runs out."""
+    for name, service in sorted(facts.services.items()):
+        parsed = parse_worker_command(service.words)
+        fixed = parsed[1].get("name") if parsed else None
+        if not fixed:
+            continue
+        grace = _grace(service)
+        short = grace < RQ_JOB_TIMEOUT
+        yield Finding(
+            RQ_FIXED_NAME,
+            WARNING if short else INFO,
+            name,
+            f"service {name}: its RQ worker has the fixed name {fixed!r}. When it dies without "
+            "its warm shutdown (the OOM killer, `docker compose kill`, a Docker Desktop restart"
+            + (f", a stop past its {grace:.0f} s grace while a job runs" if short else "")
+            + f"), its registration stays in Redis for RQ's worker TTL ({RQ_WORKER_TTL:.0f} s), "
+            'and a new worker of that name refuses to start ("There exists an active worker '
+            'named ..."); `docker compose up` leaves it exited. cslaunch removes such dead '
+            "registrations before it starts workers",
+            "drop `--name` (RQ names each worker uniquely)"
+            + (
+                f", or give service {name} a stop grace as long as its longest job "
+                f"(`stop_grace_period: {_compose_duration(RQ_JOB_TIMEOUT)}`)"
+                if short
+                else ""
+            ),
+        )
+
+
 def check_stop_grace(facts: Facts) -> Iterable[Finding]:
     """Workers and servers whose stop grace is shorter than the work they finish on SIGTERM."""
     for name, service in sorted(facts.services.items()):
@@ -661,6 +695,7 @@ CHECKS: tuple[Callable[[Facts], Iterable[Finding]], ...] = (
     check_redis,
     check_baked_code,
     check_anonymous_over_code,
+    check_fixed_worker_names,
     check_rq_health,
     check_bytecode,
 )
