@@ -36,21 +36,30 @@ while True:
 """
 
 
+def add_script_service(
+    stack: TestStack, name: str, script: str, marks: Path, extra: str = ""
+) -> tuple[str, ...]:
+    """A service running a Python script as PID 1, with `marks` mounted at /marks for what
+    it wants to tell the test; the -f arguments that include it."""
+    marks.mkdir()
+    (stack.dir / f"{name}.yml").write_text(
+        "services:\n"
+        f"  {name}:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        f"{extra}"
+        f"    volumes: ['{marks}:/marks']\n"
+        "    command: [python3, -c, " + json.dumps(script) + "]\n"
+    )
+    stack.files = ("docker-compose.yml", f"{name}.yml")
+    return ("-f", "docker-compose.yml", "-f", f"{name}.yml")
+
+
 def test_sigterm_ignoring_pid1_is_killed_and_a_handler_gets_sigterm(
     stack: TestStack, tmp_path: Path
 ) -> None:
     marks = tmp_path / "marks"
-    marks.mkdir()
-    (stack.dir / "graceful.yml").write_text(
-        "services:\n"
-        "  graceful:\n"
-        "    image: ${BASE_IMAGE}\n"
-        "    network_mode: host\n"
-        f"    volumes: ['{marks}:/marks']\n"
-        "    command: [python3, -c, " + json.dumps(GRACEFUL) + "]\n"
-    )
-    stack.files = ("docker-compose.yml", "graceful.yml")
-    files = ("-f", "docker-compose.yml", "-f", "graceful.yml")
+    files = add_script_service(stack, "graceful", GRACEFUL, marks)
     stack.launched(*files)
 
     report = stack.launched(*files, "--force")
@@ -62,6 +71,36 @@ def test_sigterm_ignoring_pid1_is_killed_and_a_handler_gets_sigterm(
     assert (marks / "sigterm").read_text() == "got SIGTERM"
     # The 10 s stop grace of a PID 1 that ignores SIGTERM was not waited for.
     assert step(report, "restart") < 5, report["steps"]
+
+
+SIGINT_ONLY = """
+import pathlib, signal, sys, time
+marker = pathlib.Path("/marks/sigint")
+def bye(signum, frame):
+    marker.write_text("got SIGINT")
+    sys.exit(0)
+signal.signal(signal.SIGINT, bye)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as PID 1: ignored
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_stop_signal_is_the_signal_checked_and_sent(stack: TestStack, tmp_path: Path) -> None:
+    """`stop_signal: SIGINT` and an app that handles SIGINT only: stopped gracefully with
+    SIGINT (as Compose does, in well under a second), not killed as "PID 1 ignores
+    SIGTERM"; doctor does not warn about a stall."""
+    marks = tmp_path / "marks"
+    files = add_script_service(stack, "sigint", SIGINT_ONLY, marks, "    stop_signal: SIGINT\n")
+    stack.launched(*files)
+
+    report = stack.launched(*files, "--force")
+    assert service(report, "sigint")["stop"] == "graceful: PID 1 handles SIGINT"
+    assert (marks / "sigint").read_text() == "got SIGINT"
+    assert step(report, "restart") < 5, report["steps"]
+    doctor = json.loads(stack.cslaunch("doctor", "--json", *files).stdout)
+    about = [f["code"] for f in doctor["findings"] if f["service"] == "sigint"]
+    assert "pid1-ignores-sigterm" not in about, doctor["findings"]
 
 
 def test_worker_with_a_running_job_gets_a_warm_shutdown(stack: TestStack) -> None:

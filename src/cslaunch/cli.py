@@ -562,20 +562,12 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
 
 
 def _rq_setup(g: Globals) -> tuple[Project, RQSetup, dict[str, list[Container]]]:
-    from cslaunch import jobs
-    from cslaunch.launch import detect
+    from cslaunch.launch import detect, discover_workers
 
     found = detect(g.project())
     project = found.project  # named: the helper execs straight into a worker container
     # The command lines first, then Redis: every container holding a worker registration.
-    discovered = jobs.discover(
-        project.compose,
-        found.stack,
-        project.config.rq,
-        found.raw,
-        found.python,
-        found.containers,
-    )
+    discovered = discover_workers(project, found)
     if discovered.setup is None:
         raise errors.CslaunchError(
             "no RQ workers found: no command line runs `rq worker` and no running container "

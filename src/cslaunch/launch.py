@@ -427,6 +427,7 @@ def launch(
 
 
 def discover_workers(project: Project, found: Detected) -> jobs.Discovered:
+    """The stack's RQ workers, from the command lines and from Redis (jobs.discover)."""
     return jobs.discover(
         project.compose,
         found.stack,
