@@ -1009,3 +1009,18 @@ def test_api_measure_and_maintain(
     out = capsys.readouterr().out
     assert "Purged 15 old jobs" in out and "RQ jobs 15 -> 0" in out
     json.dumps(result.to_json())
+
+
+def test_workers_only_clears_dead_registrations_and_leaves_their_jobs(
+    server: RedisServer, r: Any, in_process: None
+) -> None:
+    """Before workers restart: the registration a dead worker of a fixed name leaves is
+    removed (its successor could not start), its jobs wait for the new workers."""
+    project = ComposeProject(Path("."))
+    setup = setup_for(server)
+    ids = ghost_started(server, r, 1, name="w1")
+    before = jobs.recover(project, setup, workers_only=True)
+    assert [w.name for w in before.workers_cleaned] == ["w1"] and before.jobs == []
+    assert status_of(r, ids[0]) == "started"  # left for the recovery after the restart
+    after = jobs.recover(project, setup)
+    assert [(j.id, j.action) for j in after.jobs] == [(ids[0], "requeue")]

@@ -380,3 +380,15 @@ def test_start_order_and_what_is_awaited() -> None:
     assert act.awaited(stack, ["docs", "redis"]) == ["redis"]
     assert act.awaited(stack, ["web", "migrate"]) == ["migrate", "web"]
     assert act.awaited(stack, ["nginx"]) == []
+
+
+def test_an_rq_worker_gets_a_few_seconds_to_end_on_its_own_under_requeue() -> None:
+    s = service(stop_grace_period="30s")
+    # A job taken since Redis was read (or where Redis cannot tell): not waited for 30 s.
+    method = decide(s, ServiceConfig(), WRAPPED, worker=True)
+    assert (method.kind, method.grace) == ("forward", 3.0)
+    assert decide(s, ServiceConfig(), CATCHES, worker=True).grace == 3.0
+    # Jobs that must not run twice, or a grace the user set for cslaunch: the full grace.
+    assert decide(s, ServiceConfig(), WRAPPED, worker=True, policy="fail").grace == 30.0
+    assert decide(s, ServiceConfig(grace=20), CATCHES, worker=True).grace == 20.0
+    assert decide(s, ServiceConfig(), CATCHES).grace == 30.0  # not a worker

@@ -99,9 +99,11 @@ def stop_plan(
     containers: Mapping[str, Sequence[Container]],
     services: Sequence[str],
     busy: Mapping[str, str] | None = None,
+    workers: Collection[str] = (),
 ) -> dict[str, list[Stop]]:
     """Each running container of `services` with its way of stopping, from the processes in
-    it; `busy`: container id -> the RQ job its worker runs."""
+    it; `busy`: container id -> the RQ job its worker runs; `workers`: the services that run
+    RQ workers."""
     busy = busy or {}
     policy = config.rq.policy
     running = [(name, c) for name in services for c in containers.get(name, []) if c.running]
@@ -114,6 +116,7 @@ def stop_plan(
             procs.processes(c),
             busy=busy.get(c.id, ""),
             policy=policy,
+            worker=name in workers,
         )
         return Stop(c, method)
 

@@ -606,8 +606,10 @@ def recover(
     dry_run: bool = False,
     reason: str | None = None,
     grace: float | None = None,
+    workers_only: bool = False,
 ) -> RecoveryReport:
-    """Recover every job whose worker is gone, at once, after workers were restarted.
+    """Recover every job whose worker is gone, at once, after workers were restarted
+    (`workers_only`: only remove the registrations of dead workers, before they restart).
 
     Each job in a started registry whose worker no longer runs is requeued at the front of
     its queue (policy "requeue") or moved to Failed with `reason` (policy "fail"); a job a
@@ -624,6 +626,8 @@ def recover(
         request["reason"] = reason
     if grace is not None:
         request["grace"] = grace
+    if workers_only:
+        request["workers_only"] = True
     start = time.monotonic()
     report = RecoveryReport(policy=policy, dry_run=dry_run)
     for doc in _ran(project, setup, request, timeout=180):

@@ -278,7 +278,8 @@ def launch(
         # successor ("There exists an active worker named ...") until RQ's TTL runs out.
         if rq is not None:
             with _step(ui, report, "dead workers") as st, ThreadPoolExecutor(1) as now:
-                st.summary = recover_jobs(now.submit(jobs.recover, compose, rq), ui, report)
+                cleared = now.submit(jobs.recover, compose, rq, workers_only=True)
+                st.summary = recover_jobs(cleared, ui, report)
 
     if workers and workers.dead:
         clear_dead()
@@ -294,13 +295,17 @@ def launch(
                 ready,
                 busy=workers.busy if workers else {},
                 named=set(workers.named) if workers else set(),
+                workers=rq.worker_services if rq else (),
                 clear_dead=clear_dead,
             )
 
     with ThreadPoolExecutor(max_workers=2) as background:
         # Jobs a worker's stop cut short are recovered while the stack comes up: their
         # workers are gone, and a requeued job waits at the front for the new ones.
-        cut_short = rq is not None and bool(set(rq.worker_services) & interrupted)
+        # (Jobs of workers found dead before the launch wait for this too.)
+        cut_short = rq is not None and (
+            bool(set(rq.worker_services) & interrupted) or bool(workers and workers.dead)
+        )
         recovering = background.submit(jobs.recover, compose, rq) if rq and cut_short else None
         # The proof reads files and pycs in the containers. A no-op touched no container, so
         # it starts now, alongside the wait, on the containers detect read; otherwise once
@@ -546,6 +551,7 @@ def _apply(
     *,
     busy: dict[str, str],
     named: set[str],
+    workers: Collection[str],
     clear_dead: Callable[[], None],
 ) -> tuple[str, set[str]]:
     """What was done in a few words, and the services whose processes may have been cut
@@ -557,7 +563,7 @@ def _apply(
     # stop signal would stall it. Those are stopped first, their own way; `up` then
     # recreates them at once.
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
-    first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy)
+    first = act.stop_plan(found.stack, project.config, found.containers, replaced, busy, workers)
     # Containers Compose recreates are stopped by it, within their grace or not: a worker's
     # job may be cut short there as well.
     interrupted = act.stop_ahead(first) | set(replaced)
@@ -582,7 +588,7 @@ def _apply(
     for name in set(wanted) - set(stale):
         if outcomes[name].action == RESTART:
             outcomes[name].action = "recreated"
-    stops = act.stop_plan(found.stack, project.config, after, stale, busy)
+    stops = act.stop_plan(found.stack, project.config, after, stale, busy, workers)
     blocking = [s for g in stops.values() for s in g if s.method.kind == KILL]
     blocking = [s for s in blocking if s.container.id in named]
     if blocking:

@@ -593,6 +593,19 @@ def do_recover(ctx: Ctx) -> dict[str, Any]:
     if policy not in ("requeue", "fail"):
         raise ValueError(f"unknown policy {policy!r}")
     dry_run = bool(ctx.req.get("dry_run"))
+    if ctx.req.get("workers_only"):
+        # Before workers restart: a dead registration of a fixed name blocks its successor,
+        # while the jobs wait for the new workers (requeued now, the old ones would run
+        # them on the old code).
+        found = read_workers(ctx)
+        return {
+            "policy": policy,
+            "dry_run": dry_run,
+            "liveness": found["liveness"],
+            "jobs": [],
+            "workers_cleaned": clean_workers(ctx, found["workers"], dry_run),
+            "live_started": 0,
+        }
     grace = float(ctx.req.get("grace", LOST_GRACE))
     queues = ctx.queue_names()
     lost_seen = time.monotonic()

@@ -19,6 +19,7 @@ from cslaunch.model import Service
 
 SIGTERM = procs.SIGTERM
 DEFAULT_GRACE = 10.0  # Docker's own default stop timeout
+WORKER_PATIENCE = 3.0  # seconds an RQ worker gets to exit on its own (policy requeue)
 
 GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
 
@@ -40,14 +41,20 @@ def decide(
     *,
     busy: str = "",
     policy: str = "requeue",
+    worker: bool = False,
 ) -> StopMethod:
     """How to stop one container of `service`, from the processes `seen` in it (None: they
-    could not be read) and, for an RQ worker, the job it is `busy` with."""
+    could not be read) and, for an RQ `worker`, the job it is `busy` with."""
     signum = procs.signal_number(service.stop_signal)
     sig = procs.signal_name(signum)
     grace = config.grace if config.grace is not None else service.stop_grace
     if grace is None:
         grace = DEFAULT_GRACE
+    if worker and policy == "requeue" and config.grace is None and config.stop != GRACEFUL:
+        # An idle worker's warm shutdown takes well under a second. One still running after
+        # this took a job since Redis was read (or runs where Redis could not tell): its job
+        # is requeued like a busy worker's, not waited for.
+        grace = min(grace, WORKER_PATIENCE)
     if config.stop == KILL:
         return StopMethod(KILL, 0.0, "configured: stop = kill", signum)
     if busy and policy == "requeue" and config.stop != GRACEFUL:
