@@ -215,3 +215,18 @@ def test_registrations_are_read_at_most_every_quarter_second(
     time.sleep(0.3)
     watch.probe(c)
     assert len(helper.calls) == 2
+
+
+def test_shared_hostnames_started_apart(
+    monkeypatch: pytest.MonkeyPatch, helper: FakeHelper
+) -> None:
+    # worker1 ran all along; worker2 was just recreated (an environment change).
+    old = container("rqworker", "the-host", started=NOW - timedelta(minutes=10))
+    new = container("rqworker2", "the-host", started=NOW)
+    watch = live(monkeypatch, [old, new])
+    helper.answer.append(registration("the-host", birth=(NOW - timedelta(minutes=9)).timestamp()))
+    assert watch.probe(new) is not None  # only worker1's registration: worker2 not yet
+    assert watch.probe(old) is not None  # two containers since worker1 started, one registered
+    helper.answer.append(registration("the-host", birth=NOW.timestamp() + 0.5))
+    watch.read_at = 0.0
+    assert watch.probe(new) is None and watch.probe(old) is None

@@ -972,7 +972,8 @@ class LiveWorkers:
         self.read_at = -math.inf
         self.seen: list[Registration] | None = None  # None: Redis could not be read
         self.problem = ""
-        self.sharing: dict[str, int] = {}  # hostname -> running worker containers with it
+        # hostname -> start times of the running worker containers that have it
+        self.sharing: dict[str, list[float]] = {}
 
     def probe(self, container: Container) -> str | None:
         seen = self._fresh()
@@ -980,14 +981,15 @@ class LiveWorkers:
             # Cannot look (no rq in the image, Redis refuses us): not a fault of this worker;
             # the recovery step says why.
             return None if self.problem else "reading RQ's workers"
-        started = container.started_at.timestamp() - 1.0 if container.started_at else 0.0
+        started = container.started_at.timestamp() if container.started_at else 0.0
         have = sum(
             1
             for r in seen
-            if r.alive and r.hostname == container.hostname and (r.birth or 0.0) >= started
+            if r.alive and r.hostname == container.hostname and (r.birth or 0.0) >= started - 1
         )
-        # On the host's network, worker containers share a hostname: count them.
-        need = self.sharing.get(container.hostname, 1)
+        # On the host's network worker containers share a hostname and nothing tells their
+        # registrations apart: every one started since this one must have registered since.
+        need = max(1, sum(1 for t in self.sharing.get(container.hostname, ()) if t >= started))
         if have >= need:
             return None
         if need > 1:
@@ -1005,7 +1007,8 @@ class LiveWorkers:
             self.sharing = {}
             for c in current:
                 if c.service in self.workers:
-                    self.sharing[c.hostname] = self.sharing.get(c.hostname, 0) + 1
+                    at = c.started_at.timestamp() if c.started_at else 0.0
+                    self.sharing.setdefault(c.hostname, []).append(at)
             running = {c.service for c in current}
             helpers = [w for w in self.helpers if w.service in running]
             self.seen, self.problem = None, ""
