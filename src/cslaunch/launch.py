@@ -487,11 +487,18 @@ def _pull(
 ) -> None:
     """Pull the images of services about to be created that are not here (`up` would pull
     them itself, but only after cslaunch stopped what they replace)."""
+    services = found.stack.services
+    raw = found.raw.get("services") or {}
+    # An image another service of the project builds is there once the build step ran.
+    built = {s.image or f"{found.stack.name}-{s.name}" for s in services.values() if s.buildable}
     wanted = {
         name: service.image
         for name in plan.with_action(START, REBUILD, RECREATE)
-        for service in [found.stack.services[name]]
-        if service.image and not service.buildable
+        for service in [services[name]]
+        if service.image
+        and not service.buildable
+        and service.image not in built
+        and (raw.get(name) or {}).get("pull_policy") not in ("never", "build")
     }
     present = docker.existing_images(sorted(set(wanted.values())))
     missing = sorted(name for name, image in wanted.items() if image not in present)
