@@ -94,3 +94,13 @@ def by_service(containers: Iterable[Container]) -> dict[str, list[Container]]:
     for c in containers:
         grouped.setdefault(c.service, []).append(c)
     return grouped
+
+
+def by_hostname(containers: Iterable[Container]) -> dict[str, list[Container]]:
+    """Running containers by the hostname their processes see (what RQ records of a
+    worker); on the host's network they all share the host's."""
+    grouped: dict[str, list[Container]] = {}
+    for c in containers:
+        if c.running and c.hostname:
+            grouped.setdefault(c.hostname, []).append(c)
+    return grouped

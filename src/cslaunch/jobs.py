@@ -25,7 +25,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from cslaunch import docker
-from cslaunch.containers import Container, project_containers
+from cslaunch.containers import Container, by_hostname, project_containers
 from cslaunch.errors import LAUNCH_FAILED, CslaunchError
 from cslaunch.rqconfig import POLICIES, RQConfig
 from cslaunch.ui import UI
@@ -463,11 +463,7 @@ def discover(
     running = {name for name, cs in containers.items() if any(c.running for c in cs)}
     every = helper_services(stack, rq, raw, python)
     helpers = [w for w in every if w.service in running]
-    owners: dict[str, list[Container]] = {}
-    for cs in containers.values():
-        for c in cs:
-            if c.running and c.hostname:
-                owners.setdefault(c.hostname, []).append(c)
+    owners = by_hostname(c for cs in containers.values() for c in cs)
     mappable = any(
         len(owners[c.hostname]) == 1
         for name in python
@@ -829,11 +825,7 @@ def status(
     failed jobs with the last line of their exception, and the workers (with the service
     whose container runs each, from `containers`). Changes nothing."""
     result = JobsStatus()
-    hosts: dict[str, list[str]] = {}
-    for cs in (containers or {}).values():
-        for c in cs:
-            if c.running:
-                hosts.setdefault(c.hostname, []).append(c.service)
+    hosts = by_hostname(c for cs in (containers or {}).values() for c in cs)
     for doc in _ran(project, setup, {"action": "status", "failed_limit": failed_limit}, 60):
         result.service = result.service or str(doc.get("service", ""))
         result.rq_version = result.rq_version or str(doc.get("rq_version") or "")
@@ -888,7 +880,7 @@ def status(
                     heartbeat_age=w.get("heartbeat_age"),
                     current_job=str(w.get("current_job") or ""),
                     hostname=host,
-                    service=owners[0] if len(owners) == 1 else "",
+                    service=owners[0].service if len(owners) == 1 else "",
                 )
             )
     result.failed.sort(key=lambda f: f.ended_at or "", reverse=True)
@@ -1004,11 +996,12 @@ class LiveWorkers:
             if time.monotonic() - self.read_at < self.every:
                 return self.seen
             current = [c for c in project_containers(self.project) if c.running]
-            self.sharing = {}
-            for c in current:
-                if c.service in self.workers:
-                    at = c.started_at.timestamp() if c.started_at else 0.0
-                    self.sharing.setdefault(c.hostname, []).append(at)
+            self.sharing = {
+                host: [c.started_at.timestamp() if c.started_at else 0.0 for c in group]
+                for host, group in by_hostname(
+                    c for c in current if c.service in self.workers
+                ).items()
+            }
             running = {c.service for c in current}
             helpers = [w for w in self.helpers if w.service in running]
             self.seen, self.problem = None, ""

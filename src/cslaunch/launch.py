@@ -163,13 +163,17 @@ def change_set(project: Project, found: Detected, *, full: bool = False) -> chan
     )
 
 
+def built_images(stack: model.Stack) -> dict[str, str]:
+    """The image each buildable service builds: its `image:`, else Compose's
+    `PROJECT-SERVICE`."""
+    return {
+        s.name: s.image or f"{stack.name}-{s.name}" for s in stack.services.values() if s.buildable
+    }
+
+
 def _missing_images(found: Detected) -> set[str]:
     """Buildable services whose image is gone (pruned): they need a build whatever changed."""
-    names = {
-        s.name: s.image or f"{found.stack.name}-{s.name}"
-        for s in found.stack.services.values()
-        if s.buildable
-    }
+    names = built_images(found.stack)
     present = docker.existing_images(sorted(set(names.values())))
     return {service for service, image in names.items() if image not in present}
 
@@ -490,7 +494,7 @@ def _pull(
     services = found.stack.services
     raw = found.raw.get("services") or {}
     # An image another service of the project builds is there once the build step ran.
-    built = {s.image or f"{found.stack.name}-{s.name}" for s in services.values() if s.buildable}
+    built = set(built_images(found.stack).values())
     wanted = {
         name: service.image
         for name in plan.with_action(START, REBUILD, RECREATE)
