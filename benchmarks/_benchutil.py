@@ -314,7 +314,7 @@ def _launch_timeline(
     cslaunch's own work."""
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
-    from cslaunch import docker, engine, launch
+    from cslaunch import docker, engine, launch, stack
     from cslaunch.project import resolve
     from cslaunch.ui import UI
 
@@ -392,7 +392,7 @@ def _launch_timeline(
             calls.clear()
             project = resolve(cwd=stack.dir)
             t0 = time.perf_counter()
-            report = launch.launch(project, launch.LaunchOptions(), UI(json_mode=True, quiet=True))
+            report = launch.launch(project, stack.LaunchOptions(), UI(json_mode=True, quiet=True))
             total = time.perf_counter() - t0
             assert report.ok, report.error
             assert report.up_to_date == expect_up_to_date, report.to_json()

@@ -13,7 +13,7 @@ and mtime kept, so its .pyc is stale but looks valid to Python. Then:
   full      = cslaunch.bytecode.clean([tree])
   selective = scan.scan (the walk a launch makes for change detection, which also collects the
               bytecode) + bytecode.stale(..., changed={the edited file}) + bytecode.remove
-              (src/cslaunch/launch.py `invalidate_bytecode`, formerly `_clean_bytecode`)
+              (src/cslaunch/stack.py `invalidate_bytecode`, formerly `_clean_bytecode`)
 
 Reported: the time of each, the bytecode it leaves (valid .pyc kept; stale .pyc kept must be 0),
 and the downstream cost: a fresh `python -c "import <many modules>"` with PYTHONPATH at the

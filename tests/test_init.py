@@ -10,9 +10,9 @@ from cslaunch import init
 from cslaunch.config import Config, load_config
 from cslaunch.docker import ComposeProject
 from cslaunch.errors import PathError
-from cslaunch.launch import Detected
 from cslaunch.model import Roots, parse_stack
 from cslaunch.project import Project
+from cslaunch.stack import Detected
 
 
 def detected(root: Path) -> Detected:

@@ -26,7 +26,7 @@ from cslaunch.ui import UI
 if TYPE_CHECKING:
     from cslaunch.containers import Container
     from cslaunch.jobs import RQSetup
-    from cslaunch.launch import LaunchOptions
+    from cslaunch.stack import LaunchOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,7 +69,7 @@ class Globals:
         return not (self.no_verify or self.force or self.rebuild or self.full)
 
     def launch_options(self) -> LaunchOptions:
-        from cslaunch.launch import LaunchOptions
+        from cslaunch.stack import LaunchOptions
 
         return LaunchOptions(
             timeout=self.timeout,
@@ -360,8 +360,8 @@ def clean(
     anything but bytecode; files it may not delete are reported and skipped.
     """
     from cslaunch import bytecode
-    from cslaunch.launch import change_set, detect, invalidate_bytecode
     from cslaunch.report import clean_json, clean_summary, relative, show_skipped
+    from cslaunch.stack import change_set, detect, invalidate_bytecode
 
     g = _globals(ctx, **opts)
     ui = g.ui()
@@ -407,8 +407,8 @@ def clean(
 @click.pass_context
 def plan(ctx: click.Context, /, **opts: Any) -> None:
     """Show what `cslaunch up` would do to each service and why. Changes nothing."""
-    from cslaunch.launch import compute, detect
     from cslaunch.report import plan_json, render_plan
+    from cslaunch.stack import compute, detect
 
     g = _globals(ctx, **opts)
     project = g.project()
@@ -430,15 +430,16 @@ def verify(ctx: click.Context, /, **opts: Any) -> None:
     checks every pyc beside them, and that each process started after its code last changed.
     Exits 8 when anything is stale.
     """
-    from cslaunch.launch import change_set, detect, run_verification
     from cslaunch.report import render_verification
+    from cslaunch.stack import change_set, detect
+    from cslaunch.verify import verify_stack
 
     g = _globals(ctx, **opts)
     ui = g.ui()
     project = g.project()
     found = detect(project)
     cs = change_set(project, found)
-    checked = run_verification(found, cs, project.compose)
+    checked = verify_stack(found, cs, project.compose)
     if g.json:
         _emit_json(
             {
@@ -491,8 +492,7 @@ def logs(
 ) -> None:
     """Follow the logs of the services the last launch restarted (or of SERVICES)."""
     from cslaunch import docker
-    from cslaunch.launch import LAST_LAUNCH
-    from cslaunch.state import read_json
+    from cslaunch.state import LAST_LAUNCH, read_json
 
     g = _globals(ctx, **opts)
     project = g.project()
@@ -536,7 +536,7 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
     """Write a commented configuration showing what cslaunch derived from the Compose model."""
     from cslaunch import init as init_mod
     from cslaunch import model
-    from cslaunch.launch import detect
+    from cslaunch.stack import detect
 
     g = _globals(ctx, **opts)
     project = g.project()
@@ -562,12 +562,15 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
 
 
 def _rq_setup(g: Globals) -> tuple[Project, RQSetup, dict[str, list[Container]]]:
-    from cslaunch.launch import detect, discover_workers
+    from cslaunch import jobs
+    from cslaunch.stack import detect
 
     found = detect(g.project())
     project = found.project  # named: the helper execs straight into a worker container
     # The command lines first, then Redis: every container holding a worker registration.
-    discovered = discover_workers(project, found)
+    discovered = jobs.discover(
+        project.compose, found.stack, project.config.rq, found.raw, found.python, found.containers
+    )
     if discovered.setup is None:
         raise errors.CslaunchError(
             "no RQ workers found: no command line runs `rq worker` and no running container "

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, engine, errors, launch, probes, procs, shell
+from cslaunch import context, docker, engine, errors, probes, procs, shell, stack
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -1086,7 +1086,7 @@ def gather(project: Project) -> Facts:
     env and mounts, a clock sample, `docker info` and Redis' settings. Reads only."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         info = pool.submit(_docker_os)
-        found = launch.detect(project)
+        found = stack.detect(project)
         docker_os = info.result()
     notes: list[str] = []
     raw_services: Mapping[str, Any] = found.raw.get("services") or {}
@@ -1115,7 +1115,7 @@ def gather(project: Project) -> Facts:
             for rule in (raw.get("develop") or {}).get("watch") or []
             if "sync" in str(rule.get("action", "")) and rule.get("target")
         )
-        text = launch.dockerfile_text(service)
+        text = stack.dockerfile_text(service)
         if text is not None:
             dockerfiles[name] = text
             if service.build_context is not None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from cslaunch import model, probes
 from cslaunch.config import CONFIG_FILE
 from cslaunch.errors import PathError
-from cslaunch.launch import Detected
 from cslaunch.model import is_proxy
 from cslaunch.report import relative
+from cslaunch.stack import Detected
 
 
 def roles(service: model.Service, found: Detected, root: Path) -> list[str]:

@@ -10,9 +10,6 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 from cslaunch import (
     act,
@@ -29,175 +26,26 @@ from cslaunch import (
     verify,
     volumes,
 )
-from cslaunch.containers import Container, by_service, project_containers
-from cslaunch.errors import CslaunchError, LaunchFailed
-from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
-from cslaunch.project import Project, check_services
+from cslaunch.containers import by_service, project_containers
+from cslaunch.errors import LaunchFailed
+from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Plan
+from cslaunch.project import Project
 from cslaunch.report import LaunchReport, ServiceOutcome, Step, clean_summary, show_skipped
-from cslaunch.state import read_json, write_json
+from cslaunch.stack import (
+    Detected,
+    LaunchOptions,
+    Prepared,
+    built_images,
+    compute,
+    detect,
+    invalidate_bytecode,
+)
+from cslaunch.state import LAST_LAUNCH, read_json, write_json
 from cslaunch.stop import FORWARD, KILL
 from cslaunch.ui import UI, StepResult, plural
 from cslaunch.wait import FAILED, Checks, Readiness, wait_ready
 
 LOG_LINES = 30
-LAST_LAUNCH = "last-launch.json"  # what the last launch restarted, for `cslaunch logs`
-
-
-@dataclass(frozen=True)
-class LaunchOptions:
-    timeout: float | None = None  # None: the config's (default 120 s)
-    build: bool = True
-    force: bool = False
-    rebuild: bool = False
-    full: bool = False  # ignore the index: everything counts as changed
-    verify: bool = True  # prove the result (one exec per Python container)
-
-
-@dataclass(frozen=True)
-class Detected:
-    project: Project  # with the project name Compose resolved: later steps ask the engine
-    stack: model.Stack
-    raw: dict[str, Any]  # Compose's JSON model
-    python: frozenset[str]  # services that run Python
-    roots: model.Roots
-    containers: dict[str, list[Container]]
-
-
-def detect(
-    project: Project, *, containers: bool = True, started: docker.Pending | None = None
-) -> Detected:
-    """The Compose model as Compose resolves it, the containers, and which services run
-    Python from where. With the project name known (-p, config), config and the container
-    lookup run at once; without, the lookup needs the name config resolves. `started`: the
-    `docker compose config` of this project, begun earlier (docker.config_later)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        config = pool.submit(docker.config, project.compose, started)
-        early = (
-            pool.submit(project_containers, project.compose)
-            if containers and project.compose.name
-            else None
-        )
-        try:
-            raw = config.result()
-            named = replace(
-                project, compose=replace(project.compose, name=str(raw.get("name") or "") or None)
-            )
-            found = early.result() if early else None
-            if containers and found is None:
-                found = project_containers(named.compose)
-        except CslaunchError:
-            # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself.
-            docker.check_engine(project.compose)
-            raise
-    current = by_service(found or [])
-    stack = model.parse_stack(raw)
-    check_services(project, stack.services)
-    python = {
-        s.name
-        for s in stack.services.values()
-        if model.runs_python(s, dockerfile_text(s), project.config)
-    }
-    # The rest: what their images (pulled, or built by an earlier launch) say they run.
-    unsure: dict[str, list[model.Service]] = {}
-    for s in stack.services.values():
-        if s.name not in python and project.config.service(s.name).python is None:
-            unsure.setdefault(model.image_name(s, stack.name), []).append(s)
-    for image, image_config in docker.image_configs(sorted(unsure)).items():
-        python |= {
-            s.name
-            for s in unsure[image]
-            if model.runs_python(s, None, project.config, image_config)
-        }
-    roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
-    return Detected(named, stack, raw, frozenset(python), roots, current)
-
-
-def dockerfile_text(service: model.Service) -> str | None:
-    if service.dockerfile_inline is not None:
-        return service.dockerfile_inline
-    if service.build_context is None:
-        return None
-    path = service.build_context / (service.dockerfile or "Dockerfile")
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def runs_code(found: Detected, service: model.Service) -> bool:
-    return service.name in found.python
-
-
-def compute(
-    project: Project, found: Detected, options: LaunchOptions
-) -> tuple[changes.ChangeSet, Plan]:
-    """Changes since the last launch and the plan they call for. Only reads."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The image check is a docker call, the scan Python's own I/O: at once.
-        images = pool.submit(_missing_images, found) if options.build else None
-        cs = change_set(project, found, full=options.full)
-        missing = images.result() if images and cs.old is not None else set()
-    plan = make_plan(
-        found.stack,
-        found.containers,
-        lambda s: runs_code(found, s),
-        cs.files,
-        cs.changed,
-        cs.config_changed,
-        missing,
-        Flags(build=options.build, force=options.force, rebuild=options.rebuild),
-    )
-    return cs, plan
-
-
-def change_set(project: Project, found: Detected, *, full: bool = False) -> changes.ChangeSet:
-    return changes.detect(
-        project.root,
-        found.stack,
-        found.raw.get("services", {}),
-        found.python,
-        found.roots.roots,
-        source_patterns=project.config.source_patterns,
-        extra_sources=project.config.frontend.sources if project.config.frontend else (),
-        use_index=not full,
-    )
-
-
-def built_images(stack: model.Stack) -> dict[str, str]:
-    """The image each buildable service builds: its `image:`, else Compose's
-    `PROJECT-SERVICE`."""
-    return {
-        s.name: s.image or f"{stack.name}-{s.name}" for s in stack.services.values() if s.buildable
-    }
-
-
-def _missing_images(found: Detected) -> set[str]:
-    """Buildable services whose image is gone (pruned): they need a build whatever changed."""
-    names = built_images(found.stack)
-    present = docker.existing_images(sorted(set(names.values())))
-    return {service for service, image in names.items() if image not in present}
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """detect and compute, done ahead by a caller that had to look first (watch deciding
-    whether a batch of saves matters): the launch takes them instead of doing them again."""
-
-    found: Detected
-    changes: changes.ChangeSet
-    plan: Plan
-
-
-def prepare(project: Project, options: LaunchOptions, known: Detected | None = None) -> Prepared:
-    """detect and compute; with `known` (the caller knows the Compose model cannot have
-    changed since it was detected), only the containers are looked up again."""
-    found = refreshed(known) if known else detect(project)
-    return Prepared(found, *compute(project, found, options))
-
-
-def refreshed(found: Detected) -> Detected:
-    """The same Compose model, with the containers as they are now."""
-    return replace(found, containers=by_service(project_containers(found.project.compose)))
 
 
 def launch(
@@ -321,7 +169,7 @@ def launch(
         def prove() -> Future[verify.Verification]:
             containers = found.containers if plan.noop else None
             return background.submit(
-                run_verification,
+                verify.verify_stack,
                 found,
                 cs,
                 compose,
@@ -385,7 +233,7 @@ def launch(
         if proving is not None and not failed:
             with _step(ui, report, "verify") as st:
                 report.verification = proving.result()
-                st.summary = verification_summary(report.verification)
+                st.summary = verify.summary(report.verification)
     checked = report.verification
     hidden: list[volumes.Hidden] = []
     if checked is not None and checked.stale:
@@ -404,8 +252,8 @@ def launch(
                     if h.renew
                     else f"; an anonymous volume at {h.target} hides the image's code"
                 )
-            report.verification = checked = run_verification(found, cs, compose)
-            st.summary = f"recreated {', '.join(names)}; " + verification_summary(checked)
+            report.verification = checked = verify.verify_stack(found, cs, compose)
+            st.summary = f"recreated {', '.join(names)}; " + verify.summary(checked)
 
     report.ok = not failed and not (report.verification and report.verification.stale)
     # A launch that had to repair changed something, whatever the plan said.
@@ -535,22 +383,6 @@ def _build(
     with _step(ui, report, "build") as st:
         act.build(compose, plan.build)
         st.summary = ", ".join(plan.build)
-
-
-def invalidate_bytecode(
-    python_roots: tuple[Path, ...], cs: changes.ChangeSet, *, dry_run: bool = False
-) -> bytecode.CleanResult:
-    """Selective with an index (only what can be stale goes), everything without one."""
-    roots = tuple(r for r in python_roots if r.is_dir())
-    if cs.old is None:
-        return bytecode.clean(roots, dry_run=dry_run)
-    doomed = bytecode.stale(
-        cs.scan.bytecode,
-        sources={p for p in cs.scan.files if p.endswith(".py")},
-        changed=cs.changes.all,
-        roots=[str(r) for r in roots],
-    )
-    return bytecode.remove(doomed, roots=roots, dry_run=dry_run)
 
 
 def _apply(
@@ -711,52 +543,6 @@ def repair(
         checks=service_checks(project, found),
     )
     return ready, hidden
-
-
-def run_verification(
-    found: Detected,
-    cs: changes.ChangeSet,
-    compose: docker.ComposeProject,
-    containers: dict[str, list[Container]] | None = None,
-    *,
-    previous: proof.Proof | None = None,
-    ahead: look.Ahead | None = None,
-) -> verify.Verification:
-    return verify.verify(
-        found.stack.services,
-        sorted(found.python),
-        cs.files,
-        cs.entries,
-        containers if containers is not None else by_service(project_containers(compose)),
-        # Listed again, not taken from the launch's scan: after a clean or a start the
-        # containers wrote new pycs, and the proof must cover what is there now.
-        bytecode=bytecode.present(found.roots.roots),
-        index_ns=cs.index_ns,
-        previous=previous,
-        ahead=ahead,
-    )
-
-
-def verification_summary(checked: verify.Verification) -> str:
-    fresh = [v for v in checked.verdicts if v.state == verify.FRESH]
-    looked = [v for v in fresh if v.detail != verify.STANDS]
-    files = sum(v.checked for v in looked)
-    pycs = sum(v.pycs for v in looked)
-    text = f"{len(fresh)} fresh ({plural(files, 'file')}, {plural(pycs, 'pyc')} checked"
-    if len(looked) < len(fresh):
-        text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
-    text += ")"
-    if checked.stale:
-        text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
-    pending = {p for v in checked.verdicts for p in v.pending}
-    if pending:
-        text += (
-            f"; {plural(len(pending), 'file')} edited during the launch: the next launch takes them"
-        )
-    skipped = [v for v in checked.verdicts if v.state == verify.SKIPPED]
-    if skipped:
-        text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)
-    return text
 
 
 def service_checks(

@@ -25,6 +25,7 @@ OLD_DIR = ".cslaunch"  # where a project's state used to live
 HOME_ENV = "CSLAUNCH_STATE_HOME"  # another base directory (tests; an unwritable home)
 # What an old `.cslaunch/` held besides the JSON documents: ours to remove.
 OLD_LEFTOVERS = frozenset({".gitignore", "lock", "lock.pid"})
+LAST_LAUNCH = "last-launch.json"  # what the last launch restarted, for `cslaunch logs`
 
 
 def state_home() -> Path:

@@ -20,14 +20,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from cslaunch.containers import Container
+from cslaunch import bytecode
+from cslaunch.changes import ChangeSet
+from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.context import image_path
+from cslaunch.docker import ComposeProject
 from cslaunch.index import Entry
 from cslaunch.look import MAX_AT_ONCE, Ahead, Looked, look, question
 from cslaunch.model import Service
 from cslaunch.proof import Proof, bytecode_digest, record, stands
 from cslaunch.scan import FileStat, stat_of
+from cslaunch.stack import Detected
 from cslaunch.track import ServiceFiles
+from cslaunch.ui import plural
 
 FRESH, STALE, SKIPPED = "fresh", "stale", "skipped"
 # The biggest question the proof keeps for the next launch to ask ahead (about 8k files):
@@ -372,3 +377,49 @@ STANDS = "the last proof stands: no source, pyc or container changed since"
 
 def _name(v: Verdict) -> str:
     return v.service
+
+
+def verify_stack(
+    found: Detected,
+    cs: ChangeSet,
+    compose: ComposeProject,
+    containers: dict[str, list[Container]] | None = None,
+    *,
+    previous: Proof | None = None,
+    ahead: Ahead | None = None,
+) -> Verification:
+    return verify(
+        found.stack.services,
+        sorted(found.python),
+        cs.files,
+        cs.entries,
+        containers if containers is not None else by_service(project_containers(compose)),
+        # Listed again, not taken from the launch's scan: after a clean or a start the
+        # containers wrote new pycs, and the proof must cover what is there now.
+        bytecode=bytecode.present(found.roots.roots),
+        index_ns=cs.index_ns,
+        previous=previous,
+        ahead=ahead,
+    )
+
+
+def summary(checked: Verification) -> str:
+    fresh = [v for v in checked.verdicts if v.state == FRESH]
+    looked = [v for v in fresh if v.detail != STANDS]
+    files = sum(v.checked for v in looked)
+    pycs = sum(v.pycs for v in looked)
+    text = f"{len(fresh)} fresh ({plural(files, 'file')}, {plural(pycs, 'pyc')} checked"
+    if len(looked) < len(fresh):
+        text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
+    text += ")"
+    if checked.stale:
+        text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)
+    pending = {p for v in checked.verdicts for p in v.pending}
+    if pending:
+        text += (
+            f"; {plural(len(pending), 'file')} edited during the launch: the next launch takes them"
+        )
+    skipped = [v for v in checked.verdicts if v.state == SKIPPED]
+    if skipped:
+        text += ", skipped " + ", ".join(f"{v.service} ({v.detail})" for v in skipped)
+    return text

@@ -18,10 +18,11 @@ from pathlib import Path
 import watchfiles
 
 from cslaunch.errors import CslaunchError
-from cslaunch.launch import Detected, LaunchOptions, Prepared, detect, launch, prepare
+from cslaunch.launch import launch
 from cslaunch.lock import project_lock
 from cslaunch.project import Project
 from cslaunch.report import render
+from cslaunch.stack import Detected, LaunchOptions, Prepared, detect, prepare
 from cslaunch.ui import UI, plural
 
 IGNORED_DIRS = {".cslaunch"}
