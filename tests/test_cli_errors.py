@@ -318,7 +318,7 @@ def test_internal_error_prints_its_json_object(
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("cslaunch.status.status", broken)
-    monkeypatch.setattr("cslaunch.cli._json_written", False)
+    monkeypatch.setattr("cslaunch.output._written", False)
     with pytest.raises(SystemExit) as exit_info:
         main(["status", "--json"])
     assert exit_info.value.code == INTERNAL

@@ -7,7 +7,6 @@ Each command imports what it uses when it runs: imports are a third of a no-op l
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -18,9 +17,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from cslaunch import __version__, errors
+from cslaunch import __version__, errors, output
 from cslaunch.project import Project, resolve
-from cslaunch.redact import mask, scrub
+from cslaunch.redact import scrub
 from cslaunch.ui import UI
 
 if TYPE_CHECKING:
@@ -153,32 +152,6 @@ def _globals(ctx: click.Context, /, **opts: Any) -> Globals:
     return g
 
 
-_json_written = False  # the one JSON object of this run is out
-
-
-def _emit_json(data: dict[str, Any]) -> None:
-    global _json_written
-    # Masked value by value before serialising: masking the text would mask keys, `true`,
-    # numbers and names that happen to equal a secret, and could break the JSON itself.
-    click.echo(json.dumps(mask(data), indent=2))
-    _json_written = True
-
-
-def _emit_failure(command: str, message: str, hint: str | None, code: int) -> None:
-    """The JSON object of a run that failed before its command printed one."""
-    if not _json_written:
-        _emit_json(
-            {
-                "schema": 1,
-                "command": command,
-                "ok": False,
-                "error": message,
-                "hint": hint,
-                "exit_code": code,
-            }
-        )
-
-
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -272,7 +245,7 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
 
         report = launch(project, g.launch_options(), ui, started=started, ahead=ahead)
     if g.json:
-        _emit_json(report.to_json())
+        output.emit(report.to_json())
     render(ui, report)
     if not report.ok:
         if report.verification and report.verification.stale:
@@ -388,7 +361,7 @@ def clean(
         else:
             result = bytecode.clean(roots, dry_run=dry_run)
     if g.json:
-        _emit_json(
+        output.emit(
             {"schema": 1, "command": "clean", "ok": True, **clean_json(result, listing=dry_run)}
         )
     elif dry_run:
@@ -415,7 +388,7 @@ def plan(ctx: click.Context, /, **opts: Any) -> None:
     found = detect(project)
     cs, the_plan = compute(project, found, g.launch_options())
     if g.json:
-        _emit_json(plan_json(found.stack.name, cs, the_plan))
+        output.emit(plan_json(found.stack.name, cs, the_plan))
     else:
         render_plan(g.ui(), found.stack.name, cs, the_plan)
 
@@ -441,7 +414,7 @@ def verify(ctx: click.Context, /, **opts: Any) -> None:
     cs = change_set(project, found)
     checked = verify_stack(found, cs, project.compose)
     if g.json:
-        _emit_json(
+        output.emit(
             {
                 "schema": 1,
                 "command": "verify",
@@ -473,7 +446,7 @@ def doctor(ctx: click.Context, /, **opts: Any) -> None:
     facts = doctor_mod.gather(g.project())
     found = doctor_mod.diagnose(facts)
     if g.json:
-        _emit_json(doctor_mod.to_json(found, project=facts.project, notes=facts.notes))
+        output.emit(doctor_mod.to_json(found, project=facts.project, notes=facts.notes))
     else:
         doctor_mod.render(g.ui(), found, project=facts.project, notes=facts.notes)
     code = doctor_mod.exit_code(found)
@@ -544,7 +517,7 @@ def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts
     text = init_mod.render(found, project.root, model.app_url(found.stack, project.config))
     path = None if to_stdout else init_mod.write(project.root, text, pyproject=pyproject)
     if g.json:
-        _emit_json(
+        output.emit(
             {
                 "schema": 1,
                 "command": "init",
@@ -595,7 +568,7 @@ def jobs_group(ctx: click.Context, /, **opts: Any) -> None:
     project, setup, containers = _rq_setup(g)
     st = jobs.status(project.compose, setup, containers=containers)
     if g.json:
-        _emit_json(st.to_json())
+        output.emit(st.to_json())
     else:
         jobs.render_status(g.ui(), st)
 
@@ -619,7 +592,7 @@ def jobs_recover(ctx: click.Context, /, dry_run: bool, policy: str | None, **opt
     with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
         result = jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
     if g.json:
-        _emit_json(result.to_json())
+        output.emit(result.to_json())
     else:
         jobs.render_recovery(g.ui(), result)
     if not result.ok:
@@ -651,7 +624,7 @@ def redis_command(
             project.compose, setup, dry_run=dry_run, force=force_maintenance
         )
     if g.json:
-        _emit_json(result.to_json())
+        output.emit(result.to_json())
     else:
         redis_maint.render_maintenance(g.ui(), result)
     if not result.ok:
@@ -668,7 +641,7 @@ def status(ctx: click.Context, /, **opts: Any) -> None:
     g = _globals(ctx, **opts)
     name, rows = status_mod.status(g.project())
     if g.json:
-        _emit_json(
+        output.emit(
             {
                 "schema": 1,
                 "command": "status",
@@ -699,7 +672,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
     def fail(message: str, hint: str | None, code: int) -> NoReturn:
         if json_mode:
-            _emit_failure(g.command, message, hint, code)
+            output.emit_failure(g.command, message, hint, code)
         ui.error(message)
         if hint:
             ui.hint(hint)
@@ -711,7 +684,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(e.exit_code)
     except click.ClickException as e:
         if json_mode:
-            _emit_failure(g.command, e.format_message(), None, e.exit_code)
+            output.emit_failure(g.command, e.format_message(), None, e.exit_code)
         e.show()
         sys.exit(e.exit_code)
     except click.Abort:
@@ -728,7 +701,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if debug:
             raise
         if json_mode and not e.reported:
-            _emit_failure(g.command, e.message, e.hint, e.exit_code)
+            output.emit_failure(g.command, e.message, e.hint, e.exit_code)
         ui.error(e.message)
         if e.detail:
             ui.echo(e.detail, err=True)

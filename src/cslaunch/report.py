@@ -8,11 +8,10 @@ from typing import Any
 
 from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
+from cslaunch.output import envelope
 from cslaunch.plan import LEAVE, Plan
 from cslaunch.ui import UI, plural
 from cslaunch.verify import Verification
-
-JSON_SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -61,21 +60,20 @@ class LaunchReport:
         return [o.service for o in self.services if o.action == "repaired"]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": JSON_SCHEMA_VERSION,
-            "command": "up",
-            "ok": self.ok,
-            "project": self.project,
-            "mode": self.mode,
-            "up_to_date": self.up_to_date,
-            "changes": self.changes,
-            "seconds": round(self.seconds, 3),
-            "steps": [
+        return envelope(
+            "up",
+            self.ok,
+            project=self.project,
+            mode=self.mode,
+            up_to_date=self.up_to_date,
+            changes=self.changes,
+            seconds=round(self.seconds, 3),
+            steps=[
                 {"name": s.name, "seconds": round(s.seconds, 3), "summary": s.summary}
                 for s in self.steps
             ],
-            "bytecode": clean_json(self.bytecode) if self.bytecode else None,
-            "services": [
+            bytecode=clean_json(self.bytecode) if self.bytecode else None,
+            services=[
                 {
                     "name": o.service,
                     "action": o.action,
@@ -89,14 +87,12 @@ class LaunchReport:
                 }
                 for o in self.services
             ],
-            "url": self.url,
-            "verify": [v.to_json() for v in self.verification.verdicts]
-            if self.verification
-            else None,
-            "jobs": self.jobs,
-            "redis": self.redis,
-            "error": self.error,
-        }
+            url=self.url,
+            verify=[v.to_json() for v in self.verification.verdicts] if self.verification else None,
+            jobs=self.jobs,
+            redis=self.redis,
+            error=self.error,
+        )
 
 
 def clean_json(result: CleanResult, *, listing: bool = False) -> dict[str, Any]:
@@ -193,16 +189,16 @@ def relative(path: Path, root: Path) -> str:
 
 
 def plan_json(project: str, cs: ChangeSet, plan: Plan) -> dict[str, Any]:
-    return {
-        "schema": JSON_SCHEMA_VERSION,
-        "command": "plan",
-        "project": project,
-        "first": plan.first,
-        "up_to_date": plan.noop,
-        "changes": sorted(cs.changes.all) if cs.old is not None else None,
-        "config_changed": sorted(cs.config_changed),
-        "build": list(plan.build),
-        "services": [
+    return envelope(
+        "plan",
+        True,
+        project=project,
+        first=plan.first,
+        up_to_date=plan.noop,
+        changes=sorted(cs.changes.all) if cs.old is not None else None,
+        config_changed=sorted(cs.config_changed),
+        build=list(plan.build),
+        services=[
             {
                 "name": p.service,
                 "action": p.action,
@@ -212,7 +208,7 @@ def plan_json(project: str, cs: ChangeSet, plan: Plan) -> dict[str, Any]:
             }
             for p in plan.services
         ],
-    }
+    )
 
 
 def render_plan(ui: UI, project: str, cs: ChangeSet, plan: Plan) -> None:
