@@ -1,0 +1,78 @@
+"""What says a service is ready beyond its container state, for the wait and for services
+others wait for while the stack comes up."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from cslaunch import act, docker, jobs, probes
+from cslaunch.containers import by_service, project_containers
+from cslaunch.errors import LaunchFailed
+from cslaunch.launch.run import Run
+from cslaunch.wait import FAILED, Checks, wait_ready
+
+LOG_LINES = 30  # of a failed service's log, in the report
+
+
+def service_checks(
+    run: Run,
+    rq: jobs.RQSetup | None = None,
+    settled: Collection[str] = (),
+    *,
+    ahead: bool = True,
+) -> dict[str, Checks]:
+    """What says each service is ready beyond its container state. An RQ worker (with
+    `rq`): a live registration; a service with a healthcheck: that check, run now (`ahead`:
+    not on a no-op, whose containers are past their first check) rather than on Docker's
+    schedule;
+    then a configured endpoint, or Redis past loading (unless `settled`: seen ready by the
+    last launch, same process)."""
+    found, config = run.found, run.project.config
+    live = (
+        jobs.LiveWorkers(
+            run.compose,
+            jobs.helper_services(found.stack, config.rq, found.raw, found.python),
+            rq.worker_services,
+        )
+        if rq and ahead
+        else None
+    )
+    checks = {}
+    for name, service in found.stack.services.items():
+        cfg = config.service(name)
+        also = probes.for_service(service, cfg.health, cfg.health_status, settled=name in settled)
+        ready: probes.Probe | None = None
+        passed = "ready"
+        if live is not None and name in live.workers:
+            ready, passed = live.probe, "registered as an RQ worker"
+        elif ahead:
+            ready, passed = probes.healthcheck(service), "healthy"
+        if ready or also:
+            checks[name] = Checks(ready, also, passed)
+    return checks
+
+
+def ready_check(run: Run) -> act.Ready:
+    """For services others wait for while the stack comes up: the wait step's checks."""
+
+    def ready(names: Sequence[str]) -> None:
+        compose = run.compose
+        current = by_service(project_containers(compose))
+        verdicts = wait_ready(
+            compose,
+            [run.found.stack.services[n] for n in names],
+            timeout=run.timeout,
+            restarts_before={
+                n: max((c.restart_count for c in current.get(n, [])), default=0) for n in names
+            },
+            initial=current,
+            checks=service_checks(run),
+        )
+        failed = [v for v in verdicts if v.state == FAILED]
+        if failed:
+            raise LaunchFailed(
+                "; ".join(f"{v.service}: {v.reason}" for v in failed),
+                detail="\n\n".join(docker.logs(compose, v.service, tail=LOG_LINES) for v in failed),
+            )
+
+    return ready

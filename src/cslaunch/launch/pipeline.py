@@ -1,0 +1,86 @@
+"""`cslaunch up`: the launch, as the list of its steps, top to bottom."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from cslaunch import docker, index, look, proof
+from cslaunch.launch import before, prove, ready, restart
+from cslaunch.launch.run import LaunchStep, Run
+from cslaunch.project import Project
+from cslaunch.report import LaunchReport
+from cslaunch.stack import LaunchOptions, Prepared
+from cslaunch.state import LAST_LAUNCH, write_json
+from cslaunch.ui import UI
+
+STEPS = (
+    LaunchStep("detect", before.detect_stack),
+    LaunchStep("changes", before.find_changes),
+    LaunchStep("frontend build", before.build_frontend, before.frontend_due),
+    # Everything the plan needs is there before anything stops: a pull or a build that
+    # fails leaves the stack as it was.
+    LaunchStep("bytecode", before.clean_bytecode),
+    LaunchStep("pull", before.pull_images, before.pull_due),
+    LaunchStep("build", before.build_images, before.build_due),
+    LaunchStep("workers", before.read_workers, before.discovering),
+    LaunchStep("dead workers", restart.clear_dead, restart.dead_workers),
+    LaunchStep("restart", restart.restart, restart.changes_containers, restart.start_or_restart),
+    LaunchStep("wait", ready.wait),
+    LaunchStep("reload proxies", ready.reload_proxies, ready.proxies_due),
+    LaunchStep("recover jobs", ready.recover, ready.recovering),
+    LaunchStep("redis", ready.maintain_redis, ready.redis_due),
+    LaunchStep("verify", prove.collect_proof, prove.proving),
+    LaunchStep("repair", prove.repair, prove.found_stale),
+)
+
+
+def launch(
+    project: Project,
+    options: LaunchOptions,
+    ui: UI,
+    prepared: Prepared | None = None,
+    *,
+    started: docker.Pending | None = None,
+    ahead: look.Ahead | None = None,
+) -> LaunchReport:
+    """Run every step that applies, in order. `prepared`: detect and changes, done ahead by
+    `watch`; `started`: the project's `docker compose config`, begun before this module
+    loaded; `ahead`: the last launch's looks inside baked-code containers, asked again
+    meanwhile (taken only by a no-op, which changes no container before it verifies)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        run = Run(project, options, ui, pool, prepared, started, ahead)
+        for step in STEPS:
+            if step.applies(run):
+                with run.step(step.shown_as(run)) as st:
+                    step.act(run, st)
+    return finish(run)
+
+
+def finish(run: Run) -> LaunchReport:
+    """The verdict. Only a launch that fully worked moves the index on: after a failure the
+    next run sees the same changes and does again what is needed."""
+    report, checked = run.report, run.report.verification
+    stale = checked.stale if checked else []
+    report.ok = not run.failed and not stale
+    # A launch that had to repair changed something, whatever the plan said.
+    report.up_to_date = run.plan.noop and report.ok and not report.repaired
+    if run.failed:
+        report.error = "; ".join(f"{v.service}: {v.reason}" for v in run.failed)
+    elif stale:
+        report.error = "stale code after the launch: " + "; ".join(
+            f"{v.service}: {v.problems[0][1]} ({v.problems[0][0]})" for v in stale
+        )
+        for h in run.hidden:
+            if not h.renew and h.service in {v.service for v in stale}:
+                report.error += (
+                    f"; {h.service}: an anonymous volume at {h.target} hides the new image's "
+                    f"code, and was not renewed: {h.why}. To renew it (its content is lost): "
+                    f"`{h.command()}`; or drop the volume, or make it a bind mount"
+                )
+    else:
+        if not run.changes.index_kept:
+            index.save(run.project.root, run.changes.new_index())
+        if checked and checked.proof:
+            proof.save(run.project.root, checked.proof)
+    write_json(run.project.root, LAST_LAUNCH, {"services": ready.touched(run), "ok": report.ok})
+    return report
