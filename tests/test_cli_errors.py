@@ -317,7 +317,7 @@ def test_internal_error_prints_its_json_object(
     def broken(project: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("cslaunch.status.status", broken)
+    monkeypatch.setattr("cslaunch.commands.status.statuses", broken)
     monkeypatch.setattr("cslaunch.output._written", False)
     with pytest.raises(SystemExit) as exit_info:
         main(["status", "--json"])

@@ -81,7 +81,7 @@ def test_container_output_that_mentions_connect_errors_is_not_the_daemon() -> No
 
 def test_up_watch_runs_watch_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from cslaunch import cli
-    from cslaunch import watch as watch_mod
+    from cslaunch.commands import watch as watch_mod
 
     (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
     calls: list[Any] = []

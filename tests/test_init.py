@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cslaunch import init
+from cslaunch.commands import init
 from cslaunch.config import Config, load_config
 from cslaunch.docker import ComposeProject
 from cslaunch.errors import PathError

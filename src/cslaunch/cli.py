@@ -10,100 +10,17 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from cslaunch import __version__, errors, output
-from cslaunch.project import Project, resolve
-from cslaunch.redact import scrub
+from cslaunch.options import Globals
 from cslaunch.ui import UI
 
-if TYPE_CHECKING:
-    from cslaunch.containers import Container
-    from cslaunch.jobs import RQSetup
-    from cslaunch.stack import LaunchOptions
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class Globals:
-    files: list[str] = field(default_factory=list)
-    project_name: str | None = None
-    project_directory: Path | None = None
-    profiles: list[str] = field(default_factory=list)
-    json: bool = False
-    debug: bool = False
-    quiet: bool = False
-    verbose: bool = False
-    timeout: float | None = None
-    no_build: bool = False
-    no_wait: bool = False
-    force: bool = False
-    rebuild: bool = False
-    full: bool = False
-    no_verify: bool = False
-    watch: bool = False
-    command: str = "up"  # the command run, as failure JSON names it ("jobs recover")
-
-    def merge(self, **opts: Any) -> None:
-        """Options may come before or after the subcommand; later ones add or override."""
-        self.files += opts.get("files") or []
-        self.profiles += opts.get("profiles") or []
-        for key in ("project_name", "project_directory", "timeout"):
-            if opts.get(key) is not None:
-                setattr(self, key, opts[key])
-        for key in FLAGS:
-            if opts.get(key):
-                setattr(self, key, True)
-
-    @property
-    def may_be_noop(self) -> bool:
-        """A launch that verifies and may find nothing to do (flags that force work rule it
-        out): worth asking its looks ahead."""
-        return not (self.no_verify or self.force or self.rebuild or self.full)
-
-    def launch_options(self) -> LaunchOptions:
-        from cslaunch.stack import LaunchOptions
-
-        return LaunchOptions(
-            timeout=self.timeout,
-            build=not self.no_build,
-            force=self.force,
-            rebuild=self.rebuild,
-            full=self.full,
-            verify=not self.no_verify,
-        )
-
-    def ui(self) -> UI:
-        return UI(json_mode=self.json, quiet=self.quiet, verbose=self.verbose)
-
-    def project(self) -> Project:
-        return resolve(
-            files=self.files,
-            name=self.project_name,
-            project_directory=self.project_directory,
-            profiles=self.profiles,
-        )
-
-
-FLAGS = (
-    "json",
-    "debug",
-    "quiet",
-    "verbose",
-    "no_build",
-    "no_wait",
-    "force",
-    "rebuild",
-    "full",
-    "no_verify",
-    "watch",
-)
 
 
 def _with(options: Sequence[Callable[[Any], Any]], f: F) -> F:
@@ -218,39 +135,9 @@ def up(ctx: click.Context, /, **opts: Any) -> None:
     if g.watch:
         ctx.invoke(watch)
         return
-    from cslaunch import docker
+    from cslaunch.commands.up import up
 
-    ui = g.ui()
-    project = g.project()
-    started = docker.config_later(project.compose)  # runs while the launch loads
-    waited = []
-
-    def on_wait(message: str) -> None:
-        waited.append(message)
-        ui.warn(message)
-
-    from cslaunch.lock import project_lock
-
-    with project_lock(project.root, wait=not g.no_wait, on_wait=on_wait):
-        if waited:  # another launch ran meanwhile: the files may have moved since
-            started.cancel()
-            started = docker.config_later(project.compose)
-        from cslaunch import look
-
-        # Under the lock (no other launch moves the stack), before the launch machinery
-        # loads: the looks run while it does.
-        ahead = look.ahead(project.root) if g.may_be_noop else None
-        from cslaunch.launch import launch
-        from cslaunch.report import render
-
-        report = launch(project, g.launch_options(), ui, started=started, ahead=ahead)
-    if g.json:
-        output.emit(report.to_json())
-    render(ui, report)
-    if not report.ok:
-        if report.verification and report.verification.stale:
-            raise errors.StaleCode(report.error or "stale code", reported=True)
-        raise errors.LaunchFailed(report.error or "launch failed", reported=True)
+    up(g)
 
 
 def watch_options(f: F) -> F:
@@ -293,15 +180,9 @@ def watch(
     Never two launches at once: saves made during a launch go into the next one. A failed
     launch says why and keeps watching. Ctrl-C stops watching and leaves the stack running.
     """
-    g = _globals(ctx, **opts)
-    from cslaunch import watch as watch_mod  # watchfiles loads a native module: only here
+    from cslaunch.commands.watch import watch  # watchfiles loads a native module: only here
 
-    watch_mod.run(
-        g.project(),
-        g.launch_options(),
-        watch_mod.WatchOptions(poll=poll, poll_interval=poll_interval, recheck=recheck),
-        g.ui(),
-    )
+    watch(_globals(ctx, **opts), poll=poll, poll_interval=poll_interval, recheck=recheck)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -332,46 +213,9 @@ def clean(
     Compose model, or python_roots in the config). Never follows symlinks, never touches
     anything but bytecode; files it may not delete are reported and skipped.
     """
-    from cslaunch import bytecode
-    from cslaunch.report import clean_json, clean_summary, relative, show_skipped
-    from cslaunch.stack import change_set, detect, invalidate_bytecode
+    from cslaunch.commands.clean import clean
 
-    g = _globals(ctx, **opts)
-    ui = g.ui()
-    if paths:
-        roots = [p.absolute() for p in paths]
-        base = Path.cwd()
-        if mode == "stale":
-            # No launch history for arbitrary paths: orphans and legacy files only.
-            result = bytecode.remove(bytecode.stale_in(roots), roots=roots, dry_run=dry_run)
-        else:
-            result = bytecode.clean(roots, dry_run=dry_run)
-    else:
-        project = g.project()
-        found = detect(project, containers=False)
-        roots = list(found.roots.roots)
-        base = project.root
-        if not roots:
-            ui.line("No bind-mounted Python code found in the Compose model; nothing to clean.")
-        if mode == "stale":
-            cs = change_set(project, found)
-            if cs.old is None:
-                ui.warn("no change index yet (no launch so far): removing all bytecode")
-            result = invalidate_bytecode(found.roots.roots, cs, dry_run=dry_run)
-        else:
-            result = bytecode.clean(roots, dry_run=dry_run)
-    if g.json:
-        output.emit(
-            {"schema": 1, "command": "clean", "ok": True, **clean_json(result, listing=dry_run)}
-        )
-    elif dry_run:
-        for path in result.removed:
-            ui.line(relative(path, base))
-    show_skipped(ui, result)
-    ui.line(
-        clean_summary(result)
-        + (f" in {', '.join(relative(r, base) for r in roots)}" if roots else "")
-    )
+    clean(_globals(ctx, **opts), paths, dry_run=dry_run, stale_only=mode == "stale")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -380,17 +224,9 @@ def clean(
 @click.pass_context
 def plan(ctx: click.Context, /, **opts: Any) -> None:
     """Show what `cslaunch up` would do to each service and why. Changes nothing."""
-    from cslaunch.report import plan_json, render_plan
-    from cslaunch.stack import compute, detect
+    from cslaunch.commands.plan import plan
 
-    g = _globals(ctx, **opts)
-    project = g.project()
-    found = detect(project)
-    cs, the_plan = compute(project, found, g.launch_options())
-    if g.json:
-        output.emit(plan_json(found.stack.name, cs, the_plan))
-    else:
-        render_plan(g.ui(), found.stack.name, cs, the_plan)
+    plan(_globals(ctx, **opts))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -403,32 +239,9 @@ def verify(ctx: click.Context, /, **opts: Any) -> None:
     checks every pyc beside them, and that each process started after its code last changed.
     Exits 8 when anything is stale.
     """
-    from cslaunch.report import render_verification
-    from cslaunch.stack import change_set, detect
-    from cslaunch.verify import verify_stack
+    from cslaunch.commands.verify import verify
 
-    g = _globals(ctx, **opts)
-    ui = g.ui()
-    project = g.project()
-    found = detect(project)
-    cs = change_set(project, found)
-    checked = verify_stack(found, cs, project.compose)
-    if g.json:
-        output.emit(
-            {
-                "schema": 1,
-                "command": "verify",
-                "ok": not checked.stale,
-                "services": [v.to_json() for v in checked.verdicts],
-            }
-        )
-    else:
-        render_verification(ui, checked)
-    if checked.stale:
-        names = ", ".join(sorted({v.service for v in checked.stale}))
-        raise errors.StaleCode(
-            f"stale code in {names}", reported=True, hint="run cslaunch to relaunch what changed"
-        )
+    verify(_globals(ctx, **opts))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -440,18 +253,9 @@ def doctor(ctx: click.Context, /, **opts: Any) -> None:
     Reads the Compose model and the running containers; changes nothing. Exits 9 when a
     problem of severity "error" is found.
     """
-    from cslaunch import doctor as doctor_mod  # loaded only for this command: start-up time
+    from cslaunch.commands.doctor import doctor  # loaded only for this command: start-up time
 
-    g = _globals(ctx, **opts)
-    facts = doctor_mod.gather(g.project())
-    found = doctor_mod.diagnose(facts)
-    if g.json:
-        output.emit(doctor_mod.to_json(found, project=facts.project, notes=facts.notes))
-    else:
-        doctor_mod.render(g.ui(), found, project=facts.project, notes=facts.notes)
-    code = doctor_mod.exit_code(found)
-    if code:
-        raise errors.CslaunchError("doctor found errors", reported=True).with_code(code)
+    doctor(_globals(ctx, **opts))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -464,36 +268,9 @@ def logs(
     ctx: click.Context, /, services: tuple[str, ...], tail: int, no_follow: bool, **opts: Any
 ) -> None:
     """Follow the logs of the services the last launch restarted (or of SERVICES)."""
-    from cslaunch import docker
-    from cslaunch.state import LAST_LAUNCH, read_json
+    from cslaunch.commands.logs import logs
 
-    g = _globals(ctx, **opts)
-    project = g.project()
-    chosen = list(services)
-    if chosen:
-        known = docker.config(project.compose).get("services") or {}
-        unknown = [s for s in chosen if s not in known]
-        if unknown:
-            raise click.BadParameter(
-                f"no such service: {', '.join(unknown)} (services: {', '.join(sorted(known))})",
-                param_hint="'SERVICES...'",
-            )
-    else:
-        last = read_json(project.root, LAST_LAUNCH) or {}
-        chosen = [s for s in last.get("services", []) if isinstance(s, str)]
-        if chosen:
-            g.ui().line(f"logs of what the last launch restarted: {', '.join(chosen)}")
-    args = ["logs", "--tail", str(tail), *([] if no_follow else ["--follow"]), *chosen]
-    # The user's terminal gets Compose's own output, colours and all; Ctrl-C ends it.
-    try:
-        code = docker.run(
-            project.compose.argv(*args), cwd=project.compose.directory, capture=False
-        ).returncode
-    except KeyboardInterrupt:
-        code = 0
-    if code:
-        # Compose said why on the terminal; the services were checked, so it is the project.
-        raise errors.ComposeError("docker compose logs failed", reported=True)
+    logs(_globals(ctx, **opts), services, tail=tail, follow=not no_follow)
 
 
 @cli.command(name="init", context_settings=CONTEXT)
@@ -507,52 +284,9 @@ def logs(
 @click.pass_context
 def init_command(ctx: click.Context, /, to_stdout: bool, pyproject: bool, **opts: Any) -> None:
     """Write a commented configuration showing what cslaunch derived from the Compose model."""
-    from cslaunch import init as init_mod
-    from cslaunch import model
-    from cslaunch.stack import detect
+    from cslaunch.commands.init import init
 
-    g = _globals(ctx, **opts)
-    project = g.project()
-    found = detect(project, containers=False)
-    text = init_mod.render(found, project.root, model.app_url(found.stack, project.config))
-    path = None if to_stdout else init_mod.write(project.root, text, pyproject=pyproject)
-    if g.json:
-        output.emit(
-            {
-                "schema": 1,
-                "command": "init",
-                "ok": True,
-                "project": found.stack.name,
-                "path": str(path) if path else None,
-                "text": text,
-            }
-        )
-    if path is None:
-        if not g.json:
-            click.echo(scrub(text), nl=False)
-        return
-    g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")
-
-
-def _rq_setup(g: Globals) -> tuple[Project, RQSetup, dict[str, list[Container]]]:
-    from cslaunch import jobs
-    from cslaunch.stack import detect
-
-    found = detect(g.project())
-    project = found.project  # named: the helper execs straight into a worker container
-    # The command lines first, then Redis: every container holding a worker registration.
-    discovered = jobs.discover(
-        project.compose, found.stack, project.config.rq, found.raw, found.python, found.containers
-    )
-    if discovered.setup is None:
-        raise errors.CslaunchError(
-            "no RQ workers found: no command line runs `rq worker` and no running container "
-            "holds a worker registration"
-            + (f" ({discovered.problem})" if discovered.problem else ""),
-            hint="start the stack (cslaunch), or name the worker services in "
-            "[tool.cslaunch.rq] worker_services",
-        )
-    return project, discovered.setup, found.containers
+    init(_globals(ctx, **opts), to_stdout=to_stdout, pyproject=pyproject)
 
 
 @cli.group(name="jobs", invoke_without_command=True, context_settings=CONTEXT)
@@ -560,17 +294,12 @@ def _rq_setup(g: Globals) -> tuple[Project, RQSetup, dict[str, list[Container]]]
 @click.pass_context
 def jobs_group(ctx: click.Context, /, **opts: Any) -> None:
     """RQ jobs: queues, started jobs and their workers' liveness, failed jobs."""
-    from cslaunch import jobs
-
     g = _globals(ctx, **opts)
     if ctx.invoked_subcommand is not None:
         return
-    project, setup, containers = _rq_setup(g)
-    st = jobs.status(project.compose, setup, containers=containers)
-    if g.json:
-        output.emit(st.to_json())
-    else:
-        jobs.render_status(g.ui(), st)
+    from cslaunch.commands.jobs import jobs_status
+
+    jobs_status(g)
 
 
 @jobs_group.command(name="recover", context_settings=CONTEXT)
@@ -584,19 +313,9 @@ def jobs_group(ctx: click.Context, /, **opts: Any) -> None:
 @click.pass_context
 def jobs_recover(ctx: click.Context, /, dry_run: bool, policy: str | None, **opts: Any) -> None:
     """Recover jobs whose worker is gone (never deletes a job); clean dead worker keys."""
-    from cslaunch import jobs
-    from cslaunch.lock import project_lock
+    from cslaunch.commands.jobs import recover
 
-    g = _globals(ctx, **opts)
-    project, setup, _ = _rq_setup(g)
-    with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
-        result = jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
-    if g.json:
-        output.emit(result.to_json())
-    else:
-        jobs.render_recovery(g.ui(), result)
-    if not result.ok:
-        raise errors.CslaunchError(result.message, reported=True)
+    recover(_globals(ctx, **opts), dry_run=dry_run, policy=policy)
 
 
 @cli.command(name="redis", context_settings=CONTEXT)
@@ -614,21 +333,9 @@ def redis_command(
     Never FLUSHDB/FLUSHALL; queued and started jobs are never touched; app caches only when
     configured ([tool.cslaunch.rq] cache_patterns / cache_dbs).
     """
-    from cslaunch import redis_maint
-    from cslaunch.lock import project_lock
+    from cslaunch.commands.redis import redis
 
-    g = _globals(ctx, **opts)
-    project, setup, _ = _rq_setup(g)
-    with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
-        result = redis_maint.maintain(
-            project.compose, setup, dry_run=dry_run, force=force_maintenance
-        )
-    if g.json:
-        output.emit(result.to_json())
-    else:
-        redis_maint.render_maintenance(g.ui(), result)
-    if not result.ok:
-        raise errors.CslaunchError(result.message, reported=True)
+    redis(_globals(ctx, **opts), dry_run=dry_run, force=force_maintenance)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -636,21 +343,9 @@ def redis_command(
 @click.pass_context
 def status(ctx: click.Context, /, **opts: Any) -> None:
     """Show each service's state, health, uptime and image age. Changes nothing."""
-    from cslaunch import status as status_mod
+    from cslaunch.commands.status import status
 
-    g = _globals(ctx, **opts)
-    name, rows = status_mod.status(g.project())
-    if g.json:
-        output.emit(
-            {
-                "schema": 1,
-                "command": "status",
-                "project": name,
-                "services": [r.to_json() for r in rows],
-            }
-        )
-    else:
-        status_mod.render(g.ui(), name, rows)
+    status(_globals(ctx, **opts))
 
 
 class Interrupted(BaseException):

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cslaunch import docker, model
+from cslaunch import docker, model, output
 from cslaunch.containers import Container, by_service, parse_time, project_containers
 from cslaunch.errors import CslaunchError
+from cslaunch.options import Globals
 from cslaunch.project import Project, check_services
 from cslaunch.ui import UI
 
@@ -73,7 +74,7 @@ def image_times(image_ids: set[str]) -> dict[str, datetime]:
     return times
 
 
-def status(project: Project) -> tuple[str, list[ServiceStatus]]:
+def statuses(project: Project) -> tuple[str, list[ServiceStatus]]:
     try:
         raw = docker.config(project.compose)
     except CslaunchError:
@@ -111,3 +112,13 @@ def render(ui: UI, name: str, rows: list[ServiceStatus]) -> None:
             f"  {r.service:<{width}}  {state} {r.health or '-':<10} "
             f"{duration(r.uptime):>7} {duration(r.image_age):>10}"
         )
+
+
+def status(g: Globals) -> None:
+    name, rows = statuses(g.project())
+    if g.json:
+        output.emit(
+            output.envelope("status", True, project=name, services=[r.to_json() for r in rows])
+        )
+    else:
+        render(g.ui(), name, rows)

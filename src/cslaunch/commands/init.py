@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cslaunch import model, probes
+import click
+
+from cslaunch import model, output, probes
 from cslaunch.config import CONFIG_FILE
 from cslaunch.errors import PathError
 from cslaunch.model import is_proxy
+from cslaunch.options import Globals
+from cslaunch.redact import scrub
 from cslaunch.report import relative
-from cslaunch.stack import Detected
+from cslaunch.stack import Detected, detect
 
 
 def roles(service: model.Service, found: Detected, root: Path) -> list[str]:
@@ -105,3 +109,21 @@ def write(root: Path, text: str, *, pyproject: bool) -> Path:
     section = "\n[tool.cslaunch]\n" + body
     path.write_text(existing.rstrip("\n") + ("\n" if existing else "") + section, encoding="utf-8")
     return path
+
+
+def init(g: Globals, *, to_stdout: bool, pyproject: bool) -> None:
+    project = g.project()
+    found = detect(project, containers=False)
+    text = render(found, project.root, model.app_url(found.stack, project.config))
+    path = None if to_stdout else write(project.root, text, pyproject=pyproject)
+    if g.json:
+        output.emit(
+            output.envelope(
+                "init", True, project=found.stack.name, path=str(path) if path else None, text=text
+            )
+        )
+    if path is None:
+        if not g.json:
+            click.echo(scrub(text), nl=False)
+        return
+    g.ui().line(f"wrote {path}: every setting is commented out, uncomment to override")

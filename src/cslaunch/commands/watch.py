@@ -20,6 +20,7 @@ import watchfiles
 from cslaunch.errors import CslaunchError
 from cslaunch.launch import launch
 from cslaunch.lock import project_lock
+from cslaunch.options import Globals
 from cslaunch.project import Project
 from cslaunch.report import render
 from cslaunch.stack import Detected, LaunchOptions, Prepared, detect, prepare
@@ -136,3 +137,12 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
     return launches
+
+
+def watch(g: Globals, *, poll: bool, poll_interval: float, recheck: float) -> None:
+    run(
+        g.project(),
+        g.launch_options(),
+        WatchOptions(poll=poll, poll_interval=poll_interval, recheck=recheck),
+        g.ui(),
+    )
