@@ -1,0 +1,171 @@
+"""The launch pipeline without an engine: the step list, the loop, each step's `applies`,
+and the verdict, against a fake run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cslaunch import model
+from cslaunch.config import Config
+from cslaunch.docker import ComposeProject
+from cslaunch.launch import before, pipeline, prove, ready, restart
+from cslaunch.launch.run import LaunchStep, Run
+from cslaunch.plan import LEAVE, RESTART, START, Plan, ServicePlan
+from cslaunch.project import Project
+from cslaunch.stack import LaunchOptions
+from cslaunch.ui import UI, StepResult
+from cslaunch.wait import FAILED, Readiness
+
+STACK = {
+    "name": "shop",
+    "services": {
+        "web": {"image": "shop-web", "build": {"context": "."}, "command": ["python", "app.py"]},
+        "redis": {"image": "redis:7"},
+    },
+}
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Run]:
+    project = Project(ComposeProject(tmp_path), Config(), tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        r = Run(project, LaunchOptions(), UI(quiet=True), pool)
+        stack = model.parse_stack(STACK)
+        r.found = _Found(stack)  # type: ignore[assignment]
+        r.plan = Plan(True, (ServicePlan("web", LEAVE, False, ""),), ())
+        yield r
+
+
+class _Found:
+    """What the steps read of a detected stack, without Compose."""
+
+    def __init__(self, stack: model.Stack) -> None:
+        self.stack = stack
+        self.raw: dict[str, Any] = STACK
+        self.containers: dict[str, list[Any]] = {}
+        self.python = frozenset({"web"})
+
+
+def test_the_steps_are_listed_in_the_documented_order() -> None:
+    names = [s.name for s in pipeline.STEPS]
+    assert names == [
+        "detect",
+        "changes",
+        "frontend build",
+        "bytecode",
+        "pull",
+        "build",
+        "workers",
+        "dead workers",
+        "restart",
+        "wait",
+        "reload proxies",
+        "recover jobs",
+        "redis",
+        "verify",
+        "repair",
+    ]
+
+
+def test_the_loop_runs_what_applies_and_records_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    done: list[str] = []
+
+    def act(name: str) -> Any:
+        def step(run: Run, st: StepResult) -> None:
+            done.append(name)
+            st.summary = f"{name} done"
+
+        return step
+
+    steps = (
+        LaunchStep("one", act("one")),
+        LaunchStep("skipped", act("skipped"), lambda r: False),
+        LaunchStep("three", act("three"), title=lambda r: "third"),
+    )
+    monkeypatch.setattr(pipeline, "STEPS", steps)
+    monkeypatch.setattr(pipeline, "finish", lambda run: run.report)
+    project = Project(ComposeProject(tmp_path), Config(), tmp_path)
+    report = pipeline.launch(project, LaunchOptions(), UI(quiet=True))
+    assert done == ["one", "three"]
+    assert [(s.name, s.summary) for s in report.steps] == [
+        ("one", "one done"),
+        ("third", "three done"),
+    ]
+
+
+def test_a_failing_step_ends_the_launch_and_is_recorded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def boom(run: Run, st: StepResult) -> None:
+        raise RuntimeError("no")
+
+    def never(run: Run, st: StepResult) -> None:
+        raise AssertionError("a step after a failure ran")
+
+    monkeypatch.setattr(pipeline, "STEPS", (LaunchStep("boom", boom), LaunchStep("x", never)))
+    project = Project(ComposeProject(tmp_path), Config(), tmp_path)
+    with pytest.raises(RuntimeError):
+        pipeline.launch(project, LaunchOptions(), UI(quiet=True))
+
+
+def test_restart_applies_only_when_the_plan_changes_containers(run: Run) -> None:
+    assert not restart.changes_containers(run)
+    run.plan = Plan(True, (ServicePlan("web", RESTART, False, "changed"),), ())
+    assert restart.changes_containers(run)
+    run.running = False
+    assert restart.start_or_restart(run) == "start"
+    run.running = True
+    assert restart.start_or_restart(run) == "restart"
+
+
+def test_pull_applies_to_missing_images_no_service_builds(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run.plan = Plan(
+        False, (ServicePlan("web", START, True, ""), ServicePlan("redis", START, False, "")), ()
+    )
+    assert before.to_pull(run) == {"redis": "redis:7"}  # web builds its own
+    monkeypatch.setattr("cslaunch.docker.existing_images", lambda names: set(names))
+    assert not before.pull_due(run)
+    monkeypatch.setattr("cslaunch.docker.existing_images", lambda names: set())
+    assert before.pull_due(run)
+
+
+def test_pull_respects_pull_policy_never(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run.found.raw = {"services": {"redis": {"pull_policy": "never"}}}  # type: ignore[misc]
+    run.plan = Plan(False, (ServicePlan("redis", START, False, ""),), ())
+    assert before.to_pull(run) == {}
+
+
+def test_the_proof_is_collected_only_when_started_and_nothing_failed(run: Run) -> None:
+    assert not prove.proving(run)
+    run.proving = run.pool.submit(lambda: None)  # type: ignore[arg-type,return-value]
+    assert prove.proving(run)
+    run.failed = [Readiness("web", FAILED, "exited with code 1")]
+    assert not prove.proving(run)
+
+
+def test_redis_is_not_maintained_after_a_failure_or_without_rq(run: Run) -> None:
+    assert run.rq is None  # no worker command, no config: no RQ
+    assert not ready.redis_due(run)
+
+
+def test_proxies_are_not_reloaded_after_a_failure(run: Run) -> None:
+    run.failed = [Readiness("web", FAILED, "exited")]
+    assert not ready.proxies_due(run)
+
+
+def test_a_failed_launch_keeps_the_index(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: list[object] = []
+    monkeypatch.setattr("cslaunch.index.save", lambda root, idx: saved.append(idx))
+    run.failed = [Readiness("web", FAILED, "exited with code 1")]
+    report = pipeline.finish(run)
+    assert not report.ok and report.error == "web: exited with code 1"
+    assert saved == []
