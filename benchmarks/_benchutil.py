@@ -314,7 +314,7 @@ def _launch_timeline(
     cslaunch's own work."""
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
-    from cslaunch import docker, engine, launch, stack
+    from cslaunch import docker, engine_api, launch, stack
     from cslaunch.project import resolve
     from cslaunch.ui import UI
 
@@ -354,7 +354,7 @@ def _launch_timeline(
             return f"docker exec {names.get(cid, cid[:12])}"
         return " ".join(argv[:3])
 
-    real_json, real_exec = engine.Engine._json, engine.Engine.exec
+    real_json, real_exec = engine_api.Engine._json, engine_api.Engine.exec
     inside = threading.local()  # an exec's own requests are part of the exec
 
     def api_label(text: str) -> str:
@@ -383,7 +383,7 @@ def _launch_timeline(
             calls.append((t0, time.perf_counter(), api_label(f"exec {container}"), thread))
 
     docker.run = timed_run
-    engine.Engine._json, engine.Engine.exec = timed_json, timed_exec
+    engine_api.Engine._json, engine_api.Engine.exec = timed_json, timed_exec
     try:
         results = []
         for _ in range(runs):
@@ -399,7 +399,7 @@ def _launch_timeline(
             results.append((total, t0, list(calls), [(s.name, s.seconds) for s in report.steps]))
     finally:
         docker.run = real_run
-        engine.Engine._json, engine.Engine.exec = real_json, real_exec
+        engine_api.Engine._json, engine_api.Engine.exec = real_json, real_exec
     results.sort(key=lambda r: r[0])
     total, t0, calls_, steps = results[len(results) // 2]  # the median run
     print(f"{title} (median of {runs}): {fmt_s(total)}; steps: "

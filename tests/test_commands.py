@@ -35,8 +35,8 @@ def test_every_subcommand_has_a_room_of_its_name() -> None:
 @pytest.mark.parametrize("verb", READ_ONLY)
 def test_read_only_commands_import_nothing_of_the_pipeline(verb: str) -> None:
     code = (
-        "import sys, cslaunch.cli, cslaunch.commands.{0}\n"
+        f"import sys, cslaunch.cli, cslaunch.commands.{verb}\n"
         "print(sorted(m for m in sys.modules if m.startswith('cslaunch.launch')))"
-    ).format(verb)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""The Engine API path (cslaunch.engine) against the real daemon: every container call gives
+"""The Engine API path (cslaunch.engine_api) against the real daemon: every container call gives
 what the docker CLI gives, and the socket's failures read like the CLI's."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 
 from cslaunch import docker
-from cslaunch.engine import _body, demux, docker_host, local
+from cslaunch.engine_api import _body, demux, docker_host, local
 from cslaunch.errors import DockerError, LaunchFailed
 from tests.stackutil import TestStack
 

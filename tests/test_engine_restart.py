@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cslaunch import probes
+from cslaunch import readiness
 from cslaunch.containers import parse_container
 from tests.stackutil import TestStack, free_port
 
@@ -161,13 +161,13 @@ def test_redis_loading_is_reported_not_down(stack: TestStack) -> None:
         except (AssertionError, IndexError):
             container = None  # between containers: not there for a moment
         if container is not None and container.running:
-            answer = probes.redis(int(port))(container)
+            answer = readiness.redis(int(port))(container)
             seen.append(answer)
-            if answer is None and probes.REDIS_LOADING in seen:
+            if answer is None and readiness.REDIS_LOADING in seen:
                 break
         time.sleep(0.05)
     worker.join()
-    assert probes.REDIS_LOADING in seen, seen
+    assert readiness.REDIS_LOADING in seen, seen
     assert seen[-1] is None  # then ready
 
 

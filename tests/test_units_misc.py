@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from cslaunch.commands import status
+from cslaunch.commands.status import duration
 from cslaunch.containers import Container, by_service, parse_container, parse_time
 from cslaunch.docker import ComposeProject, first_error_line, parse_json_stream
 from cslaunch.errors import COMPOSE, ComposeError
 from cslaunch.project import COMPOSE_FILE_NAMES, COMPOSE_VARIABLES, read_dotenv, resolve
 from cslaunch.report import human_bytes
-from cslaunch.commands.status import duration
 from cslaunch.ui import UI, plural
 
 UTC = timezone.utc

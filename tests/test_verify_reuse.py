@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from cslaunch import look, proof, verify
+from cslaunch import proof, proofrun, verify
 from cslaunch.containers import Container
 from cslaunch.errors import DockerError
 from cslaunch.index import Entry
-from cslaunch.look import Looked
 from cslaunch.model import parse_stack
+from cslaunch.proofrun import Looked
 from cslaunch.scan import FileStat
 from cslaunch.state import state_file
 from cslaunch.track import service_files
@@ -178,29 +178,29 @@ def test_a_baked_containers_question_is_kept_and_asked_ahead_next_time(
         return FOUND
 
     monkeypatch.setattr(verify, "look", fake_look)
-    monkeypatch.setattr(look, "look", fake_look)
+    monkeypatch.setattr(proofrun, "look", fake_look)
     running = {"web": [container("a")]}
     first = verify.verify(services, ["web"], files, entries, running)
     assert first.proof is not None
     stat = list(entries[str(tmp_path / "web" / "app" / "m.py")].stat)
     assert json.loads(first.proof.looks["a"]) == {"files": [["/srv/app/m.py", "d1", stat]]}
     proof.save(tmp_path, first.proof)
-    assert look.ahead(tmp_path).questions == first.proof.looks  # whatever index it belongs to
+    assert proofrun.ahead(tmp_path).questions == first.proof.looks  # whatever index it belongs to
 
     # The same question of the same container, asked ahead: its answer, no second look.
     asked = first.proof.looks["a"]
     looked.clear()
     again = verify.verify(
-        services, ["web"], files, entries, running, ahead=look.Ahead({"a": asked})
+        services, ["web"], files, entries, running, ahead=proofrun.Ahead({"a": asked})
     )
     assert looked == [("a", asked)]
     assert [v.state for v in again.verdicts] == ["fresh"]
     assert again.verdicts[0].detail.endswith(verify.AHEAD)
 
     # Another container, or another question (the file changed since): verify looks itself.
-    for questions in ({"b": asked}, {"a": look.question([("/srv/app/m.py", "d0", stat)])}):
+    for questions in ({"b": asked}, {"a": proofrun.question([("/srv/app/m.py", "d0", stat)])}):
         looked.clear()
-        ahead = look.Ahead(questions)
+        ahead = proofrun.Ahead(questions)
         result = verify.verify(services, ["web"], files, entries, running, ahead=ahead)
         assert ("a", asked) in looked and len(looked) == 2
         assert not result.verdicts[0].detail.endswith(verify.AHEAD)
@@ -217,8 +217,8 @@ def test_a_look_ahead_that_fails_leaves_the_look_to_verify(
     def gone(container_id: str, asked: str) -> Looked:
         raise DockerError("the Docker daemon is not reachable")
 
-    monkeypatch.setattr(look, "look", gone)
-    ahead = look.Ahead({"a": "q"})
+    monkeypatch.setattr(proofrun, "look", gone)
+    ahead = proofrun.Ahead({"a": "q"})
     assert ahead.answer("a", "q") is None
     assert ahead.answer("b", "q") is None
 
@@ -291,10 +291,10 @@ def test_looks_ahead_run_at_most_eight_at_once(monkeypatch: pytest.MonkeyPatch) 
             running -= 1
         return FOUND
 
-    monkeypatch.setattr(look, "look", slow)
-    ahead = look.Ahead({f"c{i}": "q" for i in range(20)})
+    monkeypatch.setattr(proofrun, "look", slow)
+    ahead = proofrun.Ahead({f"c{i}": "q" for i in range(20)})
     assert all(ahead.answer(f"c{i}", "q") == FOUND for i in range(20))
-    assert most == look.MAX_AT_ONCE
+    assert most == proofrun.MAX_AT_ONCE
 
 
 def test_sources_under_directories_are_counted_once() -> None:

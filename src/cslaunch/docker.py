@@ -2,7 +2,7 @@
 through here.
 
 Compose commands always run the CLI. Container calls (list, inspect, exec, kill, stop, start)
-go straight to the Engine API when the engine is a local socket (cslaunch.engine), else
+go straight to the Engine API when the engine is a local socket (cslaunch.engine_api), else
 through the CLI; callers get the same answers either way. Arguments are always lists (never
 a shell string), so names and paths from the Compose model cannot inject commands. Failures
 become one-line CslaunchErrors with the engine's or Compose's own words.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cslaunch import engine, redact
+from cslaunch import engine_api, redact
 from cslaunch.errors import ComposeError, DockerError, LaunchFailed
 
 # How the docker CLI and Compose say the daemon is not there (Linux, macOS, Windows pipes),
@@ -184,7 +184,7 @@ def check_engine(project: ComposeProject) -> str:
 def raise_if_daemon_gone(what: str, stderr: str) -> None:
     """After a command failed for a reason that did not name the daemon: is it still there?
     A daemon dying mid-request leaves an EOF or a reset, not "cannot connect"."""
-    api = engine.local()
+    api = engine_api.local()
     try:
         if api is not None:
             gone = not api.ping()
@@ -287,7 +287,7 @@ def compose_plugin() -> str | None:
     first in its plugin directories (config's cliPluginsExtraDirs, the user's, the
     system's), or None."""
     name = "docker-compose.exe" if os.name == "nt" else "docker-compose"
-    config_dir, settings = engine.cli_config()
+    config_dir, settings = engine_api.cli_config()
     extra = settings.get("cliPluginsExtraDirs")
     dirs = [Path(d) for d in extra if isinstance(d, str)] if isinstance(extra, list) else []
     dirs.append(config_dir / "cli-plugins")
@@ -323,14 +323,14 @@ def inspect(container_ids: Sequence[str]) -> list[dict[str, Any]]:
     (the caller asked about what is there)."""
     if not container_ids:
         return []
-    api = engine.local()
+    api = engine_api.local()
     if api is not None:
         found = []
         with _engine_errors("docker inspect"):
             for cid in container_ids:
                 try:
                     found.append(api.get(f"/containers/{_quote(cid)}/json"))
-                except engine.EngineError as e:
+                except engine_api.EngineError as e:
                     if e.status != 404:
                         raise
         return found
@@ -351,13 +351,13 @@ def existing_images(names: Sequence[str]) -> set[str]:
     if not names:
         return set()
     tags: list[str] = []
-    api = engine.local()
+    api = engine_api.local()
     if api is not None:
         with _engine_errors("docker image inspect"):
             for name in names:
                 try:
                     tags += api.get(f"/images/{_quote(name)}/json").get("RepoTags") or []
-                except engine.EngineError as e:
+                except engine_api.EngineError as e:
                     if e.status != 404:
                         raise
     else:
@@ -381,13 +381,13 @@ def image_configs(names: Sequence[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if not names:
         return found
-    api = engine.local()
+    api = engine_api.local()
     if api is not None:
         with _engine_errors("docker image inspect"):
             for name in names:
                 try:
                     found[name] = api.get(f"/images/{_quote(name)}/json").get("Config") or {}
-                except engine.EngineError as e:
+                except engine_api.EngineError as e:
                     if e.status != 404:
                         raise
         return found
@@ -448,7 +448,7 @@ def exec_in(
 ) -> subprocess.CompletedProcess[str]:
     """`docker exec [-i] CONTAINER ARGV...`: the command's output and exit code. A container
     that is gone or stopped gives the CLI's own "Error response from daemon" and exit 1."""
-    api = engine.local()
+    api = engine_api.local()
     if api is None:
         flags = ["-i"] if input is not None else []
         result = run(["docker", "exec", *flags, container_id, *argv], input=input, timeout=timeout)
@@ -460,7 +460,7 @@ def exec_in(
     with _engine_errors(f"docker exec {argv[0] if argv else ''}", timeout):
         try:
             return api.exec(container_id, argv, input=input, timeout=timeout)
-        except engine.EngineError as e:
+        except engine_api.EngineError as e:
             return subprocess.CompletedProcess(
                 list(argv), 1, "", f"Error response from daemon: {e.message}\n"
             )
@@ -498,7 +498,7 @@ def container_ids(
     labels = [f"com.docker.compose.project={project_name}", "com.docker.compose.oneoff=False"]
     if service:
         labels.append(f"com.docker.compose.service={service}")
-    api = engine.local()
+    api = engine_api.local()
     if api is not None:
         filters: dict[str, list[str]] = {"label": labels}
         if running:
@@ -563,7 +563,7 @@ def _containers_step(
     if not container_ids:
         return
     what = what or f"docker {action}"
-    api = engine.local()
+    api = engine_api.local()
     if api is None:
         flags = ["-t", str(grace)] if grace is not None else []
         flags += ["-s", str(signal)] if signal is not None else []
@@ -578,7 +578,7 @@ def _containers_step(
     def one(cid: str) -> str | None:
         try:
             api.post(f"/containers/{_quote(cid)}/{action}", query, timeout=wait)
-        except engine.EngineError as e:
+        except engine_api.EngineError as e:
             return f"Error response from daemon: {e.message}"
         return None
 
@@ -605,7 +605,7 @@ def _engine_errors(what: str, timeout: float | None = None) -> Iterator[None]:
             f"'{what}' did not answer within {timeout or 30:.0f} s",
             hint="is the Docker daemon overloaded or stuck? check `docker info`",
         ) from None
-    except engine.EngineError as e:
+    except engine_api.EngineError as e:
         raise DockerError(f"{what}: {e.message}", hint=DAEMON_HINT) from None
     except OSError as e:
         raise DockerError(

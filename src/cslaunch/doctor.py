@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from cslaunch import context, docker, engine, errors, probes, procs, shell, stack
+from cslaunch import context, docker, engine_api, errors, procs, readiness, shell, stack
 from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
@@ -1131,7 +1131,7 @@ def gather(project: Project) -> Facts:
         redis_jobs = {
             name: pool.submit(_redis, service, running.get(name))
             for name, service in found.stack.services.items()
-            if probes.is_redis(service)
+            if readiness.is_redis(service)
         }
         clock_job = pool.submit(_clock_sample, running, found.python)
         pid1 = {name: job.result() for name, job in pid1_jobs.items()}
@@ -1315,11 +1315,11 @@ def _clock_sample(running: Mapping[str, Container], python: frozenset[str]) -> C
 
 
 def _docker_os() -> str | None:
-    api = engine.local()
+    api = engine_api.local()
     if api is not None:  # a request, not a CLI that asks the same of the engine
         try:
             return str(api.get("/info", timeout=30).get("OperatingSystem") or "") or None
-        except (OSError, engine.EngineError):
+        except (OSError, engine_api.EngineError):
             return None
     try:
         result = docker.run(["docker", "info", "--format", "{{.OperatingSystem}}"], timeout=30)
@@ -1338,7 +1338,7 @@ def _under_wsl(version: Path = Path("/proc/version")) -> bool:
 
 
 def _redis(service: Service, container: Container | None) -> RedisFacts:
-    port = probes.redis_port(service)
+    port = readiness.redis_port(service)
     static = RedisFacts(port, redis_flags(service.words))
     if container is None:
         return static

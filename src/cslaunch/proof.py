@@ -11,7 +11,7 @@ looked at again on every launch. (The engine's list of what was written in a con
 layer, `docker diff`, would say, but it takes 0.7-1 s per container even when empty.)
 
 A proof also keeps what it asked each container it looked inside whose code is (partly)
-baked into its image: the next launch asks the same question ahead (look.py).
+baked into its image: the next launch asks the same question ahead (proofrun.py).
 
 Readiness rests on the same facts: Redis loads its dataset only when its process starts, so
 a Redis container that is the one the last launch saw ready need not be asked again whether

@@ -1,5 +1,6 @@
-"""cslaunch's own state for a project (the lock, the change index, the last proof), kept in
-the user's cache directory, one directory per project path, never inside the project.
+"""cslaunch's own state for a project (the lock, the change index, the last proof, what the
+last launch restarted, when Redis was last checked), kept in the user's cache directory,
+one directory per project path, never inside the project.
 
 Inside the project (`<project>/.cslaunch/`, where it used to live) it ended up in build
 contexts, and so in images built with `COPY . /code`; only a `.dockerignore` could keep it

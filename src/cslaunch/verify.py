@@ -1,6 +1,6 @@
 """Prove it: the code each Python container runs is the code on disk.
 
-For every running Python service, one `docker exec` runs verify_probe.py with the container's
+For every running Python service, one `docker exec` runs proofscript.py with the container's
 own Python. It hashes the source files the service runs (bind-mounted or baked in by COPY),
 compares them with the host's, and checks every pyc beside them: a pyc whose header says
 "valid" must hold the code of the source, and no sourceless legacy pyc may stand in for a
@@ -26,9 +26,9 @@ from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.context import image_path
 from cslaunch.docker import ComposeProject
 from cslaunch.index import Entry
-from cslaunch.look import MAX_AT_ONCE, Ahead, Looked, look, question
 from cslaunch.model import Service
 from cslaunch.proof import Proof, bytecode_digest, record, stands
+from cslaunch.proofrun import MAX_AT_ONCE, Ahead, Looked, look, question
 from cslaunch.scan import FileStat, stat_of
 from cslaunch.stack import Detected
 from cslaunch.track import ServiceFiles

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from cslaunch import docker
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.model import Service
-from cslaunch.probes import Probe
+from cslaunch.readiness import Probe
 
 READY, WAITING, FAILED = "ready", "waiting", "failed"
 

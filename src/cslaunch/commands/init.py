@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cslaunch import model, output, probes
+from cslaunch import model, output, readiness
 from cslaunch.config import CONFIG_FILE
 from cslaunch.errors import PathError
 from cslaunch.model import is_proxy
@@ -25,8 +25,8 @@ def roles(service: model.Service, found: Detected, root: Path) -> list[str]:
         out.append("python")
     if any(w.rsplit("/", 1)[-1] in ("rq", "rqworker") for w in service.words):
         out.append("RQ worker")
-    if probes.is_redis(service):
-        out.append(f"redis (PING probe on port {probes.redis_port(service)})")
+    if readiness.is_redis(service):
+        out.append(f"redis (PING probe on port {readiness.redis_port(service)})")
     if is_proxy(service):
         out.append("nginx proxy (reloaded when what it proxies restarts)")
     for bind in service.binds:

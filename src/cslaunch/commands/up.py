@@ -21,11 +21,11 @@ def up(g: Globals) -> None:
         if waited:  # another launch ran meanwhile: the files may have moved since
             started.cancel()
             started = docker.config_later(project.compose)
-        from cslaunch import look
+        from cslaunch import proofrun
 
         # Under the lock (no other launch moves the stack), before the launch machinery
         # loads: the looks run while it does.
-        ahead = look.ahead(project.root) if g.may_be_noop else None
+        ahead = proofrun.ahead(project.root) if g.may_be_noop else None
         from cslaunch.launch import launch
         from cslaunch.report import render
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from cslaunch import act, docker, jobs, probes
+from cslaunch import act, docker, jobs, readiness
 from cslaunch.containers import by_service, project_containers
 from cslaunch.errors import LaunchFailed
 from cslaunch.launch.run import Run
@@ -40,13 +40,15 @@ def service_checks(
     checks = {}
     for name, service in found.stack.services.items():
         cfg = config.service(name)
-        also = probes.for_service(service, cfg.health, cfg.health_status, settled=name in settled)
-        ready: probes.Probe | None = None
+        also = readiness.for_service(
+            service, cfg.health, cfg.health_status, settled=name in settled
+        )
+        ready: readiness.Probe | None = None
         passed = "ready"
         if live is not None and name in live.workers:
             ready, passed = live.probe, "registered as an RQ worker"
         elif ahead:
-            ready, passed = probes.healthcheck(service), "healthy"
+            ready, passed = readiness.healthcheck(service), "healthy"
         if ready or also:
             checks[name] = Checks(ready, also, passed)
     return checks

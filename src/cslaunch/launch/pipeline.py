@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from cslaunch import docker, index, look, proof
+from cslaunch import docker, index, proof, proofrun
 from cslaunch.launch import before, prove, ready, restart
 from cslaunch.launch.run import LaunchStep, Run
 from cslaunch.project import Project
@@ -41,7 +41,7 @@ def launch(
     prepared: Prepared | None = None,
     *,
     started: docker.Pending | None = None,
-    ahead: look.Ahead | None = None,
+    ahead: proofrun.Ahead | None = None,
 ) -> LaunchReport:
     """Run every step that applies, in order. `prepared`: detect and changes, done ahead by
     `watch`; `started`: the project's `docker compose config`, begun before this module

@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from cslaunch import docker, jobs, look, proof, verify, volumes
+from cslaunch import docker, jobs, proof, proofrun, verify, volumes
 from cslaunch.changes import ChangeSet
 from cslaunch.plan import Plan
 from cslaunch.project import Project
@@ -29,7 +29,7 @@ class Run:
     pool: ThreadPoolExecutor  # work that runs alongside the steps
     prepared: Prepared | None = None  # detect and changes, done ahead by `watch`
     started: docker.Pending | None = None  # `docker compose config`, begun at start-up
-    ahead: look.Ahead | None = None  # the last proof's looks, asked again meanwhile
+    ahead: proofrun.Ahead | None = None  # the last proof's looks, asked again meanwhile
     report: LaunchReport = field(default_factory=lambda: LaunchReport("", "relaunch"))
 
     found: Detected = field(init=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch.index import hash_file
-from cslaunch.look import PROBE, question
+from cslaunch.proofrun import SCRIPT, question
 from cslaunch.scan import stat_of
 
 
@@ -20,7 +20,7 @@ def probe(files: list[tuple[Path, str, list[int]]]) -> dict[str, Any]:
     asked = question((str(p), digest, st) for p, digest, st in files)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(
-        [sys.executable, "-S", str(PROBE)],
+        [sys.executable, "-S", str(SCRIPT)],
         input=asked,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""One look inside a container: verify_probe.py run by the container's own Python, now or
+"""One look inside a container: proofscript.py run by the container's own Python, now or
 ahead of time.
 
 Ahead of time: on a no-op launch the one cost left is looking again inside the containers
@@ -25,7 +25,7 @@ from cslaunch import docker
 from cslaunch.errors import CslaunchError
 from cslaunch.proof import recorded_looks
 
-PROBE = Path(__file__).with_name("verify_probe.py")
+SCRIPT = Path(__file__).with_name("proofscript.py")
 MAX_AT_ONCE = 8  # looks running at the same time
 
 # What the probe found ({"python", "problems", "checked", "pycs", "hashed"}), or why it
@@ -41,7 +41,7 @@ def question(files: Iterable[tuple[str, str, Sequence[int]]]) -> str:
 
 def look(container_id: str, asked: str) -> Looked:
     """Run the probe in the container with its own Python (one exec)."""
-    script = PROBE.read_text(encoding="utf-8")
+    script = SCRIPT.read_text(encoding="utf-8")
     result = None
     for python in ("python3", "python"):
         # -S: no site-packages to set up (a fifth of the exec); the probe needs only the
