@@ -116,6 +116,31 @@ def _plan_service(
         return ServicePlan(name, START, needs_build, reason, tuple(rebuild_files))
     if needs_build:
         return ServicePlan(name, REBUILD, True, why_build, tuple(rebuild_files))
+    recreated = _without_build(name, rebuild_files, build_keys, config_keys, flags)
+    if recreated:
+        return recreated
+    if flags.force and (ours or service.buildable):
+        return ServicePlan(name, RESTART, False, "--force")
+    if changed is None and (ours or service.buildable):
+        return ServicePlan(name, RESTART, False, "first launch: no change index yet")
+    if restart_files:
+        return ServicePlan(
+            name, RESTART, False, f"changed: {_files(restart_files)}", tuple(restart_files)
+        )
+    if not ours and not service.buildable:
+        return ServicePlan(name, LEAVE, False, "runs none of the project's code")
+    return ServicePlan(name, LEAVE, False, "nothing it uses changed")
+
+
+def _without_build(
+    name: str,
+    rebuild_files: list[str],
+    build_keys: list[str],
+    config_keys: frozenset[str],
+    flags: Flags,
+) -> ServicePlan | None:
+    """A running service whose image or Compose config moved, with no build to do: what
+    `up` can do from the image it has."""
     if rebuild_files and not flags.build:
         return ServicePlan(
             name,
@@ -140,17 +165,7 @@ def _plan_service(
         return ServicePlan(
             name, RECREATE, False, f"Compose config changed: {_keys(sorted(config_keys))}"
         )
-    if flags.force and (ours or service.buildable):
-        return ServicePlan(name, RESTART, False, "--force")
-    if changed is None and (ours or service.buildable):
-        return ServicePlan(name, RESTART, False, "first launch: no change index yet")
-    if restart_files:
-        return ServicePlan(
-            name, RESTART, False, f"changed: {_files(restart_files)}", tuple(restart_files)
-        )
-    if not ours and not service.buildable:
-        return ServicePlan(name, LEAVE, False, "runs none of the project's code")
-    return ServicePlan(name, LEAVE, False, "nothing it uses changed")
+    return None
 
 
 def _build_keys(config_keys: Collection[str]) -> list[str]:

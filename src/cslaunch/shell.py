@@ -86,6 +86,8 @@ def commands(script: str) -> list[Command]:
 def _tokens(script: str) -> list[tuple[str, str, int]]:
     """("word" | "quoted" | "op", text, start offset). A word that had quotes in it is
     "quoted": `"fi"` is not the keyword fi."""
+    # One loop over the characters, as the shell's own lexer is: the cases share the
+    # position and the token being built, and split apart they would only pass them around.
     tokens: list[tuple[str, str, int]] = []
     i, n = 0, len(script)
     while i < n:
