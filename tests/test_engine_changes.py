@@ -70,8 +70,9 @@ def test_redis_is_asked_again_only_after_it_restarted(
     """Redis loads its dataset as it starts: the same process, seen ready by the last launch,
     is past that, on a no-op or a relaunch of other services. A restarted one is asked
     (PING, LOADING) again."""
-    from cslaunch import docker, launch, stack
+    from cslaunch import docker, launch
     from cslaunch.project import resolve
+    from cslaunch.stack import LaunchOptions
     from cslaunch.ui import UI
 
     stack.launched()
@@ -88,7 +89,7 @@ def test_redis_is_asked_again_only_after_it_restarted(
 
     def relaunch(up_to_date: bool = True) -> None:
         report = launch.launch(
-            resolve(cwd=stack.dir), stack.LaunchOptions(), UI(json_mode=True, quiet=True)
+            resolve(cwd=stack.dir), LaunchOptions(), UI(json_mode=True, quiet=True)
         )
         assert report.ok and report.up_to_date is up_to_date, report.error
 
