@@ -22,6 +22,7 @@ from cslaunch.doctor.facts import (
     WARNING,
     Facts,
     Finding,
+    Pid1,
     number,
 )
 from cslaunch.jobs import parse_worker_command
@@ -47,59 +48,82 @@ def check_pid1(facts: Facts) -> Iterable[Finding]:
     costs a worker its job. Only `exec` (or an exec-form command) makes the program get it.
     """
     for name, service in sorted(facts.services.items()):
-        pid1 = facts.pid1.get(name)
-        wrapper = _shell_wrapper(service)
-        last = shell.last_command(wrapper.script) if wrapper else None
-        execs = last is not None and last.execs
-        program = _program(last.words[0]) if last and last.words else "the program"
-        if last is not None and last.exec_at is None and not execs:
-            program = "the program it starts"  # a builtin or keyword is no program
-        kind = _worker_kind(service)
-        grace = _grace(service)
-        fix_exec = _exec_fix(name, wrapper, last, program)
-        if service.init or (pid1 is not None and pid1.name in INITS):
-            if wrapper is not None and not execs and kind is not None:
-                yield Finding(
-                    PID1_SHELL,
-                    WARNING,
-                    name,
-                    f"service {name}: its {kind[0]} ({program}) runs under `sh -c`: with "
-                    "`init: true` the init signals the shell, which exits without passing "
-                    f"SIGTERM on, so {program} is killed with the container and never shuts down "
-                    "cleanly (a running job is lost)",
-                    fix_exec,
-                )
-            continue
-        static = wrapper is not None and not execs  # the stack is down: as the model says
-        is_shell = pid1.name in SHELLS if pid1 is not None and pid1.name else static
-        if is_shell:
-            message = (
-                f"service {name}: a shell is PID 1 (`sh -c ...`): it does not pass SIGTERM on to "
-                f"{program}, so every stop waits the full {grace:.0f} s stop grace, then "
-                f"SIGKILLs {program} without a clean shutdown"
-            )
-            if kind is not None:
-                message += f" (the {kind[0]} cannot finish its job)"
-            yield Finding(
-                PID1_SHELL,
-                WARNING,
-                name,
-                message,
-                fix_exec + "; `init: true` alone only ends the stall, the program behind the "
-                "shell still gets no SIGTERM",
-            )
-        elif pid1 is not None and pid1.catches_sigterm is False:
-            sig = procs.signal_name(procs.signal_number(service.stop_signal))
-            yield Finding(
-                PID1_SIGTERM,
-                WARNING,
-                name,
-                f"service {name}: PID 1 ({pid1.name or 'unknown'}) does not handle {sig}, "
-                f"which the kernel then drops: every `docker compose stop/restart` waits the full "
-                f"{grace:.0f} s stop grace, then SIGKILLs",
-                f"add `init: true` to service {name} (its init forwards SIGTERM and the program "
-                "exits at once), or handle SIGTERM in the program",
-            )
+        finding = _pid1_finding(name, service, facts.pid1.get(name))
+        if finding is not None:
+            yield finding
+
+
+def _pid1_finding(name: str, service: Service, pid1: Pid1 | None) -> Finding | None:
+    """At most one finding per service: under an init only a shell that will not pass the
+    signal on matters; without one, a shell as PID 1 says more than its signal mask."""
+    wrapper = _shell_wrapper(service)
+    last = shell.last_command(wrapper.script) if wrapper else None
+    execs = last is not None and last.execs
+    program = _program(last.words[0]) if last and last.words else "the program"
+    if last is not None and last.exec_at is None and not execs:
+        program = "the program it starts"  # a builtin or keyword is no program
+    kind = _worker_kind(service)
+    fix_exec = _exec_fix(name, wrapper, last, program)
+    if service.init or (pid1 is not None and pid1.name in INITS):
+        if wrapper is not None and not execs and kind is not None:
+            return _shell_under_init(name, kind[0], program, fix_exec)
+        return None
+    static = wrapper is not None and not execs  # the stack is down: as the model says
+    is_shell = pid1.name in SHELLS if pid1 is not None and pid1.name else static
+    if is_shell:
+        worker = kind[0] if kind is not None else None
+        return _shell_as_pid1(name, worker, program, _grace(service), fix_exec)
+    if pid1 is not None and pid1.catches_sigterm is False:
+        return _deaf_pid1(name, service, pid1)
+    return None
+
+
+def _shell_under_init(name: str, worker: str, program: str, fix_exec: str) -> Finding:
+    return Finding(
+        PID1_SHELL,
+        WARNING,
+        name,
+        f"service {name}: its {worker} ({program}) runs under `sh -c`: with "
+        "`init: true` the init signals the shell, which exits without passing "
+        f"SIGTERM on, so {program} is killed with the container and never shuts down "
+        "cleanly (a running job is lost)",
+        fix_exec,
+    )
+
+
+def _shell_as_pid1(
+    name: str, worker: str | None, program: str, grace: float, fix_exec: str
+) -> Finding:
+    message = (
+        f"service {name}: a shell is PID 1 (`sh -c ...`): it does not pass SIGTERM on to "
+        f"{program}, so every stop waits the full {grace:.0f} s stop grace, then "
+        f"SIGKILLs {program} without a clean shutdown"
+    )
+    if worker is not None:
+        message += f" (the {worker} cannot finish its job)"
+    return Finding(
+        PID1_SHELL,
+        WARNING,
+        name,
+        message,
+        fix_exec + "; `init: true` alone only ends the stall, the program behind the "
+        "shell still gets no SIGTERM",
+    )
+
+
+def _deaf_pid1(name: str, service: Service, pid1: Pid1) -> Finding:
+    """PID 1 neither a shell nor an init, and its stop signal not handled."""
+    sig = procs.signal_name(procs.signal_number(service.stop_signal))
+    return Finding(
+        PID1_SIGTERM,
+        WARNING,
+        name,
+        f"service {name}: PID 1 ({pid1.name or 'unknown'}) does not handle {sig}, "
+        f"which the kernel then drops: every `docker compose stop/restart` waits the full "
+        f"{_grace(service):.0f} s stop grace, then SIGKILLs",
+        f"add `init: true` to service {name} (its init forwards SIGTERM and the program "
+        "exits at once), or handle SIGTERM in the program",
+    )
 
 
 def check_fixed_worker_names(facts: Facts) -> Iterable[Finding]:
