@@ -29,72 +29,28 @@ def gather(project: Project) -> Facts:
         info = pool.submit(_docker_os)
         found = stack.detect(project)
         docker_os = info.result()
-    notes: list[str] = []
+    services = found.stack.services
     raw_services: Mapping[str, Any] = found.raw.get("services") or {}
-    containers = found.containers
-    running = {
-        name: next(c for c in cs if c.running)
-        for name, cs in containers.items()
-        if any(c.running for c in cs) and name in found.stack.services
-    }
-    if not running:
-        notes.append("the stack is not running: PID 1, clock and live Redis settings")
+    running = _running(found)
     inspected = {d.get("Id", ""): d for d in docker.inspect([c.id for c in running.values()])}
-
     env: dict[str, dict[str, str]] = {}
     volumes: dict[str, tuple[Mount, ...]] = {}
-    watch: dict[str, tuple[str, ...]] = {}
-    dockerfiles: dict[str, str] = {}
-    sources: dict[str, dict[str, SourceInfo]] = {}
-    for name, service in found.stack.services.items():
+    for name in services:
         raw = raw_services.get(name) or {}
         data = inspected.get(running[name].id, {}) if name in running else {}
         env[name] = _environment(raw, data)
         volumes[name] = _mounts(raw, data)
-        watch[name] = tuple(
-            str(rule.get("target"))
-            for rule in (raw.get("develop") or {}).get("watch") or []
-            if "sync" in str(rule.get("action", "")) and rule.get("target")
-        )
-        text = stack.dockerfile_text(service)
-        if text is not None:
-            dockerfiles[name] = text
-            if service.build_context is not None:
-                copies = dockerfile_copies(text, service.target)
-                sources[name] = _context_sources(service.build_context, copies)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        pid1_jobs = {
-            name: pool.submit(_pid1, c, found.stack.services[name].stop_signal)
-            for name, c in running.items()
-            if name in found.stack.services
-        }
-        redis_jobs = {
-            name: pool.submit(_redis, service, running.get(name))
-            for name, service in found.stack.services.items()
-            if readiness.is_redis(service)
-        }
-        clock_job = pool.submit(_clock_sample, running, found.python)
-        pid1 = {name: job.result() for name, job in pid1_jobs.items()}
-        redis = {name: job.result() for name, job in redis_jobs.items()}
-        clock = clock_job.result()
-    if running and clock is None:
-        notes.append("clock: no running container could print its time")
-    unknown = sorted(n for n, p in pid1.items() if p.catches_sigterm is None)
-    if unknown:
-        notes.append(f"PID 1 signal handling of {', '.join(unknown)}: /proc/1/status unreadable")
-    if docker_os is None:
-        notes.append("Docker Desktop file sharing: `docker info` did not answer")
-
+    dockerfiles, sources = _builds(services)
+    pid1, redis, clock = _from_containers(found, running)
     return Facts(
         project=found.stack.name,
         root=project.root,
-        services=found.stack.services,
+        services=services,
         python=found.python,
         config=project.config,
-        containers=containers,
+        containers=found.containers,
         dockerfiles=dockerfiles,
-        watch_targets=watch,
+        watch_targets={name: _watch_targets(raw_services.get(name) or {}) for name in services},
         volumes=volumes,
         env=env,
         pid1=pid1,
@@ -102,9 +58,87 @@ def gather(project: Project) -> Facts:
         docker_os=docker_os,
         wsl=_under_wsl(),
         redis=redis,
-        host_paths=_host_paths(found.stack.services, volumes),
+        host_paths=_host_paths(services, volumes),
         sources=sources,
-        notes=tuple(notes),
+        notes=_notes(running, pid1, clock, docker_os),
+    )
+
+
+def _running(found: stack.Detected) -> dict[str, Container]:
+    """A running container of each service (the first, when it has several)."""
+    return {
+        name: next(c for c in cs if c.running)
+        for name, cs in found.containers.items()
+        if any(c.running for c in cs) and name in found.stack.services
+    }
+
+
+def _builds(
+    services: Mapping[str, Service],
+) -> tuple[dict[str, str], dict[str, dict[str, SourceInfo]]]:
+    """Each service's Dockerfile, and what its COPY sources are in its build context."""
+    dockerfiles: dict[str, str] = {}
+    sources: dict[str, dict[str, SourceInfo]] = {}
+    for name, service in services.items():
+        text = stack.dockerfile_text(service)
+        if text is None:
+            continue
+        dockerfiles[name] = text
+        if service.build_context is not None:
+            copies = dockerfile_copies(text, service.target)
+            sources[name] = _context_sources(service.build_context, copies)
+    return dockerfiles, sources
+
+
+def _from_containers(
+    found: stack.Detected, running: Mapping[str, Container]
+) -> tuple[dict[str, Pid1], dict[str, RedisFacts], ClockSample | None]:
+    """PID 1 of each running container, Redis' settings and a clock sample, all at once:
+    each is a `docker exec` or two, and they do not wait on each other."""
+    services = found.stack.services
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pid1_jobs = {
+            name: pool.submit(_pid1, c, services[name].stop_signal)
+            for name, c in running.items()
+            if name in services
+        }
+        redis_jobs = {
+            name: pool.submit(_redis, service, running.get(name))
+            for name, service in services.items()
+            if readiness.is_redis(service)
+        }
+        clock_job = pool.submit(_clock_sample, running, found.python)
+        pid1 = {name: job.result() for name, job in pid1_jobs.items()}
+        redis = {name: job.result() for name, job in redis_jobs.items()}
+        return pid1, redis, clock_job.result()
+
+
+def _notes(
+    running: Mapping[str, Container],
+    pid1: Mapping[str, Pid1],
+    clock: ClockSample | None,
+    docker_os: str | None,
+) -> tuple[str, ...]:
+    """What could not be checked, and why."""
+    notes: list[str] = []
+    if not running:
+        notes.append("the stack is not running: PID 1, clock and live Redis settings")
+    if running and clock is None:
+        notes.append("clock: no running container could print its time")
+    unknown = sorted(n for n, p in pid1.items() if p.catches_sigterm is None)
+    if unknown:
+        notes.append(f"PID 1 signal handling of {', '.join(unknown)}: /proc/1/status unreadable")
+    if docker_os is None:
+        notes.append("Docker Desktop file sharing: `docker info` did not answer")
+    return tuple(notes)
+
+
+def _watch_targets(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where `develop.watch` syncs files into the container: live code, like a bind mount."""
+    return tuple(
+        str(rule.get("target"))
+        for rule in (raw.get("develop") or {}).get("watch") or []
+        if "sync" in str(rule.get("action", "")) and rule.get("target")
     )
 
 
