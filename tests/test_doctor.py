@@ -26,6 +26,7 @@ from cslaunch.doctor import (
     gathering,
 )
 from cslaunch.model import Service, parse_service
+from cslaunch.output import SCHEMA
 from cslaunch.ui import UI
 
 ROOT = Path("/proj")
@@ -680,7 +681,7 @@ def test_a_clean_stack_has_no_findings() -> None:
 def test_json_document_is_versioned_and_complete() -> None:
     findings = doctor.diagnose(broken())
     doc = json.loads(json.dumps(doctor.to_json(findings, project="p", notes=["clock: no"])))
-    assert doc["schema"] == doctor.SCHEMA_VERSION
+    assert doc["schema"] == SCHEMA
     assert (doc["command"], doc["project"], doc["ok"]) == ("doctor", "p", False)
     assert doc["counts"]["error"] == 1
     assert doc["not_checked"] == ["clock: no"]

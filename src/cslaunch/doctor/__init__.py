@@ -21,7 +21,6 @@ the exit code, JSON and text), ``gathering`` (the edge).
 
 from cslaunch.doctor.diagnosis import (
     EXIT_ERRORS,
-    SCHEMA_VERSION,
     counts,
     diagnose,
     exit_code,
@@ -77,7 +76,6 @@ __all__ = [
     "REDIS_AOF_NO_REWRITE",
     "RQ_FIXED_NAME",
     "RQ_NO_HEALTHCHECK",
-    "SCHEMA_VERSION",
     "STOP_GRACE",
     "WARNING",
     "WSL_DRIVE",

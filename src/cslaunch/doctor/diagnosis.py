@@ -4,6 +4,7 @@ shown, as JSON or as text."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import Any
 
 from cslaunch import errors
@@ -23,9 +24,9 @@ from cslaunch.doctor.checks_restarts import (
     check_stop_grace,
 )
 from cslaunch.doctor.facts import ERROR, INFO, WARNING, Facts, Finding
+from cslaunch.output import envelope
 from cslaunch.ui import UI
 
-SCHEMA_VERSION = 1
 EXIT_ERRORS = errors.DOCTOR  # `cslaunch doctor` found at least one error-level finding
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
@@ -66,15 +67,14 @@ def counts(findings: Iterable[Finding]) -> dict[str, int]:
 def to_json(
     findings: list[Finding], *, project: str | None = None, notes: Iterable[str] = ()
 ) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_VERSION,
-        "command": "doctor",
-        "ok": exit_code(findings) == 0,
-        "project": project,
-        "counts": counts(findings),
-        "findings": [f.to_json() for f in findings],
-        "not_checked": list(notes),
-    }
+    return envelope(
+        "doctor",
+        exit_code(findings) == 0,
+        project=project,
+        counts=counts(findings),
+        findings=[asdict(f) for f in findings],
+        not_checked=list(notes),
+    )
 
 
 def render(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from cslaunch.config import Config
 from cslaunch.containers import Container
@@ -43,15 +43,6 @@ class Finding:
     service: str | None
     message: str
     fix: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "service": self.service,
-            "message": self.message,
-            "fix": self.fix,
-        }
 
 
 @dataclass(frozen=True)
