@@ -153,7 +153,8 @@ def image_builds(text: str, target: str | None = None) -> list[str]:
 
 
 # Volumes over these directories of bind-mounted code are the usual, deliberate pattern
-# (dependencies and caches built inside the container), not code hidden by mistake.
+# (dependencies and caches built inside the container), not code hidden by mistake; nor is
+# what they hold code when the build context is looked at.
 DEPENDENCY_DIRS = frozenset(
     {
         "node_modules",
@@ -197,6 +198,7 @@ _CODE_SUFFIXES = frozenset(
 
 
 def is_dir_source(source: str, sources: Mapping[str, SourceInfo] | None = None) -> bool:
+    """Whether a COPY source is a directory: as the build context has it, else as written."""
     info = (sources or {}).get(norm(source) or ".")
     if info is not None and info.kind != "missing":
         return info.kind == "dir"
@@ -220,6 +222,7 @@ def is_code(source: str, sources: Mapping[str, SourceInfo] | None = None) -> boo
 
 
 def is_code_file(name: str) -> bool:
+    """A file name that is code, for a file on disk (where `is_code` must guess)."""
     if any(fnmatch.fnmatch(name, pattern) for pattern in _MANIFESTS):
         return False
     return PurePath(name).suffix in _CODE_SUFFIXES

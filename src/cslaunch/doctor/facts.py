@@ -38,6 +38,8 @@ RQ_FIXED_NAME = "rq-fixed-worker-name"
 
 @dataclass(frozen=True)
 class Finding:
+    """What one check found: about one service (None: the whole stack), with its fix."""
+
     code: str
     severity: Severity
     service: str | None

@@ -7,6 +7,7 @@ import posixpath
 
 
 def norm(path: str) -> str:
+    """A COPY source as a key: `./src/`, `src/` and `src` are one source, `.` and `./` are ""."""
     while path.startswith("./"):
         path = path[2:]
     return "" if path in (".", "") else path.rstrip("/")
