@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cslaunch import doctor
+from cslaunch.output import SCHEMA
 from cslaunch.project import resolve
 from tests.stackutil import PROJECT_PREFIX, free_port
 
@@ -147,7 +148,7 @@ def test_doctor_on_a_real_stack(engine: str, tmp_path: Path) -> None:
         assert doctor.CLOCK_SKEW not in {f.code for f in findings}
         assert doctor.exit_code(findings) == doctor.EXIT_ERRORS
         document = json.loads(json.dumps(doctor.to_json(findings, project=name)))
-        assert document["schema"] == doctor.SCHEMA_VERSION
+        assert document["schema"] == SCHEMA
         assert document["ok"] is False
         assert document["counts"]["error"] == 1
         assert gathered < 20, gathered
