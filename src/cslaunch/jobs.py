@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cslaunch import docker
 from cslaunch.containers import Container, by_hostname, project_containers
 from cslaunch.errors import LAUNCH_FAILED, CslaunchError
+from cslaunch.output import envelope
 from cslaunch.rqconfig import POLICIES, RQConfig
 from cslaunch.ui import UI
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # for annotations only
     from cslaunch import model
 
 DEFAULT_QUEUE = "default"
-JSON_SCHEMA_VERSION = 1
 
 
 class JobsError(CslaunchError):
@@ -531,16 +531,9 @@ class RecoveredJob:
     error: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = {
-            "id": self.id,
-            "func": self.func,
-            "queue": self.queue,
-            "action": self.action,
-            "reason": self.reason,
-            "worker": self.worker,
-        }
-        if self.error:
-            data["error"] = self.error
+        data = asdict(self)
+        if not self.error:
+            del data["error"]
         return data
 
 
@@ -576,22 +569,21 @@ class RecoveryReport:
         return None if self.ok else self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": JSON_SCHEMA_VERSION,
-            "command": "jobs recover",
-            "ok": self.ok,
-            "state": self.state,
-            "message": self.message,
-            "policy": self.policy,
-            "dry_run": self.dry_run,
-            "jobs": [j.to_json() for j in self.jobs],
-            "workers_cleaned": [{"name": w.name, "reason": w.reason} for w in self.workers_cleaned],
-            "live_started": self.live_started,
-            "liveness": self.liveness,
-            "rq_version": self.rq_version,
-            "service": self.service,
-            "seconds": round(self.seconds, 3),
-        }
+        return envelope(
+            "jobs recover",
+            self.ok,
+            state=self.state,
+            message=self.message,
+            policy=self.policy,
+            dry_run=self.dry_run,
+            jobs=[j.to_json() for j in self.jobs],
+            workers_cleaned=[asdict(w) for w in self.workers_cleaned],
+            live_started=self.live_started,
+            liveness=self.liveness,
+            rq_version=self.rq_version,
+            service=self.service,
+            seconds=round(self.seconds, 3),
+        )
 
 
 def recover(
@@ -731,7 +723,7 @@ class QueueCounts:
     canceled: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -746,7 +738,7 @@ class StartedJob:
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -758,7 +750,7 @@ class FailedJob:
     error: str  # the last line of the exception
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -773,7 +765,7 @@ class WorkerInfo:
     service: str = ""  # the Compose service whose container runs it, when one does
 
     def to_json(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
+        data = asdict(self)
         data["queues"] = list(self.queues)
         return data
 
@@ -797,21 +789,20 @@ class JobsStatus:
         return [s for s in self.started if s.orphaned]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": JSON_SCHEMA_VERSION,
-            "command": "jobs",
-            "ok": self.ok,
-            "state": self.state,
-            "message": self.message,
-            "rq_version": self.rq_version,
-            "redis_version": self.redis_version,
-            "liveness": self.liveness,
-            "queues": [q.to_json() for q in self.queues],
-            "started": [s.to_json() for s in self.started],
-            "failed": [f.to_json() for f in self.failed],
-            "workers": [w.to_json() for w in self.workers],
-            "service": self.service,
-        }
+        return envelope(
+            "jobs",
+            self.ok,
+            state=self.state,
+            message=self.message,
+            rq_version=self.rq_version,
+            redis_version=self.redis_version,
+            liveness=self.liveness,
+            queues=[q.to_json() for q in self.queues],
+            started=[s.to_json() for s in self.started],
+            failed=[f.to_json() for f in self.failed],
+            workers=[w.to_json() for w in self.workers],
+            service=self.service,
+        )
 
 
 def status(
