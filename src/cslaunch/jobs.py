@@ -480,6 +480,22 @@ def discover(
         found = registrations(project, helpers)
     except JobsError as e:
         return Discovered(guess, problem=e.message)
+    queues, busy, named = _by_container(found, owners)
+    workers = _workers(guess, helpers, queues, rq)
+    dead = tuple(r for r in found if not r.alive)
+    if not workers:
+        return Discovered(None, dead=dead)
+    names = {w.service for w in workers}
+    others = tuple(h for h in every if h.service not in names)
+    setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq, others)
+    return Discovered(setup, busy, dead=dead, named=named)
+
+
+def _by_container(
+    found: Sequence[Registration], owners: Mapping[str, Sequence[Container]]
+) -> tuple[dict[str, list[str]], dict[str, str], dict[str, str]]:
+    """From the live registrations whose container can be told: the queues each service's
+    workers take, the job each container's worker runs, each container's fixed worker name."""
     queues: dict[str, list[str]] = {}
     busy: dict[str, str] = {}
     named: dict[str, str] = {}
@@ -495,6 +511,16 @@ def discover(
             busy[c.id] = r.current_job
         if not _generated_name(r.name):
             named[c.id] = r.name
+    return queues, busy, named
+
+
+def _workers(
+    guess: RQSetup | None,
+    helpers: Sequence[RQWorkerService],
+    queues: Mapping[str, list[str]],
+    rq: RQConfig,
+) -> list[RQWorkerService]:
+    """The workers the command lines show, then the services only Redis showed to run one."""
     known = {w.service: w for w in (guess.workers if guess else ())}
     by_helper = {w.service: w for w in helpers}
     workers = list(known.values())
@@ -505,13 +531,7 @@ def discover(
                 name, base.redis_url, base.url_source, tuple(dict.fromkeys(queues[name])), "python3"
             )
         )
-    dead = tuple(r for r in found if not r.alive)
-    if not workers:
-        return Discovered(None, dead=dead)
-    names = {w.service for w in workers}
-    others = tuple(h for h in every if h.service not in names)
-    setup = RQSetup(tuple(workers), _redis_service(stack, names, workers), rq, others)
-    return Discovered(setup, busy, dead=dead, named=named)
+    return workers
 
 
 def _generated_name(name: str) -> bool:
@@ -711,6 +731,17 @@ def render_recovery(ui: UI, report: RecoveryReport) -> None:
 
 
 # --- status -------------------------------------------------------------------------------
+QUEUE_COUNT_FIELDS = (
+    "queued",
+    "started",
+    "failed",
+    "finished",
+    "deferred",
+    "scheduled",
+    "canceled",
+)
+
+
 @dataclass(frozen=True)
 class QueueCounts:
     name: str
@@ -818,75 +849,69 @@ def status(
     result = JobsStatus()
     hosts = by_hostname(c for cs in (containers or {}).values() for c in cs)
     for doc in _ran(project, setup, {"action": "status", "failed_limit": failed_limit}, 60):
-        result.service = result.service or str(doc.get("service", ""))
-        result.rq_version = result.rq_version or str(doc.get("rq_version") or "")
-        result.redis_version = result.redis_version or str(doc.get("redis_version") or "")
-        if not doc.get("ok"):
-            result.ok = False
-            result.state = str(doc.get("state") or "error")
-            result.message = str(doc.get("message") or "")
-            continue
-        result.liveness = result.liveness or str(doc.get("liveness") or "")
-        for q in doc.get("queues") or []:
-            result.queues.append(
-                QueueCounts(
-                    name=str(q["name"]),
-                    **{k: int(q.get(k) or 0) for k in QUEUE_COUNT_FIELDS},
-                )
-            )
-        for s in doc.get("started") or []:
-            result.started.append(
-                StartedJob(
-                    id=str(s["id"]),
-                    func=str(s.get("func") or "?"),
-                    queue=str(s.get("queue") or ""),
-                    worker=str(s.get("worker") or ""),
-                    worker_alive=bool(s.get("worker_alive")),
-                    orphaned=bool(s.get("orphaned")),
-                    age=s.get("age"),
-                    reason=str(s.get("reason") or ""),
-                )
-            )
-        for f in doc.get("failed") or []:
-            result.failed.append(
-                FailedJob(
-                    id=str(f["id"]),
-                    func=str(f.get("func") or "?"),
-                    queue=str(f.get("queue") or ""),
-                    ended_at=f.get("ended_at"),
-                    error=str(f.get("error") or ""),
-                )
-            )
-        for w in doc.get("workers") or []:
-            host = str(w.get("hostname") or "")
-            # One running container has that hostname: it runs the worker (on the host's
-            # network they all have the host's, and nothing tells them apart).
-            owners = hosts.get(host, [])
-            result.workers.append(
-                WorkerInfo(
-                    name=str(w["name"]),
-                    state=str(w.get("state") or ""),
-                    queues=tuple(w.get("queues") or ()),
-                    alive=bool(w.get("alive")),
-                    heartbeat_age=w.get("heartbeat_age"),
-                    current_job=str(w.get("current_job") or ""),
-                    hostname=host,
-                    service=owners[0].service if len(owners) == 1 else "",
-                )
-            )
+        _merge_status(result, doc, hosts)
     result.failed.sort(key=lambda f: f.ended_at or "", reverse=True)
     return result
 
 
-QUEUE_COUNT_FIELDS = (
-    "queued",
-    "started",
-    "failed",
-    "finished",
-    "deferred",
-    "scheduled",
-    "canceled",
-)
+def _merge_status(
+    result: JobsStatus, doc: Mapping[str, Any], hosts: Mapping[str, Sequence[Container]]
+) -> None:
+    """Add one Redis's answer (one helper run) to `result`."""
+    result.service = result.service or str(doc.get("service", ""))
+    result.rq_version = result.rq_version or str(doc.get("rq_version") or "")
+    result.redis_version = result.redis_version or str(doc.get("redis_version") or "")
+    if not doc.get("ok"):
+        result.ok = False
+        result.state = str(doc.get("state") or "error")
+        result.message = str(doc.get("message") or "")
+        return
+    result.liveness = result.liveness or str(doc.get("liveness") or "")
+    for q in doc.get("queues") or []:
+        result.queues.append(
+            QueueCounts(name=str(q["name"]), **{k: int(q.get(k) or 0) for k in QUEUE_COUNT_FIELDS})
+        )
+    for s in doc.get("started") or []:
+        result.started.append(
+            StartedJob(
+                id=str(s["id"]),
+                func=str(s.get("func") or "?"),
+                queue=str(s.get("queue") or ""),
+                worker=str(s.get("worker") or ""),
+                worker_alive=bool(s.get("worker_alive")),
+                orphaned=bool(s.get("orphaned")),
+                age=s.get("age"),
+                reason=str(s.get("reason") or ""),
+            )
+        )
+    for f in doc.get("failed") or []:
+        result.failed.append(
+            FailedJob(
+                id=str(f["id"]),
+                func=str(f.get("func") or "?"),
+                queue=str(f.get("queue") or ""),
+                ended_at=f.get("ended_at"),
+                error=str(f.get("error") or ""),
+            )
+        )
+    result.workers += [_worker_info(w, hosts) for w in doc.get("workers") or []]
+
+
+def _worker_info(w: Mapping[str, Any], hosts: Mapping[str, Sequence[Container]]) -> WorkerInfo:
+    host = str(w.get("hostname") or "")
+    # One running container has that hostname: it runs the worker (on the host's network
+    # they all have the host's, and nothing tells them apart).
+    owners = hosts.get(host, [])
+    return WorkerInfo(
+        name=str(w["name"]),
+        state=str(w.get("state") or ""),
+        queues=tuple(w.get("queues") or ()),
+        alive=bool(w.get("alive")),
+        heartbeat_age=w.get("heartbeat_age"),
+        current_job=str(w.get("current_job") or ""),
+        hostname=host,
+        service=owners[0].service if len(owners) == 1 else "",
+    )
 
 
 def render_status(ui: UI, st: JobsStatus) -> None:
