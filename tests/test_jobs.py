@@ -27,12 +27,17 @@ from typing import Any
 
 import pytest
 
-from cslaunch import docker, jobs, model, redis_maint, rqscript
+from cslaunch import docker, jobs, model, rqscript
 from cslaunch.docker import ComposeProject
 from cslaunch.errors import ConfigError
 from cslaunch.jobs import RQSetup, RQWorkerService, find_rq
+from cslaunch.jobs import redis as redis_maint
 from cslaunch.rqconfig import RQConfig, parse_rq_config
 from cslaunch.ui import UI
+
+# Every module of cslaunch.jobs but redis (Redis maintenance), which reports through
+# cslaunch.report.
+JOBS_ROOMS = ("setup", "helper", "workers", "recovery", "overview")
 
 # These fake the docker CLI: container calls must take it, not the Engine API.
 pytestmark = pytest.mark.usefixtures("cli_path")
@@ -770,12 +775,28 @@ def test_config_module_gives_url_and_queues(
 
 
 def test_jobs_module_does_not_import_config() -> None:
-    """config.py imports RQConfig from here, and model imports config: no cycle allowed."""
-    code = "import sys, cslaunch.jobs; print(sorted(m for m in sys.modules if 'cslaunch.' in m))"
+    """The jobs machinery imports neither cslaunch.config nor cslaunch.model (which imports
+    config): RQConfig lives in rqconfig, apart from both, so no cycle can form."""
+    rooms = ", ".join(f"cslaunch.jobs.{room}" for room in JOBS_ROOMS)
+    code = f"import sys, {rooms}; print(sorted(m for m in sys.modules if 'cslaunch.' in m))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "cslaunch.config" not in out and "cslaunch.model" not in out
+
+
+def test_package_face_is_lazy_and_complete() -> None:
+    """`import cslaunch.jobs` loads no room; each name it offers comes from its room."""
+    code = (
+        "import sys, cslaunch.jobs as j; print(sorted(m for m in sys.modules if 'jobs.' in m)); "
+        "print(all(getattr(j, n).__module__.startswith('cslaunch.jobs.') for n in j.__all__))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split("\n")[:2] == ["[]", "True"]
+    with pytest.raises(AttributeError):
+        _ = jobs.no_such_name  # type: ignore[attr-defined]
 
 
 def test_run_as_script_subprocess(server: RedisServer, r: Any) -> None:

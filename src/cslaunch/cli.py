@@ -614,7 +614,7 @@ def redis_command(
     Never FLUSHDB/FLUSHALL; queued and started jobs are never touched; app caches only when
     configured ([tool.cslaunch.rq] cache_patterns / cache_dbs).
     """
-    from cslaunch import redis_maint
+    from cslaunch.jobs import redis as redis_maint
     from cslaunch.lock import project_lock
 
     g = _globals(ctx, **opts)

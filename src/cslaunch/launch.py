@@ -479,7 +479,8 @@ def _maintenance_due(project: Project) -> bool:
 def maintain_redis(project: Project, rq: jobs.RQSetup, ui: UI, report: LaunchReport) -> str:
     """Measure Redis (INFO), and only when a threshold is crossed purge old ended jobs and
     rewrite an overgrown AOF. Never FLUSHDB; queued and started jobs are never touched."""
-    from cslaunch import redis_maint  # at most hourly: not worth its import on every launch
+    # At most hourly: not worth its import on every launch.
+    from cslaunch.jobs import redis as redis_maint
 
     try:
         done = redis_maint.maintain(project.compose, rq)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cslaunch import docker
-from cslaunch.jobs import RQSetup, run_helper
+from cslaunch.jobs.helper import run_helper
+from cslaunch.jobs.setup import RQSetup
 from cslaunch.output import envelope
 from cslaunch.report import human_bytes
 from cslaunch.rqconfig import RQConfig
