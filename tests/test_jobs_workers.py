@@ -1,5 +1,5 @@
 """RQ workers found from what runs (jobs.discover) and their readiness (jobs.LiveWorkers),
-with the helper's answer faked at the run_helper boundary."""
+both in cslaunch.jobs.workers, with the helper's answer faked at the run_helper boundary."""
 
 from __future__ import annotations
 
