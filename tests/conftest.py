@@ -1,4 +1,5 @@
-"""Fixtures for tests against a real Docker engine.
+"""Fixtures for tests against a real Docker engine, and for the RQ helper's tests against a
+throwaway redis-server (tests/redisutil.py).
 
 Engine tests copy the example stack into a temporary directory with their own project name
 (prefix `cslt-`) and free loopback ports, and take it down (`down -v`) when they finish.
@@ -8,16 +9,20 @@ them instead of skipping them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cslaunch import docker, rqscript
 from cslaunch.state import HOME_ENV
+from tests.redisutil import RedisServer, Worker, require
 from tests.stackutil import PROJECT_PREFIX, ProdStack, TestStack, remove_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,3 +105,57 @@ def prod_stack(engine: str, tmp_path: Path) -> Iterator[ProdStack]:
         yield s
     finally:
         s.down()
+
+
+@pytest.fixture(scope="module")
+def redis_bin() -> str:
+    found = shutil.which("redis-server")
+    if not found:
+        require("redis-server is not installed (apt-get install redis-server)")
+    try:
+        import redis  # noqa: F401
+        import rq  # noqa: F401
+    except ImportError:
+        require("rq is not installed in the venv (pip install -e '.[test]')")
+    assert found
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(redis_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    s = RedisServer(redis_bin, tmp_path_factory.mktemp("redis"), "--appendonly", "no")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def r(server: RedisServer) -> Any:
+    client = server.client()
+    client.flushall()  # the test's own throwaway server
+    return client
+
+
+@pytest.fixture
+def spawn(server: RedisServer) -> Iterator[Any]:
+    started: list[Worker] = []
+
+    def make(*queues: str) -> Worker:
+        w = Worker(server, *queues)
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        w.kill()
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker compose exec replaced by running the helper right here."""
+
+    def fake_run(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        request = json.loads(kw["input"])  # on stdin: the URL may hold a password
+        result = rqscript.run(request)
+        return subprocess.CompletedProcess(argv, 0, rqscript.MARKER + json.dumps(result), "")
+
+    monkeypatch.setattr(docker, "run", fake_run)

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from cslaunch import docker, jobs, model, redis_maint
+from cslaunch import docker, jobs, model
 from cslaunch.docker import ComposeProject
 from cslaunch.jobs import RQSetup
+from cslaunch.jobs import redis as redis_maint
 from cslaunch.rqconfig import RQConfig
 from tests.stackutil import TestStack
 

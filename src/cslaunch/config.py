@@ -6,7 +6,6 @@ so a typo is an error that names the key, not a setting silently ignored.
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from cslaunch.errors import ConfigError
 from cslaunch.rqconfig import RQConfig, parse_rq_config
+from cslaunch.toml_reader import Fail, Reader
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,27 +116,36 @@ def parse_config(
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{where}: {prefix}{key}: {problem}")
 
-    def get(tbl: dict[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
-        value = tbl.get(key)
-        # bool is an int in Python; a number setting given `true` is still a type error.
-        if value is not None and (
-            not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind))
-        ):
-            raise fail(path, f"expected {_kind_name(kind)}, got {type(value).__name__}")
-        return value
+    top = Reader(table, fail)
+    top.only(TOP_KEYS)
+    roots = top.strings("python_roots")
+    url = _url(top)
+    timeout = top.number(
+        "timeout", low=0, low_ok=False, problem="must be a positive number of seconds"
+    )
+    project_name = top.get("project_name", str)
+    services: dict[str, ServiceConfig] = {}
+    for name, svc in (top.get("services", dict) or {}).items():
+        if not isinstance(svc, dict):
+            raise top.error(f"services.{name}", "expected a table")
+        services[name] = _service(Reader(svc, fail, f"services.{name}."))
+    return Config(
+        source=source,
+        compose_files=top.strings("compose_files") or (),
+        project_name=project_name,
+        profiles=top.strings("profiles") or (),
+        python_roots=tuple((base / r) for r in roots) if roots is not None else None,
+        url=url,
+        timeout=timeout if timeout is not None else Config.timeout,
+        source_patterns=top.strings("source_patterns") or (),
+        frontend=_frontend(top.get("frontend", dict), base, fail),
+        rq=parse_rq_config(top.get("rq", dict) or {}, fail),
+        services=services,
+    )
 
-    def str_list(tbl: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
-        value = get(tbl, key, list, path)
-        if value is None:
-            return None
-        for item in value:
-            if not isinstance(item, str) or not item:
-                raise fail(path, "expected a list of non-empty strings")
-        return tuple(value)
 
-    _reject_unknown(table, TOP_KEYS, fail, "")
-    roots = str_list(table, "python_roots", "python_roots")
-    url = get(table, "url", str, "url")
+def _url(top: Reader) -> str | None:
+    url: str | None = top.get("url", str)
     if url is not None:
         try:
             parts = urlsplit(url)
@@ -145,88 +154,65 @@ def parse_config(
         except ValueError:
             valid = False
         if not valid:
-            raise fail("url", f"not an http(s) URL: {url!r}")
-    timeout = get(table, "timeout", (int, float), "timeout")
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise fail("timeout", "must be a positive number of seconds")
-    project_name = get(table, "project_name", str, "project_name")
+            raise top.error("url", f"not an http(s) URL: {url!r}")
+    return url
 
-    services: dict[str, ServiceConfig] = {}
-    for name, svc in (get(table, "services", dict, "services") or {}).items():
-        path = f"services.{name}"
-        if not isinstance(svc, dict):
-            raise fail(path, "expected a table")
-        _reject_unknown(svc, SERVICE_KEYS, fail, path + ".")
-        stop = get(svc, "stop", str, path + ".stop") or "auto"
-        if stop not in STOP_MODES:
-            raise fail(path + ".stop", f"expected one of {', '.join(STOP_MODES)}, got {stop!r}")
-        grace = get(svc, "grace", (int, float), path + ".grace")
-        if grace is not None and not (math.isfinite(grace) and grace >= 0):
-            raise fail(path + ".grace", "must be zero or more seconds")
-        health = get(svc, "health", str, path + ".health")
-        if health is not None:
-            try:
-                parts = urlsplit(health)
-                valid = parts.scheme in ("http", "https", "tcp") and bool(parts.hostname)
-                valid = valid and (parts.scheme != "tcp" or parts.port is not None)
-            except ValueError:
-                valid = False
-            if not valid:
-                raise fail(
-                    path + ".health", f"expected http(s)://... or tcp://host:port, got {health!r}"
-                )
-        status = get(svc, "health_status", int, path + ".health_status")
-        if status is not None and not 100 <= status <= 599:
-            raise fail(path + ".health_status", f"not an HTTP status: {status}")
-        services[name] = ServiceConfig(
-            python=get(svc, "python", bool, path + ".python"),
-            stop=stop,
-            grace=float(grace) if grace is not None else None,
-            health=health,
-            health_status=status,
-        )
 
-    return Config(
-        source=source,
-        compose_files=str_list(table, "compose_files", "compose_files") or (),
-        project_name=project_name,
-        profiles=str_list(table, "profiles", "profiles") or (),
-        python_roots=tuple((base / r) for r in roots) if roots is not None else None,
-        url=url,
-        timeout=float(timeout) if timeout is not None else Config.timeout,
-        source_patterns=str_list(table, "source_patterns", "source_patterns") or (),
-        frontend=_frontend(get(table, "frontend", dict, "frontend"), base, fail),
-        rq=parse_rq_config(get(table, "rq", dict, "rq") or {}, fail),
-        services=services,
+def _service(svc: Reader) -> ServiceConfig:
+    svc.only(SERVICE_KEYS)
+    stop = svc.get("stop", str) or "auto"
+    if stop not in STOP_MODES:
+        raise svc.error("stop", f"expected one of {', '.join(STOP_MODES)}, got {stop!r}")
+    grace = svc.number("grace", low=0, low_ok=True, problem="must be zero or more seconds")
+    health = svc.get("health", str)
+    if health is not None:
+        try:
+            parts = urlsplit(health)
+            valid = parts.scheme in ("http", "https", "tcp") and bool(parts.hostname)
+            valid = valid and (parts.scheme != "tcp" or parts.port is not None)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise svc.error("health", f"expected http(s)://... or tcp://host:port, got {health!r}")
+    status = svc.get("health_status", int)
+    if status is not None and not 100 <= status <= 599:
+        raise svc.error("health_status", f"not an HTTP status: {status}")
+    return ServiceConfig(
+        python=svc.get("python", bool),
+        stop=stop,
+        grace=grace,
+        health=health,
+        health_status=status,
     )
 
 
-def _frontend(table: dict[str, Any] | None, base: Path, fail: Any) -> FrontendConfig | None:
+def _frontend(table: dict[str, Any] | None, base: Path, fail: Fail) -> FrontendConfig | None:
     if table is None:
         return None
-    _reject_unknown(table, FRONTEND_KEYS, fail, "frontend.")
+    frontend = Reader(table, fail, "frontend.")
+    frontend.only(FRONTEND_KEYS)
     build = table.get("build")
     if isinstance(build, str) and build.strip():
         try:
             words = tuple(shlex.split(build))
         except ValueError as e:
-            raise fail("frontend.build", f"cannot split into arguments: {e}") from None
+            raise frontend.error("build", f"cannot split into arguments: {e}") from None
     elif isinstance(build, list) and build and all(isinstance(w, str) and w for w in build):
         words = tuple(build)
     else:
-        raise fail("frontend.build", "expected a command: a string or a list of arguments")
+        raise frontend.error("build", "expected a command: a string or a list of arguments")
     sources = table.get("sources")
     if (
         not isinstance(sources, list)
         or not sources
         or not all(isinstance(s, str) and s for s in sources)
     ):
-        raise fail("frontend.sources", "expected a list of paths whose changes need a build")
+        raise frontend.error("sources", "expected a list of paths whose changes need a build")
     cwd, output = table.get("cwd", "."), table.get("output")
     if not isinstance(cwd, str):
-        raise fail("frontend.cwd", "expected a path")
+        raise frontend.error("cwd", "expected a path")
     if output is not None and not isinstance(output, str):
-        raise fail("frontend.output", "expected a path")
+        raise frontend.error("output", "expected a path")
     return FrontendConfig(
         build=words,
         cwd=base / cwd,
@@ -251,25 +237,3 @@ TOP_KEYS = frozenset(
 )
 FRONTEND_KEYS = frozenset({"build", "cwd", "sources", "output"})
 SERVICE_KEYS = frozenset({"python", "stop", "grace", "health", "health_status"})
-
-
-def _reject_unknown(table: dict[str, Any], known: frozenset[str], fail: Any, path: str) -> None:
-    for key in table:
-        if key not in known:
-            raise fail(path + key, f"unknown key (known: {', '.join(sorted(known))})")
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        bool: "true/false",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }
-    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))

@@ -6,12 +6,12 @@ start-up, before anything else, and need not load the machinery that runs jobs.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cslaunch.redact import scrub
+from cslaunch.toml_reader import Fail, Reader
 
 POLICIES = ("requeue", "fail")
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -80,75 +80,39 @@ RQ_KEYS = frozenset(
 )
 
 
-def parse_rq_config(table: Mapping[str, Any], fail: Callable[[str, str], Exception]) -> RQConfig:
+def parse_rq_config(table: Mapping[str, Any], fail: Fail) -> RQConfig:
     """Validate the `[tool.cslaunch.rq]` table strictly. `fail(key, problem)` builds the error
     to raise; keys are passed as "rq.<key>" so messages name the full setting."""
     if not isinstance(table, Mapping):
         raise fail("rq", f"expected a table, got {type(table).__name__}")
-    for key in table:
-        if key not in RQ_KEYS:
-            raise fail(f"rq.{key}", f"unknown key (known: {', '.join(sorted(RQ_KEYS))})")
-
-    def value(key: str, kinds: tuple[type, ...], what: str) -> Any:
-        v = table.get(key)
-        if v is None:
-            return None
-        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
-            raise fail(f"rq.{key}", f"expected {what}, got {type(v).__name__}")
-        return v
+    rq = Reader(table, fail, "rq.")
+    rq.only(RQ_KEYS)
+    defaults = RQConfig()
 
     def number(
-        key: str, default: float, *, low: float, low_ok: bool, high: float | None = None
+        key: str, default: float, low: float, low_ok: bool, high: float | None = None
     ) -> float:
-        v = value(key, (int, float), "a number")
-        if v is None:
-            return default
-        ok = math.isfinite(v) and (v >= low if low_ok else v > low)
-        if high is not None:
-            ok = ok and v <= high
-        if not ok:
-            bound = f"{'at least' if low_ok else 'more than'} {low:g}"
-            if high is not None:
-                bound += f" and at most {high:g}"
-            raise fail(f"rq.{key}", f"must be {bound}, got {v!r}")
-        return float(v)
+        value = rq.number(key, low=low, low_ok=low_ok, high=high)
+        return default if value is None else value
 
-    def strings(key: str) -> tuple[str, ...]:
-        v = value(key, (list,), "a list of strings")
-        if v is None:
-            return ()
-        if not all(isinstance(s, str) and s.strip() for s in v):
-            raise fail(f"rq.{key}", "expected a list of non-empty strings")
-        return tuple(v)
-
-    defaults = RQConfig()
-    policy = value("policy", (str,), "a string")
+    policy = rq.get("policy", str)
     if policy is not None and policy not in POLICIES:
-        raise fail("rq.policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
-    url = value("redis_url", (str,), "a string")
+        raise rq.error("policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
+    url = rq.get("redis_url", str)
     if url is not None and not url.startswith(REDIS_URL_SCHEMES):
-        raise fail(
-            "rq.redis_url", f"not a Redis URL (redis://, rediss://, unix://): {scrub(url)!r}"
+        raise rq.error(
+            "redis_url", f"not a Redis URL (redis://, rediss://, unix://): {scrub(url)!r}"
         )
-    max_jobs = value("max_job_keys", (int,), "a whole number")
+    max_jobs = rq.get("max_job_keys", int, "a whole number")
     if max_jobs is not None and max_jobs < 1:
-        raise fail("rq.max_job_keys", f"must be at least 1, got {max_jobs}")
-    patterns = strings("cache_patterns")
-    for pattern in patterns:
-        if pattern.strip("*?") == "" or pattern.startswith(("rq:", "rq*", "r*", "r?")):
-            raise fail(
-                "rq.cache_patterns",
-                f"{pattern!r} would match RQ's own keys or everything; name the cache's keys",
-            )
-    dbs = value("cache_dbs", (list,), "a list of database numbers")
-    for db in dbs or []:
-        if not isinstance(db, int) or isinstance(db, bool) or db < 0:
-            raise fail("rq.cache_dbs", f"expected database numbers (0, 1, ...), got {db!r}")
+        raise rq.error("max_job_keys", f"must be at least 1, got {max_jobs}")
+    patterns = _cache_patterns(rq)
+    dbs = _cache_dbs(rq)
     return RQConfig(
-        enabled=bool(value("enabled", (bool,), "true/false") if "enabled" in table else True),
+        enabled=bool(rq.get("enabled", bool) if "enabled" in table else True),
         policy=policy or defaults.policy,
         redis_url=url,
-        worker_services=strings("worker_services"),
+        worker_services=_strings(rq, "worker_services"),
         max_job_keys=int(max_jobs) if max_jobs is not None else defaults.max_job_keys,
         max_memory_percent=number(
             "max_memory_percent", defaults.max_memory_percent, low=0, low_ok=False, high=100
@@ -158,5 +122,28 @@ def parse_rq_config(table: Mapping[str, Any], fail: Callable[[str, str], Excepti
         aof_min_mb=number("aof_min_mb", defaults.aof_min_mb, low=0, low_ok=True),
         retention_days=number("retention_days", defaults.retention_days, low=0, low_ok=True),
         cache_patterns=patterns,
-        cache_dbs=tuple(dict.fromkeys(dbs or [])),
+        cache_dbs=dbs,
     )
+
+
+def _strings(rq: Reader, key: str) -> tuple[str, ...]:
+    return rq.strings(key, what="a list of strings", blank_ok=False) or ()
+
+
+def _cache_patterns(rq: Reader) -> tuple[str, ...]:
+    patterns = _strings(rq, "cache_patterns")
+    for pattern in patterns:
+        if pattern.strip("*?") == "" or pattern.startswith(("rq:", "rq*", "r*", "r?")):
+            raise rq.error(
+                "cache_patterns",
+                f"{pattern!r} would match RQ's own keys or everything; name the cache's keys",
+            )
+    return patterns
+
+
+def _cache_dbs(rq: Reader) -> tuple[int, ...]:
+    dbs = rq.get("cache_dbs", list, "a list of database numbers")
+    for db in dbs or []:
+        if not isinstance(db, int) or isinstance(db, bool) or db < 0:
+            raise rq.error("cache_dbs", f"expected database numbers (0, 1, ...), got {db!r}")
+    return tuple(dict.fromkeys(dbs or []))

@@ -3,8 +3,9 @@ the AOF. Never FLUSHDB; queued and started jobs are never touched."""
 
 from __future__ import annotations
 
-from cslaunch import errors, output, redis_maint
+from cslaunch import errors, output
 from cslaunch.commands.jobs import rq_setup
+from cslaunch.jobs import redis as redis_maint
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 

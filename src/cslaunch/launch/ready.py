@@ -104,7 +104,9 @@ def redis_due(run: Run) -> bool:
 def maintain_redis(run: Run, st: StepResult) -> None:
     """Measure Redis (INFO), and only when a threshold is crossed purge old ended jobs and
     rewrite an overgrown AOF. Never FLUSHDB; queued and started jobs are never touched."""
-    from cslaunch import redis_maint  # at most hourly: not worth its import on every launch
+    from cslaunch.jobs import (
+        redis as redis_maint,  # at most hourly: not worth its import on every launch
+    )
 
     assert run.rq is not None  # redis_due
     try:

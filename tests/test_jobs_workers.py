@@ -1,5 +1,5 @@
 """RQ workers found from what runs (jobs.discover) and their readiness (jobs.LiveWorkers),
-with the helper's answer faked at the run_helper boundary."""
+both in cslaunch.jobs.workers, with the helper's answer faked at the run_helper boundary."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from cslaunch import jobs, model
 from cslaunch.containers import Container
 from cslaunch.docker import ComposeProject
+from cslaunch.jobs import workers
 from cslaunch.rqconfig import RQConfig
 
 NOW = datetime.now(timezone.utc)
@@ -82,12 +83,12 @@ class FakeHelper:
 def helper(monkeypatch: pytest.MonkeyPatch) -> FakeHelper:
     fake = FakeHelper()
 
-    def run_helper(project: Any, workers: Any, request: Any, **kw: Any) -> dict[str, Any]:
+    def run_helper(project: Any, services: Any, request: Any, **kw: Any) -> dict[str, Any]:
         assert request == {"action": "workers"}
-        fake.calls.append([w.service for w in workers])
-        return {"ok": True, "workers": list(fake.answer), "service": workers[0].service}
+        fake.calls.append([w.service for w in services])
+        return {"ok": True, "workers": list(fake.answer), "service": services[0].service}
 
-    monkeypatch.setattr(jobs, "run_helper", run_helper)
+    monkeypatch.setattr(workers, "run_helper", run_helper)
     return fake
 
 
@@ -128,7 +129,7 @@ def test_redis_unreadable_keeps_the_command_line_guess(monkeypatch: pytest.Monke
     def refuse(*a: Any, **kw: Any) -> dict[str, Any]:
         return {"ok": False, "state": "auth", "message": "NOAUTH Authentication required."}
 
-    monkeypatch.setattr(jobs, "run_helper", refuse)
+    monkeypatch.setattr(workers, "run_helper", refuse)
     found = discover()
     assert found.setup is None and "NOAUTH" in found.problem
 
@@ -146,7 +147,7 @@ def test_host_network_hostnames_are_not_asked(helper: FakeHelper) -> None:
 
 
 def live(monkeypatch: pytest.MonkeyPatch, containers: list[Container]) -> jobs.LiveWorkers:
-    monkeypatch.setattr(jobs, "project_containers", lambda project: containers)
+    monkeypatch.setattr(workers, "project_containers", lambda project: containers)
     helpers = jobs.helper_services(STACK, RQConfig(), RAW, PYTHON)
     return jobs.LiveWorkers(ComposeProject(Path(".")), helpers, ("rqworker", "rqworker2"))
 
@@ -193,7 +194,7 @@ def test_cannot_read_redis_is_not_the_workers_fault(monkeypatch: pytest.MonkeyPa
     def refuse(*a: Any, **kw: Any) -> dict[str, Any]:
         return {"ok": False, "state": "auth", "message": "NOAUTH"}
 
-    monkeypatch.setattr(jobs, "run_helper", refuse)
+    monkeypatch.setattr(workers, "run_helper", refuse)
     c = container("rqworker", "host-a")
     assert live(monkeypatch, [c]).probe(c) is None
 

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cslaunch import docker
-from cslaunch.jobs import JSON_SCHEMA_VERSION, RQSetup, run_helper
+from cslaunch.jobs.helper import run_helper
+from cslaunch.jobs.setup import RQSetup
+from cslaunch.output import envelope
 from cslaunch.report import human_bytes
 from cslaunch.rqconfig import RQConfig
 from cslaunch.ui import UI
@@ -155,28 +157,27 @@ class MaintenanceResult:
         return None if self.ok else self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": JSON_SCHEMA_VERSION,
-            "command": "redis",
-            "ok": self.ok,
-            "state": self.state,
-            "message": self.message,
-            "dry_run": self.dry_run,
-            "forced": self.forced,
-            "triggers": self.triggers,
-            "before": self.before.to_json() if self.before else None,
-            "after": self.after.to_json() if self.after else None,
-            "purge": {
+        return envelope(
+            "redis",
+            self.ok,
+            state=self.state,
+            message=self.message,
+            dry_run=self.dry_run,
+            forced=self.forced,
+            triggers=self.triggers,
+            before=self.before.to_json() if self.before else None,
+            after=self.after.to_json() if self.after else None,
+            purge={
                 "candidates": self.purge_candidates,
                 "deleted": self.purged,
                 "by_status": self.purged_by_status,
             },
-            "workers_cleaned": self.workers_cleaned,
-            "aof_rewrite": self.aof,
-            "cache": {"deleted": self.cache_deleted, **self.cache},
-            "notes": self.notes,
-            "seconds": round(self.seconds, 3),
-        }
+            workers_cleaned=self.workers_cleaned,
+            aof_rewrite=self.aof,
+            cache={"deleted": self.cache_deleted, **self.cache},
+            notes=self.notes,
+            seconds=round(self.seconds, 3),
+        )
 
 
 def maintain(

@@ -1,0 +1,254 @@
+"""The RQ setup of a stack, read from the Compose model alone (pure): which services run
+RQ workers (their command lines, or `worker_services` in the configuration), the Redis each
+uses, and the service that runs Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from cslaunch.rqconfig import RQConfig
+
+if TYPE_CHECKING:  # for annotations only
+    from cslaunch import model
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True)
+class RQWorkerService:
+    service: str
+    redis_url: str | None  # None: the container's own environment decides
+    url_source: str  # command / environment / config / container
+    queues: tuple[str, ...]  # () when cslaunch cannot tell (a custom worker script)
+    python: str  # the interpreter to run the helper with, inside the container
+    serializer: str | None = None  # --serializer, import path
+    job_class: str | None = None  # --job-class, import path
+    config_module: str | None = None  # --config: a settings module with REDIS_URL / QUEUES
+    name: str | None = None  # --name: a fixed worker name, which a dead registration blocks
+
+
+@dataclass(frozen=True)
+class RQSetup:
+    workers: tuple[RQWorkerService, ...]
+    redis_service: str | None  # the Compose service that runs Redis, if any
+    config: RQConfig = field(default_factory=RQConfig)
+    # Other services the helper can run in (the app that enqueues) when no worker runs.
+    others: tuple[RQWorkerService, ...] = ()
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(q for w in self.workers for q in w.queues))
+
+    @property
+    def worker_services(self) -> tuple[str, ...]:
+        return tuple(w.service for w in self.workers)
+
+    def targets(self) -> list[list[RQWorkerService]]:
+        """Worker services grouped by the Redis they use: one helper run per Redis, in a
+        worker's container, else in another service's using the same Redis."""
+        groups: dict[str | None, list[RQWorkerService]] = {}
+        for w in self.workers:
+            groups.setdefault(w.redis_url, []).append(w)
+        for url, group in groups.items():
+            group += [o for o in self.others if o.redis_url == url]
+        return list(groups.values())
+
+
+# rq worker options that take no value; every other option takes one.
+_RQ_FLAGS = frozenset(
+    {
+        "-b",
+        "--burst",
+        "-s",
+        "--with-scheduler",
+        "-v",
+        "--verbose",
+        "-q",
+        "--quiet",
+        "--disable-job-desc-logging",
+        "--disable-default-exception-handler",
+        "--sentry-debug",
+        "--random-workers",
+        "--help",
+    }
+)
+_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&", ">", ">>", "<", "2>&1"})
+_RQ_PROGRAMS = frozenset({"rq", "rqworker", "rq.cli"})
+
+
+def find_rq(
+    stack: model.Stack, rq: RQConfig, raw: Mapping[str, Any] | None = None
+) -> RQSetup | None:
+    """The stack's RQ workers and Redis, from the Compose model (pure).
+
+    Workers: services whose command runs `rq worker` / `rq worker-pool` / `rqworker` /
+    `python -m rq.cli worker`, plus the configured worker_services. `raw` is Compose's JSON
+    model (`docker compose config --format json`); the workers' environment comes from it.
+    None when the stack has no RQ worker, or RQ handling is disabled.
+    """
+    if not rq.enabled:
+        return None
+    raw_services: Mapping[str, Any] = (raw or {}).get("services") or {}
+    workers: list[RQWorkerService] = []
+    for name in stack.names():
+        service = stack.services[name]
+        parsed = parse_worker_command(service.words)
+        if parsed is None and name not in rq.worker_services:
+            continue
+        env = service_environment(raw_services.get(name) or {})
+        options: dict[str, str] = parsed[1] if parsed else {}
+        queues = parsed[2] if parsed else ()
+        url, source = worker_redis_url(options.get("url"), env, rq)
+        workers.append(
+            RQWorkerService(
+                service=name,
+                redis_url=url,
+                url_source=source,
+                queues=queues,
+                python=parsed[0] if parsed else "python3",
+                serializer=options.get("serializer"),
+                job_class=options.get("job-class"),
+                config_module=options.get("config"),
+                name=options.get("name"),
+            )
+        )
+    if not workers:
+        return None
+    return RQSetup(
+        workers=tuple(workers),
+        redis_service=find_redis_service(stack, {w.service for w in workers}, workers),
+        config=rq,
+    )
+
+
+def parse_worker_command(
+    words: Sequence[str],
+) -> tuple[str, dict[str, str], tuple[str, ...]] | None:
+    """(python, options, queues) of an RQ worker command, or None if it runs no RQ worker.
+
+    Handles `rq worker [opts] q1 q2`, `rq worker-pool`, `rqworker`, `python -m rq.cli worker`
+    and a worker started inside a shell string (`sh -c "... && rq worker ..."`).
+    """
+    words = list(words)
+    for i, word in enumerate(words):
+        program = PurePath(word).name
+        prev = words[i - 1] if i else ""
+        if program not in _RQ_PROGRAMS:
+            continue
+        if program == "rq.cli" and prev != "-m":
+            continue
+        args = words[i + 1 :]
+        if program != "rqworker":
+            if not args or args[0] not in ("worker", "worker-pool"):
+                continue
+            args = args[1:]
+        return _python_for(words, i), *_worker_args(args)
+    return None
+
+
+def _python_for(words: list[str], index: int) -> str:
+    """The interpreter that runs the worker: `X -m rq.cli` runs X; `/venv/bin/rq` has
+    /venv/bin/python beside it; else python3."""
+    word = words[index]
+    if index >= 2 and words[index - 1] == "-m":
+        candidate = words[index - 2]
+        if PurePath(candidate).name.startswith("python"):
+            return candidate
+    if "/" in word:
+        return str(PurePath(word).parent / "python")
+    return "python3"
+
+
+def _worker_args(args: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    options: dict[str, str] = {}
+    queues: list[str] = []
+    short = {"-u": "url", "-S": "serializer", "-j": "job-class", "-c": "config", "-n": "name"}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _SHELL_OPERATORS or arg.endswith(";"):
+            if arg.endswith(";") and arg != ";" and not arg.startswith("-"):
+                queues.append(arg.rstrip(";"))
+            break
+        if arg.startswith("--") and "=" in arg:
+            key, val = arg[2:].split("=", 1)
+            options[key] = val
+        elif arg.startswith("-") and arg not in _RQ_FLAGS:
+            key = short.get(arg, arg.lstrip("-"))
+            if i + 1 < len(args):
+                options[key] = args[i + 1]
+            i += 1
+        elif not arg.startswith("-"):
+            queues.append(arg)
+        i += 1
+    return options, tuple(queues) or (DEFAULT_QUEUE,)
+
+
+def service_environment(raw_service: Mapping[str, Any]) -> dict[str, str]:
+    """A service's environment in Compose's JSON model, as a mapping."""
+    env = raw_service.get("environment") or {}
+    if isinstance(env, list):  # KEY=VALUE items (Compose prints a mapping, but be lenient)
+        pairs = (str(item).split("=", 1) for item in env)
+        return {p[0]: p[1] for p in pairs if len(p) == 2}
+    return {str(k): str(v) for k, v in env.items() if v is not None}
+
+
+def worker_redis_url(
+    from_command: str | None, env: Mapping[str, str], rq: RQConfig
+) -> tuple[str | None, str]:
+    """The URL the worker uses: its --url, else RQ_REDIS_URL / REDIS_URL from its environment
+    (what `rq worker` reads), else the configured redis_url, else whatever the container's
+    environment says when the helper runs."""
+    if from_command:
+        resolved = _expand(from_command, env)
+        if resolved:
+            return resolved, "command"
+    for key in ("RQ_REDIS_URL", "REDIS_URL"):
+        if env.get(key):
+            return env[key], "environment"
+    if rq.redis_url:
+        return rq.redis_url, "config"
+    return None, "container"
+
+
+def _expand(word: str, env: Mapping[str, str]) -> str | None:
+    """`$VAR` / `${VAR}` left for a shell to expand (Compose `$$VAR`): from the service's
+    environment, or None when it is not there."""
+    if not word.startswith("$"):
+        return word
+    name = word[1:].strip("{}")
+    return env.get(name) or None
+
+
+def find_redis_service(
+    stack: model.Stack, workers: set[str], found: list[RQWorkerService]
+) -> str | None:
+    """The service that runs Redis: by its image or its redis-server command, the one the
+    workers' URLs name first."""
+    candidates = []
+    for name in stack.names():
+        if name in workers:
+            continue
+        service = stack.services[name]
+        image = (service.image or "").lower().rsplit("/", 1)[-1]
+        runs_server = any(PurePath(w).name == "redis-server" for w in service.words)
+        if image.startswith("redis") or runs_server:
+            candidates.append(name)
+    hosts = {_url_host(w.redis_url) for w in found if w.redis_url}
+    for name in candidates:
+        if name in hosts:
+            return name
+    return candidates[0] if candidates else None
+
+
+def _url_host(url: str) -> str:
+    rest = url.split("://", 1)[-1].rsplit("@", 1)[-1]
+    return rest.split("/", 1)[0].rsplit(":", 1)[0]
+
+
+def generated_name(name: str) -> bool:
+    """RQ names a worker uuid4().hex unless told otherwise."""
+    return len(name) == 32 and all(ch in "0123456789abcdef" for ch in name)
