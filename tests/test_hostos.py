@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
 
 from cslaunch import hostos
+from cslaunch.ui import UI
 from tests.ntfs import CREATED_NS, FakeNTFS, filetime, full_dir_info
 
 
@@ -74,3 +76,46 @@ def test_windows_stat_data_has_the_change_time_and_no_inode(tmp_path: Path) -> N
     assert ctime // 100 == st.st_ctime_ns // 100
     assert hostos.Host().stat(str(f)) == (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
     assert hostos.Host().listing(str(tmp_path)) is None  # POSIX: scandir's stat data is whole
+
+
+class FakeConsole:
+    def __init__(self, mode: int | None, settable: bool = True):
+        self.mode, self.settable = mode, settable
+        self.set: list[int] = []
+
+    def console(self) -> hostos.Console:
+        return hostos.Console(lambda stream: 7, lambda h: self.mode, self.set_mode)
+
+    def set_mode(self, handle: int, mode: int) -> bool:
+        self.set.append(mode)
+        return self.settable
+
+
+def test_a_windows_console_is_asked_to_read_ansi_escapes() -> None:
+    vt = hostos.ENABLE_VIRTUAL_TERMINAL_PROCESSING
+    stream = io.StringIO()
+    on = FakeConsole(0x3 | vt)
+    assert hostos.ansi_console(stream, on.console()) and on.set == []
+    off = FakeConsole(0x3)
+    assert hostos.ansi_console(stream, off.console()) and off.set == [0x3 | vt]
+    legacy = FakeConsole(0x3, settable=False)
+    assert not hostos.ansi_console(stream, legacy.console())
+    redirected = hostos.Console(lambda stream: None, lambda h: 0, lambda h, m: True)
+    assert not hostos.ansi_console(stream, redirected)
+
+
+def test_without_ansi_the_progress_line_is_erased_with_spaces() -> None:
+    ui = UI()
+    ui.stream = io.StringIO()
+    ui.tty, ui.ansi = True, False
+    ui.progress("waiting")
+    ui.line("done")
+    assert "\x1b" not in ui.stream.getvalue()
+    ui.ansi = True
+    ui.progress("waiting")
+    assert "\x1b[2K" in ui.stream.getvalue()
+
+
+def test_the_lock_is_one_the_os_releases() -> None:
+    lock = hostos.file_lock("/tmp/x.lock")
+    assert type(lock).__name__ == ("WindowsFileLock" if hostos.WINDOWS else "UnixFileLock")

@@ -1,4 +1,5 @@
-"""Everything cslaunch does differently on Windows, in one place.
+"""Everything cslaunch does differently on Windows, in one place: the rest of the code never
+asks which operating system it runs on.
 
 - **Stat data.** POSIX ctime moves on every write and rename; Windows' `st_ctime` is the
   creation time (deprecated as such since Python 3.12, still so today) and a directory
@@ -6,6 +7,11 @@
   (`ChangeTime`); it is read here with `GetFileInformationByHandleEx`: one call per
   directory (`FILE_FULL_DIR_INFO`, the same directory entries `os.scandir` reads), or one
   handle per file (`FILE_BASIC_INFO`) for a file met alone.
+- **File locks.** filelock's `msvcrt.locking` lock on Windows, `fcntl.flock` elsewhere: both
+  die with their holder, which a lock file alone would not.
+- **The engine.** Docker Desktop on Windows listens on a named pipe, which cslaunch does not
+  speak; the docker CLI does, so every engine call goes through it there.
+- **Console colour.** A Windows console understands ANSI escapes only once asked to.
 
 The Windows branch is tested on Linux with fake kernel32 calls (`Win32`); only `_kernel32`,
 which binds the real ones, runs on Windows alone.
@@ -14,10 +20,15 @@ which binds the real ones, runs on Windows alone.
 from __future__ import annotations
 
 import os
+import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+from filelock import BaseFileLock, UnixFileLock, WindowsFileLock
 
 WINDOWS = os.name == "nt"
 
@@ -176,3 +187,111 @@ def _kernel32() -> Win32:  # pragma: no cover - Windows only
 
 
 HOST = Host(_kernel32() if WINDOWS else None)
+
+
+# --- file locks ----------------------------------------------------------------------------
+
+
+def file_lock(path: str) -> BaseFileLock:
+    """A lock the OS releases when its holder dies (never filelock's SoftFileLock, a plain
+    file that a killed run would leave behind)."""
+    return WindowsFileLock(path) if WINDOWS else UnixFileLock(path)
+
+
+# --- the engine and the docker CLI ---------------------------------------------------------
+
+
+def engine_socket_usable() -> bool:
+    """Whether the engine can be reached on a Unix socket. Docker Desktop on Windows listens
+    on a named pipe instead, which the docker CLI speaks and cslaunch does not."""
+    return not WINDOWS and hasattr(socket, "AF_UNIX")
+
+
+def executable(name: str) -> str:
+    """The file name of a program: `docker-compose.exe` on Windows."""
+    return name + ".exe" if WINDOWS else name
+
+
+def system_plugin_dirs() -> list[Path]:
+    """Where the docker CLI looks for plugins besides the user's directory."""
+    if WINDOWS:
+        bases = (os.environ.get("PROGRAMDATA"), os.environ.get("PROGRAMFILES"))
+        return [Path(b) / "Docker" / "cli-plugins" for b in bases if b]
+    return [
+        Path(d)
+        for d in (
+            "/usr/local/lib/docker/cli-plugins",
+            "/usr/local/libexec/docker/cli-plugins",
+            "/usr/lib/docker/cli-plugins",
+            "/usr/libexec/docker/cli-plugins",
+        )
+    ]
+
+
+def user_cache_dir() -> Path:
+    """The platform's per-user cache directory, where cslaunch keeps its state."""
+    if WINDOWS:
+        local = os.environ.get("LOCALAPPDATA")
+        return (Path(local) if local else Path.home() / "AppData" / "Local") / "cslaunch" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "cslaunch"
+    cache = os.environ.get("XDG_CACHE_HOME")
+    return (Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache") / (
+        "cslaunch"
+    )
+
+
+# --- console colour ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Console:
+    """The three kernel32 calls that switch a Windows console to ANSI escapes (injectable)."""
+
+    handle: Callable[[TextIO], int | None]  # the console handle of a stream, None: not one
+    get_mode: Callable[[int], int | None]
+    set_mode: Callable[[int, int], bool]
+
+
+ENABLE_VIRTUAL_TERMINAL_PROCESSING = 0x0004
+
+
+def ansi_console(stream: TextIO, console: Console | None = None) -> bool:
+    """Whether ANSI escapes written to this terminal stream are understood, asking a Windows
+    console to understand them (Windows 10 and later can; Windows Terminal always does)."""
+    if console is None:
+        if not WINDOWS:
+            return True
+        console = _console()
+    handle = console.handle(stream)
+    if handle is None:
+        return False
+    mode = console.get_mode(handle)
+    if mode is None:
+        return False
+    if mode & ENABLE_VIRTUAL_TERMINAL_PROCESSING:
+        return True
+    return console.set_mode(handle, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING)
+
+
+def _console() -> Console:  # pragma: no cover - Windows only
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+
+    def handle(stream: TextIO) -> int | None:
+        try:
+            return int(msvcrt.get_osfhandle(stream.fileno()))  # type: ignore[attr-defined,unused-ignore]
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def get_mode(h: int) -> int | None:
+        mode = wintypes.DWORD()
+        return int(mode.value) if k32.GetConsoleMode(h, ctypes.byref(mode)) else None
+
+    def set_mode(h: int, mode: int) -> bool:
+        return bool(k32.SetConsoleMode(h, mode))
+
+    return Console(handle, get_mode, set_mode)
