@@ -37,9 +37,10 @@ FILE_BASIC_INFO = 0  # CreationTime, LastAccessTime, LastWriteTime, ChangeTime, 
 FILE_BASIC_INFO_SIZE = 40
 FILE_FULL_DIRECTORY_INFO = 14  # one FILE_FULL_DIR_INFO per entry, chained by offsets
 _BASIC = struct.Struct("<qqqqI")
-# NextEntryOffset, FileIndex, Creation, LastAccess, LastWrite, Change, EndOfFile,
-# AllocationSize, FileAttributes, FileNameLength, EaSize; the UTF-16 name follows.
-_FULL_DIR = struct.Struct("<IIqqqqqqIII")
+# Of FILE_FULL_DIR_INFO only NextEntryOffset, LastWriteTime, ChangeTime, EndOfFile and
+# FileNameLength (skipped: FileIndex, CreationTime, LastAccessTime, AllocationSize,
+# FileAttributes, EaSize); the UTF-16 name follows at byte 68.
+_FULL_DIR = struct.Struct("<I20xqqq12xI4x")
 LISTING_BUFFER = 64 * 1024
 # FILETIME counts 100 ns from 1601-01-01; Python's ns count from 1970-01-01 the same way.
 _EPOCH_DIFF = 116_444_736_000_000_000
@@ -100,18 +101,12 @@ def parse_full_dir_info(buffer: bytes) -> dict[str, Listed]:
     """The entries of one buffer of FILE_FULL_DIR_INFO structures."""
     found: dict[str, Listed] = {}
     offset = 0
+    unpack, head = _FULL_DIR.unpack_from, _FULL_DIR.size
     while True:
-        fields = _FULL_DIR.unpack_from(buffer, offset)
-        following, write, change, size, name_length = (
-            fields[0],
-            fields[4],
-            fields[5],
-            fields[6],
-            fields[9],
-        )
-        start = offset + _FULL_DIR.size
+        following, write, change, size, name_length = unpack(buffer, offset)
+        start = offset + head
         name = buffer[start : start + name_length].decode("utf-16-le", "surrogatepass")
-        found[name] = Listed(filetime_ns(write), filetime_ns(change), size)
+        found[name] = Listed((write - _EPOCH_DIFF) * 100, (change - _EPOCH_DIFF) * 100, size)
         if not following:
             return found
         offset += following
