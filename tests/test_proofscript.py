@@ -13,7 +13,7 @@ from typing import Any
 
 from cslaunch.index import hash_file
 from cslaunch.proofrun import SCRIPT, question
-from cslaunch.scan import stat_of
+from cslaunch.scan import file_stat
 
 
 def probe(files: list[tuple[Path, str, list[int]]]) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def probe(files: list[tuple[Path, str, list[int]]]) -> dict[str, Any]:
 
 def indexed(path: Path) -> tuple[Path, str, list[int]]:
     """A file as the host's index holds it."""
-    return path, hash_file(str(path)), list(stat_of(os.lstat(path)))
+    return path, hash_file(str(path)), list(file_stat(str(path)))
 
 
 def test_the_hosts_very_file_is_not_read_again_any_other_copy_is(tmp_path: Path) -> None:

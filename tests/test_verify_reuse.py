@@ -7,7 +7,6 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -72,22 +71,6 @@ def test_any_pyc_stat_change_moves_the_digest(tmp_path: Path) -> None:
     os.utime(pyc, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert proof.bytecode_digest([str(pyc)]) != before
     assert proof.bytecode_digest([str(pyc), str(tmp_path / "gone.pyc")]) != before
-
-
-def test_where_stat_does_not_see_writes_the_contents_count(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Windows: ctime is the creation time, which a copy over an existing pyc keeps."""
-    pyc = tmp_path / "m.cpython-311.pyc"
-    pyc.write_bytes(b"x" * 20)
-    same = SimpleNamespace(st_mtime_ns=1, st_ctime_ns=2, st_size=20, st_ino=0)
-    monkeypatch.setattr(proof.os, "lstat", lambda path: same)
-    for stat_sees_writes in (True, False):
-        monkeypatch.setattr(proof, "STAT_SEES_WRITES", stat_sees_writes)
-        pyc.write_bytes(b"x" * 20)
-        before = proof.bytecode_digest([str(pyc)])
-        pyc.write_bytes(b"y" * 20)  # stat data exactly as before
-        assert (proof.bytecode_digest([str(pyc)]) == before) is stat_sees_writes
 
 
 def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:

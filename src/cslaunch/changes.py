@@ -159,7 +159,7 @@ def refresh_mtimes(cs: ChangeSet) -> list[str]:
                 # the file is what the file is now.
                 entry = cs.entries.get(path)
                 if entry is not None:
-                    cs.entries[path] = entry._replace(stat=scan.stat_of(os.lstat(path)))
+                    cs.entries[path] = entry._replace(stat=scan.file_stat(path))
         except OSError:
             continue
     return refreshed

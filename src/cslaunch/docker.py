@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cslaunch import engine_api, redact
+from cslaunch import engine_api, hostos, redact
 from cslaunch.errors import ComposeError, DockerError, LaunchFailed
 
 # How the docker CLI and Compose say the daemon is not there (Linux, macOS, Windows pipes),
@@ -286,25 +286,12 @@ def compose_plugin() -> str | None:
     """The docker-compose plugin binary the docker CLI would run for `docker compose`: the
     first in its plugin directories (config's cliPluginsExtraDirs, the user's, the
     system's), or None."""
-    name = "docker-compose.exe" if os.name == "nt" else "docker-compose"
+    name = hostos.executable("docker-compose")
     config_dir, settings = engine_api.cli_config()
     extra = settings.get("cliPluginsExtraDirs")
     dirs = [Path(d) for d in extra if isinstance(d, str)] if isinstance(extra, list) else []
     dirs.append(config_dir / "cli-plugins")
-    if os.name == "nt":
-        for base in (os.environ.get("PROGRAMDATA"), os.environ.get("PROGRAMFILES")):
-            if base:
-                dirs.append(Path(base) / "Docker" / "cli-plugins")
-    else:
-        dirs += [
-            Path(d)
-            for d in (
-                "/usr/local/lib/docker/cli-plugins",
-                "/usr/local/libexec/docker/cli-plugins",
-                "/usr/lib/docker/cli-plugins",
-                "/usr/libexec/docker/cli-plugins",
-            )
-        ]
+    dirs += hostos.system_plugin_dirs()
     for directory in dirs:
         candidate = directory / name
         if candidate.is_file() and os.access(candidate, os.X_OK):

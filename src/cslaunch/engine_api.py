@@ -18,12 +18,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from cslaunch import hostos
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -154,8 +155,8 @@ def local() -> Engine | None:
     None means: use the CLI. CSLAUNCH_DOCKER_API=0 always uses the CLI."""
     if os.environ.get("CSLAUNCH_DOCKER_API", "").strip().lower() in ("0", "false", "no", "off"):
         return None
-    if sys.platform == "win32" or not hasattr(socket, "AF_UNIX"):
-        return None  # Docker Desktop's named pipe: the CLI speaks it
+    if not hostos.engine_socket_usable():
+        return None  # Docker Desktop's named pipe on Windows: the CLI speaks it
     host = docker_host()
     if host is None or not host.startswith("unix://"):
         return None

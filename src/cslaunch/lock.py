@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from cslaunch.errors import LockedError
+from cslaunch.hostos import file_lock
 from cslaunch.state import state_dir
 
 
@@ -21,7 +22,7 @@ def project_lock(
     root: Path, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     path = _lock_path(root)
-    lock = FileLock(str(path))
+    lock = file_lock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:

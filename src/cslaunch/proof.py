@@ -23,12 +23,13 @@ it is still loading (`settled`); its health check and state still count.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cslaunch.containers import Container
+from cslaunch.hostos import HOST, Host
+from cslaunch.scan import file_stats
 from cslaunch.state import read_json, write_json
 
 PROOF_FILE = "proof.json"
@@ -52,26 +53,19 @@ def identity(containers: Iterable[Container]) -> Identity:
     )
 
 
-# POSIX ctime moves on every write; Windows' ctime is the creation time, which a copy over
-# an existing file keeps, so there the contents are hashed too.
-STAT_SEES_WRITES = os.name != "nt"
-
-
-def bytecode_digest(paths: Iterable[str]) -> str:
-    """One hash over the stat data of every bytecode file (a vanished one counts too)."""
+def bytecode_digest(paths: Iterable[str], host: Host = HOST) -> str:
+    """One hash over the stat data of every bytecode file (a vanished one counts too). The
+    change time moves on every write, on Windows too (NTFS ChangeTime), so a pyc copied in
+    over another with its mtime and size is seen without reading any pyc."""
     h = hashlib.blake2b(digest_size=16)
-    for path in sorted(paths):
+    stats = file_stats(paths, host)
+    for path in sorted(stats):
         name = path.encode("utf-8", "surrogateescape")
-        try:
-            st = os.lstat(path)
-            h.update(b"%s\0%d\0%d\0%d\0%d\n" % (
-                name, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
-            ))  # fmt: skip
-            if not STAT_SEES_WRITES:
-                with open(path, "rb") as f:
-                    h.update(f.read())
-        except OSError:
+        st = stats[path]
+        if st is None:
             h.update(name + b"\0gone\n")
+        else:
+            h.update(b"%s\0%d\0%d\0%d\0%d\n" % (name, st.mtime_ns, st.ctime_ns, st.size, st.ino))
     return h.hexdigest()
 
 

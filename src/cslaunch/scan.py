@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cslaunch.context import DockerIgnore
+from cslaunch.hostos import HOST, Host, Listed
 
 PRUNE = frozenset(
     {
@@ -45,7 +46,11 @@ class Tree:
 
 
 class FileStat(NamedTuple):
-    """A named tuple, not a dataclass: tens of thousands are made per launch."""
+    """A named tuple, not a dataclass: tens of thousands are made per launch.
+
+    `ctime_ns` is the time of the last change to the file, data or metadata (POSIX ctime,
+    NTFS ChangeTime), never a creation time: an edit that puts mtime and size back still
+    moves it. `ino` is 0 on Windows, whose directory listings have none."""
 
     mtime_ns: int
     ctime_ns: int
@@ -61,11 +66,36 @@ class Scan:
     unreadable: list[str] = field(default_factory=list)  # directories that could not be listed
 
 
-def stat_of(st: os.stat_result) -> FileStat:
-    return FileStat(st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+def file_stat(path: str, host: Host = HOST) -> FileStat:
+    """The stat data of one file, not following a link. Raises OSError."""
+    return FileStat(*host.stat(path))
 
 
-def scan(trees: Sequence[Tree], single_files: Sequence[str] = ()) -> Scan:
+def file_stats(paths: Iterable[str], host: Host = HOST) -> dict[str, FileStat | None]:
+    """The stat data of many files (None: gone or unreadable). On Windows one listing per
+    directory rather than a handle per file (bytecode sits a few hundred to a __pycache__)."""
+    found: dict[str, FileStat | None] = {}
+    by_dir: dict[str, list[str]] = {}
+    for path in paths:
+        by_dir.setdefault(os.path.dirname(path), []).append(path)
+    for directory, members in by_dir.items():
+        try:
+            listed = host.listing(directory)
+        except OSError:
+            listed = {}
+        for path in members:
+            seen = listed.get(os.path.basename(path)) if listed is not None else None
+            if seen is not None:
+                found[path] = FileStat(seen.mtime_ns, seen.ctime_ns, seen.size, 0)
+                continue
+            try:
+                found[path] = file_stat(path, host)
+            except OSError:
+                found[path] = None
+    return found
+
+
+def scan(trees: Sequence[Tree], single_files: Sequence[str] = (), host: Host = HOST) -> Scan:
     """Walk the trees (each directory once, however many trees share it) and stat the files."""
     result = Scan(started_ns=time.time_ns())
     by_root: dict[str, list[Tree]] = {}
@@ -74,11 +104,11 @@ def scan(trees: Sequence[Tree], single_files: Sequence[str] = ()) -> Scan:
     roots = sorted(by_root)
     for top in _outermost(roots):
         if os.path.isdir(top) and not os.path.islink(top):
-            _walk(top, by_root, roots, result)
+            _walk(top, by_root, roots, result, host)
     for path in single_files:
         # A missing file is a deletion, which the index comparison sees.
         with contextlib.suppress(OSError):
-            result.files[path] = stat_of(os.lstat(path))
+            result.files[path] = file_stat(path, host)
     return result
 
 
@@ -94,7 +124,10 @@ def _outermost(roots: list[str]) -> list[str]:
 _Active = list[tuple[Tree, str]]
 
 
-def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Scan) -> None:
+def _walk(
+    top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Scan, host: Host
+) -> None:
+    windows = host.windows
     stack: list[tuple[str, _Active]] = [(top, [(t, "") for t in by_root.get(top, [])])]
     while stack:
         path, active = stack.pop()
@@ -106,6 +139,7 @@ def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Sc
         except OSError:
             result.unreadable.append(path)
             continue
+        listed: dict[str, Listed] | None = None  # Windows: this directory's change times
         for entry in entries:
             name = entry.name
             if entry.is_dir(follow_symlinks=False):
@@ -134,6 +168,11 @@ def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Sc
                 if tree.include(file_rel) and not (tree.ignore and tree.ignore.ignored(file_rel)):
                     # Once per tracked file: try/except and an inline FileStat, not a
                     # suppress() context and a call (a tenth of a 100k-file walk).
+                    if windows:
+                        if listed is None:
+                            listed = _listing(path, host)
+                        _record_listed(entry.path, listed.get(name), result, host)
+                        break
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
@@ -142,6 +181,23 @@ def _walk(top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Sc
                         st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
                     )
                     break
+
+
+def _listing(directory: str, host: Host) -> dict[str, Listed]:
+    try:
+        return host.listing(directory) or {}
+    except OSError:
+        return {}  # each file is then asked alone
+
+
+def _record_listed(path: str, seen: Listed | None, result: Scan, host: Host) -> None:
+    """A tracked file's stat data from its directory's listing (Windows); a file the listing
+    missed (created since scandir listed it) is asked alone."""
+    if seen is not None:
+        result.files[path] = FileStat(seen.mtime_ns, seen.ctime_ns, seen.size, 0)
+        return
+    with contextlib.suppress(OSError):  # vanished mid-walk: the next launch sees it as it is
+        result.files[path] = file_stat(path, host)
 
 
 def _collect_bytecode(pycache: str, result: Scan) -> None:

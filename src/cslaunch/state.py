@@ -17,10 +17,11 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from cslaunch import hostos
 
 OLD_DIR = ".cslaunch"  # where a project's state used to live
 HOME_ENV = "CSLAUNCH_STATE_HOME"  # another base directory (tests; an unwritable home)
@@ -34,15 +35,7 @@ def state_home() -> Path:
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override)
-    if os.name == "nt":
-        local = os.environ.get("LOCALAPPDATA")
-        return (Path(local) if local else Path.home() / "AppData" / "Local") / "cslaunch" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "cslaunch"
-    cache = os.environ.get("XDG_CACHE_HOME")
-    return (Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache") / (
-        "cslaunch"
-    )
+    return hostos.user_cache_dir()
 
 
 def project_state(root: Path) -> Path:

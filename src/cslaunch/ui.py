@@ -15,6 +15,7 @@ from typing import TextIO
 
 import click
 
+from cslaunch.hostos import ansi_console
 from cslaunch.redact import scrub
 
 
@@ -29,7 +30,10 @@ class UI:
         self.quiet = quiet
         self.verbose = verbose
         self.tty = self.stream.isatty()
+        # Colour goes through click, which translates it for any Windows console; the
+        # progress line's own erase escape needs a terminal that reads ANSI escapes.
         self.color = self.tty and "NO_COLOR" not in os.environ
+        self.ansi = self.tty and ansi_console(self.stream)
         self._progress_shown = False
         self.ok_mark, self.fail_mark, self.arrow = self._marks()
 
@@ -98,15 +102,20 @@ class UI:
         if self.quiet or not self.tty:
             return
         width = max(20, _terminal_width() - 1)
-        self.stream.write("\r\x1b[2K" + scrub(text)[:width])
+        self.stream.write(self._erase(width) + scrub(text)[:width])
         self.stream.flush()
         self._progress_shown = True
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
-            self.stream.write("\r\x1b[2K")
+            self.stream.write(self._erase(max(20, _terminal_width() - 1)))
             self.stream.flush()
             self._progress_shown = False
+
+    def _erase(self, width: int) -> str:
+        """Back to the start of an empty line: one escape where the terminal reads them,
+        else spaces over the old text (a legacy Windows console would print the escape)."""
+        return "\r\x1b[2K" if self.ansi else "\r" + " " * width + "\r"
 
 
 class StepResult:

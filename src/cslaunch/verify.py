@@ -29,7 +29,7 @@ from cslaunch.index import Entry
 from cslaunch.model import Service
 from cslaunch.proof import Proof, bytecode_digest, record, stands
 from cslaunch.proofrun import MAX_AT_ONCE, Ahead, Looked, look, question
-from cslaunch.scan import FileStat, stat_of
+from cslaunch.scan import FileStat, file_stat
 from cslaunch.stack import Detected
 from cslaunch.track import ServiceFiles
 from cslaunch.ui import plural
@@ -56,7 +56,7 @@ def changed_since_scan(target: Target) -> bool:
     """Edited after the launch looked: not what this launch applied, so not its verdict
     (the next launch, or watch, picks it up)."""
     try:
-        return stat_of(os.lstat(target.host)) != target.stat
+        return file_stat(target.host) != target.stat
     except OSError:
         return True
 
