@@ -126,6 +126,28 @@ def test_save_during_a_launch_gives_exactly_one_more(stack: TestStack) -> None:
         w.stop()
 
 
+def test_saves_a_second_apart_end_the_waiting_and_the_last_is_served(stack: TestStack) -> None:
+    """Typing speed: a save that lands while a launch waits or proves ends that launch's
+    waiting at once; the next launch serves it, and the last launch proves the last save."""
+    w = Watcher(stack)
+    try:
+        w.wait_for("watching ")
+        mark = len(w.lines)
+        for i in range(8):
+            set_message(stack, f"typed {i}")
+            time.sleep(0.7)
+        served(stack, "typed 7, t")
+        w.wait_for("Relaunched", after=mark)
+        time.sleep(2)
+        after = w.lines[mark:]
+        assert any("Newer saves came in" in line for line in after), "\n".join(after)
+        last = max(i for i, line in enumerate(after) if "] launch " in line)
+        assert any("Relaunched" in line for line in after[last:]), "\n".join(after)
+        assert any("verify" in line for line in after[last:])
+    finally:
+        assert w.stop() == 0, "\n".join(w.lines)
+
+
 def test_polling_sees_edits_that_keep_mtime_and_size(stack: TestStack) -> None:
     w = Watcher(stack, "--poll", "--poll-interval", "0.2", "--recheck", "3")
     try:

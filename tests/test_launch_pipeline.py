@@ -169,3 +169,39 @@ def test_a_failed_launch_keeps_the_index(run: Run, monkeypatch: pytest.MonkeyPat
     report = pipeline.finish(run)
     assert not report.ok and report.error == "web: exited with code 1"
     assert saved == []
+
+
+def test_newer_saves_skip_the_waiting_steps_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    done: list[str] = []
+
+    def act(name: str) -> Any:
+        return lambda run, st: done.append(name)
+
+    def changes(run: Run, st: StepResult) -> None:
+        run.changes = object()  # type: ignore[assignment]
+
+    steps = (
+        LaunchStep("changes", changes),
+        LaunchStep("restart", act("restart")),
+        LaunchStep("recover jobs", act("recover jobs")),
+        LaunchStep("verify", act("verify"), waits=True),
+    )
+    monkeypatch.setattr(pipeline, "STEPS", steps)
+    monkeypatch.setattr(pipeline, "finish", lambda run: run)
+    project = Project(ComposeProject(tmp_path), Config(), tmp_path)
+    run = pipeline.launch(project, LaunchOptions(), UI(quiet=True), newer_saves=lambda cs: True)
+    assert done == ["restart", "recover jobs"]  # jobs cut short are still recovered
+    assert run.ended_early  # type: ignore[attr-defined]
+
+
+def test_a_launch_ended_early_moves_no_index(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: list[object] = []
+    monkeypatch.setattr("cslaunch.index.save", lambda root, idx: saved.append(idx))
+    monkeypatch.setattr("cslaunch.proof.save", lambda root, p: saved.append(p))
+    run.ended_early = True
+    report = pipeline.finish(run)
+    assert report.ended_early and not report.ok and report.error is None
+    assert saved == []
+    assert report.to_json()["ended_early"] is True

@@ -46,6 +46,7 @@ class LaunchReport:
     error: str | None = None
     changes: list[str] | None = None  # changed files; None without an index (first launch)
     up_to_date: bool = False  # nothing changed: nothing was restarted
+    ended_early: bool = False  # newer saves ended its waiting and proof (watch)
     verification: Verification | None = None
     jobs: dict[str, Any] | None = None  # recovery of interrupted RQ jobs, when it ran
     redis: dict[str, Any] | None = None  # Redis maintenance, when it ran
@@ -66,6 +67,7 @@ class LaunchReport:
             project=self.project,
             mode=self.mode,
             up_to_date=self.up_to_date,
+            ended_early=self.ended_early,
             changes=self.changes,
             seconds=round(self.seconds, 3),
             steps=[
@@ -153,7 +155,13 @@ def render(ui: UI, report: LaunchReport) -> None:
         if o.stop and ui.verbose:
             ui.detail(f"    stop: {o.stop}")
     ui.line()
-    if report.ok:
+    if report.ended_early:
+        ui.echo(
+            ui.style(
+                f"Newer saves came in after {report.seconds:.1f} s: launching again", bold=True
+            )
+        )
+    elif report.ok:
         head = "Stack is up" if report.mode == "start" else "Relaunched"
         if report.up_to_date:
             head = "Up to date, nothing changed"

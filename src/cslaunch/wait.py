@@ -114,8 +114,10 @@ def wait_ready(
     checks: Mapping[str, Checks] | None = None,
     initial: Mapping[str, Sequence[Container]] | None = None,
     on_progress: Callable[[list[Readiness], float], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Readiness]:
-    """Poll until every service is ready, one fails, or `timeout` seconds pass.
+    """Poll until every service is ready, one fails, `timeout` seconds pass, or `stop` says
+    so (then the verdicts so far are returned as they are).
 
     Returns the last assessment of every service; the caller decides what failure means.
     A service that failed ends the wait at once: its logs matter more than the others'.
@@ -147,6 +149,8 @@ def wait_ready(
             if on_progress:
                 on_progress(verdicts, elapsed)
             if all(v.done for v in verdicts) or any(v.state == FAILED for v in verdicts):
+                return verdicts
+            if stop is not None and stop():
                 return verdicts
             if elapsed >= timeout:
                 return [

@@ -10,14 +10,17 @@ systems) `--poll` polls, and a periodic re-check catches what events missed.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import watchfiles
 
+from cslaunch.changes import ChangeSet
 from cslaunch.errors import CslaunchError
+from cslaunch.index import hash_file
 from cslaunch.launch import launch
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
@@ -69,74 +72,149 @@ class _Filter(watchfiles.DefaultFilter):
         super().__init__(ignore_dirs=[*self.ignore_dirs, *IGNORED_DIRS])
 
 
+class Saves:
+    """File events gathered by a thread of their own, so saves made during a launch are seen
+    at once (they end its waiting) and none is lost (they make the next batch)."""
+
+    def __init__(self) -> None:
+        self._paths: list[str] = []
+        self._ready = threading.Condition()
+
+    def add(self, paths: Sequence[str]) -> None:
+        with self._ready:
+            self._paths.extend(paths)
+            self._ready.notify()
+
+    def newer_than(self, cs: ChangeSet) -> bool:
+        """Whether a file saved since was edited after the launch read it: its content is
+        not what the launch's change set holds. What the launch itself writes (a frontend
+        bundle it built, an mtime it refreshed) matches, and so does not count."""
+        with self._ready:
+            paths = list(dict.fromkeys(self._paths))
+        return any(_moved(path, cs) for path in paths)
+
+    def take(self, timeout: float) -> list[str]:
+        """The paths saved since the last take, waiting up to `timeout` seconds for one
+        ([] when none came: time for the periodic re-check)."""
+        end = time.monotonic() + timeout
+        with self._ready:
+            # Short waits: a blocked wait would hold off Ctrl-C on some platforms.
+            while not self._paths and time.monotonic() < end:
+                self._ready.wait(min(0.2, max(0.0, end - time.monotonic())))
+            taken, self._paths = self._paths, []
+            return taken
+
+
+def _moved(path: str, cs: ChangeSet) -> bool:
+    entry = cs.entries.get(path)
+    try:
+        if entry is None:
+            # A new file: a source only if the scan would track it.
+            return path.endswith(".py") and os.path.lexists(path)
+        return hash_file(path) != entry.digest
+    except OSError:
+        return True  # gone or unreadable since: changed
+
+
+def _moved_at_all(cs: ChangeSet) -> bool:
+    return bool(cs.changes or cs.config_changed)
+
+
+def _collect(
+    paths: list[Path], options: WatchOptions, poll: bool, saves: Saves, stop: threading.Event
+) -> None:
+    for batch in watchfiles.watch(
+        *paths,
+        watch_filter=_Filter(),
+        debounce=2000,
+        step=options.quiet_ms,
+        stop_event=stop,
+        force_polling=poll,
+        poll_delay_ms=int(options.poll_interval * 1000),
+        raise_interrupt=False,
+    ):
+        saves.add([path for _, path in batch])
+
+
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
-    """Launch once, then on every batch of changes. Returns the number of launches."""
-    launches = 0
-    known: Detected | None = None  # the Compose model the last batch used
-
-    def relaunch(trigger: str, changed: Sequence[str] = ()) -> None:
-        nonlocal launches, known
-        with project_lock(project.root, on_wait=ui.warn):
-            try:
-                ahead: Prepared | None = None
-                if trigger != "start":
-                    # Compose reads no Python file: after a batch of .py saves its model is
-                    # the one it was, and `compose config` (0.2 s of each save) can be skipped.
-                    same = bool(changed) and all(p.endswith(".py") for p in changed)
-                    ahead = prepare(project, launch_options, known if same else None)
-                    known = ahead.found
-                    cs = ahead.changes
-                    if ahead.plan.noop and not cs.changes and not cs.config_changed:
-                        return  # nothing that matters changed: stay quiet
-                launches += 1
-                ui.echo(
-                    ui.style(
-                        f"[{time.strftime('%H:%M:%S')}] launch {launches}: {trigger}", bold=True
-                    )
-                )
-                report = launch(project, launch_options, ui, ahead)
-            except CslaunchError as e:
-                ui.error(e.message)
-                if e.detail:
-                    ui.echo(e.detail, err=True)
-                ui.echo("watching; fix it and save again", err=True)
-                return
-        render(ui, report)
-        if not report.ok:
-            ui.error(report.error or "launch failed")
-            ui.echo("watching; fix it and save again", err=True)
-
+    """Launch once, then on every batch of saves. Returns the number of launches."""
+    watcher = _Watcher(project, launch_options, ui)
     paths = watched_paths(project)
     poll = options.poll or needs_polling(paths)
+    saves, stop = Saves(), threading.Event()
+    collector = threading.Thread(
+        target=_collect, args=(paths, options, poll, saves, stop), daemon=True
+    )
     try:
-        relaunch("start")
+        collector.start()
+        watcher.relaunch("start", (), saves.newer_than)
         ui.echo(
             f"watching {', '.join(str(p) for p in paths)}"
             + (f" (polling every {options.poll_interval:g} s)" if poll else "")
             + "; Ctrl-C stops watching and leaves the stack running"
         )
-        for batch in watchfiles.watch(
-            *paths,
-            watch_filter=_Filter(),
-            debounce=2000,
-            step=options.quiet_ms,
-            rust_timeout=int(options.recheck * 1000),
-            yield_on_timeout=True,
-            force_polling=poll,
-            poll_delay_ms=int(options.poll_interval * 1000),
-            raise_interrupt=True,
-        ):
-            names = sorted({os.path.basename(path) for _, path in batch})
-            trigger = (
-                f"{plural(len(batch), 'change')}: {', '.join(names[:3])}"
-                + (" ..." if len(names) > 3 else "")
-                if batch
-                else "periodic re-check"
-            )
-            relaunch(trigger, [path for _, path in batch])
+        while True:
+            changed = saves.take(options.recheck)
+            while watcher.relaunch(_trigger(changed), changed, saves.newer_than):
+                changed += saves.take(0)  # ended early: at once, with the newer saves too
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
-    return launches
+    finally:
+        stop.set()
+    return watcher.launches
+
+
+def _trigger(changed: Sequence[str]) -> str:
+    if not changed:
+        return "periodic re-check"
+    names = sorted({os.path.basename(path) for path in changed})
+    return f"{plural(len(set(changed)), 'change')}: {', '.join(names[:3])}" + (
+        " ..." if len(names) > 3 else ""
+    )
+
+
+class _Watcher:
+    """One launch per batch of saves, never two at once; the Compose model is kept between
+    batches that only touch Python files (Compose reads none)."""
+
+    def __init__(self, project: Project, launch_options: LaunchOptions, ui: UI) -> None:
+        self.project, self.options, self.ui = project, launch_options, ui
+        self.launches = 0
+        self.known: Detected | None = None  # the Compose model the last batch used
+
+    def relaunch(
+        self, trigger: str, changed: Sequence[str], newer: Callable[[ChangeSet], bool]
+    ) -> bool:
+        """Launch for a batch of saves; True when newer saves ended it early."""
+        ui = self.ui
+        with project_lock(self.project.root, on_wait=ui.warn):
+            try:
+                ahead = self._prepare(changed) if trigger != "start" else None
+                if ahead and ahead.plan.noop and not _moved_at_all(ahead.changes):
+                    return False  # nothing that matters changed: stay quiet
+                self.launches += 1
+                stamp = time.strftime("%H:%M:%S")
+                ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
+                report = launch(self.project, self.options, ui, ahead, newer_saves=newer)
+            except CslaunchError as e:
+                ui.error(e.message)
+                if e.detail:
+                    ui.echo(e.detail, err=True)
+                ui.echo("watching; fix it and save again", err=True)
+                return False
+        render(ui, report)
+        if not report.ok and not report.ended_early:
+            ui.error(report.error or "launch failed")
+            ui.echo("watching; fix it and save again", err=True)
+        return report.ended_early
+
+    def _prepare(self, changed: Sequence[str]) -> Prepared:
+        # Compose reads no Python file: after a batch of .py saves its model is the one it
+        # was, and `compose config` (0.2 s of each save) can be skipped.
+        same = bool(changed) and all(p.endswith(".py") for p in changed)
+        ahead = prepare(self.project, self.options, self.known if same else None)
+        self.known = ahead.found
+        return ahead
 
 
 def watch(g: Globals, *, poll: bool, poll_interval: float, recheck: float) -> None:

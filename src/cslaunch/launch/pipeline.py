@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from cslaunch import docker, index, proof, proofrun
+from cslaunch.changes import ChangeSet
 from cslaunch.launch import before, prove, ready, restart
 from cslaunch.launch.run import LaunchStep, Run
 from cslaunch.project import Project
@@ -28,9 +30,9 @@ STEPS = (
     LaunchStep("wait", ready.wait),
     LaunchStep("reload proxies", ready.reload_proxies, ready.proxies_due),
     LaunchStep("recover jobs", ready.recover, ready.recovering),
-    LaunchStep("redis", ready.maintain_redis, ready.redis_due),
-    LaunchStep("verify", prove.collect_proof, prove.proving),
-    LaunchStep("repair", prove.repair, prove.found_stale),
+    LaunchStep("redis", ready.maintain_redis, ready.redis_due, waits=True),
+    LaunchStep("verify", prove.collect_proof, prove.proving, waits=True),
+    LaunchStep("repair", prove.repair, prove.found_stale, waits=True),
 )
 
 
@@ -42,17 +44,26 @@ def launch(
     *,
     started: docker.Pending | None = None,
     ahead: proofrun.Ahead | None = None,
+    newer_saves: Callable[[ChangeSet], bool] | None = None,
 ) -> LaunchReport:
     """Run every step that applies, in order. `prepared`: detect and changes, done ahead by
     `watch`; `started`: the project's `docker compose config`, begun before this module
     loaded; `ahead`: the last launch's looks inside baked-code containers, asked again
-    meanwhile (taken only by a no-op, which changes no container before it verifies)."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        run = Run(project, options, ui, pool, prepared, started, ahead)
+    meanwhile (taken only by a no-op, which changes no container before it verifies);
+    `newer_saves`: whether saves came in that this launch will not serve (watch), which
+    end its waiting steps."""
+    pool = ThreadPoolExecutor(max_workers=3)
+    run = Run(project, options, ui, pool, prepared, started, ahead, newer_saves)
+    try:
         for step in STEPS:
+            if step.waits and run.superseded():
+                continue
             if step.applies(run):
                 with run.step(step.shown_as(run)) as st:
                     step.act(run, st)
+    finally:
+        # A proof that newer saves made moot is left to end on its own.
+        pool.shutdown(wait=not run.ended_early, cancel_futures=run.ended_early)
     return finish(run)
 
 
@@ -61,7 +72,8 @@ def finish(run: Run) -> LaunchReport:
     next run sees the same changes and does again what is needed."""
     report, checked = run.report, run.report.verification
     stale = checked.stale if checked else []
-    report.ok = not run.failed and not stale
+    report.ended_early = run.ended_early
+    report.ok = not run.failed and not stale and not run.ended_early
     # A launch that had to repair changed something, whatever the plan said.
     report.up_to_date = run.plan.noop and report.ok and not report.repaired
     if run.failed:
@@ -77,6 +89,8 @@ def finish(run: Run) -> LaunchReport:
                     f"code, and was not renewed: {h.why}. To renew it (its content is lost): "
                     f"`{h.command()}`; or drop the volume, or make it a bind mount"
                 )
+    elif run.ended_early:
+        pass  # not proved: the next launch sees these changes again, with the newer ones
     else:
         if not run.changes.index_kept:
             index.save(run.project.root, run.changes.new_index())

@@ -43,7 +43,11 @@ def wait(run: Run, st: StepResult) -> None:
             run, run.rq, proof.settled(run.last_proof, current), ahead=not plan.noop
         ),
         on_progress=lambda v, t: run.ui.progress(_waiting_line(v, t)),
+        stop=run.superseded,
     )
+    if run.ended_early:
+        st.summary = "ended early: newer saves came in, the next launch waits for them"
+        return
     _record(run, verdicts)
     run.failed = [v for v in verdicts if v.state == FAILED]
     ready = len(verdicts) - len(run.failed)

@@ -30,6 +30,9 @@ class Run:
     prepared: Prepared | None = None  # detect and changes, done ahead by `watch`
     started: docker.Pending | None = None  # `docker compose config`, begun at start-up
     ahead: proofrun.Ahead | None = None  # the last proof's looks, asked again meanwhile
+    # Whether files were saved since the launch read them (its change set) that it does not
+    # serve (watch): they end its waiting steps, for the next launch to do with theirs.
+    newer_saves: Callable[[ChangeSet], bool] | None = None
     report: LaunchReport = field(default_factory=lambda: LaunchReport("", "relaunch"))
 
     found: Detected = field(init=False)
@@ -46,6 +49,7 @@ class Run:
     failed: list[Readiness] = field(default_factory=list)  # services that never got ready
     last_proof: proof.Proof | None = None
     hidden: list[volumes.Hidden] = field(default_factory=list)  # anonymous volumes over code
+    ended_early: bool = False  # newer saves ended its waiting steps
 
     @property
     def compose(self) -> docker.ComposeProject:
@@ -62,6 +66,12 @@ class Run:
         if self.workers:
             return self.workers.setup
         return jobs.find_rq(self.found.stack, self.project.config.rq, self.found.raw)
+
+    def superseded(self) -> bool:
+        """Newer saves came in: what is left to wait for or prove, the next launch does."""
+        if not self.ended_early and self.newer_saves is not None and self.newer_saves(self.changes):
+            self.ended_early = True
+        return self.ended_early
 
     @contextmanager
     def step(self, name: str) -> Iterator[StepResult]:
@@ -84,6 +94,7 @@ class LaunchStep:
     act: Callable[[Run, StepResult], None]
     applies: Callable[[Run], bool] = always
     title: Callable[[Run], str] | None = None  # a name that depends on the run
+    waits: bool = False  # only waits or checks: newer saves skip it (see Run.newer_saves)
 
     def shown_as(self, run: Run) -> str:
         return self.title(run) if self.title else self.name

@@ -1,0 +1,80 @@
+"""`cslaunch watch` without an engine: saves gathered while a launch runs, and which of them
+end its waiting (only an edit the launch did not read)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cslaunch.commands.watch import Saves, _trigger
+from cslaunch.index import Entry, hash_file
+from cslaunch.scan import file_stat
+
+
+class _Changes:
+    """The part of a change set the check reads: what the launch saw of each file."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.entries: dict[str, Any] = {
+            str(p): Entry(file_stat(str(p)), hash_file(str(p)))
+            for p in files  # type: ignore[arg-type]
+        }
+
+
+def test_take_returns_every_save_once_and_waits_for_one(tmp_path: Path) -> None:
+    saves = Saves()
+    saves.add(["a.py", "b.py"])
+    saves.add(["a.py"])
+    assert saves.take(0) == ["a.py", "b.py", "a.py"]
+    assert saves.take(0) == []
+    threading.Timer(0.1, lambda: saves.add(["c.py"])).start()
+    start = time.monotonic()
+    assert saves.take(5) == ["c.py"]
+    assert time.monotonic() - start < 2
+    assert saves.take(0.05) == []  # the periodic re-check's empty batch
+
+
+def test_only_an_edit_the_launch_did_not_read_is_newer(tmp_path: Path) -> None:
+    src = tmp_path / "app.py"
+    src.write_text("A = 1\n")
+    cs = _Changes([src])
+    saves = Saves()
+    saves.add([str(src)])
+    assert not saves.newer_than(cs)  # saved, but the launch read this content
+    src.write_text("A = 2\n")
+    assert saves.newer_than(cs)
+
+
+def test_what_the_launch_itself_writes_is_not_newer(tmp_path: Path) -> None:
+    bundle = tmp_path / "dist" / "app.js"
+    bundle.parent.mkdir()
+    bundle.write_text("built\n")
+    cs = _Changes([bundle])  # the launch built it, then read it
+    saves = Saves()
+    saves.add([str(bundle), str(tmp_path / "notes.txt")])
+    import os
+
+    os.utime(bundle, (1, 1))  # an mtime refreshed for Docker's build
+    assert not saves.newer_than(cs)
+
+
+def test_a_new_source_or_a_deleted_one_is_newer(tmp_path: Path) -> None:
+    old = tmp_path / "old.py"
+    old.write_text("x\n")
+    cs = _Changes([old])
+    saves = Saves()
+    new = tmp_path / "new.py"
+    new.write_text("y\n")
+    saves.add([str(new)])
+    assert saves.newer_than(cs)
+    saves.take(0)
+    old.unlink()
+    saves.add([str(old)])
+    assert saves.newer_than(cs)
+
+
+def test_trigger_names_the_files() -> None:
+    assert _trigger([]) == "periodic re-check"
+    assert _trigger(["/p/a.py", "/p/a.py", "/p/b.py"]) == "2 changes: a.py, b.py"
