@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cslaunch import docker
+from cslaunch import compose_config, docker
 from cslaunch.errors import DOCKER, DockerError, LaunchFailed
 
 # These fake the docker CLI: container calls must take it, not the Engine API.
@@ -112,12 +112,12 @@ def test_the_compose_plugin_is_found_where_the_cli_looks(
 ) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
     user = _plugin(tmp_path / "cfg" / "cli-plugins")
-    assert docker.compose_plugin() == str(user)  # the user's before the system's
+    assert compose_config.compose_plugin() == str(user)  # the user's before the system's
     extra = _plugin(tmp_path / "extra")
     (tmp_path / "cfg" / "config.json").write_text(
         '{"cliPluginsExtraDirs": ["%s"]}' % (tmp_path / "extra")
     )
-    assert docker.compose_plugin() == str(extra)  # the config's own dirs come first
+    assert compose_config.compose_plugin() == str(extra)  # the config's own dirs come first
 
 
 def test_a_command_started_early_answers_like_run(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_config_falls_back_to_composes_yaml_where_its_json_fails(
 
     monkeypatch.setattr(docker.subprocess, "run", run)
     monkeypatch.setattr(docker, "raise_if_daemon_gone", lambda what, stderr: None)
-    data = docker.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]
+    data = compose_config.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]
     assert data["services"]["app"]["build"]["ssh"] == ["mykey: /tmp/key"]
     assert data["services"]["app"]["environment"] == {"DEBUG": "true"}
     assert "YAML form works (a Compose bug)" in capsys.readouterr().err
@@ -174,4 +174,4 @@ def test_config_does_not_hide_a_project_compose_rejects(
             return docker.run(["docker", "compose", "config", "--format", "json"])
 
     with pytest.raises(docker.ComposeError, match="ports must be a array"):
-        docker.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]
+        compose_config.config(docker.ComposeProject(tmp_path), started=Started())  # type: ignore[arg-type]

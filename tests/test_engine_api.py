@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from cslaunch import docker
+from cslaunch import compose_config, docker
 from cslaunch.engine_api import _body, demux, docker_host, local
 from cslaunch.errors import DockerError, LaunchFailed
 from tests.stackutil import TestStack
@@ -178,8 +178,8 @@ def test_demux_and_chunked_bodies() -> None:
 
 
 def test_the_plugin_run_directly_gives_compose_s_own_model(stack: TestStack) -> None:
-    assert docker.compose_plugin() is not None, "scripts/testenv.sh installs the plugin"
+    assert compose_config.compose_plugin() is not None, "scripts/testenv.sh installs the plugin"
     project = docker.ComposeProject(stack.dir)
-    direct = docker.config(project)
+    direct = compose_config.config(project)
     assert direct == json.loads(stack.compose("config", "--format", "json").stdout)
     assert direct["name"] == stack.name

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cslaunch import docker, jobs, model
+from cslaunch import compose_config, jobs, model
 from cslaunch.docker import ComposeProject
 from cslaunch.jobs import RQSetup
 from cslaunch.jobs import redis as redis_maint
@@ -38,7 +38,7 @@ def start(stack: TestStack, *files: str) -> ComposeProject:
 
 
 def rq_setup(project: ComposeProject, config: RQConfig | None = None) -> RQSetup:
-    raw = docker.config(project)
+    raw = compose_config.config(project)
     setup = jobs.find_rq(model.parse_stack(raw), config or RQConfig(), raw)
     assert setup is not None
     assert setup.worker_services == ("worker1", "worker2")

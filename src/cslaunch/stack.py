@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cslaunch import bytecode, changes, docker, model
+from cslaunch import bytecode, changes, compose_config, docker, model
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import Flags, Plan, make_plan
@@ -43,9 +43,9 @@ def detect(
     """The Compose model as Compose resolves it, the containers, and which services run
     Python from where. With the project name known (-p, config), config and the container
     lookup run at once; without, the lookup needs the name config resolves. `started`: the
-    `docker compose config` of this project, begun earlier (docker.config_later)."""
+    `docker compose config` of this project, begun earlier (compose_config.config_later)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        config = pool.submit(docker.config, project.compose, started)
+        config = pool.submit(compose_config.config, project.compose, started)
         early = (
             pool.submit(project_containers, project.compose)
             if containers and project.compose.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cslaunch import docker, errors
+from cslaunch import compose_config, docker, errors
 from cslaunch.options import Globals
 from cslaunch.state import LAST_LAUNCH, read_json
 
@@ -13,7 +13,7 @@ def logs(g: Globals, services: tuple[str, ...], *, tail: int, follow: bool) -> N
     project = g.project()
     chosen = list(services)
     if chosen:
-        known = docker.config(project.compose).get("services") or {}
+        known = compose_config.config(project.compose).get("services") or {}
         unknown = [s for s in chosen if s not in known]
         if unknown:
             raise click.BadParameter(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cslaunch import docker, model, output
+from cslaunch import compose_config, docker, model, output
 from cslaunch.containers import Container, by_service, parse_time, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.options import Globals
@@ -76,7 +76,7 @@ def image_times(image_ids: set[str]) -> dict[str, datetime]:
 
 def statuses(project: Project) -> tuple[str, list[ServiceStatus]]:
     try:
-        raw = docker.config(project.compose)
+        raw = compose_config.config(project.compose)
     except CslaunchError:
         # Say why precisely: no CLI, no Compose v2, daemon down, or the project itself. Only
         # then: asking first costs every status three more processes.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cslaunch import docker, errors, output
+from cslaunch import compose_config, errors, output
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 
@@ -10,7 +10,7 @@ from cslaunch.options import Globals
 def up(g: Globals) -> None:
     ui = g.ui()
     project = g.project()
-    started = docker.config_later(project.compose)  # runs while the launch loads
+    started = compose_config.config_later(project.compose)  # runs while the launch loads
     waited = []
 
     def on_wait(message: str) -> None:
@@ -20,7 +20,7 @@ def up(g: Globals) -> None:
     with project_lock(project.root, wait=not g.no_wait, on_wait=on_wait):
         if waited:  # another launch ran meanwhile: the files may have moved since
             started.cancel()
-            started = docker.config_later(project.compose)
+            started = compose_config.config_later(project.compose)
         from cslaunch import proofrun
 
         # Under the lock (no other launch moves the stack), before the launch machinery
