@@ -28,8 +28,10 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 OLD, NEW = "hello from v1.0", "hello from v2.0"
 BUSY_SECONDS = 20
-# Generous: the point is that nobody waits for Docker's 30-60 s healthcheck schedule.
-RELAUNCH_BUDGET_S = 20.0
+# Just under the stack's shortest healthcheck interval (30 s): a launch that waited for
+# Docker's schedule cannot finish sooner, however loaded the machine (a timing figure is the
+# benchmarks' business; bench_real measures the relaunch).
+RELAUNCH_BUDGET_S = 29.0
 
 
 @dataclass
