@@ -5,16 +5,19 @@ read-only commands (plan, verify, status, doctor, jobs) all start here.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cslaunch import bytecode, changes, compose_config, docker, model
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import Flags, Plan, make_plan
 from cslaunch.project import Project, check_services
+
+if TYPE_CHECKING:
+    from cslaunch.jobs import Discovered
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,9 @@ class Prepared:
     found: Detected
     changes: changes.ChangeSet
     plan: Plan
+    # The stack's RQ workers as Redis told them since the last launch (watch asks while
+    # it waits for saves): the launch need not ask again before it stops anything.
+    workers: Future[Discovered] | None = None
 
 
 def prepare(project: Project, options: LaunchOptions, known: Detected | None = None) -> Prepared:

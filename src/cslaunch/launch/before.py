@@ -69,8 +69,10 @@ def _outcomes(run: Run) -> None:
 def clean_bytecode(run: Run, st: StepResult) -> None:
     if not run.plan.noop:
         # Which containers run RQ workers, and which of them are busy, is read from Redis
-        # before anything stops; meanwhile bytecode goes and images build.
-        run.discovering = run.pool.submit(discover_workers, run)
+        # before anything stops (unless watch read it while it waited for saves);
+        # meanwhile bytecode goes and images build.
+        known = run.prepared.workers if run.prepared else None
+        run.discovering = known or run.pool.submit(discover_workers, run)
     roots = run.found.roots.roots
     run.report.bytecode = invalidate_bytecode(roots, run.changes)
     st.summary = clean_summary(run.report.bytecode) if roots else "no bind-mounted Python code"
