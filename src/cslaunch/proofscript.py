@@ -78,6 +78,22 @@ def listing(directory: str, cache: dict[str, list[str]]) -> list[str]:
     return cache[directory]
 
 
+def legacy_pycs(dirs: set[str], listed: dict[str, list[str]]) -> list[list[str]]:
+    """Sourceless .pyc/.pyo files beside the sources: Python imports them as the module."""
+    found = []
+    for directory in sorted(dirs):
+        names = listing(directory, listed)
+        for name in names:
+            if name.endswith((".pyc", ".pyo")) and name[:-4] + ".py" not in names:
+                found.append(
+                    [
+                        os.path.join(directory, name),
+                        "sourceless legacy pyc: imported although its source is gone",
+                    ]
+                )
+    return found
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     problems: list[list[str]] = []
@@ -119,16 +135,7 @@ def main() -> None:
                 why = f"unreadable in the container: {e.strerror}"
             if why:
                 problems.append([os.path.join(cache, name), why])
-    for directory in sorted(dirs):
-        names = listing(directory, listed)
-        for name in names:
-            if name.endswith((".pyc", ".pyo")) and name[:-4] + ".py" not in names:
-                problems.append(
-                    [
-                        os.path.join(directory, name),
-                        "sourceless legacy pyc: imported although its source is gone",
-                    ]
-                )
+    problems += legacy_pycs(dirs, listed)
     json.dump(
         {
             "python": ".".join(str(n) for n in sys.version_info[:3]),

@@ -304,26 +304,23 @@ class Verification:
         return [v for v in self.verdicts if v.state == STALE]
 
 
-def verify(
+def _sort_out(
     services: Mapping[str, Service],
     python: Sequence[str],
     files: Mapping[str, ServiceFiles],
-    entries: Mapping[str, Entry],
+    sources: Sources,
     containers: Mapping[str, Sequence[Container]],
-    *,
-    bytecode: Sequence[str] = (),
-    index_ns: int = 0,
-    previous: Proof | None = None,
-    ahead: Ahead | None = None,
-) -> Verification:
-    """Every running Python service, in parallel: one exec each, except where `previous`
-    (the last launch's proof) still stands or `ahead` already asked. The proof made here is
-    recorded against the index of `index_ns`, which the launch saves."""
-    digest = bytecode_digest(bytecode)  # before looking: a pyc planted later must not count
+    digest: str,
+    previous: Proof | None,
+) -> tuple[
+    list[Verdict], dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]], set[str]
+]:
+    """Each service's verdict where no look is needed (the last proof stands, nothing to
+    look at), and the looks the others need, grouped; with the containers whose code is
+    baked in (looked at on every launch: their question is kept)."""
     groups: dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]] = {}
-    baked: set[str] = set()  # containers looked at on every launch: their question is kept
+    baked: set[str] = set()
     done: list[Verdict] = []
-    sources = Sources(entries)
     for name in sorted(python):
         running = [c for c in containers.get(name, []) if c.running]
         if (
@@ -357,6 +354,28 @@ def verify(
                 groups.setdefault(key, []).append((name, c, wanted))
                 if not bound:
                     baked.add(c.id)
+    return done, groups, baked
+
+
+def verify(
+    services: Mapping[str, Service],
+    python: Sequence[str],
+    files: Mapping[str, ServiceFiles],
+    entries: Mapping[str, Entry],
+    containers: Mapping[str, Sequence[Container]],
+    *,
+    bytecode: Sequence[str] = (),
+    index_ns: int = 0,
+    previous: Proof | None = None,
+    ahead: Ahead | None = None,
+) -> Verification:
+    """Every running Python service, in parallel: one exec each, except where `previous`
+    (the last launch's proof) still stands or `ahead` already asked. The proof made here is
+    recorded against the index of `index_ns`, which the launch saves."""
+    digest = bytecode_digest(bytecode)  # before looking: a pyc planted later must not count
+    done, groups, baked = _sort_out(
+        services, python, files, Sources(entries), containers, digest, previous
+    )
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(groups)))) as pool:
         answers = list(pool.map(lambda g: verify_group(g, ahead), groups.values()))
     looked = [v for vs, _ in answers for v in vs]
