@@ -1,6 +1,6 @@
 """Benchmark cslaunch's bytecode clean against `find -delete` and `pyclean`.
 
-    .venv/bin/python benchmarks/bench_clean.py [--reps N] [--tree DIR]
+    .venv/bin/python benchmarks/bench_clean.py [--reps N] [--tree DIR] [--tools a,b]
 
 The first run builds a pristine tree (the host Python's stdlib plus this venv's site-packages,
 compiled at optimization levels 0, 1 and 2, copied until it holds 50k+ files) and caches it in
@@ -8,6 +8,9 @@ DIR (default: a directory under the system temp dir; pass a tmpfs such as /dev/s
 the tools rather than the disk). Every timed run starts from a fresh copy of that tree, flushed
 to disk; the copy is not timed. The tools take turns, rep by rep, so that a load change on the
 machine hits them all alike.
+
+"cslaunch" is what `cslaunch clean` does (counts only); "cslaunch-json" what `cslaunch --json
+clean` does (the bytes removed counted too: an lstat per file).
 """
 
 from __future__ import annotations
@@ -50,7 +53,13 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "cslaunch-bench-clean",
         help="where to build and cache the tree (default: under the temp dir)",
     )
+    parser.add_argument(
+        "--tools",
+        default="cslaunch,cslaunch-json,find,pyclean",
+        help="which tools to time (default: all; pyclean is slow)",
+    )
     args = parser.parse_args()
+    wanted = set(args.tools.split(","))
     tree: Path = args.tree.resolve()
     if tree.is_relative_to(REPO):
         parser.error("--tree must be outside the repository")
@@ -61,18 +70,22 @@ def main() -> int:
         ready.write_text(RECIPE)
     files, pycs, pycaches = count(pristine)
 
-    tools: list[Tool] = [("cslaunch", lambda d: clean([d]))]
-    find = shutil.which("find")
+    tools: list[Tool] = [("cslaunch", lambda d: clean([d], sizes=False, paths=False))]
+    if "cslaunch-json" in wanted:
+        tools.append(("cslaunch-json", lambda d: clean([d], paths=False)))
+    find = shutil.which("find") if "find" in wanted else None
     if find and sys.platform != "win32":  # Windows' find.exe is another tool entirely
         tools.append(("find", lambda d: run_find(find, d)))
     else:
-        print("skipping find: not installed")
+        print("skipping find: not installed or not asked for")
     pyclean = shutil.which("pyclean", path=str(Path(sys.executable).parent))
-    if pyclean:
+    if "pyclean" not in wanted:
+        pyclean = None
+    elif pyclean:
         tools.append(("pyclean", lambda d: run([pyclean, "-q", str(d)])))
         startup = min(timed(run, [pyclean, "--version"]) for _ in range(3))
     else:
-        print("skipping pyclean: not installed in this venv")
+        print("skipping pyclean: not installed in this venv or not asked for")
 
     print(f"python {platform.python_version()} on {platform.system()}, {os.cpu_count()} CPUs")
     print(f"tree: {pristine}")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from cslaunch import bytecode
 from cslaunch.bytecode import PRUNE, CleanResult, clean
 from cslaunch.errors import PathError
+from cslaunch.report import clean_summary
 
 PYC = "mod.cpython-311.pyc"
 
@@ -394,11 +395,12 @@ def test_file_vanishing_concurrently_is_not_counted(
 ) -> None:
     real_unlink = os.unlink
 
-    def racing_unlink(path: str) -> None:
+    # A bare name and dir_fd where the platform has directory descriptors, else a path.
+    def racing_unlink(path: str, *, dir_fd: int | None = None) -> None:
         if path.endswith("gone.pyc"):
-            real_unlink(path)  # someone else got there first
+            real_unlink(path, dir_fd=dir_fd)  # someone else got there first
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        real_unlink(path)
+        real_unlink(path, dir_fd=dir_fd)
 
     monkeypatch.setattr(os, "unlink", racing_unlink)
     touch(tmp_path / "__pycache__/gone.pyc")
@@ -461,6 +463,30 @@ def test_dry_run_deletes_nothing_and_reports_the_same(tmp_path: Path) -> None:
     assert dry.dry_run is True
     assert (dry.files, dry.dirs, dry.bytes) == (real.files, real.dirs, real.bytes) == (4, 2, 10)
     assert rel_removed(dry, dry_root) == rel_removed(real, real_root)
+
+
+def test_counts_only_when_sizes_and_paths_are_not_wanted(tmp_path: Path) -> None:
+    full_root, bare_root = tmp_path / "full", tmp_path / "bare"
+    _sample_tree(full_root)
+    _sample_tree(bare_root)
+    full = clean([full_root])
+    bare = clean([bare_root], sizes=False, paths=False)
+    assert (bare.files, bare.dirs) == (full.files, full.dirs) == (4, 2)
+    assert (bare.bytes, bare.removed, bare.sized) == (0, [], False)
+    assert snapshot(bare_root) == snapshot(full_root)
+    assert "(" not in clean_summary(bare) and "(10 B)" in clean_summary(full)
+
+
+@pytest.mark.skipif(not bytecode._BY_FD, reason="no directory descriptors here")
+def test_a_directory_swapped_for_a_symlink_is_not_entered(tmp_path: Path) -> None:
+    """The walk lists a directory, then opens each subdirectory it found: one replaced by a
+    symlink in between (here: a symlink given where a directory was listed) is refused."""
+    outside = touch(tmp_path / "outside/__pycache__/o.cpython-311.pyc").parent
+    symlink(outside, tmp_path / "link", is_dir=True)
+    tally = bytecode._Tally()
+    assert bytecode._scan(str(tmp_path / "link"), bytecode.is_bytecode, False, tally) == []
+    assert (tally.files, tally.skipped) == (0, [])
+    assert (outside / "o.cpython-311.pyc").exists()
 
 
 def test_overlapping_roots_are_counted_once(tmp_path: Path) -> None:

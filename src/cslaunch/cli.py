@@ -345,7 +345,7 @@ def clean(
             # No launch history for arbitrary paths: orphans and legacy files only.
             result = bytecode.remove(bytecode.stale_in(roots), roots=roots, dry_run=dry_run)
         else:
-            result = bytecode.clean(roots, dry_run=dry_run)
+            result = bytecode.clean(roots, dry_run=dry_run, sizes=g.json or dry_run, paths=dry_run)
     else:
         project = g.project()
         found = detect(project, containers=False)
@@ -359,7 +359,7 @@ def clean(
                 ui.warn("no change index yet (no launch so far): removing all bytecode")
             result = invalidate_bytecode(found.roots.roots, cs, dry_run=dry_run)
         else:
-            result = bytecode.clean(roots, dry_run=dry_run)
+            result = bytecode.clean(roots, dry_run=dry_run, sizes=g.json or dry_run, paths=dry_run)
     if g.json:
         output.emit(
             {"schema": 1, "command": "clean", "ok": True, **clean_json(result, listing=dry_run)}
