@@ -452,7 +452,7 @@ def stale_in(roots: Sequence[Path]) -> list[tuple[str, str]]:
     """Bytecode under ``roots`` that is stale whatever happened before: orphans and legacy
     files. Without a launch history nothing else can be told apart from valid bytecode."""
     walk_roots = _check_roots(roots)
-    found = scan.scan([scan.Tree(r, _is_source) for r in walk_roots])
+    found = scan.scan([scan.Tree(r, _is_source, by_name=True) for r in walk_roots])
     return stale(found.bytecode, sources=set(found.files), changed=(), roots=walk_roots)
 
 
@@ -462,7 +462,7 @@ def _is_source(rel: str) -> bool:
 
 def present(roots: Sequence[Path]) -> list[str]:
     """Every bytecode file under ``roots`` now: a walk that stats no other file."""
-    return scan.scan([scan.Tree(str(r), _no_file) for r in roots]).bytecode
+    return scan.scan([scan.Tree(str(r), _no_file, by_name=True) for r in roots]).bytecode
 
 
 def _no_file(rel: str) -> bool:
