@@ -260,3 +260,40 @@ def test_an_old_state_dir_holding_something_else_stays(tmp_path: Path) -> None:
     (old / "notes.txt").write_text("mine")
     state.state_dir(tmp_path)
     assert (old / "notes.txt").read_text() == "mine"
+
+
+def test_an_index_saved_as_json_is_read_once_then_replaced(tmp_path: Path) -> None:
+    """The index of an earlier cslaunch (JSON, version 2) still counts: no launch after an
+    upgrade treats every file as changed. The next save writes the binary index and drops it."""
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    age(f)
+    _, idx = launch_once(tmp_path, None)
+    e = idx.files[str(f)]
+    row = [*e.stat, e.digest, e.changed_ns]
+    old = {"version": 2, "scanned_ns": idx.scanned_ns, "services": {}, "files": {str(f): row}}
+    state.write_json(tmp_path, index.JSON_INDEX_FILE, old)
+    assert not index.index_path(tmp_path).exists()
+    assert index.load(tmp_path) == idx
+    index.save(tmp_path, idx)
+    assert index.index_path(tmp_path).exists()
+    assert not (state.project_state(tmp_path) / index.JSON_INDEX_FILE).exists()
+    assert index.load(tmp_path) == idx
+
+
+def test_a_no_op_keeps_every_entry_without_hashing(tmp_path: Path) -> None:
+    """The column-wise no-op test and the per-file loop agree: nothing hashed, every entry
+    the old one; one moved stat field sends it to the loop."""
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(name)
+        age(tmp_path / name)
+    _, idx = launch_once(tmp_path, None)
+
+    def no_hash(path: str) -> str:
+        raise AssertionError(f"hashed {path}")
+
+    changes, entries = index.compare(idx, scan([Tree(str(tmp_path), everything)]), no_hash)
+    assert not changes and entries == idx.files
+    os.utime(tmp_path / "a.py", ns=(0, 5_000_000_000))  # stat moved, content did not
+    changes, entries = index.compare(idx, scan([Tree(str(tmp_path), everything)]))
+    assert not changes and entries[str(tmp_path / "a.py")].stat.mtime_ns == 5_000_000_000
