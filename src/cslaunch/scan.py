@@ -163,15 +163,15 @@ def _stat_files(
     files: list[os.DirEntry[str]], active: _Active, memo: dict[int, dict[str, bool]], result: Scan
 ) -> None:
     """Stat the files of one directory that a tree active there tracks."""
+    trees = [(t, rel, memo.setdefault(id(t), {}) if t.by_name else None) for t, rel in active]
     for entry in files:
         name = entry.name
         if name.endswith(BYTECODE_SUFFIXES):
             if entry.is_file(follow_symlinks=False):
                 result.bytecode.append(entry.path)
             continue
-        for tree, rel in active:
-            if tree.by_name:
-                names = memo.setdefault(id(tree), {})
+        for tree, rel, names in trees:
+            if names is not None:
                 included = names.get(name)
                 if included is None:
                     included = names[name] = tree.include(name)
