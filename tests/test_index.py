@@ -297,3 +297,21 @@ def test_a_no_op_keeps_every_entry_without_hashing(tmp_path: Path) -> None:
     os.utime(tmp_path / "a.py", ns=(0, 5_000_000_000))  # stat moved, content did not
     changes, entries = index.compare(idx, scan([Tree(str(tmp_path), everything)]))
     assert not changes and entries[str(tmp_path / "a.py")].stat.mtime_ns == 5_000_000_000
+
+
+def test_a_name_only_tree_tracks_what_its_include_says(tmp_path: Path) -> None:
+    """by_name asks include once per distinct name: the same files as asking per path."""
+    for rel in ("a/m.py", "b/m.py", "b/n.txt", "c/d/m.py", "c/d/x.pyc", "c/__pycache__/m.pyc"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    asked: list[str] = []
+
+    def py(rel: str) -> bool:
+        asked.append(rel)
+        return rel.endswith(".py")
+
+    by_path = scan([Tree(str(tmp_path), lambda rel: rel.endswith(".py"))])
+    by_name = scan([Tree(str(tmp_path), py, by_name=True)])
+    assert by_name.files == by_path.files and len(by_name.files) == 3
+    assert sorted(by_name.bytecode) == sorted(by_path.bytecode) and len(by_name.bytecode) == 2
+    assert sorted(asked) == ["m.py", "n.txt"]

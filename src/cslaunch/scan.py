@@ -163,7 +163,10 @@ def _stat_files(
     files: list[os.DirEntry[str]], active: _Active, memo: dict[int, dict[str, bool]], result: Scan
 ) -> None:
     """Stat the files of one directory that a tree active there tracks."""
-    trees = [(t, rel, memo.setdefault(id(t), {}) if t.by_name else None) for t, rel in active]
+    trees = [
+        (t, rel, memo.setdefault(id(t), {}) if t.by_name and not t.ignore else None)
+        for t, rel in active
+    ]
     for entry in files:
         name = entry.name
         if name.endswith(BYTECODE_SUFFIXES):
