@@ -96,7 +96,9 @@ def _all_kept(old: Index, scan: Scan) -> bool:
     """Whether _compare would keep every entry of `old` as it is and find nothing: the very
     same files, each with the stat data it was indexed with, none racily clean. The same
     test as _compare's, made over whole columns by C-level map/all (a 100k-file no-op: 20 ms
-    instead of 200), so that the usual launch, where nothing moved, skips the per-file loop."""
+    instead of 200), so that the usual launch, where nothing moved, skips the per-file loop.
+    Whoever changes that test changes this one with it (tests/test_index.py holds both to
+    the same answers)."""
     if scan.files.keys() != old.files.keys():
         return False
     stats = list(map(_stat_of, old.files.values()))
@@ -118,6 +120,7 @@ def _compare(
     entries: dict[str, Entry] = {}
     for path, st in scan.files.items():
         prev = old_files.get(path)
+        # The test whether a file may have changed; _all_kept makes it over whole columns.
         if prev is not None and not rehash and prev.stat == st and prev.stat.mtime_ns < racy_after:
             entries[path] = prev
         else:
