@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -409,6 +411,30 @@ def test_file_vanishing_concurrently_is_not_counted(
     result = clean([tmp_path])
 
     assert (result.files, result.bytes, result.dirs, result.skipped) == (1, 2, 1, [])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself is POSIX")
+def test_an_interrupted_clean_stops_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a level: each thread's share ends after its current directory, not
+    after the rest of the level."""
+    for i in range(20):
+        touch(tmp_path / f"d{i:02d}/__pycache__/m.cpython-311.pyc")
+    real_scan = bytecode._scan
+    scanned: list[str] = []
+
+    def slow_scan(path: str, *args: object) -> list[str]:
+        scanned.append(path)
+        if path.endswith("d00"):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt in the main thread
+        time.sleep(0.05)
+        return real_scan(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bytecode, "_scan", slow_scan)
+    with pytest.raises(KeyboardInterrupt):
+        clean([tmp_path])
+    assert len([p for p in scanned if os.path.basename(p).startswith("d")]) < 8  # of 20
 
 
 def test_missing_root_raises_and_deletes_nothing(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 import sys
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -202,29 +203,34 @@ def _walk(roots: list[str], select: Select, dry_run: bool, tally: _Tally) -> Non
     listing a small directory (a third of a clean on a warm cache).
     """
     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="cslaunch-bytecode")
+    stop = threading.Event()
     try:
         level = roots
         while level:
             next_level: list[str] = []
             shares = [level[i::_WORKERS] for i in range(min(_WORKERS, len(level)))]
             for subdirs, part in pool.map(
-                lambda share: _scan_all(share, select, dry_run, tally.sizes, tally.paths),
+                lambda share: _scan_all(share, select, dry_run, tally.sizes, tally.paths, stop),
                 shares,
             ):
                 next_level += subdirs
                 tally.add(part)
             level = next_level
     finally:
-        # On Ctrl-C, stop at once instead of scanning the rest of the queued level.
+        # On Ctrl-C, stop at once: the shares being scanned end after their current
+        # directory, and the pool does not wait for the rest of the level.
+        stop.set()
         pool.shutdown(cancel_futures=True)
 
 
 def _scan_all(
-    dirs: list[str], select: Select, dry_run: bool, sizes: bool, paths: bool
+    dirs: list[str], select: Select, dry_run: bool, sizes: bool, paths: bool, stop: threading.Event
 ) -> tuple[list[str], _Tally]:
     tally = _Tally(sizes, paths)
     subdirs: list[str] = []
     for path in dirs:
+        if stop.is_set():
+            break
         subdirs += _scan(path, select, dry_run, tally)
     return subdirs, tally
 
