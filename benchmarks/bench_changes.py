@@ -165,9 +165,11 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
     assert cs is not None and cs.old is None
     n_tracked = len(cs.entries)
     index.save(state, cs.new_index())
-    index_bytes = index.index_path(state).stat().st_size
+    index_file = index.index_path(state)
+    index_bytes = index_file.stat().st_size
     print(
-        f"cslaunch tracks {n_tracked:,} files; index.json {index_bytes / 1e6:.1f} MB\n", flush=True
+        f"cslaunch tracks {n_tracked:,} files; {index_file.name} {index_bytes / 1e6:.1f} MB\n",
+        flush=True,
     )
 
     # Warm-up, untimed: git refreshes its index once (racily clean entries), both read caches.

@@ -1,6 +1,6 @@
 """Benchmark cslaunch's bytecode clean against `find -delete` and `pyclean`.
 
-    .venv/bin/python benchmarks/bench_clean.py [--reps N] [--tree DIR]
+    .venv/bin/python benchmarks/bench_clean.py [--reps N] [--tree DIR] [--tools a,b]
 
 The first run builds a pristine tree (the host Python's stdlib plus this venv's site-packages,
 compiled at optimization levels 0, 1 and 2, copied until it holds 50k+ files) and caches it in
@@ -8,6 +8,9 @@ DIR (default: a directory under the system temp dir; pass a tmpfs such as /dev/s
 the tools rather than the disk). Every timed run starts from a fresh copy of that tree, flushed
 to disk; the copy is not timed. The tools take turns, rep by rep, so that a load change on the
 machine hits them all alike.
+
+"cslaunch" is what `cslaunch clean` does (counts only); "cslaunch-json" what `cslaunch --json
+clean` does (the bytes removed counted too: an lstat per file).
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "cslaunch-bench-clean",
         help="where to build and cache the tree (default: under the temp dir)",
     )
+    parser.add_argument(
+        "--tools",
+        default="cslaunch,cslaunch-json,find,pyclean",
+        help="which tools to time (default: all; pyclean is slow)",
+    )
     args = parser.parse_args()
     tree: Path = args.tree.resolve()
     if tree.is_relative_to(REPO):
@@ -61,25 +69,12 @@ def main() -> int:
         ready.write_text(RECIPE)
     files, pycs, pycaches = count(pristine)
 
-    tools: list[Tool] = [("cslaunch", lambda d: clean([d]))]
-    find = shutil.which("find")
-    if find and sys.platform != "win32":  # Windows' find.exe is another tool entirely
-        tools.append(("find", lambda d: run_find(find, d)))
-    else:
-        print("skipping find: not installed")
-    pyclean = shutil.which("pyclean", path=str(Path(sys.executable).parent))
-    if pyclean:
-        tools.append(("pyclean", lambda d: run([pyclean, "-q", str(d)])))
-        startup = min(timed(run, [pyclean, "--version"]) for _ in range(3))
-    else:
-        print("skipping pyclean: not installed in this venv")
+    tools = pick_tools(set(args.tools.split(",")))
 
     print(f"python {platform.python_version()} on {platform.system()}, {os.cpu_count()} CPUs")
     print(f"tree: {pristine}")
     print(f"files: {files:,}   bytecode files: {pycs:,}   __pycache__ dirs: {pycaches:,}")
     print(f"reps: {args.reps} per tool, taking turns; fresh synced copy before each (untimed)")
-    if pyclean:
-        print(f"pyclean runs as a subprocess: its start-up alone takes {startup:.3f}s")
     print()
 
     times: dict[str, list[float]] = {name: [] for name, _ in tools}
@@ -107,6 +102,26 @@ def main() -> int:
         if name != "cslaunch":
             print(f"{name} / cslaunch = {statistics.median(ts) / base:.2f}x")
     return 1 if any(left.values()) else 0
+
+
+def pick_tools(wanted: set[str]) -> list[Tool]:
+    """cslaunch as `cslaunch clean` runs it, and those of the others asked for and found."""
+    tools: list[Tool] = [("cslaunch", lambda d: clean([d], sizes=False, paths=False))]
+    if "cslaunch-json" in wanted:
+        tools.append(("cslaunch-json", lambda d: clean([d], paths=False)))
+    find = shutil.which("find") if "find" in wanted else None
+    if find and sys.platform != "win32":  # Windows' find.exe is another tool entirely
+        tools.append(("find", lambda d: run_find(find, d)))
+    else:
+        print("skipping find: not installed or not asked for")
+    pyclean = shutil.which("pyclean", path=str(Path(sys.executable).parent))
+    if pyclean and "pyclean" in wanted:
+        tools.append(("pyclean", lambda d: run([pyclean, "-q", str(d)])))
+        startup = min(timed(run, [pyclean, "--version"]) for _ in range(3))
+        print(f"pyclean runs as a subprocess: its start-up alone takes {startup:.3f}s")
+    else:
+        print("skipping pyclean: not installed in this venv or not asked for")
+    return tools
 
 
 def build(pristine: Path) -> None:

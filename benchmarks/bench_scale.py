@@ -135,6 +135,7 @@ def _measure(
         t, data, proc = run_cslaunch(stack, env)
         assert data.get("up_to_date"), f"not a no-op: {data}"
         row["noop"].append(t)
+        row["steps_noop"] = {s["name"]: s["seconds"] for s in data["steps"]}
         edit_keeping_stat(version, current, new)
         t, data, proc = run_cslaunch(stack, env)
         assert data.get("ok"), f"relaunch failed: {data.get('error')}\n{proc.stderr[-3000:]}"
@@ -176,6 +177,8 @@ def fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
 
 
 def exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
+    if xs[-1] == xs[0]:
+        return math.nan  # one size on this axis: no growth to tell
     return math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0])
 
 
@@ -205,6 +208,10 @@ def report(axis: str, rows: list[dict[str, Any]]) -> None:
     print(
         f"steps of the largest relaunch ({axis}={biggest['size']}): "
         + ", ".join(f"{k} {fmt_s(v)}" for k, v in biggest["steps_edit"].items())
+    )
+    print(
+        f"steps of the largest no-op ({axis}={biggest['size']}): "
+        + ", ".join(f"{k} {fmt_s(v)}" for k, v in biggest["steps_noop"].items())
     )
     print(
         "steps of the largest first launch: "

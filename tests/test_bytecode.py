@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from cslaunch import bytecode
 from cslaunch.bytecode import PRUNE, CleanResult, clean
 from cslaunch.errors import PathError
+from cslaunch.report import clean_summary
 
 PYC = "mod.cpython-311.pyc"
 
@@ -394,11 +397,12 @@ def test_file_vanishing_concurrently_is_not_counted(
 ) -> None:
     real_unlink = os.unlink
 
-    def racing_unlink(path: str) -> None:
+    # A bare name and dir_fd where the platform has directory descriptors, else a path.
+    def racing_unlink(path: str, *, dir_fd: int | None = None) -> None:
         if path.endswith("gone.pyc"):
-            real_unlink(path)  # someone else got there first
+            real_unlink(path, dir_fd=dir_fd)  # someone else got there first
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        real_unlink(path)
+        real_unlink(path, dir_fd=dir_fd)
 
     monkeypatch.setattr(os, "unlink", racing_unlink)
     touch(tmp_path / "__pycache__/gone.pyc")
@@ -407,6 +411,30 @@ def test_file_vanishing_concurrently_is_not_counted(
     result = clean([tmp_path])
 
     assert (result.files, result.bytes, result.dirs, result.skipped) == (1, 2, 1, [])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself is POSIX")
+def test_an_interrupted_clean_stops_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a level: each thread's share ends after its current directory, not
+    after the rest of the level."""
+    for i in range(20):
+        touch(tmp_path / f"d{i:02d}/__pycache__/m.cpython-311.pyc")
+    real_scan = bytecode._scan
+    scanned: list[str] = []
+
+    def slow_scan(path: str, *args: object) -> list[str]:
+        scanned.append(path)
+        if path.endswith("d00"):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt in the main thread
+        time.sleep(0.05)
+        return real_scan(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bytecode, "_scan", slow_scan)
+    with pytest.raises(KeyboardInterrupt):
+        clean([tmp_path])
+    assert len([p for p in scanned if os.path.basename(p).startswith("d")]) < 8  # of 20
 
 
 def test_missing_root_raises_and_deletes_nothing(tmp_path: Path) -> None:
@@ -461,6 +489,30 @@ def test_dry_run_deletes_nothing_and_reports_the_same(tmp_path: Path) -> None:
     assert dry.dry_run is True
     assert (dry.files, dry.dirs, dry.bytes) == (real.files, real.dirs, real.bytes) == (4, 2, 10)
     assert rel_removed(dry, dry_root) == rel_removed(real, real_root)
+
+
+def test_counts_only_when_sizes_and_paths_are_not_wanted(tmp_path: Path) -> None:
+    full_root, bare_root = tmp_path / "full", tmp_path / "bare"
+    _sample_tree(full_root)
+    _sample_tree(bare_root)
+    full = clean([full_root])
+    bare = clean([bare_root], sizes=False, paths=False)
+    assert (bare.files, bare.dirs) == (full.files, full.dirs) == (4, 2)
+    assert (bare.bytes, bare.removed, bare.sized) == (0, [], False)
+    assert snapshot(bare_root) == snapshot(full_root)
+    assert "(" not in clean_summary(bare) and "(10 B)" in clean_summary(full)
+
+
+@pytest.mark.skipif(not bytecode._BY_FD, reason="no directory descriptors here")
+def test_a_directory_swapped_for_a_symlink_is_not_entered(tmp_path: Path) -> None:
+    """The walk lists a directory, then opens each subdirectory it found: one replaced by a
+    symlink in between (here: a symlink given where a directory was listed) is refused."""
+    outside = touch(tmp_path / "outside/__pycache__/o.cpython-311.pyc").parent
+    symlink(outside, tmp_path / "link", is_dir=True)
+    tally = bytecode._Tally()
+    assert bytecode._scan(str(tmp_path / "link"), bytecode.is_bytecode, False, tally) == []
+    assert (tally.files, tally.skipped) == (0, [])
+    assert (outside / "o.cpython-311.pyc").exists()
 
 
 def test_overlapping_roots_are_counted_once(tmp_path: Path) -> None:

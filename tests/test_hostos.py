@@ -119,3 +119,22 @@ def test_without_ansi_the_progress_line_is_erased_with_spaces() -> None:
 def test_the_lock_is_one_the_os_releases() -> None:
     lock = hostos.file_lock("/tmp/x.lock")
     assert type(lock).__name__ == ("WindowsFileLock" if hostos.WINDOWS else "UnixFileLock")
+
+
+def test_a_junction_is_told_by_its_reparse_tag_on_windows_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import stat as stat_mod
+    from types import SimpleNamespace
+
+    from cslaunch import hostos
+
+    tag = getattr(stat_mod, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003)
+    monkeypatch.setattr(stat_mod, "IO_REPARSE_TAG_MOUNT_POINT", tag, raising=False)
+    junction = SimpleNamespace(stat=lambda follow_symlinks: SimpleNamespace(st_reparse_tag=tag))
+    plain = SimpleNamespace(stat=lambda follow_symlinks: SimpleNamespace(st_reparse_tag=0))
+    monkeypatch.setattr(hostos, "WINDOWS", True)
+    assert hostos.is_junction(junction)  # type: ignore[arg-type]
+    assert not hostos.is_junction(plain)  # type: ignore[arg-type]
+    monkeypatch.setattr(hostos, "WINDOWS", False)
+    assert not hostos.is_junction(junction)  # type: ignore[arg-type]

@@ -193,9 +193,12 @@ def test_index_matches_content(
         for p in root.rglob("*")
         if p.is_file()
     }
-    changes, _ = launch_once(root, idx)
+    s = scan([Tree(str(root), everything)])
+    changes, entries = index.compare(idx, s)
     expected = {str(root / n) for n in set(before) | set(after) if before.get(n) != after.get(n)}
     assert changes.all == expected
+    # The column-wise no-op test and the per-file loop give the same answer.
+    assert (changes, entries) == index._compare(idx, s, index.hash_file, False)
 
 
 def test_an_index_nothing_moved_in_is_kept_as_it_is(tmp_path: Path) -> None:
@@ -260,3 +263,58 @@ def test_an_old_state_dir_holding_something_else_stays(tmp_path: Path) -> None:
     (old / "notes.txt").write_text("mine")
     state.state_dir(tmp_path)
     assert (old / "notes.txt").read_text() == "mine"
+
+
+def test_an_index_saved_as_json_is_read_once_then_replaced(tmp_path: Path) -> None:
+    """The index of an earlier cslaunch (JSON, version 2) still counts: no launch after an
+    upgrade treats every file as changed. The next save writes the binary index and drops it."""
+    f = tmp_path / "m.py"
+    f.write_text("x = 1\n")
+    age(f)
+    _, idx = launch_once(tmp_path, None)
+    e = idx.files[str(f)]
+    row = [*e.stat, e.digest, e.changed_ns]
+    old = {"version": 2, "scanned_ns": idx.scanned_ns, "services": {}, "files": {str(f): row}}
+    state.write_json(tmp_path, index.JSON_INDEX_FILE, old)
+    assert not index.index_path(tmp_path).exists()
+    assert index.load(tmp_path) == idx
+    index.save(tmp_path, idx)
+    assert index.index_path(tmp_path).exists()
+    assert not (state.project_state(tmp_path) / index.JSON_INDEX_FILE).exists()
+    assert index.load(tmp_path) == idx
+
+
+def test_a_no_op_keeps_every_entry_without_hashing(tmp_path: Path) -> None:
+    """The column-wise no-op test and the per-file loop agree: nothing hashed, every entry
+    the old one; one moved stat field sends it to the loop."""
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(name)
+        age(tmp_path / name)
+    _, idx = launch_once(tmp_path, None)
+
+    def no_hash(path: str) -> str:
+        raise AssertionError(f"hashed {path}")
+
+    changes, entries = index.compare(idx, scan([Tree(str(tmp_path), everything)]), no_hash)
+    assert not changes and entries == idx.files
+    os.utime(tmp_path / "a.py", ns=(0, 5_000_000_000))  # stat moved, content did not
+    changes, entries = index.compare(idx, scan([Tree(str(tmp_path), everything)]))
+    assert not changes and entries[str(tmp_path / "a.py")].stat.mtime_ns == 5_000_000_000
+
+
+def test_a_name_only_tree_tracks_what_its_include_says(tmp_path: Path) -> None:
+    """by_name asks include once per distinct name: the same files as asking per path."""
+    for rel in ("a/m.py", "b/m.py", "b/n.txt", "c/d/m.py", "c/d/x.pyc", "c/__pycache__/m.pyc"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    asked: list[str] = []
+
+    def py(rel: str) -> bool:
+        asked.append(rel)
+        return rel.endswith(".py")
+
+    by_path = scan([Tree(str(tmp_path), lambda rel: rel.endswith(".py"))])
+    by_name = scan([Tree(str(tmp_path), py, by_name=True)])
+    assert by_name.files == by_path.files and len(by_name.files) == 3
+    assert sorted(by_name.bytecode) == sorted(by_path.bytecode) and len(by_name.bytecode) == 2
+    assert sorted(asked) == ["m.py", "n.txt"]

@@ -14,13 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import sys
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cslaunch import scan
+from cslaunch import hostos, scan
 from cslaunch.errors import PathError
 
 PYCACHE = "__pycache__"
@@ -53,6 +53,7 @@ class CleanResult:
     skipped: list[Skipped] = field(default_factory=list)
     dry_run: bool = False
     reasons: dict[str, int] = field(default_factory=dict)  # why files went (selective mode)
+    sized: bool = True  # False: bytes were not counted (the report had no use for them)
 
 
 # Decides whether one non-directory entry is bytecode to remove. Swappable so that a later
@@ -67,19 +68,25 @@ def is_bytecode(entry: os.DirEntry[str]) -> bool:
     return entry.name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False)
 
 
-def clean(roots: Sequence[Path], *, dry_run: bool = False) -> CleanResult:
+def clean(
+    roots: Sequence[Path], *, dry_run: bool = False, sizes: bool = True, paths: bool = True
+) -> CleanResult:
     """Remove every bytecode file under ``roots`` and the ``__pycache__`` dirs left empty.
 
     Symlinks (and Windows junctions) are never followed nor removed, the root directories
     themselves are never removed, and ``.git``-like directories in :data:`PRUNE` are not
     entered. Files that cannot be removed are listed in ``skipped``; the walk goes on.
 
+    What the report does not show need not be gathered: ``sizes=False`` leaves ``bytes`` at 0
+    (``sized`` says so) and saves an lstat per file, ``paths=False`` leaves ``removed`` empty.
+    On a warm cache the two are a third of a clean's time.
+
     Raises :class:`PathError`, before anything is removed, if a root is missing or not a
     directory.
     """
     resolved = _resolve_roots(roots)
     walk_roots = _walk_roots(resolved)
-    tally = _Tally()
+    tally = _Tally(sizes, paths)
     _walk(walk_roots, is_bytecode, dry_run, tally)
     _remove_pycaches(tally, dry_run, keep={dirpath for dirpath, _ in resolved})
     return CleanResult(
@@ -90,6 +97,7 @@ def clean(roots: Sequence[Path], *, dry_run: bool = False) -> CleanResult:
         removed=[Path(p) for p in tally.removed],
         skipped=tally.skipped,
         dry_run=dry_run,
+        sized=sizes,
     )
 
 
@@ -100,7 +108,9 @@ _Identity = tuple[int, int] | str
 class _Tally:
     """What a clean did so far; paths stay str until the end (much cheaper than Path)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sizes: bool = True, paths: bool = True) -> None:
+        self.sizes = sizes  # count the bytes removed (an lstat per file on POSIX)
+        self.paths = paths  # keep the path of every file and dir removed
         self.files = 0
         self.dirs = 0
         self.bytes = 0
@@ -186,67 +196,115 @@ _WORKERS = 2
 def _walk(roots: list[str], select: Select, dry_run: bool, tally: _Tally) -> None:
     """Scan every directory under ``roots`` once, removing the selected files.
 
-    Breadth-first, one level at a time, each level's directories scanned by a thread pool:
+    Breadth-first, one level at a time, each level split into one share per thread:
     iterative (no recursion limit) and with no shared state but what the main thread merges.
+    One share per thread, not one task per directory: a task's hand-off costs more than
+    listing a small directory (a third of a clean on a warm cache).
     """
     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="cslaunch-bytecode")
+    stop = threading.Event()
     try:
         level = roots
         while level:
             next_level: list[str] = []
-            for subdirs, part in pool.map(lambda d: _scan(d, select, dry_run), level):
+            shares = [level[i::_WORKERS] for i in range(min(_WORKERS, len(level)))]
+            for subdirs, part in pool.map(
+                lambda share: _scan_all(share, select, dry_run, tally.sizes, tally.paths, stop),
+                shares,
+            ):
                 next_level += subdirs
                 tally.add(part)
             level = next_level
     finally:
-        # On Ctrl-C, stop at once instead of scanning the rest of the queued level.
+        # On Ctrl-C, stop at once: the shares being scanned end after their current
+        # directory, and the pool does not wait for the rest of the level.
+        stop.set()
         pool.shutdown(cancel_futures=True)
 
 
-def _scan(path: str, select: Select, dry_run: bool) -> tuple[list[str], _Tally]:
+def _scan_all(
+    dirs: list[str], select: Select, dry_run: bool, sizes: bool, paths: bool, stop: threading.Event
+) -> tuple[list[str], _Tally]:
+    tally = _Tally(sizes, paths)
+    subdirs: list[str] = []
+    for path in dirs:
+        if stop.is_set():
+            break
+        subdirs += _scan(path, select, dry_run, tally)
+    return subdirs, tally
+
+
+# Where the platform has directory descriptors (not Windows), each directory is opened once,
+# listed through its descriptor and its files unlinked by name relative to it: no full path
+# is built or resolved per file, and a directory swapped for a symlink since its parent was
+# listed is refused (O_NOFOLLOW) rather than followed.
+_BY_FD = (
+    os.unlink in os.supports_dir_fd
+    and os.scandir in os.supports_fd
+    and hasattr(os, "O_DIRECTORY")
+    and hasattr(os, "O_NOFOLLOW")
+)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # vanished, or not a directory any more
+
+
+def _scan(path: str, select: Select, dry_run: bool, tally: _Tally) -> list[str]:
     """Remove the selected files in one directory; return its subdirectories to visit.
 
     os.scandir entries already know their type, so telling files from dirs and symlinks
     costs no syscall.
     """
-    tally = _Tally()
     subdirs: list[str] = []
+    fd = None
     try:
-        with os.scandir(path) as it:
+        fd = os.open(path, _DIR_FLAGS) if _BY_FD else None
+        with os.scandir(path if fd is None else fd) as it:
             entries = list(it)
-    except (FileNotFoundError, NotADirectoryError):
-        return subdirs, tally  # removed or replaced while we walked: nothing of ours there
     except OSError as exc:
-        tally.skipped.append(Skipped(Path(path), f"cannot list directory: {_reason(exc)}"))
-        return subdirs, tally
+        if fd is not None:
+            os.close(fd)
+        if exc.errno not in _GONE:  # else removed or replaced while we walked: not ours
+            tally.skipped.append(Skipped(Path(path), f"cannot list directory: {_reason(exc)}"))
+        return subdirs
+    prefix = path.rstrip(os.sep) + os.sep
     left = 0  # entries that will still be there afterwards
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            left += 1
-            if entry.name not in PRUNE and not _is_junction(entry):
-                subdirs.append(entry.path)
-        elif not select(entry) or not _remove_file(entry, dry_run, tally):
-            left += 1
+    try:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                left += 1
+                if entry.name not in PRUNE and not hostos.is_junction(entry):
+                    subdirs.append(prefix + entry.name)
+            elif not select(entry) or not _remove_file(entry, fd, prefix, dry_run, tally):
+                left += 1
+    finally:
+        if fd is not None:
+            os.close(fd)
     if os.path.basename(path) == PYCACHE:
         tally.pycaches[path] = left
-    return subdirs, tally
+    return subdirs
 
 
-def _remove_file(entry: os.DirEntry[str], dry_run: bool, tally: _Tally) -> bool:
+def _remove_file(
+    entry: os.DirEntry[str], fd: int | None, prefix: str, dry_run: bool, tally: _Tally
+) -> bool:
     """Remove one selected file; True if it is gone (or would be, in a dry run)."""
     try:
         # lstat on POSIX (the size is not in the listing); free on Windows.
-        size = entry.stat(follow_symlinks=False).st_size
+        size = entry.stat(follow_symlinks=False).st_size if tally.sizes else 0
         if not dry_run:
-            os.unlink(entry.path)
+            if fd is None:
+                os.unlink(entry.path)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
     except FileNotFoundError:
         return True  # removed concurrently: gone, but not by us, so not counted
     except OSError as exc:
-        tally.skipped.append(Skipped(Path(entry.path), _reason(exc)))
+        tally.skipped.append(Skipped(Path(prefix + entry.name), _reason(exc)))
         return False
     tally.files += 1
     tally.bytes += size
-    tally.removed.append(entry.path)
+    if tally.paths:
+        tally.removed.append(prefix + entry.name)
     return True
 
 
@@ -271,24 +329,11 @@ def _remove_pycaches(tally: _Tally, dry_run: bool, keep: Collection[str] = ()) -
                     tally.skipped.append(Skipped(Path(path), _reason(exc)))
                 continue
         tally.dirs += 1
-        tally.removed.append(path)
+        if tally.paths:
+            tally.removed.append(path)
         parent = os.path.dirname(path)
         if parent in left:
             left[parent] -= 1
-
-
-if sys.platform == "win32":
-
-    def _is_junction(entry: os.DirEntry[str]) -> bool:
-        # DirEntry.is_dir(follow_symlinks=False) is True for a junction, which can point
-        # anywhere, like a directory symlink. The lstat of an entry is free on Windows.
-        st = entry.stat(follow_symlinks=False)
-        return st.st_reparse_tag == stat.IO_REPARSE_TAG_MOUNT_POINT
-
-else:
-
-    def _is_junction(entry: os.DirEntry[str]) -> bool:
-        return False
 
 
 def _is_not_empty(exc: OSError) -> bool:
@@ -398,7 +443,7 @@ def stale_in(roots: Sequence[Path]) -> list[tuple[str, str]]:
     """Bytecode under ``roots`` that is stale whatever happened before: orphans and legacy
     files. Without a launch history nothing else can be told apart from valid bytecode."""
     walk_roots = _check_roots(roots)
-    found = scan.scan([scan.Tree(r, _is_source) for r in walk_roots])
+    found = scan.scan([scan.Tree(r, _is_source, by_name=True) for r in walk_roots])
     return stale(found.bytecode, sources=set(found.files), changed=(), roots=walk_roots)
 
 
@@ -408,7 +453,7 @@ def _is_source(rel: str) -> bool:
 
 def present(roots: Sequence[Path]) -> list[str]:
     """Every bytecode file under ``roots`` now: a walk that stats no other file."""
-    return scan.scan([scan.Tree(str(r), _no_file) for r in roots]).bytecode
+    return scan.scan([scan.Tree(str(r), _no_file, by_name=True) for r in roots]).bytecode
 
 
 def _no_file(rel: str) -> bool:

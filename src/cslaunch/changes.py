@@ -108,7 +108,7 @@ def detect(
     trees, singles = track.trees(files.values())
     # Python roots are walked for their sources and bytecode even where no bind tracks them
     # (python_roots configured by hand).
-    trees += [scan.Tree(str(r), _is_python_source) for r in python_roots]
+    trees += [scan.Tree(str(r), _is_python_source, by_name=True) for r in python_roots]
     # Inputs of a host-side frontend build: every file counts.
     trees += [scan.Tree(str(p), _any_file) for p in extra_sources if p.is_dir()]
     singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 import sys
 from collections.abc import Callable
@@ -185,6 +186,16 @@ HOST = Host(_kernel32() if WINDOWS else None)
 
 
 # --- file locks ----------------------------------------------------------------------------
+
+
+def is_junction(entry: os.DirEntry[str]) -> bool:
+    """A Windows junction, which can point anywhere like a directory symlink, yet is a
+    directory to DirEntry.is_dir(follow_symlinks=False). The lstat of an entry is free on
+    Windows; there are no junctions elsewhere."""
+    if not WINDOWS:
+        return False
+    tag: int = getattr(entry.stat(follow_symlinks=False), "st_reparse_tag", 0)
+    return tag == getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", -1)
 
 
 def file_lock(path: str) -> BaseFileLock:

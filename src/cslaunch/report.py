@@ -124,10 +124,10 @@ def human_bytes(n: int) -> str:
 def clean_summary(result: CleanResult) -> str:
     verb = "would remove" if result.dry_run else "removed"
     text = (
-        f"{verb} {plural(result.files, 'bytecode file')}, "
-        f"{plural(result.dirs, '__pycache__ dir')} "
-        f"({human_bytes(result.bytes)})"
+        f"{verb} {plural(result.files, 'bytecode file')}, {plural(result.dirs, '__pycache__ dir')}"
     )
+    if result.sized:
+        text += f" ({human_bytes(result.bytes)})"
     if result.reasons:
         text += " [" + ", ".join(f"{why} {n}" for why, n in sorted(result.reasons.items())) + "]"
     if result.skipped:

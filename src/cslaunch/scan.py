@@ -9,10 +9,12 @@ entered when no `!` pattern could bring a file back.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 from cslaunch.context import DockerIgnore
@@ -43,6 +45,9 @@ class Tree:
     root: str  # absolute path
     include: Callable[[str], bool]  # over tree-relative paths with forward slashes
     ignore: DockerIgnore | None = None  # for a build context
+    # `include` looks at the file name only (and there is no `ignore`): it is asked once per
+    # distinct name, not once per file.
+    by_name: bool = False
 
 
 class FileStat(NamedTuple):
@@ -71,6 +76,25 @@ def file_stat(path: str, host: Host = HOST) -> FileStat:
     return FileStat(*host.stat(path))
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while tens of thousands of tuples are made: they hold no
+    cycles, and the collections their allocation triggers walked every object so far (a
+    third of loading a 100k-file index)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# FileStat made by tuple.__new__ from C (a partial), not through the named tuple's Python-level
+# __new__: the same value, without a Python call per file.
+_new_stat = partial(tuple.__new__, FileStat)
+
+
 def file_stats(paths: Iterable[str], host: Host = HOST) -> dict[str, FileStat | None]:
     """The stat data of many files (None: gone or unreadable). On Windows one listing per
     directory rather than a handle per file (bytecode sits a few hundred to a __pycache__)."""
@@ -97,6 +121,11 @@ def file_stats(paths: Iterable[str], host: Host = HOST) -> dict[str, FileStat | 
 
 def scan(trees: Sequence[Tree], single_files: Sequence[str] = (), host: Host = HOST) -> Scan:
     """Walk the trees (each directory once, however many trees share it) and stat the files."""
+    with paused_gc():
+        return _scan(trees, single_files, host)
+
+
+def _scan(trees: Sequence[Tree], single_files: Sequence[str], host: Host) -> Scan:
     result = Scan(started_ns=time.time_ns())
     by_root: dict[str, list[Tree]] = {}
     for tree in trees:
@@ -127,8 +156,10 @@ _Active = list[tuple[Tree, str]]
 def _walk(
     top: str, by_root: dict[str, list[Tree]], roots: list[str], result: Scan, host: Host
 ) -> None:
-    windows = host.windows
     stack: list[tuple[str, _Active]] = [(top, [(t, "") for t in by_root.get(top, [])])]
+    # Tree -> file name -> included, for trees that look at the name only (by_name): a tree
+    # has few distinct names, and a dict lookup costs less than a pattern match.
+    memo: dict[int, dict[str, bool]] = {}
     while stack:
         path, active = stack.pop()
         try:
@@ -139,16 +170,15 @@ def _walk(
         except OSError:
             result.unreadable.append(path)
             continue
-        listed: dict[str, Listed] | None = None  # Windows: this directory's change times
+        files = []
         for entry in entries:
             name = entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if name == PYCACHE:
-                    if active:
-                        _collect_bytecode(entry.path, result)
-                    continue
-                if name in PRUNE:
-                    continue
+            if not entry.is_dir(follow_symlinks=False):
+                files.append(entry)
+            elif name == PYCACHE:
+                if active:
+                    _collect_bytecode(entry.path, result)
+            elif name not in PRUNE:
                 child = entry.path
                 child_active = [
                     (t, f"{rel}/{name}" if rel else name)
@@ -158,29 +188,55 @@ def _walk(
                 child_active += [(t, "") for t in by_root.get(child, [])]
                 if child_active or _has_root_below(child, roots):
                     stack.append((child, child_active))
-                continue
-            if name.endswith(BYTECODE_SUFFIXES):
-                if entry.is_file(follow_symlinks=False):
-                    result.bytecode.append(entry.path)
-                continue
-            for tree, rel in active:
+        _stat_files(path, files, active, memo, result, host)
+
+
+def _stat_files(
+    directory: str,
+    files: list[os.DirEntry[str]],
+    active: _Active,
+    memo: dict[int, dict[str, bool]],
+    result: Scan,
+    host: Host,
+) -> None:
+    """Stat the files of one directory that a tree active there tracks."""
+    listed: dict[str, Listed] | None = None  # Windows: this directory's change times
+    trees = [
+        (t, rel, memo.setdefault(id(t), {}) if t.by_name and not t.ignore else None)
+        for t, rel in active
+    ]
+    for entry in files:
+        name = entry.name
+        if name.endswith(BYTECODE_SUFFIXES):
+            if entry.is_file(follow_symlinks=False):
+                result.bytecode.append(entry.path)
+            continue
+        for tree, rel, names in trees:
+            if names is not None:
+                included = names.get(name)
+                if included is None:
+                    included = names[name] = tree.include(name)
+            else:
                 file_rel = f"{rel}/{name}" if rel else name
-                if tree.include(file_rel) and not (tree.ignore and tree.ignore.ignored(file_rel)):
-                    # Once per tracked file: try/except and an inline FileStat, not a
-                    # suppress() context and a call (a tenth of a 100k-file walk).
-                    if windows:
-                        if listed is None:
-                            listed = _listing(path, host)
-                        _record_listed(entry.path, listed.get(name), result, host)
-                        break
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        break  # vanished mid-walk: the next launch sees it as it is
-                    result.files[entry.path] = FileStat(
-                        st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
-                    )
+                included = tree.include(file_rel) and not (
+                    tree.ignore and tree.ignore.ignored(file_rel)
+                )
+            if included:
+                if host.windows:
+                    if listed is None:
+                        listed = _listing(directory, host)
+                    _record_listed(entry.path, listed.get(name), result, host)
                     break
+                # Once per tracked file: try/except and a C-made FileStat, not a suppress()
+                # context and calls (a tenth of a 100k-file walk).
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    break  # vanished mid-walk: the next launch sees it as it is
+                result.files[entry.path] = _new_stat(
+                    (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+                )
+                break
 
 
 def _listing(directory: str, host: Host) -> dict[str, Listed]:

@@ -85,12 +85,17 @@ def _migrate(old: Path, new: Path) -> None:
 
 def write_json(root: Path, name: str, data: Any) -> None:
     """Atomically, private to the user: a reader sees the old file or the new one."""
+    # dumps, not dump: only the one-shot encoder is the C one (a 100k-file index: 3 s)
+    write_bytes(root, name, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+
+
+def write_bytes(root: Path, name: str, data: bytes) -> None:
+    """Atomically, private to the user: a reader sees the old file or the new one."""
     directory = state_dir(root)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # dumps, not dump: only the one-shot encoder is the C one (a 100k-file index: 3 s)
-            f.write(json.dumps(data, separators=(",", ":")))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / name)

@@ -139,7 +139,7 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     singles: list[str] = []
     for sf in services:
         for d in sf.bind_dirs:
-            out.append(Tree(d, sf.is_source))
+            out.append(Tree(d, sf.is_source, by_name=True))
         if sf.context:
             out.append(Tree(sf.context, sf.copied, sf.ignore))
         singles.extend(sf.bind_files)

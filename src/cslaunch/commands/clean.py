@@ -21,7 +21,7 @@ def clean(g: Globals, paths: tuple[Path, ...], *, dry_run: bool, stale_only: boo
             # No launch history for arbitrary paths: orphans and legacy files only.
             result = bytecode.remove(bytecode.stale_in(roots), roots=roots, dry_run=dry_run)
         else:
-            result = bytecode.clean(roots, dry_run=dry_run)
+            result = bytecode.clean(roots, dry_run=dry_run, sizes=g.json or dry_run, paths=dry_run)
     else:
         project = g.project()
         found = detect(project, containers=False)
@@ -35,7 +35,7 @@ def clean(g: Globals, paths: tuple[Path, ...], *, dry_run: bool, stale_only: boo
                 ui.warn("no change index yet (no launch so far): removing all bytecode")
             result = invalidate_bytecode(found.roots.roots, cs, dry_run=dry_run)
         else:
-            result = bytecode.clean(roots, dry_run=dry_run)
+            result = bytecode.clean(roots, dry_run=dry_run, sizes=g.json or dry_run, paths=dry_run)
     if g.json:
         output.emit(output.envelope("clean", True, **clean_json(result, listing=dry_run)))
     elif dry_run:
