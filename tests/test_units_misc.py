@@ -17,8 +17,7 @@ from cslaunch.containers import Container, by_service, parse_container, parse_ti
 from cslaunch.docker import ComposeProject, first_error_line, parse_json_stream
 from cslaunch.errors import COMPOSE, ComposeError
 from cslaunch.project import COMPOSE_FILE_NAMES, COMPOSE_VARIABLES, read_dotenv, resolve
-from cslaunch.report import human_bytes
-from cslaunch.ui import UI, plural
+from cslaunch.ui import UI, human_bytes, plural
 
 UTC = timezone.utc
 
@@ -416,7 +415,7 @@ def test_resolve_project_directory(tmp_path: Path) -> None:
         resolve(project_directory=Path("missing"), cwd=tmp_path)
 
 
-# --- report.human_bytes / status.duration ----------------------------------------------------
+# --- ui.human_bytes / status.duration ----------------------------------------------------
 
 
 @pytest.mark.parametrize(

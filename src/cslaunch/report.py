@@ -10,7 +10,7 @@ from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
 from cslaunch.output import envelope
 from cslaunch.plan import LEAVE, Plan
-from cslaunch.ui import UI, plural
+from cslaunch.ui import UI, human_bytes, plural
 from cslaunch.verify import Verification
 
 
@@ -110,15 +110,6 @@ def clean_json(result: CleanResult, *, listing: bool = False) -> dict[str, Any]:
     if listing:
         data["removed"] = [str(p) for p in result.removed]
     return data
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def clean_summary(result: CleanResult) -> str:

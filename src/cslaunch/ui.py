@@ -24,6 +24,16 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
+def human_bytes(n: int) -> str:
+    """`512 B`, `1.5 KB`, `3.2 MB`: a size for people."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
 class UI:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False):
         self.stream: TextIO = sys.stderr if json_mode else sys.stdout

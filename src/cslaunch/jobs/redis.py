@@ -31,9 +31,8 @@ from cslaunch import docker
 from cslaunch.jobs.helper import run_helper
 from cslaunch.jobs.setup import RQSetup
 from cslaunch.output import envelope
-from cslaunch.report import human_bytes
 from cslaunch.rqconfig import RQConfig
-from cslaunch.ui import UI
+from cslaunch.ui import UI, human_bytes
 
 
 @dataclass(frozen=True)
