@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
 from cslaunch import errors, jobs, output
 from cslaunch.containers import Container
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 from cslaunch.project import Project
 from cslaunch.stack import detect
+from cslaunch.ui import UI
 
 
 def rq_setup(g: Globals) -> tuple[Project, jobs.RQSetup, dict[str, list[Container]]]:
@@ -41,12 +45,35 @@ def jobs_status(g: Globals) -> None:
 
 
 def recover(g: Globals, *, dry_run: bool, policy: str | None) -> None:
+    def act(project: Project, setup: jobs.RQSetup) -> jobs.RecoveryReport:
+        return jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
+
+    on_rq(g, act, jobs.render_recovery)
+
+
+class Outcome(Protocol):
+    ok: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Outcome)
+
+
+def on_rq(
+    g: Globals,
+    act: Callable[[Project, jobs.RQSetup], R],
+    render: Callable[[UI, R], None],
+) -> None:
+    """Something that changes the app's Redis (recovery, maintenance): one cslaunch at a
+    time on the project, then its JSON or its text, and a non-zero exit when it failed."""
     project, setup, _ = rq_setup(g)
     with project_lock(project.root, wait=not g.no_wait, on_wait=g.ui().warn):
-        result = jobs.recover(project.compose, setup, policy=policy, dry_run=dry_run)
+        result = act(project, setup)
     if g.json:
         output.emit(result.to_json())
     else:
-        jobs.render_recovery(g.ui(), result)
+        render(g.ui(), result)
     if not result.ok:
         raise errors.CslaunchError(result.message, reported=True)
