@@ -297,3 +297,42 @@ def test_windows_drive_paths_under_docker_desktop_are_warned() -> None:
         f.code for f in run(checks_code.check_file_sharing, facts(s, docker_os="Docker Desktop"))
     }
     assert found == {doctor.WSL_DRIVE, doctor.DESKTOP_SHARING}
+
+
+def test_an_anonymous_volume_over_copied_code_names_the_mount_that_shows_it() -> None:
+    web = svc(
+        "web",
+        build={"context": str(ROOT / "backend"), "target": "dev"},
+        volumes=[anon("/srv/src")],
+    )
+    f = facts(web, python=frozenset({"web"}), dockerfiles={"web": MULTISTAGE})
+    finding = only(run(checks_code.check_anonymous_over_code, f))
+    assert finding.code == doctor.ANON_OVER_CODE
+    assert "(src/ -> /srv/src)" in finding.message
+    assert '"./backend/src:/srv/src"' in finding.fix  # the copy's source, not a guess
+
+
+def test_an_anonymous_volume_below_a_copied_tree_mounts_that_part_of_it() -> None:
+    web = svc("web", build={"context": str(ROOT / "api")}, volumes=[anon("/app/pkg")])
+    text = "FROM python\nWORKDIR /app\nCOPY . .\n"
+    sources = {"web": {".": doctor.SourceInfo("dir", True)}}
+    f = facts(web, python=frozenset({"web"}), dockerfiles={"web": text}, sources=sources)
+    assert '"./api/pkg:/app/pkg"' in only(run(checks_code.check_anonymous_over_code, f)).fix
+
+
+def test_anonymous_volumes_are_read_against_the_stage_compose_builds() -> None:
+    # The prod stage copies src from dev; the assets stage (not built) copies web/.
+    web = svc(
+        "web",
+        build={"context": str(ROOT / "backend"), "target": "prod"},
+        volumes=[anon("/build/web")],
+    )
+    f = facts(web, python=frozenset({"web"}), dockerfiles={"web": MULTISTAGE})
+    assert run(checks_code.check_anonymous_over_code, f) == []
+
+
+def test_an_anonymous_volume_over_dependencies_is_the_usual_pattern() -> None:
+    web = svc("web", build={"context": str(ROOT / "front")}, volumes=[anon("/app/node_modules")])
+    text = "FROM node\nWORKDIR /app\nCOPY . .\nRUN npm ci\n"
+    f = facts(web, dockerfiles={"web": text})
+    assert run(checks_code.check_anonymous_over_code, f) == []

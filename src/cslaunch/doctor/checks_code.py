@@ -44,20 +44,28 @@ CLOCK_TOLERANCE = 1.0  # seconds between host and container clocks before it mat
 def check_anonymous_over_code(facts: Facts) -> Iterable[Finding]:
     """An anonymous volume over code the image copies in: Compose re-attaches the previous
     container's anonymous volumes when it recreates one (compose#9450), so after a rebuild
-    the volume's old copy hides the new image's code."""
+    the volume's old copy hides the new image's code. A volume over a dependency directory
+    (node_modules, a virtualenv) is the usual, deliberate pattern, and not reported."""
     for name, service in sorted(facts.services.items()):
         text = facts.dockerfiles.get(name)
         if text is None or not service.anonymous_volumes:
             continue
+        sources = facts.sources.get(name, {})
+        copies = dockerfile_copies(text, service.target)
         for target in service.anonymous_volumes:
+            if PurePath(target).name in DEPENDENCY_DIRS:
+                continue
             over = [
                 c
-                for c in dockerfile_copies(text)
-                if c.dest and any(is_code(s) for s in c.sources) and overlaps(c.dest, target)
+                for c in copies
+                if c.dest
+                and any(is_code(s, sources) for s in c.sources)
+                and overlaps(c.dest, target)
             ]
             if not over:
                 continue
             what = ", ".join(f"{' '.join(c.sources)} -> {c.dest}" for c in over)
+            mount = _code_mount(facts, service, over[0], target, sources)
             yield Finding(
                 ANON_OVER_CODE,
                 WARNING,
@@ -68,8 +76,20 @@ def check_anonymous_over_code(facts: Facts) -> Iterable[Finding]:
                 "code. cslaunch renews the volume (`up --renew-anon-volumes`) when it holds "
                 "only what the image put there, and otherwise fails with exit 8",
                 f"remove `{target}` from the volumes of service {name}; to run the code on "
-                f'disk instead, bind-mount it there (`volumes: ["./src:{target}"]`)',
+                f"disk instead, bind-mount it there (`volumes: [{mount}]`)",
             )
+
+
+def _code_mount(
+    facts: Facts, service: Service, copy: Copy, target: str, sources: Mapping[str, SourceInfo]
+) -> str:
+    """The bind mount that shows, at the volume's path, the host files the copy took."""
+    source = next(s for s in copy.sources if is_code(s, sources))
+    host = (service.build_context or facts.root) / norm(source)
+    mount = copy.dest
+    if is_dir_source(source, sources) and is_under(target, copy.dest):
+        host, mount = host / posixpath.relpath(target, copy.dest), target
+    return f'"{_show(host, facts.root)}:{mount}"'
 
 
 def check_baked_code(facts: Facts) -> Iterable[Finding]:
