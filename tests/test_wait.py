@@ -243,3 +243,20 @@ def test_dockers_unhealthy_fails_even_while_the_check_runs(
     verdicts, took = _wait(monkeypatch, [service(healthcheck=True)], [c], checks)
     assert (verdicts[0].state, verdicts[0].reason) == (FAILED, "unhealthy: boom")
     assert took < 1.0
+
+
+def test_restarts_the_initial_containers_show_are_before_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    from cslaunch import wait
+    from cslaunch.docker import ComposeProject
+
+    c = container(restart_count=7)
+    monkeypatch.setattr(wait, "project_containers", lambda project: [c])
+    project, web = ComposeProject(Path(".")), service()
+    seen = wait.wait_ready(project, [web], timeout=5, initial={web.name: [c]})
+    assert seen[0].state == READY
+    # Without a first look the wait has no baseline: 7 restarts are a crash loop.
+    assert wait.wait_ready(project, [web], timeout=5)[0].state == FAILED

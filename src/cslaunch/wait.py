@@ -110,7 +110,6 @@ def wait_ready(
     services: Sequence[Service],
     *,
     timeout: float,
-    restarts_before: dict[str, int] | None = None,
     checks: Mapping[str, Checks] | None = None,
     initial: Mapping[str, Sequence[Container]] | None = None,
     on_progress: Callable[[list[Readiness], float], None] | None = None,
@@ -121,8 +120,12 @@ def wait_ready(
 
     Returns the last assessment of every service; the caller decides what failure means.
     A service that failed ends the wait at once: its logs matter more than the others'.
+    `initial`: the containers as the caller just saw them; restarts they show already
+    happened before the wait and do not count as crashes.
     """
-    restarts_before = restarts_before or {}
+    restarts_before = {
+        name: max((c.restart_count for c in cs), default=0) for name, cs in (initial or {}).items()
+    }
     checks = checks or {}
     start = time.monotonic()
     # Not a `with`: leaving the wait must not wait for a probe still running (a healthcheck

@@ -64,9 +64,6 @@ def ready_check(run: Run) -> act.Ready:
             compose,
             [run.found.stack.services[n] for n in names],
             timeout=run.timeout,
-            restarts_before={
-                n: max((c.restart_count for c in current.get(n, [])), default=0) for n in names
-            },
             initial=current,
             checks=service_checks(run),
         )

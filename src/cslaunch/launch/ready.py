@@ -34,9 +34,6 @@ def wait(run: Run, st: StepResult) -> None:
         run.compose,
         list(found.stack.services.values()),
         timeout=run.timeout,
-        restarts_before={
-            n: max((c.restart_count for c in cs_), default=0) for n, cs_ in current.items()
-        },
         initial=current,
         # Redis the last launch saw ready, same process: past loading its dataset.
         checks=service_checks(
