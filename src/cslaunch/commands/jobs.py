@@ -21,9 +21,7 @@ def rq_setup(g: Globals) -> tuple[Project, jobs.RQSetup, dict[str, list[Containe
     its containers."""
     found = detect(g.project())
     project = found.project
-    discovered = jobs.discover(
-        project.compose, found.stack, project.config.rq, found.raw, found.python, found.containers
-    )
+    discovered = jobs.discover_stack(found)
     if discovered.setup is None:
         raise errors.CslaunchError(
             "no RQ workers found: no command line runs `rq worker` and no running container "

@@ -123,14 +123,6 @@ def _moved_at_all(cs: ChangeSet) -> bool:
     return bool(cs.changes or cs.config_changed)
 
 
-def _discover(known: Detected) -> jobs.Discovered:
-    found = refreshed(known)
-    config = found.project.config
-    return jobs.discover(
-        found.project.compose, found.stack, config.rq, found.raw, found.python, found.containers
-    )
-
-
 def _collect(
     paths: list[Path], options: WatchOptions, poll: bool, saves: Saves, stop: threading.Event
 ) -> None:
@@ -220,8 +212,9 @@ class _Watcher:
                 return False
         render(ui, report)
         self.workers = None
-        if report.ok and self.known is not None:
-            asked = self.background.submit(_discover, self.known)
+        known = self.known
+        if report.ok and known is not None:
+            asked = self.background.submit(lambda: jobs.discover_stack(refreshed(known)))
             self.workers = (time.monotonic(), asked)
         if not report.ok and not report.ended_early:
             ui.error(report.error or "launch failed")

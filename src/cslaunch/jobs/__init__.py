@@ -35,7 +35,13 @@ if TYPE_CHECKING:
         render_recovery,
     )
     from cslaunch.jobs.setup import RQSetup, RQWorkerService, find_rq, parse_worker_command
-    from cslaunch.jobs.workers import Discovered, LiveWorkers, discover, helper_services
+    from cslaunch.jobs.workers import (
+        Discovered,
+        LiveWorkers,
+        discover,
+        discover_stack,
+        helper_services,
+    )
 
 # The room of each name callers use, imported on first use (PEP 562): a launch with nothing
 # to do needs the setup and the workers but not recovery or the overview, whose dataclasses
@@ -59,6 +65,7 @@ _ROOMS = {
     "Discovered": "workers",
     "LiveWorkers": "workers",
     "discover": "workers",
+    "discover_stack": "workers",
     "helper_services": "workers",
 }
 __all__ = [
@@ -70,6 +77,7 @@ __all__ = [
     "RQWorkerService",
     "RecoveryReport",
     "discover",
+    "discover_stack",
     "find_rq",
     "helper_services",
     "parse_output",

@@ -26,6 +26,7 @@ from cslaunch.rqconfig import RQConfig
 
 if TYPE_CHECKING:  # for annotations only
     from cslaunch import model
+    from cslaunch.stack import Detected
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,14 @@ def discover(
     others = tuple(h for h in every if h.service not in names)
     setup = RQSetup(tuple(workers), find_redis_service(stack, names, workers), rq, others)
     return Discovered(setup, busy, dead=dead, named=named)
+
+
+def discover_stack(found: Detected) -> Discovered:
+    """discover, for a stack as detect found it (with the project name Compose resolved)."""
+    project = found.project
+    return discover(
+        project.compose, found.stack, project.config.rq, found.raw, found.python, found.containers
+    )
 
 
 def _by_container(

@@ -72,19 +72,11 @@ def clean_bytecode(run: Run, st: StepResult) -> None:
         # before anything stops (unless watch read it while it waited for saves);
         # meanwhile bytecode goes and images build.
         known = run.prepared.workers if run.prepared else None
-        run.discovering = known or run.pool.submit(discover_workers, run)
+        run.discovering = known or run.pool.submit(jobs.discover_stack, run.found)
     roots = run.found.roots.roots
     run.report.bytecode = invalidate_bytecode(roots, run.changes)
     st.summary = clean_summary(run.report.bytecode) if roots else "no bind-mounted Python code"
     show_skipped(run.ui, run.report.bytecode)
-
-
-def discover_workers(run: Run) -> jobs.Discovered:
-    """The stack's RQ workers, from the command lines and from Redis (jobs.discover)."""
-    found = run.found
-    return jobs.discover(
-        run.compose, found.stack, run.project.config.rq, found.raw, found.python, found.containers
-    )
 
 
 def to_pull(run: Run) -> dict[str, str]:
