@@ -8,11 +8,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.stackutil import TestStack
+from tests.stackutil import PROD_WORKERS, ProdStack, TestStack
 
 pytestmark = pytest.mark.engine
 
@@ -21,8 +22,9 @@ GREETING = Path("backend/src/app/greeting.py")
 
 class Watcher:
     def __init__(self, stack: TestStack, *args: str) -> None:
+        files = [a for f in stack.files for a in ("-f", f)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cslaunch", "watch", "--recheck", "60", *args],
+            [sys.executable, "-m", "cslaunch", "watch", "--recheck", "60", *files, *args],
             cwd=stack.dir,
             text=True,
             stdout=subprocess.PIPE,
@@ -159,3 +161,41 @@ def test_polling_sees_edits_that_keep_mtime_and_size(stack: TestStack) -> None:
         served(stack, "hello from v8, t")  # the periodic content re-check finds it
     finally:
         w.stop()
+
+
+def _started(stack: TestStack, container: str) -> datetime:
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    day, _, fraction = out.rstrip("Z").partition(".")  # nanoseconds: Python takes micro
+    return datetime.fromisoformat(f"{day}.{fraction[:6]:0<6}+00:00")
+
+
+def test_restarted_workers_start_once_the_web_server_answers(prod_stack: ProdStack) -> None:
+    """Production shape: a save all of backend and the three `sh -c`-wrapped workers run.
+    The workers stop with the backend (no old worker takes a job the new backend queues)
+    and start once the backend answers, so that their start-up does not slow its own; the
+    launch still waits for their registrations and every job runs the new code."""
+    app = prod_stack.dir / "src/app_final.py"
+    slow = "import time\n\ntime.sleep(2)  # a web app slow to import\n"
+    app.write_text(slow + app.read_text())
+    w = Watcher(prod_stack)
+    try:
+        w.wait_for("watching ", timeout=180)
+        mark = len(w.lines)
+        greeting = prod_stack.dir / "src/greeting.py"
+        greeting.write_text(greeting.read_text().replace("hello from v1.0", "watched v2"))
+        w.wait_for("Relaunched", after=mark, timeout=120)
+        out = "\n".join(w.lines[mark:])
+        backend = _started(prod_stack, prod_stack.container("backend"))
+        for worker in PROD_WORKERS:
+            delay = (_started(prod_stack, prod_stack.container(worker)) - backend).total_seconds()
+            assert delay >= 1.5, f"{worker} started {delay:.2f} s after the backend\n{out}"
+            assert f"{worker}" in out and "registered as an RQ worker" in out, out
+        assert prod_stack.greet() == "watched v2, t", out
+        assert prod_stack.run_job("w").startswith("watched v2")
+    finally:
+        assert w.stop() == 0, "\n".join(w.lines)

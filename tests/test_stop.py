@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,12 @@ def test_host_proc_tree_of_a_real_process(tmp_path: Path) -> None:
 
 
 def _restart_calls(
-    monkeypatch: pytest.MonkeyPatch, compose: dict[str, Any], methods: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch,
+    compose: dict[str, Any],
+    methods: dict[str, str],
+    background: tuple[str, ...] = (),
+    head_start: Callable[[Sequence[str]], None] | None = None,
+    calls: list[list[str]] | None = None,
 ) -> list[list[str]]:
     from datetime import datetime, timezone
 
@@ -298,7 +304,7 @@ def _restart_calls(
     from cslaunch.model import parse_stack
     from cslaunch.stop import StopMethod
 
-    calls: list[list[str]] = []
+    calls = [] if calls is None else calls
     monkeypatch.setenv("CSLAUNCH_DOCKER_API", "0")  # the CLI's argv is what this records
 
     def record(argv: list[str], **kwargs: Any) -> None:
@@ -315,7 +321,13 @@ def _restart_calls(
         n: [act.Stop(containers[n][0], StopMethod(k, 0.0 if k == "kill" else 7.0, "test"))]
         for n, k in methods.items()
     }
-    act.restart(stack, how, lambda names: calls.append(["ready", *names]))
+    act.restart(
+        stack,
+        how,
+        lambda names: calls.append(["ready", *names]),
+        background=background,
+        head_start=head_start or (lambda names: calls.append(["head start", *names])),
+    )
     return calls
 
 
@@ -329,6 +341,48 @@ def test_independent_restarts_go_straight_to_the_engine(monkeypatch: pytest.Monk
         ["docker", "stop", "-t", "7", "id-worker"],
     ]
     assert calls.index(["docker", "kill", "id-web"]) < calls.index(["docker", "start", "id-web"])
+
+
+def test_workers_stop_with_the_web_server_and_start_once_it_had_its_head_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compose: dict[str, Any] = {"web": {}, "worker": {}, "worker2": {}}
+    methods = {"web": "kill", "worker": "graceful", "worker2": "graceful"}
+    calls = _restart_calls(monkeypatch, compose, methods, background=("worker", "worker2"))
+    head = calls.index(["head start", "web"])
+    # Stopped at once, so that no old worker takes a job the new web server queues...
+    assert calls.index(["docker", "kill", "id-web"]) < head
+    # ...started once the web server is up, so that their start-up does not slow its own.
+    for worker in ("id-worker", "id-worker2"):
+        assert calls.index(["docker", "stop", "-t", "7", worker]) < calls.index(
+            ["docker", "start", worker]
+        )
+        assert calls.index(["docker", "start", worker]) > head
+    assert calls.index(["docker", "start", "id-web"]) < head
+
+
+def test_workers_alone_restart_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _restart_calls(monkeypatch, {"worker": {}}, {"worker": "graceful"}, ("worker",))
+    assert calls == [["docker", "stop", "-t", "7", "id-worker"], ["docker", "start", "id-worker"]]
+
+
+def test_workers_start_again_when_the_head_start_is_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(names: Sequence[str]) -> None:
+        raise KeyboardInterrupt
+
+    calls: list[list[str]] = []
+    with pytest.raises(KeyboardInterrupt):
+        _restart_calls(
+            monkeypatch,
+            {"web": {}, "worker": {}},
+            {"web": "kill", "worker": "graceful"},
+            ("worker",),
+            interrupted,
+            calls,
+        )
+    assert ["docker", "start", "id-worker"] in calls
 
 
 def test_restarts_that_depend_on_each_other_start_in_order_after_the_awaited_are_ready(

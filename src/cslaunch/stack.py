@@ -28,6 +28,9 @@ class LaunchOptions:
     rebuild: bool = False
     full: bool = False  # ignore the index: everything counts as changed
     verify: bool = True  # prove the result (one exec per Python container)
+    # Restarted RQ workers start once the restarted web servers answer (or 2 s passed):
+    # watch's user reloads a page rather than waiting for the whole stack (act.restart).
+    web_first: bool = False
 
 
 @dataclass(frozen=True)

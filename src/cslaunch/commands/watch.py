@@ -141,7 +141,7 @@ def _collect(
 
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
     """Launch once, then on every batch of saves. Returns the number of launches."""
-    watcher = _Watcher(project, launch_options, ui)
+    watcher = _Watcher(project, replace(launch_options, web_first=True), ui)
     paths = watched_paths(project)
     poll = options.poll or needs_polling(paths)
     saves, stop = Saves(), threading.Event()

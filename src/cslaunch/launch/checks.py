@@ -14,6 +14,27 @@ from cslaunch.wait import FAILED, Checks, wait_ready
 LOG_LINES = 30  # of a failed service's log, in the report
 
 
+# How long restarted RQ workers wait for the restarted web servers before they start too.
+HEAD_START_S = 2.0
+
+
+def head_start(run: Run) -> act.Ready:
+    """Waits until these services are ready or failed, at most HEAD_START_S or until newer
+    saves come in. Never raises: the wait step judges them."""
+
+    def wait(names: Sequence[str]) -> None:
+        wait_ready(
+            run.compose,
+            [run.found.stack.services[n] for n in names],
+            timeout=HEAD_START_S,
+            initial=by_service(project_containers(run.compose)),
+            checks=service_checks(run),
+            stop=run.superseded,
+        )
+
+    return wait
+
+
 def service_checks(
     run: Run,
     rq: jobs.RQSetup | None = None,

@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from cslaunch import act, jobs
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import LaunchFailed
-from cslaunch.launch.checks import ready_check
+from cslaunch.launch.checks import head_start, ready_check
 from cslaunch.launch.run import Run
 from cslaunch.plan import REBUILD, RECREATE, RESTART, START
 from cslaunch.report import LaunchReport
@@ -65,7 +65,10 @@ def restart(run: Run, st: StepResult) -> None:
         run.interrupted |= act.stop_ahead({"": blocking})
         with run.step("dead workers") as dead:
             clear_dead(run, dead)
-    run.interrupted |= act.restart(found.stack, stops, ready_check(run))
+    first_up = head_start(run) if run.options.web_first else None
+    run.interrupted |= act.restart(
+        found.stack, stops, ready_check(run), background=workers, head_start=first_up
+    )
     run.interrupted |= set(plan.with_action(START))  # started after their worker died
     for name, group in {**first, **stops}.items():
         if group:
