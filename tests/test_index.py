@@ -318,3 +318,39 @@ def test_a_name_only_tree_tracks_what_its_include_says(tmp_path: Path) -> None:
     assert by_name.files == by_path.files and len(by_name.files) == 3
     assert sorted(by_name.bytecode) == sorted(by_path.bytecode) and len(by_name.bytecode) == 2
     assert sorted(asked) == ["m.py", "n.txt"]
+
+
+def test_an_index_kept_in_memory_stands_for_its_file_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watch loads the index once per batch: what this process saved or read is not read
+    again while the file is as it was; another writer's index is."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _, idx = launch_once(tmp_path, None)
+    index.save(tmp_path, idx)
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        reads.append(self)
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert index.load(tmp_path) is idx
+    assert index.load(tmp_path) is idx
+    assert reads == []
+
+    # Another cslaunch saves (another process: its own write, not this one's save).
+    (tmp_path / "b.py").write_text("y = 2\n")
+    _, theirs = launch_once(tmp_path, idx)
+    data = index.index_path(tmp_path).read_bytes()
+    index.save(tmp_path, theirs)
+    other = index.index_path(tmp_path).read_bytes()
+    state.write_bytes(tmp_path, index.INDEX_FILE, data)  # back to ours, a new file
+    assert index.load(tmp_path) == idx
+    state.write_bytes(tmp_path, index.INDEX_FILE, other)
+    reads.clear()
+    loaded = index.load(tmp_path)
+    assert loaded == theirs and loaded is not theirs
+    assert len(reads) == 1
+    assert index.load(tmp_path) is loaded and len(reads) == 1

@@ -207,6 +207,18 @@ _new_stat = partial(tuple.__new__, FileStat)
 _new_entry = partial(tuple.__new__, Entry)
 
 
+# The index this process last saved or read, with its file's path and stat data: watch
+# loads the index once per batch of saves, and while the file is as it was the copy in
+# memory stands for it (0.1 s at 50k files). Should another cslaunch save between a save
+# here and its stat, the older copy kept only finds more changes, never fewer.
+_held: tuple[Path, tuple[int, ...], Index] | None = None
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def index_path(root: Path) -> Path:
     return state_file(root, INDEX_FILE)
 
@@ -214,17 +226,25 @@ def index_path(root: Path) -> Path:
 def load(root: Path) -> Index | None:
     """The last index, or None when there is none or it cannot be trusted (the caller then
     treats everything as changed)."""
+    global _held
+    path = index_path(root)
     with paused_gc():
         try:
-            data = index_path(root).read_bytes()
+            identity = _identity(path)
+            if _held is not None and _held[:2] == (path, identity):
+                return _held[2]
+            data = path.read_bytes()
         except FileNotFoundError:
             return _load_json(root)
         except OSError:
             return None
         try:
-            return _decode(data)
+            found = _decode(data)
         except _BAD:
             return None
+        # Changed between the stat and the read: the next load sees other stat data.
+        _held = (path, identity, found) if found is not None else None
+        return found
 
 
 def _decode(data: bytes) -> Index | None:
@@ -270,5 +290,11 @@ def save(root: Path, index: Index) -> None:
         tuple(e.changed_ns for e in entries),
     )
     write_bytes(root, INDEX_FILE, marshal.dumps(columns))
+    global _held
+    path = index_path(root)
+    try:
+        _held = (path, _identity(path), index)
+    except OSError:
+        _held = None
     with contextlib.suppress(OSError):
         (project_state(root) / JSON_INDEX_FILE).unlink()
