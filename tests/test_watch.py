@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cslaunch.commands.watch import Saves, _trigger
 from cslaunch.index import Entry, hash_file
 from cslaunch.scan import file_stat
@@ -78,3 +80,40 @@ def test_a_new_source_or_a_deleted_one_is_newer(tmp_path: Path) -> None:
 def test_trigger_names_the_files() -> None:
     assert _trigger([]) == "periodic re-check"
     assert _trigger(["/p/a.py", "/p/a.py", "/p/b.py"]) == "2 changes: a.py, b.py"
+
+
+def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The workers' start after the web server's head start cannot be cut short by a newer
+    save: while saves keep ending launches early, every container restarts at once."""
+    from cslaunch.commands import watch
+    from cslaunch.stack import LaunchOptions
+    from cslaunch.ui import UI
+
+    calls: list[tuple[str, bool]] = []
+
+    class Watcher:
+        launches = 0
+
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def relaunch(
+            self, trigger: str, changed: list[str], newer: object, web_first: bool = False
+        ) -> bool:
+            calls.append((trigger, web_first))
+            if len(calls) == 6:
+                raise KeyboardInterrupt
+            return 2 <= len(calls) <= 3  # the start, then a batch typed on for two launches
+
+    def collect(paths: object, options: object, poll: object, saves: Saves, stop: object) -> None:
+        for _ in range(3):
+            saves.add([str(tmp_path / "a.py")])
+            time.sleep(0.3)
+
+    monkeypatch.setattr(watch, "_Watcher", Watcher)
+    monkeypatch.setattr(watch, "watched_paths", lambda project: [tmp_path])
+    monkeypatch.setattr(watch, "_collect", collect)
+    watch.run(None, LaunchOptions(), watch.WatchOptions(recheck=0.5), UI(quiet=True))  # type: ignore[arg-type]
+    assert [first for _, first in calls] == [False, True, False, False, True, True]

@@ -141,7 +141,7 @@ def _collect(
 
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
     """Launch once, then on every batch of saves. Returns the number of launches."""
-    watcher = _Watcher(project, replace(launch_options, web_first=True), ui)
+    watcher = _Watcher(project, launch_options, ui)
     paths = watched_paths(project)
     poll = options.poll or needs_polling(paths)
     saves, stop = Saves(), threading.Event()
@@ -158,8 +158,13 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
         )
         while True:
             changed = saves.take(options.recheck)
-            while watcher.relaunch(_trigger(changed), changed, saves.newer_than):
+            web_first = True  # a save after a pause: the page reloaded waits on the web server
+            while watcher.relaunch(_trigger(changed), changed, saves.newer_than, web_first):
                 changed += saves.take(0)  # ended early: at once, with the newer saves too
+                # Still typing: all at once. The workers' start after the web server's head
+                # start cannot be cut short by a newer save, and delayed the next launch
+                # (saves 1 s apart, median save to served: 1.2 s without it, 1.5 s with).
+                web_first = False
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
     finally:
@@ -191,9 +196,14 @@ class _Watcher:
         self.workers: tuple[float, Future[jobs.Discovered]] | None = None
 
     def relaunch(
-        self, trigger: str, changed: Sequence[str], newer: Callable[[ChangeSet], bool]
+        self,
+        trigger: str,
+        changed: Sequence[str],
+        newer: Callable[[ChangeSet], bool],
+        web_first: bool = False,
     ) -> bool:
-        """Launch for a batch of saves; True when newer saves ended it early."""
+        """Launch for a batch of saves; True when newer saves ended it early. `web_first`:
+        restarted RQ workers start once the web servers answer (LaunchOptions)."""
         ui = self.ui
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
@@ -203,7 +213,8 @@ class _Watcher:
                 self.launches += 1
                 stamp = time.strftime("%H:%M:%S")
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
-                report = launch(self.project, self.options, ui, ahead, newer_saves=newer)
+                options = replace(self.options, web_first=web_first)
+                report = launch(self.project, options, ui, ahead, newer_saves=newer)
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:
