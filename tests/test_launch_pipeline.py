@@ -13,7 +13,7 @@ import pytest
 from cslaunch import model
 from cslaunch.config import Config
 from cslaunch.docker import ComposeProject
-from cslaunch.launch import before, pipeline, prove, ready, restart
+from cslaunch.launch import before, checks, pipeline, prove, ready, restart
 from cslaunch.launch.run import LaunchStep, Run
 from cslaunch.plan import LEAVE, RESTART, START, Plan, ServicePlan
 from cslaunch.project import Project
@@ -205,3 +205,23 @@ def test_a_launch_ended_early_moves_no_index(run: Run, monkeypatch: pytest.Monke
     assert report.ended_early and not report.ok and report.error is None
     assert saved == []
     assert report.to_json()["ended_early"] is True
+
+
+def test_the_head_start_waits_only_for_services_that_can_say_they_answer(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = {
+        "web": {"image": "w", "healthcheck": {"test": ["CMD", "true"], "interval": "30s"}},
+        "plain": {"image": "p", "command": ["python", "serve.py"]},
+    }
+    run.found = _Found(model.parse_stack({"name": "shop", "services": services}))  # type: ignore[assignment]
+    waited: list[list[str]] = []
+
+    def wait_ready(project: Any, found: list[model.Service], **kwargs: Any) -> None:
+        waited.append([s.name for s in found])
+
+    monkeypatch.setattr(checks, "wait_ready", wait_ready)
+    monkeypatch.setattr(checks, "project_containers", lambda compose: [])
+    checks.head_start(run)(["plain", "web"])
+    checks.head_start(run)(["plain"])  # nothing to tell when it answers: no wait at all
+    assert waited == [["web"]]

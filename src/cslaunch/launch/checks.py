@@ -19,16 +19,23 @@ HEAD_START_S = 2.0
 
 
 def head_start(run: Run) -> act.Ready:
-    """Waits until these services are ready or failed, at most HEAD_START_S or until newer
-    saves come in. Never raises: the wait step judges them."""
+    """Waits until those of these services that can say they answer (a healthcheck, a
+    configured endpoint) are ready or failed, at most HEAD_START_S or until newer saves
+    come in. Never raises: the wait step judges them. A service with no such signal is
+    not waited for: it would count as ready only after running STABLE_SECONDS, a guess
+    that would hold the workers back longer than its start-up."""
 
     def wait(names: Sequence[str]) -> None:
+        checks = service_checks(run)
+        answering = [run.found.stack.services[n] for n in names if n in checks]
+        if not answering:
+            return
         wait_ready(
             run.compose,
-            [run.found.stack.services[n] for n in names],
+            answering,
             timeout=HEAD_START_S,
             initial=by_service(project_containers(run.compose)),
-            checks=service_checks(run),
+            checks=checks,
             stop=run.superseded,
         )
 
