@@ -373,6 +373,10 @@ def main() -> int:
     if args.reps < 1:
         parser.error("--reps must be at least 1")
     exit_on_sigterm()
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started with `&` from a script: SIGINT comes ignored, and every cslaunch watch
+        # started here would inherit that and never hear the Ctrl-C that ends it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     print_header(
         "bench_watch: save -> new response served, cslaunch watch vs docker compose watch",
         [f"base    : {BASE_IMAGE}", f"reps    : {args.reps} per tool, polled every 20 ms"],
