@@ -19,10 +19,34 @@ from typing import Any
 PROJECT_PREFIX = "cslt-"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range. A port from that range
+    (what binding port 0 gives) can be taken by any outgoing connection before the
+    container binds it: seen once, "Address already in use" for one of 30 services."""
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = 10000 + secrets.randbelow(low - 10000)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port between 10000 and {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(20000, int(text.split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS and Windows start theirs at 49152
 
 
 def remove_leftovers(prefix: str) -> None:
