@@ -163,14 +163,9 @@ def test_polling_sees_edits_that_keep_mtime_and_size(stack: TestStack) -> None:
         w.stop()
 
 
-def _started(stack: TestStack, container: str) -> datetime:
-    out = subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.StartedAt}}", container],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    day, _, fraction = out.rstrip("Z").partition(".")  # nanoseconds: Python takes micro
+def _started(stack: TestStack, service: str) -> datetime:
+    day, _, fraction = stack.started_at(service).rstrip("Z").partition(".")
+    # Docker gives nanoseconds; Python takes microseconds.
     return datetime.fromisoformat(f"{day}.{fraction[:6]:0<6}+00:00")
 
 
@@ -190,11 +185,11 @@ def test_restarted_workers_start_once_the_web_server_answers(prod_stack: ProdSta
         greeting.write_text(greeting.read_text().replace("hello from v1.0", "watched v2"))
         w.wait_for("Relaunched", after=mark, timeout=120)
         out = "\n".join(w.lines[mark:])
-        backend = _started(prod_stack, prod_stack.container("backend"))
+        backend = _started(prod_stack, "backend")
         for worker in PROD_WORKERS:
-            delay = (_started(prod_stack, prod_stack.container(worker)) - backend).total_seconds()
+            delay = (_started(prod_stack, worker) - backend).total_seconds()
             assert delay >= 1.5, f"{worker} started {delay:.2f} s after the backend\n{out}"
-            assert f"{worker}" in out and "registered as an RQ worker" in out, out
+            assert worker in out and "registered as an RQ worker" in out, out
         assert prod_stack.greet() == "watched v2, t", out
         assert prod_stack.run_job("w").startswith("watched v2")
     finally:
