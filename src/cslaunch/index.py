@@ -219,6 +219,12 @@ def _identity(path: Path) -> tuple[int, ...]:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def forget() -> None:
+    """Drop the copy held in memory: the next load reads the file, as a one-off launch does."""
+    global _held
+    _held = None
+
+
 def index_path(root: Path) -> Path:
     return state_file(root, INDEX_FILE)
 
