@@ -1,7 +1,7 @@
 """Benchmark save-to-served in watch mode: `cslaunch watch` vs `docker compose watch`
 (`sync+restart`) on the same backend service, measured in the same run.
 
-    .venv/bin/python benchmarks/bench_watch.py [--reps N]
+    .venv/bin/python benchmarks/bench_watch.py [--reps N] [--files N]
 
 Starts a private copy of examples/ (tests/stackutil.py: free ports, unique project name). Each
 rep is a normal save of backend/src/app/greeting.py with a new MESSAGE, made at a fixed
@@ -17,6 +17,10 @@ once:
        rule for ./backend/src -> /app/src; the example as it is otherwise: Python is PID 1
   (B2) the same with `init: true` added, so that a restart does not wait out the 10 s stop
        grace period of a PID 1 that ignores SIGTERM: the fair comparison
+
+`--files N` first adds N Python modules the app never imports to backend/src (a package of
+a hundred files per directory), as a large project has: both tools watch and serve the same
+tree; the workers' image and compose watch's image are built with them.
 
 Then one untimed check per tool (A and B2): an edit that puts mtime and size back (what cp -p,
 rsync -a and unzip do), and whether the restarted backend serves the new code or stale
@@ -72,6 +76,21 @@ COMPOSE_FILES = ("docker-compose.yml", OVERRIDE)
 COMPOSE_READY = "Watch enabled"
 CSLAUNCH_READY = "watching "
 CSLAUNCH_IDLE = ("every service ready in", "fix it and save again")
+
+
+PAD = Path("backend/src/pad")
+PAD_PER_DIR = 100
+
+
+def pad_tree(stack: Any, files: int) -> None:
+    """`files` modules under backend/src/pad that nothing imports, 100 to a directory."""
+    body = "".join(f"VALUE_{i} = {i}\n" for i in range(8))
+    for n in range(files):
+        d = stack.dir / PAD / f"p{n // PAD_PER_DIR:04d}"
+        if n % PAD_PER_DIR == 0:
+            d.mkdir(parents=True)
+            (d / "__init__.py").write_text("")
+        (d / f"m{n % PAD_PER_DIR:03d}.py").write_text(body)
 
 
 def override_yaml(init: bool) -> str:
@@ -369,6 +388,9 @@ def stale_check_compose(stack: Any, w: Watcher) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="timed edits per tool (default 5)")
+    parser.add_argument(
+        "--files", type=int, default=0, help="modules nothing imports, added to the code tree"
+    )
     args = parser.parse_args()
     if args.reps < 1:
         parser.error("--reps must be at least 1")
@@ -383,15 +405,19 @@ def main() -> int:
     )
     with temp_dir("bench-watch") as tmp, example_stack(tmp) as stack:
         try:
-            return run(stack, tmp, args.reps)
+            if args.files:
+                pad_tree(stack, args.files)
+            return run(stack, tmp, args.reps, args.files)
         except WatchError as exc:
             print(f"FAIL: {exc}")
             return 1
 
 
-def run(stack: Any, tmp: Path, reps: int) -> int:
+def run(stack: Any, tmp: Path, reps: int, files: int) -> int:
     env = cslaunch_env(tmp / "pycache")
     print(f"stack   : {stack.dir} (project {stack.name})", flush=True)
+    tree = sum(1 for p in (stack.dir / "backend/src").rglob("*.py"))
+    print(f"code    : {tree:,} .py files in backend/src ({files:,} of them added, never imported)")
     token = secrets.token_hex(2)
 
     a = phase_cslaunch(stack, env, reps, token)

@@ -194,3 +194,38 @@ def test_restarted_workers_start_once_the_web_server_answers(prod_stack: ProdSta
         assert prod_stack.run_job("w").startswith("watched v2")
     finally:
         assert w.stop() == 0, "\n".join(w.lines)
+
+
+def test_saves_after_the_first_ask_only_the_saved_files(prod_stack: ProdStack) -> None:
+    """Once a launch in watch ran to its end, a batch of saved sources asks only those files
+    (the file events name them) instead of walking every tree, and still serves and runs
+    the new code; a directory moved in walks again, and finds the file inside it."""
+    w = Watcher(prod_stack)
+    greeting = prod_stack.dir / "src/greeting.py"
+
+    def save(old: str, new: str) -> str:
+        mark = len(w.lines)
+        greeting.write_text(greeting.read_text().replace(old, new))
+        w.wait_for("Relaunched", after=mark, timeout=120)
+        return "\n".join(w.lines[mark:])
+
+    try:
+        w.wait_for("watching ", timeout=180)
+        out = save("hello from v1.0", "watched v2")
+        assert "files checked" in out and "saved file" not in out, out  # the first: walked
+        out = save("watched v2", "watched v3")
+        assert "1 saved file checked of " in out and "1 modified" in out, out
+        assert prod_stack.greet() == "watched v3, t", out
+        assert prod_stack.run_job("w").startswith("watched v3")
+        # A package made elsewhere and moved in: one event for its directory, none for
+        # the module inside; the walk finds it.
+        made = prod_stack.dir / "made"
+        made.mkdir()
+        (made / "extra.py").write_text("X = 1\n")
+        mark = len(w.lines)
+        made.rename(prod_stack.dir / "src/extra_pkg")
+        w.wait_for("Relaunched", after=mark, timeout=120)
+        out = "\n".join(w.lines[mark:])
+        assert "files checked" in out and "1 added" in out, out
+    finally:
+        assert w.stop() == 0, "\n".join(w.lines)

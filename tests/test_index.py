@@ -354,3 +354,37 @@ def test_an_index_kept_in_memory_stands_for_its_file_until_the_file_changes(
     assert loaded == theirs and loaded is not theirs
     assert len(reads) == 1
     assert index.load(tmp_path) is loaded and len(reads) == 1
+
+
+def test_a_focus_asks_only_its_paths_and_only_against_its_own_index(tmp_path: Path) -> None:
+    from cslaunch import changes
+    from cslaunch.model import parse_stack
+
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    for name in ("a.py", "b.py", "pkg/c.py"):
+        (src / name).write_text(f"# {name}\n")
+        age(src / name)  # not racily clean: an unsaved edit would be found by a re-hash
+    volume = {"type": "bind", "source": str(src), "target": "/app"}
+    raw = {"name": "t", "services": {"web": {"volumes": [volume]}}}
+    stack = parse_stack(raw)
+
+    def detect(focus: changes.Focus | None = None) -> changes.ChangeSet:
+        return changes.detect(tmp_path, stack, raw["services"], {"web"}, [], focus=focus)
+
+    index.save(tmp_path, detect().new_index())
+    base = index.load(tmp_path)
+    assert base is not None
+    (src / "a.py").write_text("# edited\n")
+    (src / "pkg/new.py").write_text("")
+    (src / "b.py").write_text("# edited, and no event for it\n")
+    saved = frozenset({str(src / "a.py"), str(src / "pkg/new.py")})
+    focused = detect(changes.Focus(base, saved))
+    assert not focused.walked
+    assert focused.changes.all == saved  # only what the events named
+    walked = detect()
+    assert walked.walked and walked.changes.all == saved | {str(src / "b.py")}
+    # Another index than the one the events count from: the trees are walked.
+    index.save(tmp_path, walked.new_index())
+    other = detect(changes.Focus(base, saved))
+    assert other.walked and not other.changes

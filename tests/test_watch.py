@@ -96,7 +96,7 @@ def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
     class Watcher:
         launches = 0
 
-        def __init__(self, *args: object) -> None:
+        def __init__(self, *args: object, **kwargs: object) -> None:
             pass
 
         def relaunch(
@@ -117,3 +117,65 @@ def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
     monkeypatch.setattr(watch, "_collect", collect)
     watch.run(None, LaunchOptions(), watch.WatchOptions(recheck=0.5), UI(quiet=True))  # type: ignore[arg-type]
     assert [first for _, first in calls] == [False, True, False, False, True, True]
+
+
+def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_launch_that_held(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Focus: the paths saved since the index of the last launch that ran to its end; a walk
+    of every tree for the first batch, after other files moved, and every `full_every`."""
+    import contextlib
+    import itertools
+    from types import SimpleNamespace
+
+    from cslaunch.commands import watch
+    from cslaunch.stack import LaunchOptions
+    from cslaunch.ui import UI
+
+    foci: list[Any] = []
+    outcome = {"ok": True}
+    indexes = (f"index-{n}" for n in itertools.count(1))
+
+    def prepare(project: object, options: object, known: object, focus: Any) -> Any:
+        foci.append(None if focus is None else (focus.index, sorted(focus.paths)))
+        return SimpleNamespace(
+            found=None, plan=SimpleNamespace(noop=False), changes=SimpleNamespace(walked=not focus)
+        )
+
+    def launch(*args: object, **kwargs: object) -> Any:
+        return SimpleNamespace(ok=outcome["ok"], ended_early=False, error="failed")
+
+    monkeypatch.setattr(watch, "prepare", prepare)
+    monkeypatch.setattr(watch, "launch", launch)
+    monkeypatch.setattr(watch, "render", lambda ui, report: None)
+    monkeypatch.setattr(watch, "project_lock", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(watch.index, "load", lambda root: next(indexes))
+    project = SimpleNamespace(root=tmp_path)
+    watcher = watch._Watcher(project, LaunchOptions(), UI(quiet=True), full_every=60)  # type: ignore[arg-type]
+
+    def save(*paths: str) -> None:
+        watcher.relaunch("saves", [str(tmp_path / p) for p in paths], lambda cs: False)
+
+    watcher.relaunch("start", [], lambda cs: False)
+    save("a.py")  # the first batch walks: the start's walk may predate the file events
+    save("b.py")
+    outcome["ok"] = False
+    save("c.py")  # fails: what it saw is asked again by the next batch
+    outcome["ok"] = True
+    save("d.py")
+    save("e.py", "notes.txt")  # not only sources: walked (and Compose's model read again)
+    save("f.py")
+    watcher.walked_at -= 60  # the last walk is a minute old: walked, for missed events
+    save("g.py")
+    save("h.py")
+    p = str(tmp_path)
+    assert foci == [
+        None,
+        ("index-1", [f"{p}/b.py"]),
+        ("index-2", [f"{p}/c.py"]),
+        ("index-2", [f"{p}/c.py", f"{p}/d.py"]),
+        None,
+        ("index-4", [f"{p}/f.py"]),
+        None,
+        ("index-6", [f"{p}/h.py"]),
+    ]

@@ -5,6 +5,7 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ class ChangeSet:
     files: dict[str, track.ServiceFiles]
     config_hashes: dict[str, index.ServiceHashes]
     config_changed: dict[str, frozenset[str]]  # service -> the keys of its config that moved
+    # The paths asked again instead of a walk of every tree (watch's file events, Focus).
+    asked: frozenset[str] | None = None
+
+    @property
+    def walked(self) -> bool:
+        return self.asked is None
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -51,6 +58,16 @@ class ChangeSet:
 
     def new_index(self) -> index.Index:
         return index.Index(self.scan.started_ns, self.entries, self.config_hashes)
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What watch knows from file events: since `index` was scanned, only `paths` can have
+    changed (every save raises an event, and no event was left out since that scan began).
+    A launch then asks only those paths, not every file of the tree (0.5 s per 50k files)."""
+
+    index: index.Index
+    paths: frozenset[str]
 
 
 def _read(path: Path | str | None) -> str | None:
@@ -100,6 +117,7 @@ def detect(
     extra_sources: Collection[Path] = (),
     use_index: bool = True,
     rehash: bool = False,
+    focus: Focus | None = None,
 ) -> ChangeSet:
     files = {
         name: service_files(s, name in runs_code, source_patterns)
@@ -113,7 +131,14 @@ def detect(
     trees += [scan.Tree(str(p), _any_file) for p in extra_sources if p.is_dir()]
     singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]
     old = index.load(root) if use_index else None
-    result = scan.scan(trees, singles)
+    result, asked = None, None
+    # The very index the events count from (another cslaunch may have saved one since).
+    if focus is not None and old is focus.index and not rehash:
+        known = dict(zip(old.files, map(_stat_of, old.files.values()), strict=True))
+        result = scan.rescan(trees, singles, known, focus.paths)
+        asked = focus.paths if result is not None else None
+    if result is None:
+        result = scan.scan(trees, singles)
     changes, entries = index.compare(old, result, rehash=rehash)
     hashes: dict[str, index.ServiceHashes] = {}
     config_changed: dict[str, frozenset[str]] = {}
@@ -123,7 +148,10 @@ def detect(
         keys = index.changed_keys(old.services.get(name), new, raw) if old else frozenset()
         if keys:
             config_changed[name] = keys
-    return ChangeSet(old, result, changes, entries, files, hashes, config_changed)
+    return ChangeSet(old, result, changes, entries, files, hashes, config_changed, asked)
+
+
+_stat_of = operator.attrgetter("stat")
 
 
 def _is_python_source(rel: str) -> bool:

@@ -141,6 +141,109 @@ def _scan(trees: Sequence[Tree], single_files: Sequence[str], host: Host) -> Sca
     return result
 
 
+def rescan(
+    trees: Sequence[Tree],
+    single_files: Sequence[str],
+    known: dict[str, FileStat],
+    paths: Iterable[str],
+    host: Host = HOST,
+) -> Scan | None:
+    """The scan a walk of the trees would make now, when `known` is a walk's result and only
+    `paths` can have changed since it began (watch's file events): `paths` and the single
+    files are asked again, the rest is taken as it was. None when the paths cannot stand for
+    a walk: a directory among them (a directory moved in raises no event per file), one gone
+    that held known files, a path outside every tree or through a linked directory (a file
+    reached two ways may be named by its events the way the walk does not take). Bytecode:
+    what the paths' directories and their __pycache__ hold, the only pycs a change among them
+    can make stale.
+    """
+    with paused_gc():
+        result = Scan(started_ns=time.time_ns(), files=dict(known))
+        outer = _outermost(sorted({os.path.normpath(t.root) for t in trees}))
+        listed: dict[str, dict[str, os.DirEntry[str]] | None] = {}
+        singles = {os.path.normpath(p) for p in single_files}
+        for path in dict.fromkeys(os.path.normpath(p) for p in paths):
+            if path in singles:
+                continue  # asked again below
+            top = next((r for r in outer if path.startswith(r.rstrip(os.sep) + os.sep)), None)
+            if top is None:
+                return None
+            directory, name = os.path.split(path)
+            if _through_link(top, directory):
+                return None
+            if directory not in listed:
+                listed[directory] = _entries(directory, result)
+            entry = (listed[directory] or {}).get(name)
+            result.files.pop(path, None)
+            if entry is None:
+                prefix = path + os.sep
+                if any(p.startswith(prefix) for p in known):
+                    return None
+                continue  # gone: the comparison sees the deletion
+            if entry.is_dir(follow_symlinks=False):
+                return None
+            if _tracks(trees, top, path) and not name.endswith(BYTECODE_SUFFIXES):
+                with contextlib.suppress(OSError):  # vanished since: seen next time
+                    result.files[path] = file_stat(path, host)
+        for path in single_files:
+            result.files.pop(path, None)
+            with contextlib.suppress(OSError):
+                result.files[path] = file_stat(path, host)
+        for entries in listed.values():
+            if entries is None:
+                continue
+            for name, entry in entries.items():
+                if name == PYCACHE and entry.is_dir(follow_symlinks=False):
+                    _collect_bytecode(entry.path, result)
+                elif name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                    result.bytecode.append(entry.path)
+        return result
+
+
+def _entries(directory: str, result: Scan) -> dict[str, os.DirEntry[str]] | None:
+    """A directory's entries by name (the exact names: an event may spell a name in another
+    case on a file system that ignores case); None when it cannot be listed, as the walk."""
+    try:
+        with os.scandir(directory) as it:
+            return {entry.name: entry for entry in it}
+    except FileNotFoundError:
+        return None
+    except OSError:
+        result.unreadable.append(directory)
+        return None
+
+
+def _through_link(top: str, directory: str) -> bool:
+    while len(directory) > len(top):
+        if os.path.islink(directory):
+            return True
+        directory = os.path.dirname(directory)
+    return False
+
+
+def _tracks(trees: Sequence[Tree], top: str, path: str) -> bool:
+    """Whether the walk from `top` would stat the file at `path` (no linked directory on the
+    way): every directory on the way entered (not pruned) and a tree active there
+    including it."""
+    parts = path[len(top.rstrip(os.sep)) + 1 :].split(os.sep)
+    if any(part in PRUNE or part == PYCACHE for part in parts[:-1]):
+        return False
+    for tree in trees:
+        root = os.path.normpath(tree.root).rstrip(os.sep) + os.sep
+        if not path.startswith(root):
+            continue
+        rel_parts = path[len(root) :].split(os.sep)
+        rel = "/".join(rel_parts)
+        ignore = tree.ignore
+        if ignore and any(ignore.prunes("/".join(rel_parts[:i])) for i in range(1, len(rel_parts))):
+            continue
+        if tree.include(rel_parts[-1] if tree.by_name and not ignore else rel) and not (
+            ignore and ignore.ignored(rel)
+        ):
+            return True
+    return False
+
+
 def _outermost(roots: list[str]) -> list[str]:
     kept: list[str] = []
     for root in roots:  # sorted, so a parent comes before its children

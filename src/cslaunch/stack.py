@@ -109,13 +109,13 @@ def runs_code(found: Detected, service: model.Service) -> bool:
 
 
 def compute(
-    project: Project, found: Detected, options: LaunchOptions
+    project: Project, found: Detected, options: LaunchOptions, focus: changes.Focus | None = None
 ) -> tuple[changes.ChangeSet, Plan]:
     """Changes since the last launch and the plan they call for. Only reads."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The image check is a docker call, the scan Python's own I/O: at once.
         images = pool.submit(_missing_images, found) if options.build else None
-        cs = change_set(project, found, full=options.full)
+        cs = change_set(project, found, full=options.full, focus=focus)
         missing = images.result() if images and cs.old is not None else set()
     plan = make_plan(
         found.stack,
@@ -130,7 +130,9 @@ def compute(
     return cs, plan
 
 
-def change_set(project: Project, found: Detected, *, full: bool = False) -> changes.ChangeSet:
+def change_set(
+    project: Project, found: Detected, *, full: bool = False, focus: changes.Focus | None = None
+) -> changes.ChangeSet:
     return changes.detect(
         project.root,
         found.stack,
@@ -140,6 +142,7 @@ def change_set(project: Project, found: Detected, *, full: bool = False) -> chan
         source_patterns=project.config.source_patterns,
         extra_sources=project.config.frontend.sources if project.config.frontend else (),
         use_index=not full,
+        focus=focus,
     )
 
 
@@ -171,11 +174,17 @@ class Prepared:
     workers: Future[Discovered] | None = None
 
 
-def prepare(project: Project, options: LaunchOptions, known: Detected | None = None) -> Prepared:
+def prepare(
+    project: Project,
+    options: LaunchOptions,
+    known: Detected | None = None,
+    focus: changes.Focus | None = None,
+) -> Prepared:
     """detect and compute; with `known` (the caller knows the Compose model cannot have
-    changed since it was detected), only the containers are looked up again."""
+    changed since it was detected), only the containers are looked up again; with `focus`,
+    only the files it names are asked again."""
     found = refreshed(known) if known else detect(project)
-    return Prepared(found, *compute(project, found, options))
+    return Prepared(found, *compute(project, found, options, focus))
 
 
 def refreshed(found: Detected) -> Detected:

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import watchfiles
 
-from cslaunch import jobs
-from cslaunch.changes import ChangeSet
+from cslaunch import index, jobs
+from cslaunch.changes import ChangeSet, Focus
 from cslaunch.errors import CslaunchError
-from cslaunch.index import hash_file
 from cslaunch.launch import launch
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
@@ -114,7 +113,7 @@ def _moved(path: str, cs: ChangeSet) -> bool:
         if entry is None:
             # A new file: a source only if the scan would track it.
             return path.endswith(".py") and os.path.lexists(path)
-        return hash_file(path) != entry.digest
+        return index.hash_file(path) != entry.digest
     except OSError:
         return True  # gone or unreadable since: changed
 
@@ -141,7 +140,7 @@ def _collect(
 
 def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, ui: UI) -> int:
     """Launch once, then on every batch of saves. Returns the number of launches."""
-    watcher = _Watcher(project, launch_options, ui)
+    watcher = _Watcher(project, launch_options, ui, full_every=options.recheck)
     paths = watched_paths(project)
     poll = options.poll or needs_polling(paths)
     saves, stop = Saves(), threading.Event()
@@ -183,12 +182,22 @@ def _trigger(changed: Sequence[str]) -> str:
 
 class _Watcher:
     """One launch per batch of saves, never two at once; the Compose model is kept between
-    batches that only touch Python files (Compose reads none)."""
+    batches that only touch Python files (Compose reads none), and so are the trees: such a
+    batch asks only the files saved since the last launch that ran to its end (Focus), with
+    a walk of every tree at least every `full_every` seconds for what events missed."""
 
-    def __init__(self, project: Project, launch_options: LaunchOptions, ui: UI) -> None:
+    def __init__(
+        self, project: Project, launch_options: LaunchOptions, ui: UI, full_every: float = 30.0
+    ) -> None:
         self.project, self.options, self.ui = project, launch_options, ui
         self.launches = 0
         self.known: Detected | None = None  # the Compose model the last batch used
+        # The index the last launch that ran to its end left, and the paths saved since its
+        # scan began. Not the first launch's: its walk may begin before the file events do.
+        self.base: index.Index | None = None
+        self.saved_since: set[str] = set()
+        self.full_every = full_every
+        self.walked_at = -full_every  # when the last walk of every tree that held began
         # The RQ workers as Redis tells them once a launch is done, asked while waiting for
         # saves (the exec into a worker container is 0.3-0.5 s the next launch need not
         # spend before it restarts anything), with when it was asked.
@@ -205,6 +214,8 @@ class _Watcher:
         """Launch for a batch of saves; True when newer saves ended it early. `web_first`:
         restarted RQ workers start once the web servers answer (LaunchOptions)."""
         ui = self.ui
+        self.saved_since.update(changed)
+        began = time.monotonic()
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
                 ahead = self._prepare(changed) if trigger != "start" else None
@@ -215,6 +226,9 @@ class _Watcher:
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
                 options = replace(self.options, web_first=web_first)
                 report = launch(self.project, options, ui, ahead, newer_saves=newer)
+                if report.ok:
+                    # Under the lock: no other cslaunch saved an index since this one did.
+                    self._advance(trigger, ahead, began)
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:
@@ -232,11 +246,28 @@ class _Watcher:
             ui.echo("watching; fix it and save again", err=True)
         return report.ended_early
 
+    def _advance(self, trigger: str, ahead: Prepared | None, began: float) -> None:
+        """A launch ran to its end: its index holds everything saved before its scan."""
+        self.saved_since.clear()
+        self.base = index.load(self.project.root) if trigger != "start" else None
+        if ahead is None or ahead.changes.walked:
+            self.walked_at = began
+
+    def _focus(self, same: bool) -> Focus | None:
+        if not same or self.base is None:
+            return None
+        if time.monotonic() - self.walked_at >= self.full_every:
+            return None
+        if not all(p.endswith(".py") for p in self.saved_since):
+            return None  # a batch that failed or ended early moved more than sources
+        return Focus(self.base, frozenset(self.saved_since))
+
     def _prepare(self, changed: Sequence[str]) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves its model is the one it
         # was, and `compose config` (0.2 s of each save) can be skipped.
         same = bool(changed) and all(p.endswith(".py") for p in changed)
-        ahead = prepare(self.project, self.options, self.known if same else None)
+        focus = self._focus(same)
+        ahead = prepare(self.project, self.options, self.known if same else None, focus)
         self.known = ahead.found
         if same and self.workers:
             asked_at, workers = self.workers

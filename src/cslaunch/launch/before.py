@@ -161,6 +161,9 @@ def _changes_summary(cs: changes.ChangeSet) -> str:
         return f"no index yet: {indexed} indexed, everything counts as changed"
     c = cs.changes
     parts = [f"{plural(len(cs.entries), 'file')} checked"]
+    if cs.asked is not None:
+        # The rest stands as the last launch left it: no file event named it since.
+        parts = [f"{plural(len(cs.asked), 'saved file')} checked of {len(cs.entries):,}"]
     if c:
         parts.append(f"{len(c.modified)} modified, {len(c.added)} added, {len(c.deleted)} deleted")
     else:
