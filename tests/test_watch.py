@@ -119,27 +119,37 @@ def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
     assert [first for _, first in calls] == [False, True, False, False, True, True]
 
 
-def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_launch_that_held(
+def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Focus: the paths saved since the index of the last launch that ran to its end; a walk
-    of every tree for the first batch, after other files moved, and every `full_every`."""
+    """Focus: the last batch's scan and the paths saved since it began, whether or not that
+    batch's launch held; a walk for the first batch, after other files moved (the Compose
+    model is read again too), and every `full_every` seconds."""
     import contextlib
     import itertools
+    from concurrent.futures import Future
     from types import SimpleNamespace
 
     from cslaunch.commands import watch
+    from cslaunch.errors import CslaunchError
     from cslaunch.stack import LaunchOptions
     from cslaunch.ui import UI
 
-    foci: list[Any] = []
-    outcome = {"ok": True}
-    indexes = (f"index-{n}" for n in itertools.count(1))
+    calls: list[Any] = []
+    outcome = {"ok": True, "compose": "fine"}
+    scans = (f"scan-{n}" for n in itertools.count(1))
 
     def prepare(project: object, options: object, known: object, focus: Any) -> Any:
-        foci.append(None if focus is None else (focus.index, sorted(focus.paths)))
+        if outcome["compose"] == "broken" and known is None:
+            raise CslaunchError("docker compose config failed")
+        calls.append(
+            (known is not None, None if focus is None else (focus.known, sorted(focus.paths)))
+        )
+        found_scan = SimpleNamespace(files=next(scans))
         return SimpleNamespace(
-            found=None, plan=SimpleNamespace(noop=False), changes=SimpleNamespace(walked=not focus)
+            found="model",
+            plan=SimpleNamespace(noop=False),
+            changes=SimpleNamespace(walked=not focus, scan=found_scan),
         )
 
     def launch(*args: object, **kwargs: object) -> Any:
@@ -149,9 +159,9 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_launch_that_
     monkeypatch.setattr(watch, "launch", launch)
     monkeypatch.setattr(watch, "render", lambda ui, report: None)
     monkeypatch.setattr(watch, "project_lock", lambda *a, **k: contextlib.nullcontext())
-    monkeypatch.setattr(watch.index, "load", lambda root: next(indexes))
     project = SimpleNamespace(root=tmp_path)
     watcher = watch._Watcher(project, LaunchOptions(), UI(quiet=True), full_every=60)  # type: ignore[arg-type]
+    watcher.background = SimpleNamespace(submit=lambda fn: Future())  # type: ignore[assignment]
 
     def save(*paths: str) -> None:
         watcher.relaunch("saves", [str(tmp_path / p) for p in paths], lambda cs: False)
@@ -160,22 +170,27 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_launch_that_
     save("a.py")  # the first batch walks: the start's walk may predate the file events
     save("b.py")
     outcome["ok"] = False
-    save("c.py")  # fails: what it saw is asked again by the next batch
+    save("c.py")  # its launch fails, but what its scan found stands
     outcome["ok"] = True
     save("d.py")
-    save("e.py", "notes.txt")  # not only sources: walked (and Compose's model read again)
+    save("e.py", "notes.txt")  # not only sources: walked, the model read again
     save("f.py")
     watcher.walked_at -= 60  # the last walk is a minute old: walked, for missed events
     save("g.py")
-    save("h.py")
+    outcome["compose"] = "broken"
+    save("compose.yaml")  # fails before its scan: its save stays in
+    outcome["compose"] = "fine"
+    save("h.py")  # so the model is read again and the trees walked
+    save("i.py")
     p = str(tmp_path)
-    assert foci == [
-        None,
-        ("index-1", [f"{p}/b.py"]),
-        ("index-2", [f"{p}/c.py"]),
-        ("index-2", [f"{p}/c.py", f"{p}/d.py"]),
-        None,
-        ("index-4", [f"{p}/f.py"]),
-        None,
-        ("index-6", [f"{p}/h.py"]),
+    assert calls == [
+        (False, None),
+        (True, ("scan-1", [f"{p}/b.py"])),
+        (True, ("scan-2", [f"{p}/c.py"])),
+        (True, ("scan-3", [f"{p}/d.py"])),
+        (False, None),
+        (True, ("scan-5", [f"{p}/f.py"])),
+        (True, None),
+        (False, None),
+        (True, ("scan-8", [f"{p}/i.py"])),
     ]

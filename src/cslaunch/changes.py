@@ -5,7 +5,6 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -62,11 +61,12 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class Focus:
-    """What watch knows from file events: since `index` was scanned, only `paths` can have
-    changed (every save raises an event, and no event was left out since that scan began).
-    A launch then asks only those paths, not every file of the tree (0.5 s per 50k files)."""
+    """What watch knows from file events: since a scan of the same trees found `known`,
+    only `paths` can have changed (every save raises an event, and none was left out since
+    that scan began). A launch then asks only those paths, not every file of the trees (0.3 s
+    per 30k files), and compares with the index as ever: what the last proved launch saw."""
 
-    index: index.Index
+    known: Mapping[str, scan.FileStat]
     paths: frozenset[str]
 
 
@@ -132,10 +132,8 @@ def detect(
     singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]
     old = index.load(root) if use_index else None
     result, asked = None, None
-    # The very index the events count from (another cslaunch may have saved one since).
-    if focus is not None and old is focus.index and not rehash:
-        known = dict(zip(old.files, map(_stat_of, old.files.values()), strict=True))
-        result = scan.rescan(trees, singles, known, focus.paths)
+    if focus is not None and not rehash:
+        result = scan.rescan(trees, singles, focus.known, focus.paths)
         asked = focus.paths if result is not None else None
     if result is None:
         result = scan.scan(trees, singles)
@@ -149,9 +147,6 @@ def detect(
         if keys:
             config_changed[name] = keys
     return ChangeSet(old, result, changes, entries, files, hashes, config_changed, asked)
-
-
-_stat_of = operator.attrgetter("stat")
 
 
 def _is_python_source(rel: str) -> bool:

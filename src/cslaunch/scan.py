@@ -12,7 +12,7 @@ import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -144,7 +144,7 @@ def _scan(trees: Sequence[Tree], single_files: Sequence[str], host: Host) -> Sca
 def rescan(
     trees: Sequence[Tree],
     single_files: Sequence[str],
-    known: dict[str, FileStat],
+    known: Mapping[str, FileStat],
     paths: Iterable[str],
     host: Host = HOST,
 ) -> Scan | None:

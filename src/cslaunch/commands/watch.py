@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 from cslaunch.project import Project
 from cslaunch.report import render
+from cslaunch.scan import FileStat
 from cslaunch.stack import Detected, LaunchOptions, Prepared, detect, prepare, refreshed
 from cslaunch.ui import UI, plural
 
@@ -183,8 +184,8 @@ def _trigger(changed: Sequence[str]) -> str:
 class _Watcher:
     """One launch per batch of saves, never two at once; the Compose model is kept between
     batches that only touch Python files (Compose reads none), and so are the trees: such a
-    batch asks only the files saved since the last launch that ran to its end (Focus), with
-    a walk of every tree at least every `full_every` seconds for what events missed."""
+    batch asks only the files saved since the last batch's scan (Focus), with a walk of
+    every tree at least every `full_every` seconds for what events missed."""
 
     def __init__(
         self, project: Project, launch_options: LaunchOptions, ui: UI, full_every: float = 30.0
@@ -192,12 +193,12 @@ class _Watcher:
         self.project, self.options, self.ui = project, launch_options, ui
         self.launches = 0
         self.known: Detected | None = None  # the Compose model the last batch used
-        # The index the last launch that ran to its end left, and the paths saved since its
-        # scan began. Not the first launch's: its walk may begin before the file events do.
-        self.base: index.Index | None = None
+        # What the last batch's scan found, and the paths saved since it began. Not the
+        # first launch's: its walk may begin before the file events do.
+        self.scanned: Mapping[str, FileStat] | None = None
         self.saved_since: set[str] = set()
         self.full_every = full_every
-        self.walked_at = -full_every  # when the last walk of every tree that held began
+        self.walked_at = -full_every  # when the last walk of every tree began
         # The RQ workers as Redis tells them once a launch is done, asked while waiting for
         # saves (the exec into a worker container is 0.3-0.5 s the next launch need not
         # spend before it restarts anything), with when it was asked.
@@ -215,7 +216,6 @@ class _Watcher:
         restarted RQ workers start once the web servers answer (LaunchOptions)."""
         ui = self.ui
         self.saved_since.update(changed)
-        began = time.monotonic()
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
                 ahead = self._prepare(changed) if trigger != "start" else None
@@ -226,9 +226,6 @@ class _Watcher:
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
                 options = replace(self.options, web_first=web_first)
                 report = launch(self.project, options, ui, ahead, newer_saves=newer)
-                if report.ok:
-                    # Under the lock: no other cslaunch saved an index since this one did.
-                    self._advance(trigger, ahead, began)
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:
@@ -246,29 +243,27 @@ class _Watcher:
             ui.echo("watching; fix it and save again", err=True)
         return report.ended_early
 
-    def _advance(self, trigger: str, ahead: Prepared | None, began: float) -> None:
-        """A launch ran to its end: its index holds everything saved before its scan."""
-        self.saved_since.clear()
-        self.base = index.load(self.project.root) if trigger != "start" else None
-        if ahead is None or ahead.changes.walked:
-            self.walked_at = began
-
     def _focus(self, same: bool) -> Focus | None:
-        if not same or self.base is None:
+        if not same or self.scanned is None:
             return None
         if time.monotonic() - self.walked_at >= self.full_every:
             return None
-        if not all(p.endswith(".py") for p in self.saved_since):
-            return None  # a batch that failed or ended early moved more than sources
-        return Focus(self.base, frozenset(self.saved_since))
+        return Focus(self.scanned, frozenset(self.saved_since))
 
     def _prepare(self, changed: Sequence[str]) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves its model is the one it
-        # was, and `compose config` (0.2 s of each save) can be skipped.
-        same = bool(changed) and all(p.endswith(".py") for p in changed)
+        # was, and `compose config` (0.2 s of each save) can be skipped. Counted over every
+        # save since the last batch that got this far (one that failed sooner, say on a
+        # broken compose file, leaves its saves in).
+        same = bool(changed) and all(p.endswith(".py") for p in self.saved_since)
         focus = self._focus(same)
+        began = time.monotonic()
         ahead = prepare(self.project, self.options, self.known if same else None, focus)
         self.known = ahead.found
+        # Saves made during the scan are not taken yet: the next batch asks them.
+        self.scanned, self.saved_since = ahead.changes.scan.files, set()
+        if ahead.changes.walked:
+            self.walked_at = began
         if same and self.workers:
             asked_at, workers = self.workers
             # Fresh and done, or the launch asks itself: a worker busy since is still
