@@ -83,14 +83,20 @@ PAD_PER_DIR = 100
 
 
 def pad_tree(stack: Any, files: int) -> None:
-    """`files` modules under backend/src/pad that nothing imports, 100 to a directory."""
+    """`files` modules under backend/src/pad that nothing imports, 100 to a directory,
+    last modified a day ago as a project's files are (not all just written, which would
+    have every index entry re-hashed as racily clean until a launch a few seconds later)."""
     body = "".join(f"VALUE_{i} = {i}\n" for i in range(8))
+    day_ago = time.time() - 86400
     for n in range(files):
         d = stack.dir / PAD / f"p{n // PAD_PER_DIR:04d}"
         if n % PAD_PER_DIR == 0:
             d.mkdir(parents=True)
             (d / "__init__.py").write_text("")
-        (d / f"m{n % PAD_PER_DIR:03d}.py").write_text(body)
+            os.utime(d / "__init__.py", (day_ago, day_ago))
+        module = d / f"m{n % PAD_PER_DIR:03d}.py"
+        module.write_text(body)
+        os.utime(module, (day_ago, day_ago))
 
 
 def override_yaml(init: bool) -> str:
