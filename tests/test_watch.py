@@ -194,3 +194,21 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
         (False, None),
         (True, ("scan-8", [f"{p}/i.py"])),
     ]
+
+
+def test_every_file_the_scan_can_track_raises_its_event() -> None:
+    """A batch asks only the files its events name, so no file the scan tracks may be
+    filtered out: not a mounted .venv, not an editor's backup in a build context."""
+    from watchfiles import Change
+
+    from cslaunch.commands.watch import _Filter, _moves_no_model
+
+    keep = _Filter()
+    for path in ["/p/src/.venv/lib/m.py", "/p/.idea/x.xml", "/p/ctx/ext.pyd", "/p/src/a.py~",
+                 "/p/src/.a.py.swp", "/p/.hypothesis/x", "/p/src/flycheck_a.py"]:  # fmt: skip
+        assert keep(Change.modified, path), path
+    for path in ["/p/src/__pycache__/a.cpython-311.pyc", "/p/src/a.pyc", "/p/node_modules/x.js",
+                 "/p/.git/index", "/p/.cslaunch/lock", "/p/.mypy_cache/x.json"]:  # fmt: skip
+        assert not keep(Change.modified, path), path
+    assert all(map(_moves_no_model, ["/p/a.py", "/p/.a.py.swp", "/p/a.py~", "/p/.#a.py"]))
+    assert not any(map(_moves_no_model, ["/p/compose.yaml", "/p/.env", "/p/Dockerfile"]))

@@ -10,6 +10,7 @@ systems) `--poll` polls, and a periodic re-check catches what events missed.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,11 +28,13 @@ from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 from cslaunch.project import Project
 from cslaunch.report import render
-from cslaunch.scan import FileStat
+from cslaunch.scan import PRUNE, PYCACHE, FileStat
 from cslaunch.stack import Detected, LaunchOptions, Prepared, detect, prepare, refreshed
 from cslaunch.ui import UI, plural
 
-IGNORED_DIRS = {".cslaunch"}
+# Names editors write beside a file they save (swap, backup, lock files): watchfiles' own list,
+# less Python's bytecode. Saving them moves no Compose model.
+EDITOR_FILES = re.compile(r"\.___jb_...___$|\.sw.$|~$|^\.#|^\.DS_Store$")
 WORKERS_FRESH_S = 60.0  # how long what Redis said of the workers stands in for asking again
 
 
@@ -71,8 +74,21 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 class _Filter(watchfiles.DefaultFilter):
+    """Every file the scan can track raises its event: a batch then asks only the files its
+    events name (Focus). Left out: the directories the scan never enters, and bytecode,
+    which it lists but does not track. (watchfiles' default also drops .venv, .idea and
+    .hypothesis, editors' swap and backup files and `.pyd`, all of which a bind mount or a
+    build context can hold.)"""
+
     def __init__(self) -> None:
-        super().__init__(ignore_dirs=[*self.ignore_dirs, *IGNORED_DIRS])
+        super().__init__(
+            ignore_dirs=sorted(PRUNE | {PYCACHE}), ignore_entity_patterns=[r"\.py[co]$"]
+        )
+
+
+def _moves_no_model(path: str) -> bool:
+    """Compose reads no Python file and no editor's swap file."""
+    return path.endswith(".py") or EDITOR_FILES.search(os.path.basename(path)) is not None
 
 
 class Saves:
@@ -251,11 +267,12 @@ class _Watcher:
         return Focus(self.scanned, frozenset(self.saved_since))
 
     def _prepare(self, changed: Sequence[str]) -> Prepared:
-        # Compose reads no Python file: after a batch of .py saves its model is the one it
-        # was, and `compose config` (0.2 s of each save) can be skipped. Counted over every
+        # Compose reads no Python file: after a batch of .py saves (and an editor's swap
+        # files) its model is the one it was, and `compose config` (0.2 s of each save) can
+        # be skipped. Counted over every
         # save since the last batch that got this far (one that failed sooner, say on a
         # broken compose file, leaves its saves in).
-        same = bool(changed) and all(p.endswith(".py") for p in self.saved_since)
+        same = bool(changed) and all(map(_moves_no_model, self.saved_since))
         focus = self._focus(same)
         began = time.monotonic()
         ahead = prepare(self.project, self.options, self.known if same else None, focus)
