@@ -1,13 +1,14 @@
 """How a launch grows with services and with files: generated stacks, cslaunch vs Compose.
 
     .venv/bin/python benchmarks/bench_scale.py [--reps N] [--services 5,15,30]
-                                               [--files 1000,30000,100000] [--big-files N]
+                                               [--files 1000,30000,100000]
+                                               [--axis-files N] [--axis-services N]
 
 Two axes, each on generated stacks (tests/stackutil.py `scale_stack`: Python HTTP services
 sharing one bind-mounted tree; every service imports app/version.py):
 
-  services: N services over a small tree (--files-per-service-axis 1000 files);
-  files:    3 services over a tree of F files.
+  services: N services over a small tree (--axis-files, 1000 files);
+  files:    --axis-services (3) services over a tree of F files.
 
 For each size it times, in the same run and interleaved:
   - the first launch (starts everything, writes the index, proves every container),
@@ -18,7 +19,8 @@ For each size it times, in the same run and interleaved:
 
 Then it fits time = a + b * size per measurement and prints the growth exponent
 ln(t_max / t_min) / ln(size_max / size_min): 1 is linear, below 1 is better than linear. A
-last run combines the largest sizes (30 services over 100k files) and checks it completes.
+last run combines the largest sizes (by default 30 services over 100k files) and checks it
+completes.
 Stacks, volumes and temp dirs are removed at the end.
 """
 
