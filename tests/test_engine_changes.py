@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,23 @@ def test_host_frontend_build_runs_when_its_sources_change(stack: TestStack) -> N
     failed = stack.cslaunch()
     assert failed.returncode == 1
     assert "frontend build failed" in failed.stderr and "bundler exploded" in failed.stderr
+
+
+def test_a_noop_writes_the_index_again_once_its_racily_clean_entries_clear(
+    stack: TestStack,
+) -> None:
+    """A file touched just before a launch is indexed racily clean; the next no-op, seconds
+    later, finds it unchanged and writes the index again, so the one after hashes nothing."""
+    from cslaunch.index import index_path
+
+    stack.launched()
+    os.utime(stack.dir / GREETING)  # new stat data, within the racy window of this launch
+    assert stack.launched()["up_to_date"] is True
+    written = index_path(stack.dir).stat().st_mtime_ns
+    time.sleep(2.5)  # the racy window (index.RACY_NS) passes
+
+    assert stack.launched()["up_to_date"] is True
+    refreshed = index_path(stack.dir).stat().st_mtime_ns
+    assert refreshed != written
+    assert stack.launched()["up_to_date"] is True
+    assert index_path(stack.dir).stat().st_mtime_ns == refreshed

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cslaunch import index, state
-from cslaunch.scan import Scan, Tree, scan
+from cslaunch.scan import FileStat, Scan, Tree, scan
 
 
 def everything(rel: str) -> bool:
@@ -227,6 +228,60 @@ def test_an_index_nothing_moved_in_is_kept_as_it_is(tmp_path: Path) -> None:
     touched = detect()
     assert not touched.changes and not touched.index_kept
     assert touched.index_ns == touched.scan.started_ns
+
+
+def test_an_index_whose_racily_clean_entries_a_later_scan_clears_is_written_again(
+    tmp_path: Path,
+) -> None:
+    """A file indexed racily clean is hashed by every launch until the index's scan time
+    moves on: a no-op that found it unchanged writes the index again (as git's status
+    does), once, and the next launch keeps it without hashing anything."""
+    from cslaunch import changes
+    from cslaunch.model import parse_stack
+
+    src = tmp_path / "src"
+    src.mkdir()
+    module = src / "m.py"
+    module.write_text("x = 1\n")
+    age(module, 10)
+    volume = {"type": "bind", "source": str(src), "target": "/app"}
+    raw = {"name": "t", "services": {"web": {"volumes": [volume]}}}
+    stack = parse_stack(raw)
+
+    def detect() -> changes.ChangeSet:
+        index.forget()
+        return changes.detect(tmp_path, stack, raw["services"], {"web"}, [])
+
+    first = detect()
+    # As if indexed the moment it was written (a launch right after a `git pull`).
+    mtime = module.stat().st_mtime_ns
+    index.save(tmp_path, index.Index(mtime + 1, first.entries, first.config_hashes))
+    racy = detect()
+    assert not racy.changes and racy.entries == racy.old.files  # type: ignore[union-attr]
+    assert not racy.index_kept and racy.index_ns == racy.scan.started_ns
+    index.save(tmp_path, racy.new_index())
+    with mock.patch.object(index, "_hash_all", side_effect=AssertionError("hashed")):
+        again = detect()
+    assert not again.changes and again.index_kept
+
+
+def test_racily_clean_entries_are_refreshed_only_when_a_newer_scan_clears_them() -> None:
+    second = 1_000_000_000
+
+    def entry(mtime_ns: int) -> index.Entry:
+        return index.Entry(FileStat(mtime_ns, mtime_ns, 1, 1), "d")
+
+    files = {"a": entry(10 * second), "b": entry(99 * second + second // 2)}
+    old = index.Index(100 * second, files)
+    # b was racily clean (within 2 s of the index) and is not for a scan 5 s later.
+    assert index.refreshes(old, old.files, 105 * second)
+    # Still racily clean for a scan 1 s later: a write would buy nothing.
+    assert not index.refreshes(old, old.files, 101 * second)
+    # No racily clean entry at all: nothing to refresh.
+    assert not index.refreshes(old, {"a": old.files["a"]}, 105 * second)
+    # An mtime ahead of the clock stays racily clean.
+    ahead = {"c": entry(200 * second)}
+    assert not index.refreshes(index.Index(100 * second, ahead), ahead, 105 * second)
 
 
 def test_state_lives_outside_the_project(tmp_path: Path) -> None:

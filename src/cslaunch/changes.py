@@ -38,12 +38,14 @@ class ChangeSet:
 
     @cached_property
     def index_kept(self) -> bool:
-        """Nothing the index holds moved, not even stat data: the last index stands as it is
-        (writing it again, a second at 100k files, would only move its scan time)."""
+        """Nothing the index holds moved, not even stat data, and no racily clean entry would
+        become clean by a newer scan time: the last index stands as it is (writing it again
+        would only cost the write)."""
         return (
             self.old is not None
             and self.entries == self.old.files
             and self.config_hashes == self.old.services
+            and not index.refreshes(self.old, self.entries, self.scan.started_ns)
         )
 
     @property
