@@ -117,6 +117,51 @@ def test_worker_with_a_running_job_gets_a_warm_shutdown(stack: TestStack) -> Non
     assert state == {"status": "finished", "result": "hello from v1, warm"}
 
 
+HANGING_WORKER = """
+import pathlib, time
+from rq import Worker
+
+class HangingWorker(Worker):
+    \"\"\"Hangs in its teardown as RQ's own does at times (rq/rq#1613: the pubsub thread's
+    join waits out a 60 s read), until a second signal, RQ's cold shutdown.\"\"\"
+
+    def unsubscribe(self):
+        pathlib.Path("/hang/teardown").write_text("hung")
+        time.sleep(60)
+        super().unsubscribe()
+"""
+
+
+def test_an_idle_worker_hung_in_its_warm_shutdown_gets_its_cold_shutdown(
+    stack: TestStack, tmp_path: Path
+) -> None:
+    """An RQ worker started through its own Worker subclass whose warm shutdown hangs after
+    it deregistered: sent the stop signal again (RQ's cold shutdown), not left to hang
+    until the end of its grace and killed."""
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    (hang / "hang.py").write_text(HANGING_WORKER)
+    (stack.dir / "hang.yml").write_text(
+        "services:\n"
+        "  hangworker:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: host\n"
+        "    environment: {PYTHONPATH: /hang}\n"
+        f"    volumes: ['{hang}:/hang']\n"
+        "    command: [rq, worker, -w, hang.HangingWorker,\n"
+        "              --url, 'redis://127.0.0.1:${REDIS_PORT}/0', hang]\n"
+    )
+    stack.files = ("docker-compose.yml", "hang.yml")
+    files = ("-f", "docker-compose.yml", "-f", "hang.yml")
+    stack.launched(*files)
+
+    report = stack.launched(*files, "--force")
+    assert service(report, "hangworker")["stop"].startswith("graceful"), report["services"]
+    assert (hang / "teardown").read_text() == "hung"
+    logs = stack.compose("logs", "--no-color", "hangworker").stdout
+    assert "cold shut down" in logs, logs[-2000:]
+
+
 def test_failing_http_probe_keeps_waiting_then_fails_with_the_reason(stack: TestStack) -> None:
     stack.launched()
     port = stack.ports["BACKEND_PORT"]

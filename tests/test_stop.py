@@ -13,7 +13,7 @@ from cslaunch import procs
 from cslaunch.config import ServiceConfig
 from cslaunch.model import Service, parse_service
 from cslaunch.procs import Process
-from cslaunch.stop import DEFAULT_GRACE, decide
+from cslaunch.stop import COLD_AFTER, DEFAULT_GRACE, decide
 
 PROC_SELF = Path("/proc/self/status")
 
@@ -446,3 +446,77 @@ def test_an_rq_worker_gets_a_few_seconds_to_end_on_its_own_under_requeue() -> No
     assert decide(s, ServiceConfig(), WRAPPED, worker=True, policy="fail").grace == 30.0
     assert decide(s, ServiceConfig(grace=20), CATCHES, worker=True).grace == 20.0
     assert decide(s, ServiceConfig(), CATCHES).grace == 30.0  # not a worker
+
+
+def test_an_idle_rq_worker_under_requeue_is_sent_its_cold_shutdown_if_it_hangs() -> None:
+    s = service(stop_grace_period="30s")
+    assert decide(s, ServiceConfig(), CATCHES, worker=True).again_after == COLD_AFTER
+    assert decide(s, ServiceConfig(), WRAPPED, worker=True).again_after == COLD_AFTER
+    sigint = service(stop_signal="SIGINT")
+    assert decide(sigint, ServiceConfig(), tree((1, 0, "rq", INT)), worker=True).again_after
+    # Not for what is not an RQ worker, nor where its job must finish or the user said how.
+    assert decide(s, ServiceConfig(), CATCHES).again_after is None
+    assert decide(s, ServiceConfig(), CATCHES, worker=True, policy="fail").again_after is None
+    assert decide(s, ServiceConfig(grace=20), CATCHES, worker=True).again_after is None
+    assert decide(s, ServiceConfig(stop="graceful"), CATCHES, worker=True).again_after is None
+    # A stop signal RQ does not take for a shutdown.
+    quit_ = service(stop_signal="SIGQUIT")
+    seen = tree((1, 0, "rq", 1 << 2))
+    assert decide(quit_, ServiceConfig(), seen, worker=True).again_after is None
+
+
+def test_a_job_runs_where_the_process_handling_the_signal_has_a_child() -> None:
+    term = signal.SIGTERM
+    assert not procs.runs_a_job(CATCHES, term)
+    assert procs.runs_a_job([*CATCHES, Process(5, 1, "python", 0)], term)  # its work horse
+    assert procs.runs_a_job(WRAPPED, term)  # 9, the horse of worker 7 under sh
+    assert not procs.runs_a_job(WRAPPED[:2], term)
+    # Under an init (init: true), the handler below it is the worker.
+    init = tree((1, 0, "docker-init", 0), (6, 1, "rq", TERM))
+    assert not procs.runs_a_job(init, term)
+    assert procs.runs_a_job([*init, Process(8, 6, "rq", 0)], term)
+
+
+def _stop_with_a_hang(
+    monkeypatch: pytest.MonkeyPatch, kind: str, stops_in_time: bool, seen: list[Process]
+) -> list[str]:
+    from datetime import datetime, timezone
+
+    from cslaunch import act, docker
+    from cslaunch.containers import Container
+    from cslaunch.stop import StopMethod
+
+    calls: list[str] = []
+    monkeypatch.setattr(docker, "signal", lambda cid, sig: calls.append(f"signal {sig}"))
+    monkeypatch.setattr(
+        docker, "wait_stopped", lambda cid, t: calls.append(f"wait {t}") or stops_in_time
+    )
+    monkeypatch.setattr(docker, "stop", lambda ids, grace: calls.append(f"stop {grace}"))
+    monkeypatch.setattr(docker, "inspect", lambda ids: [{"State": {"ExitCode": 0}}])
+    monkeypatch.setattr(procs, "processes", lambda c: seen)
+    monkeypatch.setattr(procs, "deliver", lambda c, targets, sig: calls.append(f"deliver {sig}"))
+    now = datetime.now(timezone.utc)
+    c = Container("id-w", "w", "w", "running", None, "", 0, 0, now, now, "i", 1)
+    targets = tuple(p for p in seen if p.pid == 7)
+    method = StopMethod(kind, 3.0, "test", signal.SIGTERM, targets, again_after=0.5)
+    assert act.stop(act.Stop(c, method)) is False
+    return calls
+
+
+def test_a_worker_still_there_without_a_job_gets_the_signal_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    term = int(signal.SIGTERM)
+    # Stopped in time: the warm shutdown alone, then `docker stop` finds it gone.
+    calls = _stop_with_a_hang(monkeypatch, "graceful", True, CATCHES)
+    assert calls == [f"signal {term}", "wait 0.5", "stop 3.0"]
+    # Hung with no job under it: the cold shutdown.
+    calls = _stop_with_a_hang(monkeypatch, "graceful", False, CATCHES)
+    assert calls == [f"signal {term}", "wait 0.5", f"signal {term}", "stop 3.0"]
+    # Finishing a job (its work horse below it): the rest of its grace.
+    busy = [*CATCHES, Process(5, 1, "python", 0)]
+    calls = _stop_with_a_hang(monkeypatch, "graceful", False, busy)
+    assert calls == [f"signal {term}", "wait 0.5", "stop 3.0"]
+    # Under a shell: to the worker, both times.
+    calls = _stop_with_a_hang(monkeypatch, "forward", False, WRAPPED[:2])
+    assert calls == [f"signal {term}", f"deliver {term}", "wait 0.5", f"deliver {term}", "stop 3.0"]

@@ -235,9 +235,29 @@ def stop(s: Stop) -> bool:
         # PID 1 exits (measured: `restart: unless-stopped` did). PID 1 ignores the signal.
         docker.signal(c.id, method.signal)
         procs.deliver(c, method.targets, method.signal)
+    if method.again_after is not None:
+        _cold_if_stuck(s, method.again_after)
     docker.stop([c.id], method.grace)
     after = docker.inspect([c.id])
     return not after or (after[0].get("State") or {}).get("ExitCode") == SIGKILLED
+
+
+def _cold_if_stuck(s: Stop, after: float) -> None:
+    """An RQ worker's warm shutdown, and its cold one if it is still there `after` seconds
+    later with no job running under it: hung in its teardown (stop.COLD_AFTER), not
+    finishing a job. One running a job keeps the rest of its grace."""
+    method, c = s.method, s.container
+    if method.kind != FORWARD:
+        docker.signal(c.id, method.signal)  # ahead of `docker stop`, which sends it again
+    if docker.wait_stopped(c.id, after):
+        return
+    seen = procs.processes(c)
+    if seen is None or procs.runs_a_job(seen, method.signal):
+        return
+    if method.kind == FORWARD:
+        procs.deliver(c, method.targets, method.signal)
+    else:
+        docker.signal(c.id, method.signal)
 
 
 def _cycle(s: Stop) -> bool:

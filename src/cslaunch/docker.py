@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -442,6 +443,18 @@ def signal(container_id: str, signum: int) -> None:
     _containers_step(
         "kill", [container_id], signal=signum, what="docker kill -s", tolerate="is not running"
     )
+
+
+def wait_stopped(container_id: str, timeout: float, every: float = 0.05) -> bool:
+    """Whether the container stopped (or is gone) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = inspect([container_id])
+        if not found or not (found[0].get("State") or {}).get("Running"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
 
 
 def stop(container_ids: Sequence[str], grace: float) -> None:

@@ -43,6 +43,7 @@ SIGNALS = {
     "PWR": 30,
 }
 SIGTERM = SIGNALS["TERM"]
+SIGINT = SIGNALS["INT"]
 SIGHUP = SIGNALS["HUP"]
 
 # One exec that prints every process's status, each after a line "@PID". Only POSIX sh: the
@@ -181,6 +182,19 @@ def pid1(found: Sequence[Process]) -> Process | None:
     return next((p for p in found if p.pid == 1), None) or next(
         (p for p in found if p.ppid == 0), None
     )
+
+
+def runs_a_job(found: Sequence[Process], signum: int) -> bool:
+    """Whether a process that handles `signum` (PID 1, else the outermost below it) has a
+    child: an RQ worker forks a work horse per job. Its scheduler, a child too, is stopped
+    first thing in a warm shutdown. A SimpleWorker runs its job in its own process: that
+    job is not seen (a cold shutdown interrupts it, and it is requeued)."""
+    root = pid1(found)
+    if root is None:
+        return False
+    handling = [root] if root.catches(signum) else handlers(found, signum)
+    pids = {p.pid for p in handling}
+    return any(p.ppid in pids for p in found)
 
 
 def handlers(found: Sequence[Process], signum: int) -> list[Process]:

@@ -20,6 +20,13 @@ from cslaunch.model import Service
 SIGTERM = procs.SIGTERM
 DEFAULT_GRACE = 10.0  # Docker's own default stop timeout
 WORKER_PATIENCE = 3.0  # seconds an RQ worker gets to exit on its own (policy requeue)
+# An idle RQ worker's warm shutdown takes 0.1-0.2 s. One still there much later, with no
+# job under it, hangs in its teardown: RQ's pubsub thread, joined without a timeout, waits
+# out its 60 s read when it took the unsubscribe reply before its stop flag was cleared
+# (rq/rq#1613; 7 of 40 warm stops of an idle worker, RQ 2.12 with redis-py 8.2). A second
+# stop signal is RQ's own cold shutdown and ends it at once, but RQ ignores one that comes
+# within a second of the first.
+COLD_AFTER = 1.2
 
 GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
 
@@ -32,6 +39,9 @@ class StopMethod:
     reason: str
     signal: int = SIGTERM  # the service's stop_signal
     targets: tuple[procs.Process, ...] = ()  # forward: where the signal goes
+    # An RQ worker: the signal again after this many seconds if it is still there with no
+    # job running under it (COLD_AFTER).
+    again_after: float | None = None
 
 
 def decide(
@@ -50,11 +60,14 @@ def decide(
     grace = config.grace if config.grace is not None else service.stop_grace
     if grace is None:
         grace = DEFAULT_GRACE
+    again = None
     if worker and policy == "requeue" and config.grace is None and config.stop != GRACEFUL:
         # An idle worker's warm shutdown takes well under a second. One still running after
         # this took a job since Redis was read (or runs where Redis could not tell): its job
         # is requeued like a busy worker's, not waited for.
         grace = min(grace, WORKER_PATIENCE)
+        # RQ takes SIGINT and SIGTERM alike: the second of either is its cold shutdown.
+        again = COLD_AFTER if signum in (procs.SIGINT, SIGTERM) else None
     if config.stop == KILL:
         return StopMethod(KILL, 0.0, "configured: stop = kill", signum)
     if busy and policy == "requeue" and config.stop != GRACEFUL:
@@ -65,7 +78,7 @@ def decide(
         )
 
     def graceful(why: str) -> StopMethod:
-        return StopMethod(GRACEFUL, grace, why, signum)
+        return StopMethod(GRACEFUL, grace, why, signum, again_after=again)
 
     if config.stop == GRACEFUL and not seen:
         return graceful("configured: stop = graceful")
@@ -85,6 +98,7 @@ def decide(
             f"{first.name} (PID 1) ignores {sig}; sent to {names} under it",
             signum,
             tuple(below),
+            again,
         )
     if config.stop == GRACEFUL:
         return graceful("configured: stop = graceful")
