@@ -16,7 +16,9 @@ a fresh git repository, and then times on that same tree:
 service bind-mounts the tree (source_patterns=("*",) so every file is tracked, as git tracks
 every file), with its index loaded from disk each time: index.load + scan.scan +
 index.compare, as `cslaunch up` runs it. The bare scan+compare over one
-`Tree(root, lambda rel: True)` is shown too. Page caches are warm for both tools.
+`Tree(root, lambda rel: True)` is shown too, and in (a) the floor of any walk in Python:
+a bare scandir+lstat of every file into a dict, with no index and no rules. Page caches are
+warm for both tools.
 """
 
 from __future__ import annotations
@@ -143,6 +145,22 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
         result = scan.scan([scan.Tree(str(tree), lambda rel: True)])
         return index.compare(old, result)[0]
 
+    def floor() -> int:
+        """The least any Python walk does: scandir and lstat every file, into a dict; no
+        index, no rules, no pruning but .git."""
+        found = {}
+        todo = [str(tree)]
+        while todo:
+            with os.scandir(todo.pop()) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name != ".git":
+                            todo.append(entry.path)
+                    else:
+                        st = entry.stat(follow_symlinks=False)
+                        found[entry.path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        return len(found)
+
     status = ["status", "--porcelain"]
 
     # (c) first: no index, everything hashed (cslaunch), everything hashed into an empty
@@ -179,11 +197,15 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
     detect()
 
     # (a) nothing changed
-    a_cs, a_bare, a_git = [], [], []
+    a_cs, a_bare, a_git, a_floor = [], [], [], []
     steps: dict[str, list[float]] = {"index.load": [], "scan.scan": [], "index.compare": []}
     for i in range(reps):
-        order = ("cs", "bare", "git") if i % 2 == 0 else ("git", "bare", "cs")
+        order = ("cs", "bare", "floor", "git") if i % 2 == 0 else ("git", "floor", "bare", "cs")
         for which in order:
+            if which == "floor":
+                t, _ = timed(floor)
+                a_floor.append(t)
+                continue
             if which == "cs":
                 t, cs = timed(detect)
                 assert not cs.changes and cs.old is not None, cs.changes
@@ -240,6 +262,9 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
     rows = [
         timing_row("(a) nothing changed: cslaunch changes.detect", a_cs, ratio(a_cs, a_git)),
         timing_row("(a) nothing changed: cslaunch bare scan+compare", a_bare, ratio(a_bare, a_git)),
+        timing_row(
+            "(a) floor: bare Python scandir+lstat of every file", a_floor, ratio(a_floor, a_git)
+        ),
         timing_row("(a) nothing changed: git status --porcelain", a_git, "1.00x"),
         timing_row("(b) one file changed: cslaunch changes.detect", b_cs, ratio(b_cs, b_git)),
         timing_row(
@@ -255,6 +280,7 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
           + ", ".join(f"{k} {fmt_s(med(v))}" for k, v in steps.items()))  # fmt: skip
     print()
     print(f"RATIO cslaunch/git (a) nothing changed : {ratio(a_cs, a_git)}")
+    print(f"RATIO Python floor/git (a)             : {ratio(a_floor, a_git)}")
     print(f"RATIO cslaunch/git (b) one file changed: {ratio(b_cs, b_git)}")
     print(f"RATIO cslaunch/git (c) no index (ref.) : {ratio(c_cs, c_git)}")
     print("(git runs as a subprocess, ~1-2 ms of fork/exec included; cslaunch runs in process)")
