@@ -93,3 +93,27 @@ def test_stale_and_sourceless_pycs_are_found_without_rehashing_the_source(
 def test_a_missing_file_is_reported(tmp_path: Path) -> None:
     found = probe([(tmp_path / "gone.py", "0" * 32, [1, 2, 3, 4])])
     assert found["problems"] == [[str(tmp_path / "gone.py"), "missing in the container"]]
+
+
+def test_each_module_is_matched_with_its_own_pycs_only(tmp_path: Path) -> None:
+    """`m.py` and `mm.py` side by side, one with an optimized pyc too: each source is checked
+    against the pycs its stem names (m.*, mm.*), a stale one of `m` reported as such."""
+    tag = sys.implementation.cache_tag
+    m, mm = tmp_path / "m.py", tmp_path / "mm.py"
+    m.write_text("X = 1\n")
+    mm.write_text("Y = 2\n")
+    cache = tmp_path / "__pycache__"
+    py_compile.compile(str(mm), cfile=str(cache / f"mm.{tag}.pyc"), doraise=True)
+    py_compile.compile(str(m), cfile=str(cache / f"m.{tag}.opt-1.pyc"), doraise=True, optimize=1)
+    # m's plain pyc: other code under a header that matches m.py's mtime and size.
+    st = m.stat()
+    other = tmp_path / "other.txt"
+    other.write_text("X = 7\n")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    py_compile.compile(str(other), cfile=str(cache / f"m.{tag}.pyc"), dfile=str(m), doraise=True)
+
+    found = probe([indexed(m), indexed(mm)])
+    assert found["pycs"] == 3
+    assert [(p, why.split(":")[0]) for p, why in found["problems"]] == [
+        (str(cache / f"m.{tag}.pyc"), "stale pyc")
+    ]

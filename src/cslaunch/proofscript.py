@@ -94,17 +94,32 @@ def legacy_pycs(dirs: set[str], listed: dict[str, list[str]]) -> list[list[str]]
     return found
 
 
+def cached_pycs(directory: str, listed: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The pycs in a directory's __pycache__ by the first dotted part of their name, as a
+    module's stem starts: each file is matched against its few, not the whole listing (a
+    package of 500 modules would be 250,000 comparisons)."""
+    found: dict[str, list[str]] = {}
+    for name in listing(os.path.join(directory, "__pycache__"), listed):
+        if name.endswith(".pyc"):
+            found.setdefault(name.split(".", 1)[0], []).append(name)
+    return found
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     problems: list[list[str]] = []
     pycs = hashed = 0
-    dirs = set()
     listed: dict[str, list[str]] = {}
+    by_dir: dict[str, dict[str, list[str]]] = {}  # directory -> cached_pycs
     for item in request["files"]:
         path, expected = item[0], item[1]
-        host_stat = list(item[2]) if len(item) > 2 else None
-        directory = os.path.dirname(path)
-        dirs.add(directory)
+        host_stat = item[2] if len(item) > 2 else None
+        # os.path.split, without its Python-level calls per file (a fifth of a 100k look).
+        directory, _, base = path.rpartition("/")
+        if not directory and path.startswith("/"):
+            directory = "/"
+        if directory not in by_dir:
+            by_dir[directory] = cached_pycs(directory, listed)
         source: bytes | None = None
         try:
             st = os.lstat(path)
@@ -121,9 +136,11 @@ def main() -> None:
         except OSError as e:
             problems.append([path, f"unreadable in the container: {e.strerror}"])
             continue
-        cache = os.path.join(directory, "__pycache__")
-        stem = os.path.basename(path)[:-3] + "."
-        names = [n for n in listing(cache, listed) if n.startswith(stem) and n.endswith(".pyc")]
+        stem = base[:-3] + "."
+        candidates = by_dir[directory].get(stem.split(".", 1)[0], ())
+        names = [n for n in candidates if n.startswith(stem)]
+        if names:
+            cache = os.path.join(directory, "__pycache__")
         for name in names:
             pycs += 1
             try:
@@ -135,7 +152,7 @@ def main() -> None:
                 why = f"unreadable in the container: {e.strerror}"
             if why:
                 problems.append([os.path.join(cache, name), why])
-    problems += legacy_pycs(dirs, listed)
+    problems += legacy_pycs(set(by_dir), listed)
     json.dump(
         {
             "python": ".".join(str(n) for n in sys.version_info[:3]),
