@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 
 from cslaunch import compose_config, docker
-from cslaunch.engine_api import _body, demux, docker_host, local
+from cslaunch.engine_api import _body, demux, docker_host, frames, local
 from cslaunch.errors import DockerError, LaunchFailed
 from tests.stackutil import TestStack
 
@@ -183,3 +183,15 @@ def test_the_plugin_run_directly_gives_compose_s_own_model(stack: TestStack) -> 
     direct = compose_config.config(project)
     assert direct == json.loads(stack.compose("config", "--format", "json").stdout)
     assert direct["name"] == stack.name
+
+
+def test_frames_keep_the_order_stdout_and_stderr_were_written_in() -> None:
+    def frame(kind: int, data: bytes) -> bytes:
+        return bytes([kind, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+    stream = frame(1, b"started\n") + frame(2, b"unsubscribing\n") + frame(1, b"bye\n")
+    assert frames(stream) == [b"started\n", b"unsubscribing\n", b"bye\n"]
+    # A TTY container's logs are not multiplexed: taken as they are.
+    raw = b"Worker w: unsubscribing from channel rq:pubsub:w\r\n"
+    assert frames(raw) == [raw]
+    assert frames(b"") == []

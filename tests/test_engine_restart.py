@@ -122,12 +122,20 @@ import pathlib, time
 from rq import Worker
 
 class HangingWorker(Worker):
-    \"\"\"Hangs in its teardown as RQ's own does at times (rq/rq#1613: the pubsub thread's
-    join waits out a 60 s read), until a second signal, RQ's cold shutdown.\"\"\"
+    \"\"\"Hangs where RQ's own does at times (rq/rq#1613): after it logged that it is
+    unsubscribing, in its pubsub thread's stop(), until a second signal.\"\"\"
 
     def unsubscribe(self):
-        pathlib.Path("/hang/teardown").write_text("hung")
-        time.sleep(60)
+        thread = self.pubsub_thread
+        if thread is not None:
+            stop = thread.stop
+
+            def hang(*args, **kwargs):
+                pathlib.Path("/hang/teardown").write_text("hung")
+                time.sleep(60)
+                return stop(*args, **kwargs)
+
+            thread.stop = hang
         super().unsubscribe()
 """
 
@@ -160,6 +168,25 @@ def test_an_idle_worker_hung_in_its_warm_shutdown_gets_its_cold_shutdown(
     assert (hang / "teardown").read_text() == "hung"
     logs = stack.compose("logs", "--no-color", "hangworker").stdout
     assert "cold shut down" in logs, logs[-2000:]
+
+
+def test_a_worker_finishing_a_long_job_is_not_given_a_cold_shutdown(stack: TestStack) -> None:
+    """Host networking: Redis cannot say which container's worker is busy, so a worker with
+    a job longer than its 3 s is stopped as an idle one. Its job is never left "started":
+    killed at the end of the grace and requeued, it runs to its end."""
+    stack.launched()
+    job_id = stack.start_job(6, "long")
+
+    report = stack.launched("--force")
+    assert report["ok"], report["error"]
+    deadline = time.monotonic() + 60
+    while (state := stack.get(f"/api/jobs/{job_id}"))["status"] != "finished":
+        assert state["status"] in ("queued", "started"), state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.5)
+    assert state["result"] == "hello from v1, long"
+    logs = stack.compose("logs", "--no-color", "worker1", "worker2").stdout
+    assert "cold shut down" not in logs, logs[-2000:]
 
 
 def test_failing_http_probe_keeps_waiting_then_fails_with_the_reason(stack: TestStack) -> None:

@@ -465,21 +465,10 @@ def test_an_idle_rq_worker_under_requeue_is_sent_its_cold_shutdown_if_it_hangs()
     assert decide(quit_, ServiceConfig(), seen, worker=True).again_after is None
 
 
-def test_a_job_runs_where_the_process_handling_the_signal_has_a_child() -> None:
-    term = signal.SIGTERM
-    assert not procs.runs_a_job(CATCHES, term)
-    assert procs.runs_a_job([*CATCHES, Process(5, 1, "python", 0)], term)  # its work horse
-    assert procs.runs_a_job(WRAPPED, term)  # 9, the horse of worker 7 under sh
-    assert not procs.runs_a_job(WRAPPED[:2], term)
-    # Under an init (init: true), the handler below it is the worker.
-    init = tree((1, 0, "docker-init", 0), (6, 1, "rq", TERM))
-    assert not procs.runs_a_job(init, term)
-    assert procs.runs_a_job([*init, Process(8, 6, "rq", 0)], term)
-
-
-def _stop_with_a_hang(
-    monkeypatch: pytest.MonkeyPatch, kind: str, stops_in_time: bool, seen: list[Process]
+def _stop_minding_a_hang(
+    monkeypatch: pytest.MonkeyPatch, kind: str, stop_takes: float, last_words: str
 ) -> list[str]:
+    import time
     from datetime import datetime, timezone
 
     from cslaunch import act, docker
@@ -487,36 +476,72 @@ def _stop_with_a_hang(
     from cslaunch.stop import StopMethod
 
     calls: list[str] = []
+
+    def stop(ids: list[str], grace: float) -> None:
+        calls.append(f"stop {grace}")
+        time.sleep(stop_takes)
+
+    def logs(cid: str, *, since: datetime | None = None) -> list[str]:
+        calls.append(f"logs since {since is not None}")
+        return ["12:00:01 Worker w: warm shut down requested", last_words]
+
+    monkeypatch.setattr(docker, "stop", stop)
+    monkeypatch.setattr(docker, "last_log_lines", logs)
     monkeypatch.setattr(docker, "signal", lambda cid, sig: calls.append(f"signal {sig}"))
-    monkeypatch.setattr(
-        docker, "wait_stopped", lambda cid, t: calls.append(f"wait {t}") or stops_in_time
-    )
-    monkeypatch.setattr(docker, "stop", lambda ids, grace: calls.append(f"stop {grace}"))
     monkeypatch.setattr(docker, "inspect", lambda ids: [{"State": {"ExitCode": 0}}])
-    monkeypatch.setattr(procs, "processes", lambda c: seen)
     monkeypatch.setattr(procs, "deliver", lambda c, targets, sig: calls.append(f"deliver {sig}"))
     now = datetime.now(timezone.utc)
     c = Container("id-w", "w", "w", "running", None, "", 0, 0, now, now, "i", 1)
-    targets = tuple(p for p in seen if p.pid == 7)
-    method = StopMethod(kind, 3.0, "test", signal.SIGTERM, targets, again_after=0.5)
+    targets = tuple(p for p in WRAPPED if p.pid == 7)
+    method = StopMethod(kind, 3.0, "test", signal.SIGTERM, targets, again_after=0.05)
     assert act.stop(act.Stop(c, method)) is False
     return calls
 
 
-def test_a_worker_still_there_without_a_job_gets_the_signal_again(
+def test_a_worker_hung_in_its_teardown_gets_its_cold_shutdown_during_docker_stop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     term = int(signal.SIGTERM)
-    # Stopped in time: the warm shutdown alone, then `docker stop` finds it gone.
-    calls = _stop_with_a_hang(monkeypatch, "graceful", True, CATCHES)
-    assert calls == [f"signal {term}", "wait 0.5", "stop 3.0"]
-    # Hung with no job under it: the cold shutdown.
-    calls = _stop_with_a_hang(monkeypatch, "graceful", False, CATCHES)
-    assert calls == [f"signal {term}", "wait 0.5", f"signal {term}", "stop 3.0"]
-    # Finishing a job (its work horse below it): the rest of its grace.
-    busy = [*CATCHES, Process(5, 1, "python", 0)]
-    calls = _stop_with_a_hang(monkeypatch, "graceful", False, busy)
-    assert calls == [f"signal {term}", "wait 0.5", "stop 3.0"]
-    # Under a shell: to the worker, both times.
-    calls = _stop_with_a_hang(monkeypatch, "forward", False, WRAPPED[:2])
-    assert calls == [f"signal {term}", f"deliver {term}", "wait 0.5", f"deliver {term}", "stop 3.0"]
+    hung = "12:00:01 Worker w: unsubscribing from channel rq:pubsub:w"
+    # Stopped within the look's delay: `docker stop` alone, as for any container.
+    assert _stop_minding_a_hang(monkeypatch, "graceful", 0, hung) == ["stop 3.0"]
+    # Still stopping, its last words those of its teardown: RQ's cold shutdown meanwhile.
+    calls = _stop_minding_a_hang(monkeypatch, "graceful", 0.3, hung)
+    assert calls == ["stop 3.0", "logs since True", f"signal {term}"]
+    # Under a shell that ignores the signal: to the worker under it.
+    calls = _stop_minding_a_hang(monkeypatch, "forward", 0.3, hung)
+    assert calls == [
+        f"signal {term}",
+        f"deliver {term}",
+        "stop 3.0",
+        "logs since True",
+        f"deliver {term}",
+    ]
+    # Still stopping, but finishing a job (or its logs say nothing): its grace, as before.
+    busy = "12:00:01 default: app.tasks.slow(5) (job-1)"
+    calls = _stop_minding_a_hang(monkeypatch, "graceful", 0.3, busy)
+    assert calls == ["stop 3.0", "logs since True"]
+
+
+def test_workers_that_may_hang_are_stopped_by_cslaunch_before_compose_recreates_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import datetime, timezone
+
+    from cslaunch import act
+    from cslaunch.containers import Container
+    from cslaunch.stop import StopMethod
+
+    now = datetime.now(timezone.utc)
+    c = Container("id-w", "w", "w", "running", None, "", 0, 0, now, now, "i", 1)
+    worker = act.Stop(c, StopMethod("graceful", 3.0, "t", again_after=COLD_AFTER))
+    server = act.Stop(c, StopMethod("graceful", 10.0, "t"))
+    stopped: list[act.Stop] = []
+
+    def each(action: Callable[[act.Stop], object], stops: Sequence[act.Stop]) -> set[str]:
+        stopped.extend(stops)
+        return set()
+
+    monkeypatch.setattr(act, "_each", each)
+    act.stop_ahead({"worker": [worker], "web": [server]})
+    assert stopped == [worker]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from cslaunch import docker, procs
@@ -198,7 +198,15 @@ def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> set[str]:
     """Before `up` recreates containers: stop, their own way and all at once, those whose
     stop by Compose (`docker stop`, its grace) would stall on a PID 1 that ignores the stop
     signal. Compose stops the others itself. Returns the services killed."""
-    return _each(stop, [s for group in stops.values() for s in group if s.method.kind != GRACEFUL])
+    return _each(
+        stop,
+        [
+            s
+            for group in stops.values()
+            for s in group
+            if s.method.kind != GRACEFUL or s.method.again_after is not None
+        ],
+    )
 
 
 def put_back(stops: Mapping[str, Sequence[Stop]]) -> tuple[list[str], list[str]]:
@@ -235,29 +243,37 @@ def stop(s: Stop) -> bool:
         # PID 1 exits (measured: `restart: unless-stopped` did). PID 1 ignores the signal.
         docker.signal(c.id, method.signal)
         procs.deliver(c, method.targets, method.signal)
-    if method.again_after is not None:
-        _cold_if_stuck(s, method.again_after)
-    docker.stop([c.id], method.grace)
+    if method.again_after is None:
+        docker.stop([c.id], method.grace)
+    else:
+        _stop_minding_a_hang(s, method.again_after)
     after = docker.inspect([c.id])
     return not after or (after[0].get("State") or {}).get("ExitCode") == SIGKILLED
 
 
-def _cold_if_stuck(s: Stop, after: float) -> None:
-    """An RQ worker's warm shutdown, and its cold one if it is still there `after` seconds
-    later with no job running under it: hung in its teardown (stop.COLD_AFTER), not
-    finishing a job. One running a job keeps the rest of its grace."""
+def _stop_minding_a_hang(s: Stop, after: float) -> None:
+    """`docker stop` of an RQ worker, and RQ's cold shutdown (its stop signal again) if
+    `after` seconds into it the worker's last words are that it is unsubscribing: it hangs
+    in its teardown (stop.COLD_AFTER), its job, if it had one, done and itself deregistered.
+    Any other worker, one finishing a job among them, is left to `docker stop` as before:
+    its grace, then SIGKILL and its job requeued."""
     method, c = s.method, s.container
-    if method.kind != FORWARD:
-        docker.signal(c.id, method.signal)  # ahead of `docker stop`, which sends it again
-    if docker.wait_stopped(c.id, after):
-        return
-    seen = procs.processes(c)
-    if seen is None or procs.runs_a_job(seen, method.signal):
-        return
-    if method.kind == FORWARD:
-        procs.deliver(c, method.targets, method.signal)
-    else:
-        docker.signal(c.id, method.signal)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stopping = pool.submit(docker.stop, [c.id], method.grace)
+        done, _ = wait([stopping], timeout=after)
+        if not done and _hung_in_teardown(c):
+            if method.kind == FORWARD:
+                procs.deliver(c, method.targets, method.signal)
+            else:
+                docker.signal(c.id, method.signal)
+        stopping.result()
+
+
+def _hung_in_teardown(c: Container) -> bool:
+    """RQ logs "unsubscribing from channel" (INFO) once its work loop ended and it
+    deregistered, then nothing until it exits. Lines of this start of the container only."""
+    last = docker.last_log_lines(c.id, since=c.started_at)
+    return any("unsubscribing from channel" in line.lower() for line in last)
 
 
 def _cycle(s: Stop) -> bool:

@@ -14,11 +14,11 @@ import json
 import math
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -445,16 +445,27 @@ def signal(container_id: str, signum: int) -> None:
     )
 
 
-def wait_stopped(container_id: str, timeout: float, every: float = 0.05) -> bool:
-    """Whether the container stopped (or is gone) within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = inspect([container_id])
-        if not found or not (found[0].get("State") or {}).get("Running"):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(every)
+def last_log_lines(
+    container_id: str, *, since: datetime | None = None, lines: int = 2
+) -> list[str]:
+    """The last lines a container wrote on stdout and on stderr (since `since`): [] when
+    they cannot be read (a logging driver that keeps none, the container gone)."""
+    query = {"stdout": "1", "stderr": "1", "tail": str(lines)}
+    if since is not None:
+        query["since"] = str(int(since.timestamp()))
+    api = engine_api.local()
+    if api is not None:
+        try:
+            data = api.get_bytes(f"/containers/{_quote(container_id)}/logs", query, timeout=10)
+        except (engine_api.EngineError, OSError):
+            return []
+        text = b"".join(engine_api.frames(data)).decode("utf-8", errors="replace")
+        return text.splitlines()
+    flags = ["--tail", str(lines)] + (["--since", query["since"]] if since else [])
+    result = run(["docker", "logs", *flags, container_id], timeout=10)
+    if result.returncode != 0:
+        return []
+    return result.stdout.splitlines() + result.stderr.splitlines()
 
 
 def stop(container_ids: Sequence[str], grace: float) -> None:

@@ -121,6 +121,12 @@ class Engine:
             err.decode("utf-8", errors="replace"),
         )
 
+    def get_bytes(
+        self, path: str, query: Mapping[str, str] | None = None, timeout: float = 30
+    ) -> bytes:
+        """A GET whose answer is not JSON (a container's logs)."""
+        return self._raw("GET", path, query, None, timeout)
+
     def _json(
         self,
         method: str,
@@ -129,6 +135,17 @@ class Engine:
         body: Any,
         timeout: float | None,
     ) -> Any:
+        data = self._raw(method, path, query, body, timeout)
+        return json.loads(data) if data.strip() else None
+
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: Any,
+        timeout: float | None,
+    ) -> bytes:
         target = path + ("?" + urlencode(query) if query else "")
         payload = json.dumps(body).encode() if body is not None else b""
         with self._connect(timeout) as sock:
@@ -137,7 +154,7 @@ class Engine:
             data = _body(headers, rest + _read_all(sock))
         if status >= 400:
             raise EngineError(status, _message(data))
-        return json.loads(data) if data.strip() else None
+        return data
 
     def _connect(self, timeout: float | None) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -206,6 +223,21 @@ def demux(stream: bytes) -> tuple[bytes, bytes]:
         (err if kind == 2 else out).extend(chunk)
         pos += 8 + size
     return bytes(out), bytes(err)
+
+
+def frames(stream: bytes) -> list[bytes]:
+    """The chunks of a multiplexed stream in the order written, stdout and stderr together
+    (the order says which line came last); a TTY container's stream, not multiplexed, as
+    it is."""
+    chunks = []
+    pos = 0
+    while pos + 8 <= len(stream):
+        kind, size = stream[pos], int.from_bytes(stream[pos + 4 : pos + 8], "big")
+        if kind not in (0, 1, 2) or stream[pos + 1 : pos + 4] != b"\0\0\0":
+            return [stream]  # not multiplexed
+        chunks.append(stream[pos + 8 : pos + 8 + size])
+        pos += 8 + size
+    return chunks if pos == len(stream) else [stream]
 
 
 def _request(

@@ -184,19 +184,6 @@ def pid1(found: Sequence[Process]) -> Process | None:
     )
 
 
-def runs_a_job(found: Sequence[Process], signum: int) -> bool:
-    """Whether a process that handles `signum` (PID 1, else the outermost below it) has a
-    child: an RQ worker forks a work horse per job. Its scheduler, a child too, is stopped
-    first thing in a warm shutdown. A SimpleWorker runs its job in its own process: that
-    job is not seen (a cold shutdown interrupts it, and it is requeued)."""
-    root = pid1(found)
-    if root is None:
-        return False
-    handling = [root] if root.catches(signum) else handlers(found, signum)
-    pids = {p.pid for p in handling}
-    return any(p.ppid in pids for p in found)
-
-
 def handlers(found: Sequence[Process], signum: int) -> list[Process]:
     """The outermost processes below PID 1 that handle `signum`: what an init forwarding the
     signal would reach. Below a handler nothing is taken: it tells its own children (a

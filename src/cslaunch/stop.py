@@ -20,12 +20,11 @@ from cslaunch.model import Service
 SIGTERM = procs.SIGTERM
 DEFAULT_GRACE = 10.0  # Docker's own default stop timeout
 WORKER_PATIENCE = 3.0  # seconds an RQ worker gets to exit on its own (policy requeue)
-# An idle RQ worker's warm shutdown takes 0.1-0.2 s. One still there much later, with no
-# job under it, hangs in its teardown: RQ's pubsub thread, joined without a timeout, waits
-# out its 60 s read when it took the unsubscribe reply before its stop flag was cleared
-# (rq/rq#1613; 7 of 40 warm stops of an idle worker, RQ 2.12 with redis-py 8.2). A second
-# stop signal is RQ's own cold shutdown and ends it at once, but RQ ignores one that comes
-# within a second of the first.
+# An idle RQ worker's warm shutdown takes 0.1-0.2 s. About one in six hangs in its teardown
+# (RQ 2.12 with redis-py 8.2, 7 of 40 measured): after it logged "unsubscribing from
+# channel", its pubsub thread is joined without a timeout while it waits out a 60 s read
+# (rq/rq#1613). A second stop signal is RQ's own cold shutdown and ends it at once; RQ
+# ignores one within a second of the first. Seconds into `docker stop` to look.
 COLD_AFTER = 1.2
 
 GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
@@ -39,8 +38,8 @@ class StopMethod:
     reason: str
     signal: int = SIGTERM  # the service's stop_signal
     targets: tuple[procs.Process, ...] = ()  # forward: where the signal goes
-    # An RQ worker: the signal again after this many seconds if it is still there with no
-    # job running under it (COLD_AFTER).
+    # An RQ worker: the signal again this many seconds into its stop if it hangs in its
+    # teardown (COLD_AFTER).
     again_after: float | None = None
 
 
