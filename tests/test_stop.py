@@ -13,7 +13,7 @@ from cslaunch import procs
 from cslaunch.config import ServiceConfig
 from cslaunch.model import Service, parse_service
 from cslaunch.procs import Process
-from cslaunch.stop import COLD_AFTER, DEFAULT_GRACE, decide
+from cslaunch.stop import DEFAULT_GRACE, HANG_LOOK_EVERY, decide
 
 PROC_SELF = Path("/proc/self/status")
 
@@ -448,21 +448,15 @@ def test_an_rq_worker_gets_a_few_seconds_to_end_on_its_own_under_requeue() -> No
     assert decide(s, ServiceConfig(), CATCHES).grace == 30.0  # not a worker
 
 
-def test_an_idle_rq_worker_under_requeue_is_sent_its_cold_shutdown_if_it_hangs() -> None:
+def test_an_rq_worker_under_requeue_is_watched_for_a_hang_while_it_stops() -> None:
     s = service(stop_grace_period="30s")
-    assert decide(s, ServiceConfig(), CATCHES, worker=True).again_after == COLD_AFTER
-    assert decide(s, ServiceConfig(), WRAPPED, worker=True).again_after == COLD_AFTER
-    sigint = service(stop_signal="SIGINT")
-    assert decide(sigint, ServiceConfig(), tree((1, 0, "rq", INT)), worker=True).again_after
+    assert decide(s, ServiceConfig(), CATCHES, worker=True).look_every == HANG_LOOK_EVERY
+    assert decide(s, ServiceConfig(), WRAPPED, worker=True).look_every == HANG_LOOK_EVERY
     # Not for what is not an RQ worker, nor where its job must finish or the user said how.
-    assert decide(s, ServiceConfig(), CATCHES).again_after is None
-    assert decide(s, ServiceConfig(), CATCHES, worker=True, policy="fail").again_after is None
-    assert decide(s, ServiceConfig(grace=20), CATCHES, worker=True).again_after is None
-    assert decide(s, ServiceConfig(stop="graceful"), CATCHES, worker=True).again_after is None
-    # A stop signal RQ does not take for a shutdown.
-    quit_ = service(stop_signal="SIGQUIT")
-    seen = tree((1, 0, "rq", 1 << 2))
-    assert decide(quit_, ServiceConfig(), seen, worker=True).again_after is None
+    assert decide(s, ServiceConfig(), CATCHES).look_every is None
+    assert decide(s, ServiceConfig(), CATCHES, worker=True, policy="fail").look_every is None
+    assert decide(s, ServiceConfig(grace=20), CATCHES, worker=True).look_every is None
+    assert decide(s, ServiceConfig(stop="graceful"), CATCHES, worker=True).look_every is None
 
 
 def _stop_minding_a_hang(
@@ -479,7 +473,9 @@ def _stop_minding_a_hang(
 
     def stop(ids: list[str], grace: float) -> None:
         calls.append(f"stop {grace}")
-        time.sleep(stop_takes)
+        end = time.monotonic() + stop_takes
+        while time.monotonic() < end and "kill" not in calls:
+            time.sleep(0.01)
 
     def logs(cid: str, *, since: datetime | None = None) -> list[str]:
         calls.append(f"logs since {since is not None}")
@@ -487,40 +483,36 @@ def _stop_minding_a_hang(
 
     monkeypatch.setattr(docker, "stop", stop)
     monkeypatch.setattr(docker, "last_log_lines", logs)
+    monkeypatch.setattr(docker, "kill", lambda ids: calls.append("kill"))
     monkeypatch.setattr(docker, "signal", lambda cid, sig: calls.append(f"signal {sig}"))
     monkeypatch.setattr(docker, "inspect", lambda ids: [{"State": {"ExitCode": 0}}])
     monkeypatch.setattr(procs, "deliver", lambda c, targets, sig: calls.append(f"deliver {sig}"))
     now = datetime.now(timezone.utc)
     c = Container("id-w", "w", "w", "running", None, "", 0, 0, now, now, "i", 1)
     targets = tuple(p for p in WRAPPED if p.pid == 7)
-    method = StopMethod(kind, 3.0, "test", signal.SIGTERM, targets, again_after=0.05)
-    assert act.stop(act.Stop(c, method)) is False
+    method = StopMethod(kind, 3.0, "test", signal.SIGTERM, targets, look_every=0.05)
+    act.stop(act.Stop(c, method))
     return calls
 
 
-def test_a_worker_hung_in_its_teardown_gets_its_cold_shutdown_during_docker_stop(
+def test_a_worker_hung_in_its_teardown_is_killed_during_docker_stop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     term = int(signal.SIGTERM)
     hung = "12:00:01 Worker w: unsubscribing from channel rq:pubsub:w"
-    # Stopped within the look's delay: `docker stop` alone, as for any container.
+    # Stopped within the first look's delay: `docker stop` alone, as for any container.
     assert _stop_minding_a_hang(monkeypatch, "graceful", 0, hung) == ["stop 3.0"]
-    # Still stopping, its last words those of its teardown: RQ's cold shutdown meanwhile.
-    calls = _stop_minding_a_hang(monkeypatch, "graceful", 0.3, hung)
-    assert calls == ["stop 3.0", "logs since True", f"signal {term}"]
-    # Under a shell that ignores the signal: to the worker under it.
-    calls = _stop_minding_a_hang(monkeypatch, "forward", 0.3, hung)
-    assert calls == [
-        f"signal {term}",
-        f"deliver {term}",
-        "stop 3.0",
-        "logs since True",
-        f"deliver {term}",
-    ]
-    # Still stopping, but finishing a job (or its logs say nothing): its grace, as before.
+    # Still stopping, its last words those of its teardown: killed.
+    calls = _stop_minding_a_hang(monkeypatch, "graceful", 1, hung)
+    assert calls == ["stop 3.0", "logs since True", "kill"]
+    calls = _stop_minding_a_hang(monkeypatch, "forward", 1, hung)
+    assert calls == [f"signal {term}", f"deliver {term}", "stop 3.0", "logs since True", "kill"]
+    # Still stopping, finishing a job (or its logs say nothing): looked at again and again,
+    # never killed by cslaunch; `docker stop` ends it at the end of its grace.
     busy = "12:00:01 default: app.tasks.slow(5) (job-1)"
     calls = _stop_minding_a_hang(monkeypatch, "graceful", 0.3, busy)
-    assert calls == ["stop 3.0", "logs since True"]
+    assert calls[0] == "stop 3.0" and "kill" not in calls
+    assert calls.count("logs since True") >= 2
 
 
 def test_workers_that_may_hang_are_stopped_by_cslaunch_before_compose_recreates_them(
@@ -534,7 +526,7 @@ def test_workers_that_may_hang_are_stopped_by_cslaunch_before_compose_recreates_
 
     now = datetime.now(timezone.utc)
     c = Container("id-w", "w", "w", "running", None, "", 0, 0, now, now, "i", 1)
-    worker = act.Stop(c, StopMethod("graceful", 3.0, "t", again_after=COLD_AFTER))
+    worker = act.Stop(c, StopMethod("graceful", 3.0, "t", look_every=HANG_LOOK_EVERY))
     server = act.Stop(c, StopMethod("graceful", 10.0, "t"))
     stopped: list[act.Stop] = []
 

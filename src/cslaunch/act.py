@@ -204,7 +204,7 @@ def stop_ahead(stops: Mapping[str, Sequence[Stop]]) -> set[str]:
             s
             for group in stops.values()
             for s in group
-            if s.method.kind != GRACEFUL or s.method.again_after is not None
+            if s.method.kind != GRACEFUL or s.method.look_every is not None
         ],
     )
 
@@ -243,29 +243,27 @@ def stop(s: Stop) -> bool:
         # PID 1 exits (measured: `restart: unless-stopped` did). PID 1 ignores the signal.
         docker.signal(c.id, method.signal)
         procs.deliver(c, method.targets, method.signal)
-    if method.again_after is None:
+    if method.look_every is None:
         docker.stop([c.id], method.grace)
     else:
-        _stop_minding_a_hang(s, method.again_after)
+        _stop_minding_a_hang(s, method.look_every)
     after = docker.inspect([c.id])
     return not after or (after[0].get("State") or {}).get("ExitCode") == SIGKILLED
 
 
-def _stop_minding_a_hang(s: Stop, after: float) -> None:
-    """`docker stop` of an RQ worker, and RQ's cold shutdown (its stop signal again) if
-    `after` seconds into it the worker's last words are that it is unsubscribing: it hangs
-    in its teardown (stop.COLD_AFTER), its job, if it had one, done and itself deregistered.
-    Any other worker, one finishing a job among them, is left to `docker stop` as before:
-    its grace, then SIGKILL and its job requeued."""
-    method, c = s.method, s.container
+def _stop_minding_a_hang(s: Stop, every: float) -> None:
+    """`docker stop` of an RQ worker, killing it meanwhile once its last words say it is
+    unsubscribing: it hangs in its teardown (stop.HANG_LOOK_EVERY), its job, if it had one,
+    done and itself deregistered, nothing left to lose. Any other worker, one finishing a
+    job among them, is left to `docker stop` as before: its grace, then SIGKILL, and its
+    job requeued."""
+    c = s.container
     with ThreadPoolExecutor(max_workers=1) as pool:
-        stopping = pool.submit(docker.stop, [c.id], method.grace)
-        done, _ = wait([stopping], timeout=after)
-        if not done and _hung_in_teardown(c):
-            if method.kind == FORWARD:
-                procs.deliver(c, method.targets, method.signal)
-            else:
-                docker.signal(c.id, method.signal)
+        stopping = pool.submit(docker.stop, [c.id], s.method.grace)
+        while not wait([stopping], timeout=every)[0]:
+            if _hung_in_teardown(c):
+                kill([c])
+                break
         stopping.result()
 
 

@@ -21,11 +21,11 @@ SIGTERM = procs.SIGTERM
 DEFAULT_GRACE = 10.0  # Docker's own default stop timeout
 WORKER_PATIENCE = 3.0  # seconds an RQ worker gets to exit on its own (policy requeue)
 # An idle RQ worker's warm shutdown takes 0.1-0.2 s. About one in six hangs in its teardown
-# (RQ 2.12 with redis-py 8.2, 7 of 40 measured): after it logged "unsubscribing from
-# channel", its pubsub thread is joined without a timeout while it waits out a 60 s read
-# (rq/rq#1613). A second stop signal is RQ's own cold shutdown and ends it at once; RQ
-# ignores one within a second of the first. Seconds into `docker stop` to look.
-COLD_AFTER = 1.2
+# (RQ 2.12 with redis-py 8.2, 7 of 40 measured): after it deregistered and logged
+# "unsubscribing from channel", its pubsub thread is joined without a timeout while it waits
+# out a 60 s read (rq/rq#1613). Nothing is left to lose then: it is killed. How often its
+# logs are read while `docker stop` waits, in seconds.
+HANG_LOOK_EVERY = 0.3
 
 GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
 
@@ -38,9 +38,9 @@ class StopMethod:
     reason: str
     signal: int = SIGTERM  # the service's stop_signal
     targets: tuple[procs.Process, ...] = ()  # forward: where the signal goes
-    # An RQ worker: the signal again this many seconds into its stop if it hangs in its
-    # teardown (COLD_AFTER).
-    again_after: float | None = None
+    # An RQ worker: its logs read this often while it stops, to kill it once it hangs in
+    # its teardown (HANG_LOOK_EVERY).
+    look_every: float | None = None
 
 
 def decide(
@@ -59,14 +59,13 @@ def decide(
     grace = config.grace if config.grace is not None else service.stop_grace
     if grace is None:
         grace = DEFAULT_GRACE
-    again = None
+    look = None
     if worker and policy == "requeue" and config.grace is None and config.stop != GRACEFUL:
         # An idle worker's warm shutdown takes well under a second. One still running after
         # this took a job since Redis was read (or runs where Redis could not tell): its job
         # is requeued like a busy worker's, not waited for.
         grace = min(grace, WORKER_PATIENCE)
-        # RQ takes SIGINT and SIGTERM alike: the second of either is its cold shutdown.
-        again = COLD_AFTER if signum in (procs.SIGINT, SIGTERM) else None
+        look = HANG_LOOK_EVERY
     if config.stop == KILL:
         return StopMethod(KILL, 0.0, "configured: stop = kill", signum)
     if busy and policy == "requeue" and config.stop != GRACEFUL:
@@ -77,7 +76,7 @@ def decide(
         )
 
     def graceful(why: str) -> StopMethod:
-        return StopMethod(GRACEFUL, grace, why, signum, again_after=again)
+        return StopMethod(GRACEFUL, grace, why, signum, look_every=look)
 
     if config.stop == GRACEFUL and not seen:
         return graceful("configured: stop = graceful")
@@ -97,7 +96,7 @@ def decide(
             f"{first.name} (PID 1) ignores {sig}; sent to {names} under it",
             signum,
             tuple(below),
-            again,
+            look,
         )
     if config.stop == GRACEFUL:
         return graceful("configured: stop = graceful")
