@@ -55,7 +55,7 @@ class Engine:
         return status == 200
 
     def get(self, path: str, query: Mapping[str, str] | None = None, timeout: float = 30) -> Any:
-        return self._json("GET", path, query, None, timeout)
+        return _parsed(self._raw("GET", path, query, None, timeout))
 
     def post(
         self,
@@ -64,7 +64,7 @@ class Engine:
         body: Any = None,
         timeout: float = 30,
     ) -> Any:
-        return self._json("POST", path, query, body, timeout)
+        return _parsed(self._raw("POST", path, query, body, timeout))
 
     def exec(
         self,
@@ -126,17 +126,6 @@ class Engine:
     ) -> bytes:
         """A GET whose answer is not JSON (a container's logs)."""
         return self._raw("GET", path, query, None, timeout)
-
-    def _json(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None,
-        body: Any,
-        timeout: float | None,
-    ) -> Any:
-        data = self._raw(method, path, query, body, timeout)
-        return json.loads(data) if data.strip() else None
 
     def _raw(
         self,
@@ -223,6 +212,10 @@ def demux(stream: bytes) -> tuple[bytes, bytes]:
         (err if kind == 2 else out).extend(chunk)
         pos += 8 + size
     return bytes(out), bytes(err)
+
+
+def _parsed(data: bytes) -> Any:
+    return json.loads(data) if data.strip() else None
 
 
 def frames(stream: bytes) -> list[bytes]:
