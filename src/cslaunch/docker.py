@@ -461,7 +461,7 @@ def last_log_lines(
             return []
         text = b"".join(engine_api.frames(data)).decode("utf-8", errors="replace")
         return text.splitlines()
-    flags = ["--tail", str(lines)] + (["--since", query["since"]] if since else [])
+    flags = ["--tail", str(lines)] + (["--since", query["since"]] if "since" in query else [])
     result = run(["docker", "logs", *flags, container_id], timeout=10)
     if result.returncode != 0:
         return []

@@ -43,7 +43,6 @@ SIGNALS = {
     "PWR": 30,
 }
 SIGTERM = SIGNALS["TERM"]
-SIGINT = SIGNALS["INT"]
 SIGHUP = SIGNALS["HUP"]
 
 # One exec that prints every process's status, each after a line "@PID". Only POSIX sh: the
