@@ -12,7 +12,7 @@ import pytest
 from cslaunch import readiness
 from cslaunch.containers import parse_container
 from cslaunch.stop import WORKER_PATIENCE
-from tests.stackutil import TestStack, free_port
+from tests.stackutil import ProdStack, TestStack, free_port
 
 pytestmark = pytest.mark.engine
 
@@ -168,6 +168,52 @@ def test_an_idle_worker_hung_in_its_warm_shutdown_is_killed_without_waiting_its_
     assert (hang / "teardown").read_text() == "hung"
     # Killed at the end of its grace, the restart would have taken that long at least.
     assert step(report, "restart") < WORKER_PATIENCE, report["steps"]
+
+
+HANG_PATCH = """
+import time as _time
+
+_rq_unsubscribe = RobustWorker.unsubscribe
+
+
+def _hanging_unsubscribe(self):  # where RQ hangs at times (rq/rq#1613), made certain
+    thread = self.pubsub_thread
+    if thread is not None:
+        stop = thread.stop
+
+        def hang(*args, **kwargs):
+            _time.sleep(60)
+            return stop(*args, **kwargs)
+
+        thread.stop = hang
+    _rq_unsubscribe(self)
+
+
+RobustWorker.unsubscribe = _hanging_unsubscribe
+
+
+"""
+
+
+def test_wrapped_workers_of_the_production_shape_hung_in_teardown_are_killed_at_once(
+    prod_stack: ProdStack,
+) -> None:
+    """The production shape: three workers started as `sh -c "python wait-for-redis.py &&
+    python src/rq_worker.py"` (a Worker subclass), on a bridge network, Redis with a
+    password, 60 s healthchecks. Every one of them hangs in its teardown: each is killed as
+    soon as its logs say so, not at the end of its grace, and jobs run after."""
+    prod_stack.launched()
+    script = prod_stack.dir / "src/rq_worker.py"
+    text = script.read_text()
+    script.write_text(text.replace("def _on_sigterm(", HANG_PATCH + "def _on_sigterm(", 1))
+    prod_stack.launched()  # the workers now run the hanging teardown
+
+    report = prod_stack.launched("--force")
+    workers = [s for s in report["services"] if s["name"].startswith("rqworker")]
+    assert len(workers) == 3 and all(w["stop"].startswith("forward") for w in workers), workers
+    # Killed at the end of its grace, the restart would have taken that long at least.
+    assert step(report, "restart") < WORKER_PATIENCE, report["steps"]
+    assert prod_stack.run_job("after").startswith("hello")
 
 
 def test_a_worker_finishing_a_long_job_keeps_its_grace_and_its_job(stack: TestStack) -> None:
