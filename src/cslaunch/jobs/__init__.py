@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from cslaunch.jobs.overview import JobsStatus, render_status, status
     from cslaunch.jobs.recovery import (
         RecoveryReport,
+        combined,
         recover,
         recovery_summary,
         render_recovery,
@@ -55,6 +56,7 @@ _ROOMS = {
     "render_status": "overview",
     "status": "overview",
     "RecoveryReport": "recovery",
+    "combined": "recovery",
     "recover": "recovery",
     "recovery_summary": "recovery",
     "render_recovery": "recovery",
@@ -76,6 +78,7 @@ __all__ = [
     "RQSetup",
     "RQWorkerService",
     "RecoveryReport",
+    "combined",
     "discover",
     "discover_stack",
     "find_rq",

@@ -6,5 +6,6 @@
 """
 
 from cslaunch.launch.pipeline import launch
+from cslaunch.launch.run import LeftRunning
 
-__all__ = ["launch"]
+__all__ = ["LeftRunning", "launch"]
