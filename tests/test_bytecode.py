@@ -677,3 +677,31 @@ def test_property_exactly_the_bytecode_goes(
 def _no_stray_threads() -> Iterator[None]:
     yield
     assert not [t for t in threading.enumerate() if t.name.startswith("cslaunch-bytecode")]
+
+
+def test_the_walk_of_every_tree_finds_the_bytecode_under_the_roots_as_present_does(
+    tmp_path: Path,
+) -> None:
+    """A no-op's proof takes the bytecode the launch's walk found (prove._listed) instead of
+    listing it again: the same files, or the digest would differ and the proof never stand."""
+    from cslaunch import scan
+
+    app = tmp_path / "app"
+    for rel in (
+        "app/pkg/__pycache__/mod.cpython-312.pyc",
+        "app/pkg/mod.py",
+        "app/stray.pyc",
+        "app/node_modules/dep/__pycache__/dep.cpython-312.pyc",
+        "web/__pycache__/other.cpython-312.pyc",
+        "top.pyc",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    trees = [
+        scan.Tree(str(tmp_path), lambda rel: True),  # a build context around the root
+        scan.Tree(str(app), lambda rel: rel.endswith(".py"), by_name=True),
+    ]
+    walked = scan.scan(trees).bytecode
+    under = [p for p in walked if p.startswith(str(app) + os.sep)]
+    assert sorted(under) == sorted(bytecode.present([app]))
+    assert len(under) == 2

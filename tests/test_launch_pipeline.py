@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cslaunch import jobs, model
+from cslaunch.bytecode import CleanResult
 from cslaunch.config import Config
 from cslaunch.docker import ComposeProject
 from cslaunch.jobs.recovery import CleanedWorker
@@ -316,3 +318,17 @@ def test_a_launch_owing_a_recovery_runs_one(run: Run, monkeypatch: pytest.Monkey
     run.left = LeftRunning([running])
     ready._recover_meanwhile(run)
     assert run.recovering is not None and run.recovering.result().ok and len(asked) == 1
+
+
+def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    mine, theirs = str(root / "__pycache__" / "a.pyc"), str(tmp_path / "web" / "b.pyc")
+    run.found.roots = SimpleNamespace(roots=(root,))  # type: ignore[attr-defined]
+    run.changes = SimpleNamespace(walked=True, scan=SimpleNamespace(bytecode=[mine, theirs]))  # type: ignore[assignment]
+    run.report.bytecode = CleanResult(roots=[root])
+    assert prove._listed(run) == [mine]
+    run.report.bytecode = CleanResult(roots=[root], files=1)  # removed since: list again
+    assert prove._listed(run) is None
+    run.report.bytecode = CleanResult(roots=[root])
+    run.changes.walked = False  # type: ignore[misc]  # watch asked only the saved files
+    assert prove._listed(run) is None

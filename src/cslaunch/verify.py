@@ -406,16 +406,20 @@ def verify_stack(
     *,
     previous: Proof | None = None,
     ahead: Ahead | None = None,
+    listed: Sequence[str] | None = None,
 ) -> Verification:
+    """`listed`: the bytecode files the launch's walk found, when nothing since removed or
+    wrote any but the running containers (a no-op); else they are listed again here:
+    after a clean or a start the containers wrote new pycs, and the proof must cover what
+    is there now. A pyc a running container writes after either listing is in the next
+    launch's, whose digest then differs: the proof no longer stands there."""
     return verify(
         found.stack.services,
         sorted(found.python),
         cs.files,
         cs.entries,
         containers if containers is not None else by_service(project_containers(compose)),
-        # Listed again, not taken from the launch's scan: after a clean or a start the
-        # containers wrote new pycs, and the proof must cover what is there now.
-        bytecode=bytecode.present(found.roots.roots),
+        bytecode=bytecode.present(found.roots.roots) if listed is None else listed,
         index_ns=cs.index_ns,
         previous=previous,
         ahead=ahead,

@@ -3,6 +3,8 @@ where it is not, one repair pass, then the verdict stands."""
 
 from __future__ import annotations
 
+import os
+
 from cslaunch import act, bytecode, docker, verify, volumes
 from cslaunch.containers import by_service, project_containers
 from cslaunch.launch.checks import service_checks
@@ -24,7 +26,18 @@ def start_proof(run: Run) -> None:
         run.found.containers if noop else None,
         previous=run.last_proof if noop else None,
         ahead=run.ahead if noop else None,
+        listed=_listed(run) if noop else None,
     )
+
+
+def _listed(run: Run) -> list[str] | None:
+    """The bytecode under the Python roots as the launch's walk of every tree found it,
+    when the bytecode step removed none: not listed again (0.07-0.1 s at 100k files)."""
+    cleaned, cs = run.report.bytecode, run.changes
+    if not cs.walked or cleaned is None or cleaned.files or cleaned.dirs:
+        return None
+    roots = tuple(str(r).rstrip("/\\") + os.sep for r in run.found.roots.roots)
+    return [p for p in cs.scan.bytecode if p.startswith(roots)]
 
 
 def proving(run: Run) -> bool:
