@@ -13,10 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cslaunch.launch import LeftRunning, launch
-from cslaunch.project import resolve
-from cslaunch.stack import LaunchOptions
-from cslaunch.ui import UI
 from tests.stackutil import PROD_WORKERS, ProdStack, TestStack
 
 pytestmark = pytest.mark.engine
@@ -233,39 +229,3 @@ def test_saves_after_the_first_ask_only_the_saved_files(prod_stack: ProdStack) -
         assert "files checked" in out and "1 added" in out, out
     finally:
         assert w.stop() == 0, "\n".join(w.lines)
-
-
-def test_a_recovery_newer_saves_left_running_is_taken_up_and_no_job_is_lost(
-    stack: TestStack,
-) -> None:
-    """Saves 1 s apart: a launch that newer saves end leaves its job recovery running
-    instead of holding the next launch back for it. The next launch restarts the web server
-    at once, lets that recovery end before it stops the workers it runs in, and tells what
-    it did. The job the restarts cut short is requeued, never lost, and runs the new code."""
-    (stack.dir / "cslaunch.toml").write_text(
-        "[services.worker1]\ngrace = 1\n[services.worker2]\ngrace = 1\n"
-    )
-    stack.launched()
-    job_id = stack.start_job(8, "cut")
-    set_message(stack, "left v2")
-    project = resolve(cwd=stack.dir)
-    left = LeftRunning()
-
-    first = launch(project, LaunchOptions(), UI(quiet=True), newer_saves=lambda cs: True, left=left)
-    assert first.ended_early and not first.ok
-    said = {s.name: s.summary for s in first.steps}
-    assert said["recover jobs"].startswith("left running"), said
-    assert left.recoveries and first.jobs is None
-
-    second = launch(project, LaunchOptions(), UI(quiet=True), left=left)
-    assert second.ok, second.error
-    assert not left.recoveries and not left.untold
-    assert second.jobs is not None
-    told = [j["action"] for j in second.jobs["jobs"] if j["id"] == job_id]
-    assert told and set(told) == {"requeue"}, second.jobs  # once per restart that cut it short
-    deadline = time.monotonic() + 60
-    while (state := stack.get(f"/api/jobs/{job_id}"))["status"] != "finished":
-        assert state["status"] in ("queued", "started"), state  # never lost, never deleted
-        assert time.monotonic() < deadline, state
-        time.sleep(0.2)
-    assert state["result"] == "left v2, cut"

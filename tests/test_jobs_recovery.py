@@ -88,27 +88,3 @@ def test_workers_only_clears_dead_registrations_and_leaves_their_jobs(
     assert status_of(r, ids[0]) == "started"  # left for the recovery after the restart
     after = jobs.recover(project, setup)
     assert [(j.id, j.action) for j in after.jobs] == [(ids[0], "requeue")]
-
-
-def test_several_recoveries_are_told_as_one() -> None:
-    from cslaunch.jobs.recovery import CleanedWorker, RecoveredJob, combined
-
-    def report(job: str, worker: str, ok: bool = True) -> jobs.RecoveryReport:
-        return jobs.RecoveryReport(
-            "requeue",
-            False,
-            ok=ok,
-            state="ok" if ok else "loading",
-            message="" if ok else "Redis is loading",
-            jobs=[RecoveredJob(job, "app.work", "default", "requeue", "worker gone")],
-            workers_cleaned=[CleanedWorker(worker, "process gone")],
-            live_started=3,
-        )
-
-    both = combined([report("j1", "w1"), report("j2", "w2")])
-    assert both.ok and [j.id for j in both.jobs] == ["j1", "j2"]
-    assert jobs.recovery_summary(both) == (
-        "requeued 2 interrupted jobs; removed 2 dead worker registrations of w1, w2 (process gone)"
-    )
-    worse = combined([report("j1", "w1", ok=False), report("j2", "w2")])
-    assert not worse.ok and worse.warning == "Redis is loading"

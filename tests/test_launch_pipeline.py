@@ -4,23 +4,21 @@ and the verdict, against a fake run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from cslaunch import jobs, model
+from cslaunch import model
 from cslaunch.bytecode import CleanResult
 from cslaunch.config import Config
 from cslaunch.docker import ComposeProject
-from cslaunch.jobs.recovery import CleanedWorker
 from cslaunch.launch import before, checks, pipeline, prove, ready, restart
-from cslaunch.launch.run import LaunchStep, LeftRunning, Run
+from cslaunch.launch.run import LaunchStep, Run
 from cslaunch.plan import LEAVE, RESTART, START, Plan, ServicePlan
 from cslaunch.project import Project
-from cslaunch.rqconfig import RQConfig
 from cslaunch.stack import LaunchOptions
 from cslaunch.ui import UI, StepResult
 from cslaunch.wait import FAILED, Readiness
@@ -229,95 +227,6 @@ def test_the_head_start_waits_only_for_services_that_can_say_they_answer(
     checks.head_start(run)(["plain", "web"])
     checks.head_start(run)(["plain"])  # nothing to tell when it answers: no wait at all
     assert waited == [["web"]]
-
-
-# --- recoveries that launches ended early left running (watch) ----------------------------
-
-
-def _recovery(*, ok: bool = True, cleaned: str = "") -> Future[jobs.RecoveryReport]:
-    report = jobs.RecoveryReport(policy="requeue", dry_run=False, ok=ok)
-    if not ok:
-        report.message = "Redis is loading"
-    if cleaned:
-        report.workers_cleaned.append(CleanedWorker(cleaned, "process gone"))
-    done: Future[jobs.RecoveryReport] = Future()
-    done.set_result(report)
-    return done
-
-
-def _failed() -> Future[jobs.RecoveryReport]:
-    done: Future[jobs.RecoveryReport] = Future()
-    done.set_exception(jobs.JobsError("could not reach RQ through any worker container"))
-    return done
-
-
-def test_a_recovery_is_owed_until_one_left_running_ended_well() -> None:
-    assert not LeftRunning().owed()
-    assert not LeftRunning([_recovery()]).owed()
-    running: Future[jobs.RecoveryReport] = Future()
-    cancelled: Future[jobs.RecoveryReport] = Future()
-    cancelled.cancel()
-    for unsure in (running, cancelled, _failed(), _recovery(ok=False)):
-        assert LeftRunning([_recovery(), unsure]).owed()
-    # Those a later recovery made good are only still to tell.
-    assert not LeftRunning(untold=[running]).owed()
-
-
-def test_newer_saves_leave_a_recovery_running_for_the_next_launch(run: Run) -> None:
-    running: Future[jobs.RecoveryReport] = Future()
-    run.recovering, run.ended_early = running, True
-    st = StepResult("recover jobs")
-    ready.recover(run, st)
-    assert run.left.recoveries == [running] and "left running" in st.summary
-    assert run.report.jobs is None
-
-    # The next launch ran its own (owed: this one may be cut short by its restart) and
-    # does not wait for the one left: it tells it once it ended, as one with its own.
-    nxt = Run(run.project, run.options, run.ui, run.pool, left=run.left)
-    nxt.recovering = _recovery(cleaned="w2")
-    st = StepResult("recover jobs")
-    assert ready.recovering(nxt)
-    ready.recover(nxt, st)
-    assert nxt.left.recoveries == [] and nxt.left.untold == [running]
-    assert st.summary == "removed 1 dead worker registration of w2 (process gone)"
-
-    running.set_result(jobs.RecoveryReport("requeue", False, workers_cleaned=[
-        CleanedWorker("w1", "process gone")]))  # fmt: skip
-    last = Run(run.project, run.options, run.ui, run.pool, left=run.left)
-    assert ready.recovering(last)  # nothing of its own: only what is left to tell
-    st = StepResult("recover jobs")
-    ready.recover(last, st)
-    assert not last.left.recoveries and not last.left.untold
-    assert st.summary == "removed 1 dead worker registration of w1 (process gone)"
-    assert last.report.jobs is not None
-    assert [w["name"] for w in last.report.jobs["workers_cleaned"]] == ["w1"]
-
-
-def test_a_recovery_that_failed_is_made_good_not_told(run: Run) -> None:
-    run.left = LeftRunning([_failed(), _recovery(cleaned="w1")])
-    run.recovering = _recovery()
-    st = StepResult("recover jobs")
-    ready.recover(run, st)
-    assert st.summary == "removed 1 dead worker registration of w1 (process gone)"
-    assert not run.left.recoveries and not run.left.untold
-
-
-def test_a_launch_owing_a_recovery_runs_one(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    setup = jobs.find_rq(
-        model.parse_stack({"services": {"worker": {"image": "w", "command": ["rq", "worker"]}}}),
-        RQConfig(),
-        {},
-    )
-    assert setup is not None
-    monkeypatch.setattr(Run, "rq", property(lambda self: setup))
-    asked: list[object] = []
-    monkeypatch.setattr(jobs, "recover", lambda *a, **k: asked.append(a) or _recovery().result())
-    ready._recover_meanwhile(run)
-    assert run.recovering is None  # nothing cut short, nothing owed
-    running: Future[jobs.RecoveryReport] = Future()
-    run.left = LeftRunning([running])
-    ready._recover_meanwhile(run)
-    assert run.recovering is not None and run.recovering.result().ok and len(asked) == 1
 
 
 def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Path) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -299,9 +296,6 @@ def _restart_calls(
     background: tuple[str, ...] = (),
     head_start: Callable[[Sequence[str]], None] | None = None,
     calls: list[list[str]] | None = None,
-    *,
-    typing: bool = False,
-    settle: Callable[[], None] | None = None,
 ) -> list[list[str]]:
     from datetime import datetime, timezone
 
@@ -332,10 +326,7 @@ def _restart_calls(
         how,
         lambda names: calls.append(["ready", *names]),
         background=background,
-        head_start=None
-        if typing
-        else head_start or (lambda names: calls.append(["head start", *names])),
-        settle=settle,
+        head_start=head_start or (lambda names: calls.append(["head start", *names])),
     )
     return calls
 
@@ -368,35 +359,6 @@ def test_workers_stop_with_the_web_server_and_start_once_it_had_its_head_start(
         )
         assert calls.index(["docker", "start", worker]) > head
     assert calls.index(["docker", "start", "id-web"]) < head
-
-
-def test_workers_stop_once_a_recovery_left_running_in_them_ended(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Watch: the recovery an earlier launch left running execs in a worker container; the
-    web server restarts at once, the workers stop once it ended."""
-    calls: list[list[str]] = []
-    done = threading.Event()
-
-    def settle() -> None:
-        assert done.wait(timeout=10)
-        calls.append(["settled"])
-
-    compose: dict[str, Any] = {"web": {}, "worker": {}}
-    methods = {"web": "kill", "worker": "graceful"}
-    with ThreadPoolExecutor(1) as pool:
-        restarting = pool.submit(
-            _restart_calls, monkeypatch, compose, methods, ("worker",), None, calls,
-            typing=True, settle=settle,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while ["docker", "start", "id-web"] not in calls:
-            assert time.monotonic() < deadline, calls
-            time.sleep(0.01)
-        assert ["docker", "stop", "-t", "7", "id-worker"] not in calls
-        done.set()
-        restarting.result()
-    assert calls.index(["settled"]) < calls.index(["docker", "stop", "-t", "7", "id-worker"])
 
 
 def test_workers_alone_restart_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -91,7 +91,6 @@ class Stop:
 
     container: Container
     method: StopMethod
-    before: Callable[[], None] | None = None  # what must end before it stops
 
 
 def stop_plan(
@@ -140,7 +139,6 @@ def restart(
     *,
     background: Collection[str] = (),
     head_start: Ready | None = None,
-    settle: Callable[[], None] | None = None,
 ) -> set[str]:
     """Stop every service its own way and start it again, all at once.
 
@@ -157,17 +155,7 @@ def restart(
     waits on, by 0.2-0.4 s; started after it, the whole relaunch took 0.3 s longer, which
     is what a one-off launch waits on. They stop at once all the same, so that no old
     worker runs a job the new web server queues.
-
-    `settle` is called before a `background` container stops: what must end before the
-    workers stop (watch: a job recovery left running in one of them).
     """
-    if settle is not None:
-        stops = {
-            name: [Stop(s.container, s.method, settle) for s in group]
-            if name in background
-            else group
-            for name, group in stops.items()
-        }
     every = [s for group in stops.values() for s in group]
     chained = any(set(stack.services[name].depends_on) & set(stops) for name in stops)
     later = [s for s in every if s.container.service in background]
@@ -246,8 +234,6 @@ def stop(s: Stop) -> bool:
     """Stop one container its way; whether its process was killed (at once, or at the end
     of the grace) rather than ending on its own: a worker killed may leave a job behind."""
     method, c = s.method, s.container
-    if s.before is not None:
-        s.before()
     if method.kind == KILL:
         kill([c])
         return True

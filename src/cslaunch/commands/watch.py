@@ -23,7 +23,7 @@ import watchfiles
 from cslaunch import index, jobs
 from cslaunch.changes import ChangeSet, Focus
 from cslaunch.errors import CslaunchError
-from cslaunch.launch import LeftRunning, launch
+from cslaunch.launch import launch
 from cslaunch.lock import project_lock
 from cslaunch.options import Globals
 from cslaunch.project import Project
@@ -220,7 +220,6 @@ class _Watcher:
         # spend before it restarts anything), with when it was asked.
         self.background = ThreadPoolExecutor(max_workers=1)
         self.workers: tuple[float, Future[jobs.Discovered]] | None = None
-        self.left = LeftRunning()  # what launches ended early left for the next one
 
     def relaunch(
         self,
@@ -242,7 +241,7 @@ class _Watcher:
                 stamp = time.strftime("%H:%M:%S")
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
                 options = replace(self.options, web_first=web_first)
-                report = launch(self.project, options, ui, ahead, newer_saves=newer, left=self.left)
+                report = launch(self.project, options, ui, ahead, newer_saves=newer)
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:

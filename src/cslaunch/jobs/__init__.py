@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from cslaunch.jobs.overview import JobsStatus, render_status, status
     from cslaunch.jobs.recovery import (
         RecoveryReport,
-        combined,
         recover,
         recovery_summary,
         render_recovery,
@@ -56,7 +55,6 @@ _ROOMS = {
     "render_status": "overview",
     "status": "overview",
     "RecoveryReport": "recovery",
-    "combined": "recovery",
     "recover": "recovery",
     "recovery_summary": "recovery",
     "render_recovery": "recovery",
@@ -78,7 +76,6 @@ __all__ = [
     "RQSetup",
     "RQWorkerService",
     "RecoveryReport",
-    "combined",
     "discover",
     "discover_stack",
     "find_rq",

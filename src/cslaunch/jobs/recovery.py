@@ -4,8 +4,8 @@ moved to Failed, dead workers' registrations removed; and how that is told."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cslaunch import docker
@@ -118,22 +118,6 @@ def recover(
         _merge_recovery(report, doc)
     report.seconds = time.monotonic() - start
     return report
-
-
-def combined(reports: Sequence[RecoveryReport]) -> RecoveryReport:
-    """Several recoveries of one stack told as one (watch: a launch's own, and those that
-    launches ended early left running). Live jobs and liveness: as the last one saw them."""
-    last = reports[-1]
-    failed = next((r for r in reports if not r.ok), None)
-    return replace(
-        last,
-        ok=failed is None,
-        state=failed.state if failed else last.state,
-        message=failed.message if failed else last.message,
-        jobs=[j for r in reports for j in r.jobs],
-        workers_cleaned=[w for r in reports for w in r.workers_cleaned],
-        seconds=max(r.seconds for r in reports),
-    )
 
 
 def _merge_recovery(report: RecoveryReport, doc: Mapping[str, Any]) -> None:

@@ -6,6 +6,5 @@
 """
 
 from cslaunch.launch.pipeline import launch
-from cslaunch.launch.run import LeftRunning
 
-__all__ = ["LeftRunning", "launch"]
+__all__ = ["launch"]

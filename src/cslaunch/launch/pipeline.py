@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from cslaunch import docker, index, proof, proofrun
 from cslaunch.changes import ChangeSet
 from cslaunch.launch import before, prove, ready, restart
-from cslaunch.launch.run import LaunchStep, LeftRunning, Run
+from cslaunch.launch.run import LaunchStep, Run
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport
 from cslaunch.stack import LaunchOptions, Prepared
@@ -45,19 +45,15 @@ def launch(
     started: docker.Pending | None = None,
     ahead: proofrun.Ahead | None = None,
     newer_saves: Callable[[ChangeSet], bool] | None = None,
-    left: LeftRunning | None = None,
 ) -> LaunchReport:
     """Run every step that applies, in order. `prepared`: detect and changes, done ahead by
     `watch`; `started`: the project's `docker compose config`, begun before this module
     loaded; `ahead`: the last launch's looks inside baked-code containers, asked again
     meanwhile (taken only by a no-op, which changes no container before it verifies);
     `newer_saves`: whether saves came in that this launch will not serve (watch), which
-    end its waiting steps; `left`: what the launches they ended left running, kept by
-    watch from one launch to the next."""
+    end its waiting steps."""
     pool = ThreadPoolExecutor(max_workers=3)
     run = Run(project, options, ui, pool, prepared, started, ahead, newer_saves)
-    if left is not None:
-        run.left = left
     try:
         for step in STEPS:
             if step.waits and run.superseded():

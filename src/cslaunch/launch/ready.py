@@ -10,7 +10,7 @@ from cslaunch.containers import by_service, project_containers
 from cslaunch.launch.checks import LOG_LINES, service_checks
 from cslaunch.launch.prove import start_proof
 from cslaunch.launch.restart import recover_jobs
-from cslaunch.launch.run import Run, ended_well
+from cslaunch.launch.run import Run
 from cslaunch.plan import LEAVE
 from cslaunch.state import read_json, write_json
 from cslaunch.ui import StepResult
@@ -61,7 +61,7 @@ def _recover_meanwhile(run: Run) -> None:
     if rq is None:
         return
     cut_short = bool(set(rq.worker_services) & run.interrupted)
-    if cut_short or run.left.owed() or (run.workers and run.workers.dead):
+    if cut_short or (run.workers and run.workers.dead):
         run.recovering = run.pool.submit(jobs.recover, run.compose, rq)
 
 
@@ -86,28 +86,12 @@ def reload_proxies(run: Run, st: StepResult) -> None:
 
 
 def recovering(run: Run) -> bool:
-    left = run.left
-    return run.recovering is not None or bool(left.recoveries) or any(map(ended_well, left.untold))
+    return run.recovering is not None
 
 
 def recover(run: Run, st: StepResult) -> None:
-    """The recovery started while the stack came up, and what those earlier launches left
-    running did. When newer saves came in, a recovery still under way is left running too:
-    the next launch, which starts at once, runs one again unless it ended well."""
-    own, left = run.recovering, run.left
-    if own is not None and not own.done() and run.superseded():
-        left.recoveries.append(own)
-        st.summary = "left running: newer saves came in, the next launch takes it up"
-        return
-    earlier = left.untold + left.recoveries
-    # Those still running are not waited for (the restart gave them SETTLE_S: one cut short
-    # by a worker's stop can hang until its exec's timeout). This launch's own recovery,
-    # which ran because they were owed, makes good whatever they leave undone.
-    still_owed = [] if own is not None else [f for f in left.recoveries if not ended_well(f)]
-    left.untold = [f for f in earlier if not f.done() and f not in still_owed]
-    left.recoveries = still_owed
-    told = [f for f in earlier if ended_well(f)] + ([own] if own is not None else [])
-    st.summary = recover_jobs(told, run.ui, run.report) or "nothing to recover"
+    assert run.recovering is not None
+    st.summary = recover_jobs(run.recovering, run.ui, run.report)
 
 
 def redis_due(run: Run) -> bool:

@@ -26,7 +26,7 @@ def clear_dead(run: Run, st: StepResult) -> None:
     ("There exists an active worker named ...") until RQ's TTL runs out."""
     assert run.rq is not None  # registrations were read: the stack has RQ workers
     cleared = run.pool.submit(jobs.recover, run.compose, run.rq, workers_only=True)
-    st.summary = recover_jobs([cleared], run.ui, run.report)
+    st.summary = recover_jobs(cleared, run.ui, run.report)
 
 
 def changes_containers(run: Run) -> bool:
@@ -67,12 +67,7 @@ def restart(run: Run, st: StepResult) -> None:
             clear_dead(run, dead)
     first_up = head_start(run) if run.options.web_first else None
     run.interrupted |= act.restart(
-        found.stack,
-        stops,
-        ready_check(run),
-        background=workers,
-        head_start=first_up,
-        settle=run.left.settle if run.left.recoveries else None,
+        found.stack, stops, ready_check(run), background=workers, head_start=first_up
     )
     run.interrupted |= set(plan.with_action(START))  # started after their worker died
     for name, group in {**first, **stops}.items():
@@ -97,34 +92,26 @@ def _converge(run: Run, stopped: Mapping[str, Sequence[act.Stop]]) -> dict[str, 
     return by_service(project_containers(run.compose))
 
 
-def recover_jobs(
-    recovering: Sequence[Future[jobs.RecoveryReport]], ui: UI, report: LaunchReport
-) -> str:
+def recover_jobs(recovering: Future[jobs.RecoveryReport], ui: UI, report: LaunchReport) -> str:
     """Jobs the restarted workers were running go back to the front of their queue (or to
     Failed, with policy "fail") at once, instead of RQ noticing minutes later; never deleted.
     Only where a worker may have cut a job short: one that ended on its own within its grace
-    (RQ's warm shutdown) left none behind. A problem here is a warning: the stack is up.
-    Several recoveries (watch: those launches ended early left running) are told as one."""
-    recovered, problem = [], ""
-    for future in recovering:
-        try:
-            recovered.append(future.result())
-        except jobs.JobsError as e:
-            ui.warn(e.message)
-            problem = "not checked: " + e.message
-    if not recovered:
-        return problem
-    told = jobs.combined(recovered)
-    done = told.to_json()
+    (RQ's warm shutdown) left none behind. A problem here is a warning: the stack is up."""
+    try:
+        recovered = recovering.result()
+    except jobs.JobsError as e:
+        ui.warn(e.message)
+        return "not checked: " + e.message
+    done = recovered.to_json()
     if report.jobs:  # dead workers were cleared before the restarts: keep what that did too
         done["jobs"] = report.jobs["jobs"] + done["jobs"]
         done["workers_cleaned"] = report.jobs["workers_cleaned"] + done["workers_cleaned"]
     report.jobs = done
-    if told.warning:
-        ui.warn(told.warning)
-    for job in told.jobs:
+    if recovered.warning:
+        ui.warn(recovered.warning)
+    for job in recovered.jobs:
         ui.detail(f"{job.action} {job.id} {job.func} (queue {job.queue})")
-    return "; ".join(filter(None, (jobs.recovery_summary(told), problem)))
+    return jobs.recovery_summary(recovered)
 
 
 def _summary(

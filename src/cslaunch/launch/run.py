@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,39 +15,6 @@ from cslaunch.report import LaunchReport, ServiceOutcome, Step
 from cslaunch.stack import Detected, LaunchOptions, Prepared
 from cslaunch.ui import UI, StepResult
 from cslaunch.wait import Readiness
-
-SETTLE_S = 5.0  # seconds at most a restart waits for a recovery left running
-
-
-@dataclass
-class LeftRunning:
-    """What launches that newer saves ended early left running, for later launches of the
-    same watch to take up: their job recoveries. Waited for at once, each held the next
-    launch back by its exec into a worker (0.4-0.6 s on 2 cores, a third of the saves 1 s
-    apart); now the next launch's web server restarts meanwhile, and only its workers wait
-    for it (`settle`)."""
-
-    recoveries: list[Future[jobs.RecoveryReport]] = field(default_factory=list)
-    # Still running when a later recovery made good whatever they leave undone: only what
-    # they did is still to tell.
-    untold: list[Future[jobs.RecoveryReport]] = field(default_factory=list)
-
-    def settle(self) -> None:
-        """Let the recoveries left running end before a restart stops the workers they
-        run in: cut short there, an exec can hang until its timeout. Never longer than
-        SETTLE_S: whatever one then leaves undone, the launch recovers again (owed)."""
-        futures.wait(self.recoveries, timeout=SETTLE_S)
-
-    def owed(self) -> bool:
-        """Whether a recovery must run again: one left running may yet be cut short (its
-        helper runs in a worker container the next restart stops), or it failed. Each job
-        is claimed atomically, so two recoveries at once recover it once."""
-        return not all(map(ended_well, self.recoveries))
-
-
-def ended_well(f: Future[jobs.RecoveryReport]) -> bool:
-    """Whether a recovery ran to its end and looked at every job."""
-    return f.done() and not f.cancelled() and f.exception() is None and f.result().ok
 
 
 @dataclass
@@ -67,7 +33,6 @@ class Run:
     # Whether files were saved since the launch read them (its change set) that it does not
     # serve (watch): they end its waiting steps, for the next launch to do with theirs.
     newer_saves: Callable[[ChangeSet], bool] | None = None
-    left: LeftRunning = field(default_factory=LeftRunning)  # by earlier launches (watch)
     report: LaunchReport = field(default_factory=lambda: LaunchReport("", "relaunch"))
 
     found: Detected = field(init=False)
