@@ -172,6 +172,10 @@ def test_demux_and_chunked_bodies() -> None:
     frame = bytes([1, 0, 0, 0, 0, 0, 0, 3]) + b"out" + bytes([2, 0, 0, 0, 0, 0, 0, 2]) + b"er"
     assert demux(frame + bytes([1, 0, 0, 0, 0, 0, 0, 1]) + b"!") == (b"out!", b"er")
     assert demux(b"") == (b"", b"")
+    # Cut short (the connection closed mid-frame): what came whole, and what came of the rest.
+    assert demux(frame + bytes([1, 0, 0, 0, 0, 0, 0, 9]) + b"par") == (b"outpar", b"er")
+    raw = b"a TTY's output is not multiplexed\n"
+    assert demux(raw) == (raw, b"")
     chunked = b'4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
     assert _body({"transfer-encoding": "chunked"}, chunked) == b'{"a": 1}'
     assert _body({"content-length": "2"}, b"{}garbage") == b"{}"

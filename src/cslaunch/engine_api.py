@@ -202,16 +202,13 @@ def cli_config() -> tuple[Path, dict[str, Any]]:
 
 
 def demux(stream: bytes) -> tuple[bytes, bytes]:
-    """Split the engine's multiplexed stream (8-byte frame headers: stream 1 stdout, 2
-    stderr, then a big-endian length) into stdout and stderr."""
-    out, err = bytearray(), bytearray()
-    pos = 0
-    while pos + 8 <= len(stream):
-        kind, size = stream[pos], int.from_bytes(stream[pos + 4 : pos + 8], "big")
-        chunk = stream[pos + 8 : pos + 8 + size]
-        (err if kind == 2 else out).extend(chunk)
-        pos += 8 + size
-    return bytes(out), bytes(err)
+    """Split the engine's multiplexed stream into stdout and stderr (a stream that is not
+    multiplexed, a TTY's, is all stdout)."""
+    framed, _ = _framed(stream)
+    if framed is None:
+        return stream, b""
+    out = b"".join(chunk for kind, chunk in framed if kind != STDERR)
+    return out, b"".join(chunk for kind, chunk in framed if kind == STDERR)
 
 
 def _parsed(data: bytes) -> Any:
@@ -222,15 +219,26 @@ def frames(stream: bytes) -> list[bytes]:
     """The chunks of a multiplexed stream in the order written, stdout and stderr together
     (the order says which line came last); a TTY container's stream, not multiplexed, as
     it is."""
-    chunks = []
+    framed, whole = _framed(stream)
+    return [chunk for _, chunk in framed] if framed is not None and whole else [stream]
+
+
+STDERR = 2
+
+
+def _framed(stream: bytes) -> tuple[list[tuple[int, bytes]] | None, bool]:
+    """The frames of the engine's multiplexed stream (8-byte headers: the stream, 0 stdin,
+    1 stdout, 2 stderr, three zero bytes, then a big-endian length), in order, and whether
+    they are the whole stream (not cut short); None when it is not multiplexed."""
+    found = []
     pos = 0
     while pos + 8 <= len(stream):
         kind, size = stream[pos], int.from_bytes(stream[pos + 4 : pos + 8], "big")
-        if kind not in (0, 1, 2) or stream[pos + 1 : pos + 4] != b"\0\0\0":
-            return [stream]  # not multiplexed
-        chunks.append(stream[pos + 8 : pos + 8 + size])
+        if kind not in (0, 1, STDERR) or stream[pos + 1 : pos + 4] != b"\0\0\0":
+            return None, False
+        found.append((kind, stream[pos + 8 : pos + 8 + size]))
         pos += 8 + size
-    return chunks if pos == len(stream) else [stream]
+    return found, pos == len(stream)
 
 
 def _request(
