@@ -38,7 +38,7 @@ def test_full_valid_config() -> None:
             "compose_files": ["compose.yml", "compose.dev.yml"],
             "project_name": "shop",
             "profiles": ["dev", "workers"],
-            "python_roots": ["backend/src", "/abs/lib"],
+            "python_roots": ["backend/src", "/abs/lib", "../shared/./lib"],
             "url": "http://localhost:8000/app",
             "timeout": 30,
             "source_patterns": ["*.html", "*.jinja"],
@@ -53,7 +53,9 @@ def test_full_valid_config() -> None:
     assert config.compose_files == ("compose.yml", "compose.dev.yml")
     assert config.project_name == "shop"
     assert config.profiles == ("dev", "workers")
-    assert config.python_roots == (Path("/proj/backend/src"), Path("/abs/lib"))
+    # `..` folded, as Compose spells bind sources and the walk names files.
+    roots = (Path("/proj/backend/src"), Path("/abs/lib"), Path("/shared/lib"))
+    assert config.python_roots == roots
     assert config.url == "http://localhost:8000/app"
     assert config.timeout == 30.0
     assert isinstance(config.timeout, float)

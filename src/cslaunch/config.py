@@ -6,6 +6,7 @@ so a typo is an error that names the key, not a setting silently ignored.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -134,7 +135,10 @@ def parse_config(
         compose_files=top.strings("compose_files") or (),
         project_name=project_name,
         profiles=top.strings("profiles") or (),
-        python_roots=tuple((base / r) for r in roots) if roots is not None else None,
+        # Spelled as Compose spells bind sources (`..` folded): the walk names files so.
+        python_roots=tuple(Path(os.path.normpath(base / r)) for r in roots)
+        if roots is not None
+        else None,
         url=url,
         timeout=timeout if timeout is not None else Config.timeout,
         source_patterns=top.strings("source_patterns") or (),
