@@ -705,3 +705,29 @@ def test_the_walk_of_every_tree_finds_the_bytecode_under_the_roots_as_present_do
     under = [p for p in walked if p.startswith(str(app) + os.sep)]
     assert sorted(under) == sorted(bytecode.present([app]))
     assert len(under) == 2
+
+
+def test_a_root_the_walk_does_not_enter_as_spelled_is_listed_again(tmp_path: Path) -> None:
+    """Where the walk of every tree does not enter a Python root as it is spelled, its list
+    would show that root empty while bytecode.present lists its pycs: prove._listed must
+    list again (scan.enters says no)."""
+    from cslaunch import scan
+
+    elsewhere = tmp_path / "elsewhere" / "app"
+    (elsewhere / "__pycache__").mkdir(parents=True)
+    (elsewhere / "__pycache__" / "m.cpython-312.pyc").write_bytes(b"x")
+    project = tmp_path / "project"
+    (project / "src" / "__pycache__").mkdir(parents=True)
+    (project / "node_modules" / "tool").mkdir(parents=True)
+    (project / "link").symlink_to(elsewhere.parent, target_is_directory=True)
+    walked = scan.scan([scan.Tree(str(project), lambda rel: True)])
+    assert scan.enters(walked, str(project))
+    assert scan.enters(walked, str(project / "src"))
+    assert not scan.enters(walked, str(project / "link" / "app"))  # behind a link
+    assert not scan.enters(walked, str(project / "node_modules" / "tool"))  # pruned
+    assert not scan.enters(walked, str(project / "src" / ".." / "src"))  # another spelling
+    assert not scan.enters(walked, str(project / "missing"))
+    assert not scan.enters(walked, str(elsewhere))  # under no top
+    # What each would cost: present sees the linked root's pyc, the walk's list does not.
+    assert bytecode.present([project / "link" / "app"])
+    assert not [p for p in walked.bytecode if p.startswith(str(project / "link" / "app"))]

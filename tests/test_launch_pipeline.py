@@ -233,8 +233,13 @@ def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Pat
     root = tmp_path / "src"
     mine, theirs = str(root / "__pycache__" / "a.pyc"), str(tmp_path / "web" / "b.pyc")
     run.found.roots = SimpleNamespace(roots=(root,))  # type: ignore[attr-defined]
-    run.changes = SimpleNamespace(walked=True, scan=SimpleNamespace(bytecode=[mine, theirs]))  # type: ignore[assignment]
+    run.changes = SimpleNamespace(
+        walked=True, scan=SimpleNamespace(bytecode=[mine, theirs], tops=[])
+    )  # type: ignore[assignment]
+    root.mkdir()
     run.report.bytecode = CleanResult(roots=[root])
+    assert prove._listed(run) is None  # a walk that began elsewhere: not known to enter it
+    run.changes.scan.tops = [str(tmp_path)]  # type: ignore[attr-defined]
     assert prove._listed(run) == [mine]
     run.report.bytecode = CleanResult(roots=[root], files=1)  # removed since: list again
     assert prove._listed(run) is None

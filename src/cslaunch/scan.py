@@ -69,6 +69,7 @@ class Scan:
     files: dict[str, FileStat] = field(default_factory=dict)  # absolute path -> stat
     bytecode: list[str] = field(default_factory=list)  # absolute paths of *.pyc / *.pyo
     unreadable: list[str] = field(default_factory=list)  # directories that could not be listed
+    tops: list[str] = field(default_factory=list)  # where the walk began (see `enters`)
 
 
 def file_stat(path: str, host: Host = HOST) -> FileStat:
@@ -131,7 +132,8 @@ def _scan(trees: Sequence[Tree], single_files: Sequence[str], host: Host) -> Sca
     for tree in trees:
         by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
     roots = sorted(by_root)
-    for top in _outermost(roots):
+    result.tops = _outermost(roots)
+    for top in result.tops:
         if os.path.isdir(top) and not os.path.islink(top):
             _walk(top, by_root, roots, result, host)
     for path in single_files:
@@ -198,6 +200,33 @@ def rescan(
                 elif name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False):
                     result.bytecode.append(entry.path)
         return result
+
+
+def enters(walked: Scan, directory: str) -> bool:
+    """Whether the walk that made `walked` listed `directory`, spelled as it is spelled
+    here: below one of its tops, through no linked or pruned directory, each name as the
+    directory listing spells it (a file system that ignores case takes other spellings,
+    which the walk does not)."""
+    top = next((t for t in walked.tops if directory == t or _below(directory, t)), None)
+    if top is None or not os.path.isdir(top) or os.path.islink(top):
+        return False
+    parent = top
+    for name in directory[len(top.rstrip(os.sep)) + 1 :].split(os.sep) if directory != top else []:
+        if name in PRUNE or name == PYCACHE:
+            return False
+        try:
+            if name not in os.listdir(parent):
+                return False
+        except OSError:
+            return False
+        parent = os.path.join(parent, name)
+        if os.path.islink(parent) or not os.path.isdir(parent):
+            return False
+    return True
+
+
+def _below(path: str, directory: str) -> bool:
+    return path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _entries(directory: str, result: Scan) -> dict[str, os.DirEntry[str]] | None:

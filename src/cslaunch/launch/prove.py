@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from cslaunch import act, bytecode, docker, verify, volumes
+from cslaunch import act, bytecode, docker, scan, verify, volumes
 from cslaunch.containers import by_service, project_containers
 from cslaunch.launch.checks import service_checks
 from cslaunch.launch.run import Run
@@ -32,12 +32,18 @@ def start_proof(run: Run) -> None:
 
 def _listed(run: Run) -> list[str] | None:
     """The bytecode under the Python roots as the launch's walk of every tree found it,
-    when the bytecode step removed none: not listed again (0.07-0.1 s at 100k files)."""
+    when the bytecode step removed none and the walk entered every root as it is spelled:
+    not listed again (0.07-0.1 s at 100k files). A root the walk did not enter (`..` in
+    its path, behind a link, inside a pruned directory, another spelling on a file system
+    that ignores case) is listed again: from the walk, it would look empty."""
     cleaned, cs = run.report.bytecode, run.changes
     if not cs.walked or cleaned is None or cleaned.files or cleaned.dirs:
         return None
-    roots = tuple(str(r).rstrip("/\\") + os.sep for r in run.found.roots.roots)
-    return [p for p in cs.scan.bytecode if p.startswith(roots)]
+    roots = [str(r) for r in run.found.roots.roots if r.is_dir()]
+    if not all(os.path.normpath(r) == r and scan.enters(cs.scan, r) for r in roots):
+        return None
+    prefixes = tuple(r.rstrip("/\\") + os.sep for r in roots)
+    return [p for p in cs.scan.bytecode if p.startswith(prefixes)]
 
 
 def proving(run: Run) -> bool:
