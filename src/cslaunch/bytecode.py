@@ -376,11 +376,8 @@ def stale(
     - a legacy ``m.pyc`` beside the sources: with ``m.py`` gone it is imported in its place.
     Valid bytecode of untouched modules stays: it keeps container start-up fast.
     """
-    prefixes = tuple(r.rstrip("/\\") + os.sep for r in roots)
     doomed = []
-    for path in found:
-        if not path.startswith(prefixes):
-            continue
+    for path in under(found, roots):
         directory, name = os.path.split(path)
         if os.path.basename(directory) == PYCACHE:
             source = os.path.join(os.path.dirname(directory), name.split(".", 1)[0] + ".py")
@@ -391,6 +388,12 @@ def stale(
         else:
             doomed.append((path, LEGACY))
     return doomed
+
+
+def under(found: Iterable[str], roots: Sequence[str]) -> list[str]:
+    """Those of `found` below one of `roots` (pure)."""
+    prefixes = tuple(r.rstrip("/\\") + os.sep for r in roots)
+    return [path for path in found if path.startswith(prefixes)]
 
 
 def remove(

@@ -42,8 +42,7 @@ def _listed(run: Run) -> list[str] | None:
     roots = [str(r) for r in run.found.roots.roots if r.is_dir()]
     if not all(os.path.normpath(r) == r and scan.enters(cs.scan, r) for r in roots):
         return None
-    prefixes = tuple(r.rstrip("/\\") + os.sep for r in roots)
-    return [p for p in cs.scan.bytecode if p.startswith(prefixes)]
+    return bytecode.under(cs.scan.bytecode, roots)
 
 
 def proving(run: Run) -> bool:
