@@ -167,7 +167,7 @@ def rescan(
         for path in dict.fromkeys(os.path.normpath(p) for p in paths):
             if path in singles:
                 continue  # asked again below
-            top = next((r for r in outer if path.startswith(r.rstrip(os.sep) + os.sep)), None)
+            top = next((r for r in outer if _below(path, r)), None)
             if top is None:
                 return None
             directory, name = os.path.split(path)
@@ -276,7 +276,7 @@ def _tracks(trees: Sequence[Tree], top: str, path: str) -> bool:
 def _outermost(roots: list[str]) -> list[str]:
     kept: list[str] = []
     for root in roots:  # sorted, so a parent comes before its children
-        if not any(root == k or root.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+        if not any(root == k or _below(root, k) for k in kept):
             kept.append(root)
     return kept
 
