@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from cslaunch import bytecode, proof, state
 from cslaunch.verify import AHEAD, STANDS
-from tests.stackutil import TestStack, edit_keeping_stat
+from tests.stackutil import ProdStack, TestStack, edit_keeping_stat
 
 pytestmark = pytest.mark.engine
 
 GREETING = Path("backend/src/app/greeting.py")
+PROD_PYTHON = ("backend", "rqworker", "rqworker2", "rqworker3")
 
 
 def verdicts(stack: TestStack, *args: str) -> tuple[int, dict[str, dict]]:
@@ -115,3 +117,27 @@ def test_a_noop_keeps_the_proof_until_a_pyc_moves(stack: TestStack) -> None:
     assert verdict["state"] == "fresh" and verdict["detail"] != STANDS
     assert verdicts(stack)[0] == 0
     assert stack.greet() == "hello from v1, t"
+
+
+def test_on_the_production_shape_a_noop_proof_counts_the_pycs_the_containers_wrote(
+    prod_stack: ProdStack,
+) -> None:
+    """Production shape: the bind-mounted code lies inside the backend's build context, the
+    workers start through `sh -c`, Redis has a password, nginx in front. A no-op's proof
+    takes the pycs its walk of the context found instead of listing them again: its digest
+    must be the one of every pyc under the root now, and move when a pyc moves."""
+    prod_stack.launched()
+    root = prod_stack.dir / "src"
+    pycs = sorted(root.rglob("__pycache__/*.pyc"))
+    assert pycs, "the containers wrote no pyc into the bind mount"
+    recorded = []
+    for _ in range(2):
+        report = prod_stack.launched()
+        assert report["up_to_date"], report["steps"]
+        states = {v["name"]: v["state"] for v in report["verify"]}
+        assert all(states[n] == "fresh" for n in PROD_PYTHON), states
+        saved = state.read_json(prod_stack.dir.resolve(), proof.PROOF_FILE)
+        recorded.append(saved["bytecode"])
+        assert recorded[-1] == proof.bytecode_digest(bytecode.present([root]))
+        pycs[0].write_bytes(pycs[0].read_bytes())  # the same bytes, a new change time
+    assert recorded[0] != recorded[1]
