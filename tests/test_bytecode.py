@@ -721,13 +721,13 @@ def test_a_root_the_walk_does_not_enter_as_spelled_is_listed_again(tmp_path: Pat
     (project / "node_modules" / "tool").mkdir(parents=True)
     (project / "link").symlink_to(elsewhere.parent, target_is_directory=True)
     walked = scan.scan([scan.Tree(str(project), lambda rel: True)])
-    assert scan.enters(walked, str(project))
-    assert scan.enters(walked, str(project / "src"))
-    assert not scan.enters(walked, str(project / "link" / "app"))  # behind a link
-    assert not scan.enters(walked, str(project / "node_modules" / "tool"))  # pruned
-    assert not scan.enters(walked, str(project / "src" / ".." / "src"))  # another spelling
-    assert not scan.enters(walked, str(project / "missing"))
-    assert not scan.enters(walked, str(elsewhere))  # under no top
+    assert scan.enters(walked.tops, str(project))
+    assert scan.enters(walked.tops, str(project / "src"))
+    assert not scan.enters(walked.tops, str(project / "link" / "app"))  # behind a link
+    assert not scan.enters(walked.tops, str(project / "node_modules" / "tool"))  # pruned
+    assert not scan.enters(walked.tops, str(project / "src" / ".." / "src"))  # another spelling
+    assert not scan.enters(walked.tops, str(project / "missing"))
+    assert not scan.enters(walked.tops, str(elsewhere))  # under no top
     # What each would cost: present sees the linked root's pyc, the walk's list does not.
     assert bytecode.present([project / "link" / "app"])
     assert not [p for p in walked.bytecode if p.startswith(str(project / "link" / "app"))]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cslaunch import bytecode, proof, state
-from cslaunch.verify import AHEAD, STANDS
+from cslaunch.verify import AHEAD, SINCE, STANDS
 from tests.stackutil import ProdStack, TestStack, edit_keeping_stat
 
 pytestmark = pytest.mark.engine
@@ -119,6 +119,28 @@ def test_a_noop_keeps_the_proof_until_a_pyc_moves(stack: TestStack) -> None:
     assert stack.greet() == "hello from v1, t"
 
 
+def test_a_relaunch_asks_only_what_moved_and_still_finds_a_planted_pyc(
+    stack: TestStack,
+) -> None:
+    """The restarted containers are the ones the last launch proved: a relaunch asks them
+    about the edited file only, and about the sources beside a pyc that moved."""
+    stack.launched()
+    (stack.dir / "backend/src/app/extra.py").write_text("VALUE = 1\n")
+    report = stack.launched()
+    by_name = {v["name"]: v for v in report["verify"]}
+    assert all(SINCE in by_name[n]["detail"] for n in ("backend", "worker1", "worker2"))
+    assert by_name["backend"]["checked"] == 1 and by_name["backend"]["state"] == "fresh"
+    assert verdicts(stack)[0] == 0  # the whole look agrees
+
+    # A stale pyc beside greeting.py, whose source did not move; another edit relaunches.
+    stack.compose("exec", "-T", "backend", "python3", "-c", PLANT)
+    (stack.dir / "backend/src/app/extra.py").write_text("VALUE = 2\n")
+    report = stack.launched()
+    assert any(s["name"] == "repair" for s in report["steps"]), report["steps"]
+    assert verdicts(stack)[0] == 0
+    assert stack.greet() == "hello from v1, t"
+
+
 def test_on_the_production_shape_a_noop_proof_counts_the_pycs_the_containers_wrote(
     prod_stack: ProdStack,
 ) -> None:
@@ -137,7 +159,7 @@ def test_on_the_production_shape_a_noop_proof_counts_the_pycs_the_containers_wro
         states = {v["name"]: v["state"] for v in report["verify"]}
         assert all(states[n] == "fresh" for n in PROD_PYTHON), states
         saved = state.read_json(prod_stack.dir.resolve(), proof.PROOF_FILE)
-        recorded.append(saved["bytecode"])
-        assert recorded[-1] == proof.bytecode_digest(bytecode.present([root]))
+        recorded.append(saved["pycs"])
+        assert recorded[-1] == proof.pyc_digests(bytecode.present([root]))
         pycs[0].write_bytes(pycs[0].read_bytes())  # the same bytes, a new change time
     assert recorded[0] != recorded[1]

@@ -16,8 +16,8 @@ from cslaunch.proofrun import SCRIPT, question
 from cslaunch.scan import file_stat
 
 
-def probe(files: list[tuple[Path, str, list[int]]]) -> dict[str, Any]:
-    asked = question((str(p), digest, st) for p, digest, st in files)
+def probe(files: list[tuple[Path, str, list[int]]], dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+    asked = question(((str(p), digest, st) for p, digest, st in files), dirs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(
         [sys.executable, "-S", str(SCRIPT)],
@@ -117,3 +117,18 @@ def test_each_module_is_matched_with_its_own_pycs_only(tmp_path: Path) -> None:
     assert [(p, why.split(":")[0]) for p, why in found["problems"]] == [
         (str(cache / f"m.{tag}.pyc"), "stale pyc")
     ]
+
+
+def test_directories_asked_alone_are_searched_for_sourceless_pycs(tmp_path: Path) -> None:
+    """A deleted module's directory: its legacy pyc is imported though no source is asked."""
+    gone = tmp_path / "pkg"
+    gone.mkdir()
+    (gone / "old.pyc").write_bytes(b"x")
+    (gone / "kept.pyc").write_bytes(b"x")
+    (gone / "kept.py").write_text("x = 1\n")
+    found = probe([], dirs=(str(gone),))
+    assert found["problems"] == [
+        [str(gone / "old.pyc"), "sourceless legacy pyc: imported although its source is gone"]
+    ]
+    assert found["checked"] == 0
+    assert probe([])["problems"] == []

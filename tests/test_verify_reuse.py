@@ -1,5 +1,6 @@
-"""Verification without needless looks: the last proof stands in for a new one only when
-nothing it rests on moved, and containers that see the same files share one look."""
+"""Verification without needless looks: a look asks only what moved since the last proof
+of the same containers, none when nothing moved, and containers that see the same files
+share one look."""
 
 from __future__ import annotations
 
@@ -34,49 +35,46 @@ def container(
     return Container(cid, cid, "web", status, None, "", 0, 0, started, started, image, 1, mounts)
 
 
-def test_stands_only_for_the_same_containers_pycs_and_bind_mounted_code() -> None:
-    kept = proof.record(1, "digest", ["web"], {"web": [container("a")]})
-    same = {"bytecode": "digest", "service": "web", "running": [container("a")]}
-    assert proof.stands(kept, **same, all_bind_mounted=True)
-    assert not proof.stands(kept, **same, all_bind_mounted=False)
-    assert not proof.stands(None, **same, all_bind_mounted=True)
-    moved = [
-        {**same, "bytecode": "other"},
-        {**same, "running": [container("b")]},  # recreated
-        {**same, "running": [container("a", started=T0.replace(hour=1))]},  # restarted
-        {**same, "running": [container("a"), container("c")]},  # scaled up
-        {**same, "service": "worker"},  # never proven
-        {**same, "running": []},
-    ]
-    for case in moved:
-        assert not proof.stands(kept, **case, all_bind_mounted=True)
+def test_moved_dirs_and_proven_containers() -> None:
+    assert proof.moved_dirs({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}) == {"b", "c"}
+    assert proof.moved_dirs({"a": "1"}, {}) == {"a"}
+    kept = proof.record(1, {}, ["web"], {"web": [container("a"), container("b")]})
+    assert proof.proven(kept, "web") == {"a", "b"}
+    assert proof.proven(kept, "worker") == set()
 
 
 def test_settled_services_are_the_containers_seen_ready() -> None:
     seen = {"redis": [container("r")], "web": [container("w")], "down": []}
-    kept = proof.record(1, "d", [], seen)
+    kept = proof.record(1, {}, [], seen)
     assert proof.settled(kept, seen) == {"redis", "web"}
     now = {"redis": [container("r", started=T0.replace(hour=2))], "web": [container("w")]}
     assert proof.settled(kept, now) == {"web"}  # redis restarted: ask it again
     assert proof.settled(None, seen) == set()
 
 
-def test_any_pyc_stat_change_moves_the_digest(tmp_path: Path) -> None:
-    pyc = tmp_path / "m.cpython-311.pyc"
+def test_any_pyc_stat_change_moves_its_directorys_digest(tmp_path: Path) -> None:
+    cache = tmp_path / "app" / "__pycache__"
+    cache.mkdir(parents=True)
+    pyc, legacy = cache / "m.cpython-311.pyc", tmp_path / "lib" / "old.pyc"
+    legacy.parent.mkdir()
     pyc.write_bytes(b"x" * 20)
-    before = proof.bytecode_digest([str(pyc)])
-    assert proof.bytecode_digest([str(pyc)]) == before
+    legacy.write_bytes(b"x")
+    paths = [str(pyc), str(legacy)]
+    before = proof.pyc_digests(paths)
+    assert set(before) == {str(tmp_path / "app"), str(tmp_path / "lib")}  # the sources' dirs
+    assert proof.pyc_digests(paths) == before
     st = pyc.stat()
     pyc.write_bytes(b"y" * 20)  # `cp -p` of another pyc: same size and mtime, new ctime
     os.utime(pyc, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert proof.bytecode_digest([str(pyc)]) != before
-    assert proof.bytecode_digest([str(pyc), str(tmp_path / "gone.pyc")]) != before
+    assert proof.moved_dirs(before, proof.pyc_digests(paths)) == {str(tmp_path / "app")}
+    gone = proof.pyc_digests([*paths, str(tmp_path / "lib" / "gone.pyc")])
+    assert proof.moved_dirs(before, gone) == {str(tmp_path / "app"), str(tmp_path / "lib")}
 
 
 def test_a_proof_made_against_another_index_is_void(tmp_path: Path) -> None:
-    proof.save(tmp_path, proof.record(5, "d", ["web"], {"web": [container("a")]}))
+    proof.save(tmp_path, proof.record(5, {"/p": "d"}, ["web"], {"web": [container("a")]}))
     seen = [["a", T0.isoformat()]]
-    assert proof.load(tmp_path, 5) == proof.Proof(5, "d", {"web": seen}, {"web": seen})
+    assert proof.load(tmp_path, 5) == proof.Proof(5, {"/p": "d"}, {"web": seen}, {"web": seen})
     assert proof.load(tmp_path, 6) is None
     state_file(tmp_path, proof.PROOF_FILE).write_text("{not json")
     assert proof.load(tmp_path, 5) is None
@@ -208,11 +206,14 @@ def test_a_look_ahead_that_fails_leaves_the_look_to_verify(
 
 def test_recorded_questions_survive_save_and_load(tmp_path: Path) -> None:
     assert proof.recorded_looks(tmp_path) == {}
-    kept = proof.record(5, "d", ["web"], {"web": [container("a")]}, {"a": "q"})
+    kept = proof.record(
+        5, {}, ["web"], {"web": [container("a")]}, {"a": "q"}, {"web": [["/s", "/t"]], "x": []}
+    )
+    assert kept.binds == {"web": [["/s", "/t"]]}  # only services proven fresh
     proof.save(tmp_path, kept)
     assert proof.load(tmp_path, 5) == kept
     assert proof.recorded_looks(tmp_path) == {"a": "q"}
-    state_file(tmp_path, proof.PROOF_FILE).write_text('{"version": 2, "looks": [1]}')
+    state_file(tmp_path, proof.PROOF_FILE).write_text('{"version": 3, "looks": [1]}')
     assert proof.recorded_looks(tmp_path) == {}
 
 
@@ -311,11 +312,95 @@ def test_a_standing_proof_of_bind_mounted_code_needs_no_look(
     first = verify.verify(services, ["api"], files, entries, running)
     assert looked == ["a"] and first.proof is not None
 
-    [v] = verify.verify(services, ["api"], files, entries, running,
-                        previous=first.proof).verdicts  # fmt: skip
+    baseline = verify.Baseline(first.proof, entries, frozenset())
+    [v] = verify.verify(services, ["api"], files, entries, running, baseline=baseline,
+                        listed_from=[str(tmp_path)]).verdicts  # fmt: skip
     assert (v.state, v.detail, v.checked, looked) == ("fresh", verify.STANDS, 1, ["a"])
 
     recreated = {"api": [container("b", mounts=(("bind", str(src), "/app/src"),))]}
-    [v] = verify.verify(services, ["api"], files, entries, recreated,
-                        previous=first.proof).verdicts  # fmt: skip
+    [v] = verify.verify(services, ["api"], files, entries, recreated, baseline=baseline,
+                        listed_from=[str(tmp_path)]).verdicts  # fmt: skip
     assert v.detail != verify.STANDS and looked == ["a", "b"]
+
+
+def test_a_relaunch_asks_only_what_moved_since_the_last_proof(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    entries = {**indexed(src / "app" / "m.py"), **indexed(src / "app" / "n.py")}
+    entries.update(indexed(src / "lib" / "o.py"))
+    pycs = []
+    for rel in ("app/__pycache__/m.cpython-311.pyc", "lib/__pycache__/o.cpython-311.pyc"):
+        (src / rel).parent.mkdir(exist_ok=True)
+        (src / rel).write_bytes(b"x" * 20)
+        pycs.append(str(src / rel))
+    services, files = bound_api(src)
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_look(container_id: str, question: str) -> Looked:
+        q = json.loads(question)
+        asked.append((container_id, {**q, "files": [f[0] for f in q["files"]]}))
+        return {**FOUND, "checked": len(q["files"])}
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    bind = ("bind", str(src), "/app/src")
+    running = {"api": [container("a", mounts=(bind,))]}
+    every = ["/app/src/app/m.py", "/app/src/app/n.py", "/app/src/lib/o.py"]
+    first = verify.verify(services, ["api"], files, entries, running, bytecode=pycs,
+                          listed_from=[str(tmp_path)])  # fmt: skip
+    assert first.proof is not None and asked[0][1]["files"] == every
+
+    def again(
+        now: dict[str, Entry] = entries,
+        gone: frozenset[str] = frozenset(),
+        containers: dict[str, list[Container]] | None = None,
+        listed_from: str = str(tmp_path),
+    ) -> tuple[verify.Verdict, dict[str, Any] | None]:
+        assert first.proof is not None
+        asked.clear()
+        baseline = verify.Baseline(first.proof, entries, gone)
+        [v] = verify.verify(services, ["api"], files, now, containers or restarted,
+                            bytecode=pycs, listed_from=[listed_from],
+                            baseline=baseline).verdicts  # fmt: skip
+        assert v.state == "fresh"
+        return v, asked[0][1] if asked else None
+
+    # The same container, restarted: nothing moved, no look.
+    restarted = {"api": [container("a", started=T0.replace(hour=1), mounts=(bind,))]}
+    v, q = again()
+    assert (v.detail, v.checked, q) == (verify.STANDS, 3, None)
+
+    # One source edited (or touched: other stat data): it alone is asked.
+    n = str(src / "app" / "n.py")
+    edited = {**entries, n: entries[n]._replace(stat=FileStat(1, 2, 3, 4))}
+    v, q = again(edited)
+    assert q is not None and q["files"] == ["/app/src/app/n.py"] and "dirs" not in q
+    assert verify.SINCE in v.detail
+
+    # A pyc copied in beside lib/o.py (its ctime moves): the sources beside it are asked.
+    st = os.stat(pycs[1])
+    Path(pycs[1]).write_bytes(b"y" * 20)
+    os.utime(pycs[1], ns=(st.st_atime_ns, st.st_mtime_ns))
+    v, q = again()
+    assert q is not None and (q["files"], q["dirs"]) == (["/app/src/lib/o.py"], ["/app/src/lib"])
+    Path(pycs[1]).write_bytes(b"x" * 20)
+    first = verify.verify(services, ["api"], files, entries, running, bytecode=pycs,
+                          listed_from=[str(tmp_path)])  # fmt: skip
+
+    # A source deleted: its directory is searched for a sourceless pyc standing in for it.
+    kept = {p: e for p, e in entries.items() if p != n}
+    v, q = again(kept, frozenset({n}))
+    assert q is not None and (q["files"], q["dirs"]) == ([], ["/app/src/app"])
+
+    # Each of these gets the whole look: a recreated container, a volume inside the bind
+    # mount hiding sources, a bind mount below no directory the bytecode listing entered.
+    recreated = {"api": [container("b", mounts=(bind,))]}
+    hidden = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/lib")))]}
+    for case in ({"containers": recreated}, {"containers": hidden},
+                 {"listed_from": str(tmp_path / "elsewhere")}):  # fmt: skip
+        v, q = again(edited, **case)  # type: ignore[arg-type]
+        assert q is not None and q["files"] == every and verify.SINCE not in v.detail
+    # A volume that hides no source (a venv, node_modules) changes nothing.
+    aside = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/.venv")))]}
+    v, q = again(edited, containers=aside)
+    assert q is not None and q["files"] == ["/app/src/app/n.py"]

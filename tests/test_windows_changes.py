@@ -118,18 +118,18 @@ def test_a_file_alone_has_the_stat_data_the_walk_gave_it(tmp_path: Path) -> None
     assert file_stat(str(a), host) == walked
 
 
-def test_a_pyc_copied_over_another_moves_the_proof_digest(tmp_path: Path) -> None:
+def test_a_pyc_copied_over_another_moves_the_proof_digests(tmp_path: Path) -> None:
     """The no-op proof: a pyc replaced keeping mtime and size is seen from stat data alone."""
     cache = tmp_path / "__pycache__"
     cache.mkdir()
     pyc = cache / "m.cpython-312.pyc"
     pyc.write_bytes(b"x" * 20)
     fake = FakeNTFS()
-    before = proof.bytecode_digest([str(pyc)], fake.host())
-    assert proof.bytecode_digest([str(pyc)], fake.host()) == before
+    before = proof.pyc_digests([str(pyc)], fake.host())
+    assert proof.pyc_digests([str(pyc)], fake.host()) == before
     edit_keeping_mtime_and_size(pyc, "y" * 20)
     fake.opened.clear()
-    assert proof.bytecode_digest([str(pyc)], fake.host()) != before
+    assert proof.pyc_digests([str(pyc)], fake.host()) != before
     assert fake.opened == [(str(cache), True)]  # one listing, no pyc opened or read
-    gone = proof.bytecode_digest([str(pyc), str(cache / "gone.pyc")], fake.host())
-    assert gone != proof.bytecode_digest([str(pyc)], fake.host())
+    gone = proof.pyc_digests([str(pyc), str(cache / "gone.pyc")], fake.host())
+    assert gone != proof.pyc_digests([str(pyc)], fake.host())

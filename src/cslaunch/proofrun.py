@@ -33,10 +33,14 @@ MAX_AT_ONCE = 8  # looks running at the same time
 Looked = dict[str, Any] | str
 
 
-def question(files: Iterable[tuple[str, str, Sequence[int]]]) -> str:
+def question(files: Iterable[tuple[str, str, Sequence[int]]], dirs: Sequence[str] = ()) -> str:
     """What the probe is asked: these container paths should hold these contents, and may be
-    the host's very files (its stat data: mtime_ns, ctime_ns, size, inode)."""
-    return json.dumps({"files": [[path, digest, list(st)] for path, digest, st in files]})
+    the host's very files (its stat data: mtime_ns, ctime_ns, size, inode); and these
+    directories should hold no sourceless pyc."""
+    asked: dict[str, Any] = {"files": [[path, digest, list(st)] for path, digest, st in files]}
+    if dirs:
+        asked["dirs"] = sorted(dirs)
+    return json.dumps(asked)
 
 
 def look(container_id: str, asked: str) -> Looked:

@@ -1,8 +1,10 @@
 """Runs INSIDE a service's container, with the container's own Python (any 3.x): checks that
 the source files it runs are the host's and that no bytecode there can run older code.
 
-Reads JSON from stdin: {"files": [[container_path, blake2b_16_hex, host_stat], ...]}, where
-host_stat is [mtime_ns, ctime_ns, size, inode] as the host's index saw the file (optional).
+Reads JSON from stdin: {"files": [[container_path, blake2b_16_hex, host_stat], ...], "dirs":
+[container_dir, ...]}, where host_stat is [mtime_ns, ctime_ns, size, inode] as the host's
+index saw the file (optional), and "dirs" (optional) are more directories to search for
+sourceless pycs (those of deleted sources).
 Prints JSON: {"python": "3.11.2", "problems": [[path, reason], ...], "checked": N, "pycs": M,
 "hashed": K}.
 
@@ -152,7 +154,7 @@ def main() -> None:
                 why = f"unreadable in the container: {e.strerror}"
             if why:
                 problems.append([os.path.join(cache, name), why])
-    problems += legacy_pycs(set(by_dir), listed)
+    problems += legacy_pycs(set(by_dir) | set(request.get("dirs", ())), listed)
     json.dump(
         {
             "python": ".".join(str(n) for n in sys.version_info[:3]),

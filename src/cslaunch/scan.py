@@ -167,7 +167,7 @@ def rescan(
         for path in dict.fromkeys(os.path.normpath(p) for p in paths):
             if path in singles:
                 continue  # asked again below
-            top = next((r for r in outer if _below(path, r)), None)
+            top = next((r for r in outer if below(path, r)), None)
             if top is None:
                 return None
             directory, name = os.path.split(path)
@@ -202,12 +202,12 @@ def rescan(
         return result
 
 
-def enters(walked: Scan, directory: str) -> bool:
-    """Whether the walk that made `walked` listed `directory`, spelled as it is spelled
-    here: below one of its tops, through no linked or pruned directory, each name as the
+def enters(tops: Sequence[str], directory: str) -> bool:
+    """Whether a walk that began at `tops` (a Scan's) lists `directory`, spelled as it is
+    spelled here: below one of them, through no linked or pruned directory, each name as the
     directory listing spells it (a file system that ignores case takes other spellings,
     which the walk does not)."""
-    top = next((t for t in walked.tops if directory == t or _below(directory, t)), None)
+    top = next((t for t in tops if directory == t or below(directory, t)), None)
     if top is None or not os.path.isdir(top) or os.path.islink(top):
         return False
     parent = top
@@ -225,7 +225,7 @@ def enters(walked: Scan, directory: str) -> bool:
     return True
 
 
-def _below(path: str, directory: str) -> bool:
+def below(path: str, directory: str) -> bool:
     return path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
@@ -276,7 +276,7 @@ def _tracks(trees: Sequence[Tree], top: str, path: str) -> bool:
 def _outermost(roots: list[str]) -> list[str]:
     kept: list[str] = []
     for root in roots:  # sorted, so a parent comes before its children
-        if not any(root == k or _below(root, k) for k in kept):
+        if not any(root == k or below(root, k) for k in kept):
             kept.append(root)
     return kept
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from cslaunch import bytecode
+from cslaunch import bytecode, proof, scan
 from cslaunch.changes import ChangeSet
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.context import image_path
 from cslaunch.docker import ComposeProject
 from cslaunch.index import Entry
 from cslaunch.model import Service
-from cslaunch.proof import Proof, bytecode_digest, record, stands
+from cslaunch.proof import Binds, Proof, pyc_digests, record
 from cslaunch.proofrun import MAX_AT_ONCE, Ahead, Looked, look, question
 from cslaunch.scan import FileStat, file_stat
 from cslaunch.stack import Detected
@@ -144,6 +144,16 @@ class Sources:
                 total, reach = total + hi - lo, hi
         return total
 
+    def in_dir(self, directory: str) -> Iterator[str]:
+        """The sources directly in `directory`, none below."""
+        prefix_len = len(directory.rstrip("/\\")) + 1
+        return (p for p in self.under(directory) if os.sep not in p[prefix_len:])
+
+    def target(self, path: str, source: str, target: str) -> Target:
+        """The source at `path`, below the bind mount of `source` at `target`."""
+        e = self.entries[path]
+        return Target(path, inside(path, source, target), e.digest, e.changed_ns, e.stat)
+
     def through(self, source: str, target: str) -> dict[str, Target]:
         """What a bind mount of `source` at `target` shows, by container path."""
         key = (source, target)
@@ -159,6 +169,127 @@ class Sources:
                 found[inside] = Target(path, inside, e.digest, e.changed_ns, e.stat)
             self.shown[key] = found
         return self.shown[key]
+
+
+def inside(path: str, source: str, target: str) -> str:
+    """Where a bind mount of `source` at `target` shows the host's `path` (below `source`)."""
+    rel = path[len(source.rstrip("/\\")) + 1 :]
+    if not rel:
+        return target
+    return target.rstrip("/") + "/" + (rel if os.sep == "/" else rel.replace(os.sep, "/"))
+
+
+def bind_key(service: Service, files: ServiceFiles) -> tuple[tuple[str, str], ...]:
+    """(host source, container target) of the bind mounts that show the service's code."""
+    return tuple(
+        (str(b.source), b.target) for b in service.binds if str(b.source) in files.bind_dirs
+    )
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What moved since the last proof, which covers the rest (see `since_proof`)."""
+
+    proof: Proof
+    sources: frozenset[str]  # .py files added, edited or with other stat data than it saw
+    gone: frozenset[str]  # files deleted since
+    pyc_dirs: frozenset[str]  # directories whose bytecode moved (proof.pyc_digests)
+    tops: tuple[str, ...]  # where the listing of the bytecode began: it covers only below
+
+
+def moved_since(
+    previous: Proof,
+    old: Mapping[str, Entry],
+    entries: Mapping[str, Entry],
+    gone: Iterable[str],
+    pycs: Mapping[str, str],
+    tops: Iterable[str],
+) -> Moved:
+    """What moved between the index the last proof was made against (`old`) and this
+    launch's, and between the bytecode it saw and `pycs` (pure)."""
+    # A touched source counts, not only an edited one: its new mtime may make a pyc's header
+    # "valid" that was not (the pyc was fine while Python saw the mismatch and recompiled).
+    same = entries is old or entries == old  # the usual no-op: compared in C
+    moved = () if same else (p for p, e in entries.items() if p.endswith(".py") and old.get(p) != e)
+    return Moved(
+        previous,
+        frozenset(moved),
+        frozenset(gone),
+        frozenset(proof.moved_dirs(previous.pycs, pycs)),
+        tuple(tops),
+    )
+
+
+@dataclass(frozen=True)
+class Since:
+    """A look at what moved since the last proof only."""
+
+    targets: list[Target]
+    dirs: tuple[str, ...]  # container directories to search for sourceless pycs
+
+
+def since_proof(
+    moved: Moved | None,
+    name: str,
+    running: Sequence[Container],
+    binds: tuple[tuple[str, str], ...],
+    sources: Sources,
+) -> Since | None:
+    """What a look at the service's containers must ask when the last proof covers the rest,
+    or None when it does not (pure but for `scan.enters`' listings).
+
+    The proof covers a container it proved, restarted since or not: a container keeps the
+    mounts it was made with, and what a bind mount shows is the host's file. A source whose
+    index entry has not moved, in a directory whose pycs have not moved, is what it was
+    proven to be. It does not cover a container it did not prove (recreated, scaled up),
+    other bind mounts, a bind mount the listing of the bytecode did not enter (behind a
+    link, pruned: its pycs have no digest), nor a mount inside a bind mount that hides
+    sources (a volume's files move with no host-side trace)."""
+    if moved is None or not binds or moved.proof.binds.get(name) != [list(b) for b in binds]:
+        return None
+    ids = proof.proven(moved.proof, name)
+    if not all(c.id in ids for c in running):
+        return None
+    if not all(scan.enters(moved.tops, source) for source, _ in binds):
+        return None
+    if any(_hides_sources(c, binds, sources) for c in running):
+        return None
+    asked: dict[str, Target] = {}
+    dirs: set[str] = set()
+    for source, target in binds:
+        below = [p for p in moved.sources if p == source or scan.below(p, source)]
+        for path in below:
+            if path in sources.entries:
+                t = sources.target(path, source, target)
+                asked[t.container] = t
+        for directory in moved.pyc_dirs:
+            if directory == source or scan.below(directory, source):
+                dirs.add(inside(directory, source, target))
+                for path in sources.in_dir(directory):
+                    t = sources.target(path, source, target)
+                    asked[t.container] = t
+        for path in moved.gone:
+            if path.endswith(".py") and scan.below(path, source):
+                dirs.add(inside(os.path.dirname(path), source, target))
+    return Since([asked[c] for c in sorted(asked)], tuple(sorted(dirs)))
+
+
+def _hides_sources(
+    container: Container, binds: tuple[tuple[str, str], ...], sources: Sources
+) -> bool:
+    """Whether a mount inside one of the bind mounts hides sources behind it."""
+    targets = {t.rstrip("/") for _, t in binds}
+    for _, _, dest in container.mounts:
+        dest = dest.rstrip("/")
+        if dest in targets:
+            continue
+        for source, target in binds:
+            if dest.startswith(target.rstrip("/") + "/"):
+                rel = dest[len(target.rstrip("/")) + 1 :]
+                hidden = os.path.join(source, *rel.split("/"))
+                if hidden in sources.entries or sources.count_under([hidden]):
+                    return True
+    return False
 
 
 def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[list[Target], bool]:
@@ -236,6 +367,7 @@ def verdict(
     took: float,
     through: str | None = None,
     asked_ahead: bool = False,
+    since: bool = False,
 ) -> Verdict:
     """The verdict on one container from a look (its own, or `through` another container's
     that sees the same files): the files as the look found them, the process age its own."""
@@ -246,6 +378,8 @@ def verdict(
     if late:
         problems.append(late)
     detail = f"Python {looked['python']}"
+    if since:
+        detail += f"; {SINCE}"
     if through:
         detail += f"; files looked at through {through}: same image and mounts"
     if asked_ahead:
@@ -263,20 +397,27 @@ def verdict(
     )
 
 
-Group = Sequence[tuple[str, Container, list[Target]]]
+@dataclass
+class Group:
+    """Containers that see the same files the same way, and what one look asks them."""
+
+    members: list[tuple[str, Container]]
+    targets: list[Target]
+    dirs: tuple[str, ...] = ()  # more directories to search for sourceless pycs
+    since: bool = False  # only what moved since the last proof
 
 
 def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict], str]:
-    """Containers that see the same files the same way: one look (or its answer asked
-    ahead), a verdict for each, and the question asked."""
-    first_service, first, targets = group[0]
+    """One look (or its answer asked ahead), a verdict for each container, and the question
+    asked."""
+    first_service, first = group.members[0]
     start = time.monotonic()
-    asked = question((t.container, t.digest, t.stat) for t in targets)
+    asked = question(((t.container, t.digest, t.stat) for t in group.targets), group.dirs)
     early = ahead.answer(first.id, asked) if ahead else None
     looked = early if early is not None else look(first.id, asked)
-    looked, edited = set_aside_edits(looked, targets)
+    looked, edited = set_aside_edits(looked, group.targets)
     pending = tuple(sorted(edited))
-    wanted = [t for t in targets if t.host not in edited]
+    wanted = [t for t in group.targets if t.host not in edited]
     took = time.monotonic() - start
     verdicts = [
         verdict(
@@ -288,8 +429,9 @@ def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict
             took,
             through=None if i == 0 else first_service,
             asked_ahead=early is not None,
+            since=group.since,
         )
-        for i, (name, c, _) in enumerate(group)
+        for i, (name, c) in enumerate(group.members)
     ]
     return verdicts, asked
 
@@ -297,11 +439,19 @@ def verify_group(group: Group, ahead: Ahead | None = None) -> tuple[list[Verdict
 @dataclass
 class Verification:
     verdicts: list[Verdict] = field(default_factory=list)
-    proof: Proof | None = None  # what a later no-op may rely on, when this one proved it all
+    proof: Proof | None = None  # what a later launch may rely on, when this one proved it all
 
     @property
     def stale(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.state == STALE]
+
+
+@dataclass
+class _Sorted:
+    done: list[Verdict] = field(default_factory=list)  # verdicts that need no look
+    groups: dict[tuple[object, ...], Group] = field(default_factory=dict)
+    baked: set[str] = field(default_factory=set)  # containers whose code is in their image
+    binds: dict[str, Binds] = field(default_factory=dict)  # services proven through these
 
 
 def _sort_out(
@@ -310,51 +460,70 @@ def _sort_out(
     files: Mapping[str, ServiceFiles],
     sources: Sources,
     containers: Mapping[str, Sequence[Container]],
-    digest: str,
-    previous: Proof | None,
-) -> tuple[
-    list[Verdict], dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]], set[str]
-]:
-    """Each service's verdict where no look is needed (the last proof stands, nothing to
-    look at), and the looks the others need, grouped; with the containers whose code is
-    baked in (looked at on every launch: their question is kept)."""
-    groups: dict[tuple[object, ...], list[tuple[str, Container, list[Target]]]] = {}
-    baked: set[str] = set()
-    done: list[Verdict] = []
+    moved: Moved | None,
+) -> _Sorted:
+    """Each service's verdict where no look is needed (nothing it runs moved since the last
+    proof, nothing to look at), and the looks the others need, grouped: the whole look, or
+    only what moved since the last proof."""
+    out = _Sorted()
     for name in sorted(python):
         running = [c for c in containers.get(name, []) if c.running]
-        if (
-            running
-            and not has_baked_code(files[name])
-            and stands(previous, bytecode=digest, service=name, running=running,
-                       all_bind_mounted=True)
-        ):  # fmt: skip
-            # Only bind-mounted code and the proof stands: counting what it covers is enough
-            # (making each file's target took half a second at 100k files).
+        if not running:
+            out.done.append(Verdict(name, SKIPPED, detail="not running"))
+            continue
+        binds = bind_key(services[name], files[name])
+        baked = has_baked_code(files[name])
+        # Only bind-mounted code: what moved is asked without the whole tree's targets (making
+        # each file's took half a second at 100k files).
+        since = None if baked else since_proof(moved, name, running, binds, sources)
+        if since is not None and (since.targets or since.dirs):
+            out.binds[name] = [list(b) for b in binds]
+            key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
+            _join(out, name, running, key, since.targets, since.dirs)
+            continue
+        if since is not None:
             shown = sources.count_under(files[name].bind_dirs)
             if shown:
-                done.append(Verdict(name, FRESH, checked=shown, detail=STANDS))
+                out.binds[name] = [list(b) for b in binds]
+                out.done.append(Verdict(name, FRESH, checked=shown, detail=STANDS))
                 continue
         wanted, bound = targets(services[name], files[name], sources)
-        binds = tuple(sorted((str(b.source), b.target) for b in services[name].binds))
-        if not running:
-            done.append(Verdict(name, SKIPPED, detail="not running"))
-        elif not wanted:
-            done.append(Verdict(name, SKIPPED, detail="no project source found in it"))
-        elif stands(
-            previous, bytecode=digest, service=name, running=running, all_bind_mounted=bound
-        ):
-            done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
+        if not wanted:
+            out.done.append(Verdict(name, SKIPPED, detail="no project source found in it"))
+            continue
+        if bound:
+            out.binds[name] = [list(b) for b in binds]
+        since = since_proof(moved, name, running, binds, sources) if baked and bound else None
+        if since is not None and not since.targets and not since.dirs:
+            out.done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
+        elif since is not None:
+            key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
+            _join(out, name, running, key, since.targets, since.dirs)
+        elif bound:
+            _join(out, name, running, ("whole", binds), wanted, ())
         else:
-            # Containers that see their code only through the same bind mounts, from the same
-            # image, see the same files: one look serves them all (30 services over one tree
-            # need not hash it 30 times). Code in an image's layers is each container's own.
-            for c in running:
-                key = (c.image_id, c.mounts, binds) if bound else (c.id,)
-                groups.setdefault(key, []).append((name, c, wanted))
-                if not bound:
-                    baked.add(c.id)
-    return done, groups, baked
+            for c in running:  # code in an image's layers is each container's own
+                out.groups.setdefault((c.id,), Group([], wanted)).members.append((name, c))
+                out.baked.add(c.id)
+    return out
+
+
+def _join(
+    out: _Sorted,
+    name: str,
+    running: Sequence[Container],
+    key: tuple[object, ...],
+    wanted: list[Target],
+    dirs: tuple[str, ...],
+) -> None:
+    """Containers that see their code only through the same bind mounts, from the same image,
+    see the same files: one look serves them all (30 services over one tree need not hash
+    it 30 times)."""
+    for c in running:
+        group = out.groups.setdefault(
+            (*key, c.image_id, c.mounts), Group([], wanted, dirs, key[0] == "since")
+        )
+        group.members.append((name, c))
 
 
 def verify(
@@ -365,33 +534,50 @@ def verify(
     containers: Mapping[str, Sequence[Container]],
     *,
     bytecode: Sequence[str] = (),
+    listed_from: Sequence[str] = (),
     index_ns: int = 0,
-    previous: Proof | None = None,
+    baseline: Baseline | None = None,
     ahead: Ahead | None = None,
 ) -> Verification:
-    """Every running Python service, in parallel: one exec each, except where `previous`
-    (the last launch's proof) still stands or `ahead` already asked. The proof made here is
-    recorded against the index of `index_ns`, which the launch saves."""
-    digest = bytecode_digest(bytecode)  # before looking: a pyc planted later must not count
-    done, groups, baked = _sort_out(
-        services, python, files, Sources(entries), containers, digest, previous
+    """Every running Python service, in parallel: one exec each, except where what they run
+    did not move since the last proof (`baseline`) or `ahead` already asked. `bytecode`:
+    every bytecode file below `listed_from`. The proof made here is recorded against the
+    index of `index_ns`, which the launch saves."""
+    pycs = pyc_digests(bytecode)  # before looking: a pyc planted later must not count
+    moved = (
+        moved_since(baseline.proof, baseline.files, entries, baseline.gone, pycs, listed_from)
+        if baseline is not None
+        else None
     )
+    out = _sort_out(services, python, files, Sources(entries), containers, moved)
+    groups = list(out.groups.values())
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_AT_ONCE, len(groups)))) as pool:
-        answers = list(pool.map(lambda g: verify_group(g, ahead), groups.values()))
+        answers = list(pool.map(lambda g: verify_group(g, ahead), groups))
     looked = [v for vs, _ in answers for v in vs]
     asked = {}
-    for group, (_, q) in zip(groups.values(), answers, strict=True):
-        if group[0][1].id in baked and len(q) <= KEPT_QUESTION_MAX:
-            asked[group[0][1].id] = q
-    verdicts = sorted(done + looked, key=_name)
+    for group, (_, q) in zip(groups, answers, strict=True):
+        first = group.members[0][1].id
+        if first in out.baked and len(q) <= KEPT_QUESTION_MAX:
+            asked[first] = q
+    verdicts = sorted(out.done + looked, key=_name)
     all_fresh = all(v.state != STALE and not v.pending for v in verdicts)
     fresh = [v.service for v in verdicts if v.state == FRESH]
-    kept = record(index_ns, digest, fresh, containers, asked) if all_fresh else None
+    kept = record(index_ns, pycs, fresh, containers, asked, out.binds) if all_fresh else None
     return Verification(verdicts, kept)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The last proof, with what this launch's index says moved since (its index)."""
+
+    proof: Proof
+    files: Mapping[str, Entry]  # the index the proof was made against
+    gone: frozenset[str]  # indexed then, deleted since
+
+
 AHEAD = "looked at while cslaunch loaded (the last launch's question, same container)"
-STANDS = "the last proof stands: no source, pyc or container changed since"
+STANDS = "the last proof stands: no source or pyc moved since, same containers"
+SINCE = "asked only what moved since the last proof"
 
 
 def _name(v: Verdict) -> str:
@@ -408,11 +594,13 @@ def verify_stack(
     ahead: Ahead | None = None,
     listed: Sequence[str] | None = None,
 ) -> Verification:
-    """`listed`: the bytecode files the launch's walk found, when nothing since removed or
+    """`previous`: the last proof, made against the index this launch compared with.
+    `listed`: the bytecode files the launch's walk found, when nothing since removed or
     wrote any but the running containers (a no-op); else they are listed again here:
     after a clean or a start the containers wrote new pycs, and the proof must cover what
     is there now. A pyc a running container writes after either listing is in the next
-    launch's, whose digest then differs: the proof no longer stands there."""
+    launch's, whose digests then differ: the proof no longer covers its directory there."""
+    roots = [str(r) for r in found.roots.roots]
     return verify(
         found.stack.services,
         sorted(found.python),
@@ -420,8 +608,13 @@ def verify_stack(
         cs.entries,
         containers if containers is not None else by_service(project_containers(compose)),
         bytecode=bytecode.present(found.roots.roots) if listed is None else listed,
+        listed_from=roots,
         index_ns=cs.index_ns,
-        previous=previous,
+        baseline=(
+            Baseline(previous, cs.old.files, cs.changes.deleted)
+            if previous is not None and cs.old is not None
+            else None
+        ),
         ahead=ahead,
     )
 
@@ -434,6 +627,9 @@ def summary(checked: Verification) -> str:
     text = f"{len(fresh)} fresh ({plural(files, 'file')}, {plural(pycs, 'pyc')} checked"
     if len(looked) < len(fresh):
         text += f"; {len(fresh) - len(looked)} unchanged since the last proof"
+    since = sum(SINCE in v.detail for v in looked)
+    if since:
+        text += f"; {since} asked only what moved since it"
     text += ")"
     if checked.stale:
         text += f", {len(checked.stale)} STALE: " + ", ".join(v.service for v in checked.stale)

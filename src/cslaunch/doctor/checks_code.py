@@ -365,7 +365,7 @@ def check_file_sharing(facts: Facts) -> Iterable[Finding]:
             "slower. File events and mtimes through the share are unreliable "
             "(docker/for-win#2411, docker/for-mac#7616, docker/desktop-feedback#341), so "
             "watchers and reloaders inside containers can miss edits",
-            "a no-op launch does not look inside again while the last proof stands; keep the "
+            "a launch asks a container it proved before only about what moved since; keep the "
             "code inside the WSL2 filesystem (Windows) or use VirtioFS (macOS) to make looking "
             "cheaper, and let cslaunch rather than a reloader in the container decide what "
             "changed",

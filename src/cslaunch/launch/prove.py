@@ -14,9 +14,9 @@ from cslaunch.wait import Readiness, wait_ready
 
 
 def start_proof(run: Run) -> None:
-    """The proof reads files and pycs in the containers, in the background. A no-op may
-    take the containers detect read and rely on the last proof where nothing it rests on
-    moved (and on the looks asked again meanwhile, `ahead`)."""
+    """The proof reads files and pycs in the containers, in the background, and relies on
+    the last proof for what did not move since. A no-op may take the containers detect read
+    (and the looks asked again meanwhile, `ahead`)."""
     noop = run.plan.noop
     run.proving = run.pool.submit(
         verify.verify_stack,
@@ -24,7 +24,7 @@ def start_proof(run: Run) -> None:
         run.changes,
         run.compose,
         run.found.containers if noop else None,
-        previous=run.last_proof if noop else None,
+        previous=run.last_proof,
         ahead=run.ahead if noop else None,
         listed=_listed(run) if noop else None,
     )
@@ -40,7 +40,7 @@ def _listed(run: Run) -> list[str] | None:
     if not cs.walked or cleaned is None or cleaned.files or cleaned.dirs:
         return None
     roots = [str(r) for r in run.found.roots.roots if r.is_dir()]
-    if not all(os.path.normpath(r) == r and scan.enters(cs.scan, r) for r in roots):
+    if not all(os.path.normpath(r) == r and scan.enters(cs.scan.tops, r) for r in roots):
         return None
     return bytecode.under(cs.scan.bytecode, roots)
 
