@@ -234,13 +234,15 @@ def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Pat
     mine, theirs = str(root / "__pycache__" / "a.pyc"), str(tmp_path / "web" / "b.pyc")
     run.found.roots = SimpleNamespace(roots=(root,))  # type: ignore[attr-defined]
     run.changes = SimpleNamespace(
-        walked=True, scan=SimpleNamespace(bytecode=[mine, theirs], tops=[])
+        walked=True,
+        scan=SimpleNamespace(bytecode=[mine, theirs], tops=[], unreadable=[], started_ns=1),
     )  # type: ignore[assignment]
     root.mkdir()
     run.report.bytecode = CleanResult(roots=[root])
     assert prove._listed(run) is None  # a walk that began elsewhere: not known to enter it
     run.changes.scan.tops = [str(tmp_path)]  # type: ignore[attr-defined]
-    assert prove._listed(run) == [mine]
+    listed = prove._listed(run)
+    assert listed is not None and (listed.bytecode, listed.tops) == ([mine], [str(root)])
     run.report.bytecode = CleanResult(roots=[root], files=1)  # removed since: list again
     assert prove._listed(run) is None
     run.report.bytecode = CleanResult(roots=[root])

@@ -147,6 +147,17 @@ def test_parse_container_health_with_empty_log() -> None:
     assert (c.health, c.health_output) == ("starting", "")
 
 
+def test_parse_container_mounts_include_compose_tmpfs() -> None:
+    """Compose's `tmpfs:` key lands in HostConfig.Tmpfs, not in Mounts: both are mounts."""
+    data = copy.deepcopy(INSPECT)
+    data["Mounts"] = [{"Type": "bind", "Source": "/src", "Destination": "/app"}]
+    data["HostConfig"] = {"Tmpfs": {"/app/cache": "size=64m"}}
+    assert parse_container(data).mounts == (
+        ("bind", "/src", "/app"),
+        ("tmpfs", "", "/app/cache"),
+    )
+
+
 def test_parse_container_minimal_and_not_compose() -> None:
     c = parse_container({"Id": "abc"})
     assert c == Container(

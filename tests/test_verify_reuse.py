@@ -8,6 +8,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,10 +16,10 @@ import pytest
 from cslaunch import proof, proofrun, verify
 from cslaunch.containers import Container
 from cslaunch.errors import DockerError
-from cslaunch.index import Entry
+from cslaunch.index import Changes, Entry, Index
 from cslaunch.model import parse_stack
 from cslaunch.proofrun import Looked
-from cslaunch.scan import FileStat
+from cslaunch.scan import FileStat, Scan
 from cslaunch.state import state_file
 from cslaunch.track import service_files
 
@@ -313,13 +314,14 @@ def test_a_standing_proof_of_bind_mounted_code_needs_no_look(
     assert looked == ["a"] and first.proof is not None
 
     baseline = verify.Baseline(first.proof, entries, frozenset())
+    listing = Scan(0, tops=[str(tmp_path)])
     [v] = verify.verify(services, ["api"], files, entries, running, baseline=baseline,
-                        listed_from=[str(tmp_path)]).verdicts  # fmt: skip
+                        listing=listing).verdicts  # fmt: skip
     assert (v.state, v.detail, v.checked, looked) == ("fresh", verify.STANDS, 1, ["a"])
 
     recreated = {"api": [container("b", mounts=(("bind", str(src), "/app/src"),))]}
     [v] = verify.verify(services, ["api"], files, entries, recreated, baseline=baseline,
-                        listed_from=[str(tmp_path)]).verdicts  # fmt: skip
+                        listing=listing).verdicts  # fmt: skip
     assert v.detail != verify.STANDS and looked == ["a", "b"]
 
 
@@ -346,22 +348,21 @@ def test_a_relaunch_asks_only_what_moved_since_the_last_proof(
     bind = ("bind", str(src), "/app/src")
     running = {"api": [container("a", mounts=(bind,))]}
     every = ["/app/src/app/m.py", "/app/src/app/n.py", "/app/src/lib/o.py"]
-    first = verify.verify(services, ["api"], files, entries, running, bytecode=pycs,
-                          listed_from=[str(tmp_path)])  # fmt: skip
+    listing = Scan(0, bytecode=pycs, tops=[str(tmp_path)])
+    first = verify.verify(services, ["api"], files, entries, running, listing=listing)
     assert first.proof is not None and asked[0][1]["files"] == every
 
     def again(
         now: dict[str, Entry] = entries,
         gone: frozenset[str] = frozenset(),
         containers: dict[str, list[Container]] | None = None,
-        listed_from: str = str(tmp_path),
+        listed: Scan = listing,
     ) -> tuple[verify.Verdict, dict[str, Any] | None]:
         assert first.proof is not None
         asked.clear()
         baseline = verify.Baseline(first.proof, entries, gone)
         [v] = verify.verify(services, ["api"], files, now, containers or restarted,
-                            bytecode=pycs, listed_from=[listed_from],
-                            baseline=baseline).verdicts  # fmt: skip
+                            listing=listed, baseline=baseline).verdicts  # fmt: skip
         assert v.state == "fresh"
         return v, asked[0][1] if asked else None
 
@@ -384,23 +385,74 @@ def test_a_relaunch_asks_only_what_moved_since_the_last_proof(
     v, q = again()
     assert q is not None and (q["files"], q["dirs"]) == (["/app/src/lib/o.py"], ["/app/src/lib"])
     Path(pycs[1]).write_bytes(b"x" * 20)
-    first = verify.verify(services, ["api"], files, entries, running, bytecode=pycs,
-                          listed_from=[str(tmp_path)])  # fmt: skip
+    first = verify.verify(services, ["api"], files, entries, running, listing=listing)
 
     # A source deleted: its directory is searched for a sourceless pyc standing in for it.
     kept = {p: e for p, e in entries.items() if p != n}
     v, q = again(kept, frozenset({n}))
     assert q is not None and (q["files"], q["dirs"]) == ([], ["/app/src/app"])
 
-    # Each of these gets the whole look: a recreated container, a volume inside the bind
-    # mount hiding sources, a bind mount below no directory the bytecode listing entered.
+    # Each of these gets the whole look: a recreated container; a volume or a tmpfs inside
+    # the bind mount (its sources or pycs move with no trace on the host); a bind mount
+    # below no directory the bytecode listing entered; a __pycache__ it could not read.
     recreated = {"api": [container("b", mounts=(bind,))]}
-    hidden = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/lib")))]}
-    for case in ({"containers": recreated}, {"containers": hidden},
-                 {"listed_from": str(tmp_path / "elsewhere")}):  # fmt: skip
-        v, q = again(edited, **case)  # type: ignore[arg-type]
-        assert q is not None and q["files"] == every and verify.SINCE not in v.detail
-    # A volume that hides no source (a venv, node_modules) changes nothing.
+    cases: list[dict[str, Any]] = [{"containers": recreated}]
+    for inner in (("volume", "v", "/app/src/lib"), ("tmpfs", "", "/app/src/app/__pycache__")):
+        cases.append({"containers": {"api": [container("a", mounts=(bind, inner))]}})
+    cases.append({"listed": Scan(0, bytecode=pycs, tops=[str(tmp_path / "elsewhere")])})
+    unreadable = [str(src / "app" / "__pycache__")]
+    cases.append({"listed": Scan(0, bytecode=pycs, tops=[str(tmp_path)], unreadable=unreadable)})
+    for case in cases:
+        v, q = again(edited, **case)
+        assert q is not None and q["files"] == every and verify.SINCE not in v.detail, case
+    # A volume where no walk goes (a venv, node_modules) changes nothing.
     aside = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/.venv")))]}
     v, q = again(edited, containers=aside)
     assert q is not None and q["files"] == ["/app/src/app/n.py"]
+
+
+def test_a_service_is_proven_only_when_each_of_its_containers_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas that need a look each (other images): one cannot be looked at. Not
+    proven, so the next launch looks at both again."""
+    src = tmp_path / "src"
+    entries = indexed(src / "app" / "m.py")
+    services, files = bound_api(src)
+    bind = ("bind", str(src), "/app/src")
+    running = {
+        "api": [container("a", mounts=(bind,)), container("b", image="img2", mounts=(bind,))]
+    }
+    answers: dict[str, Looked] = {"a": FOUND, "b": "cannot run Python in it: no python"}
+    monkeypatch.setattr(verify, "look", lambda cid, asked: answers[cid])
+    listing = Scan(0, tops=[str(tmp_path)])
+    first = verify.verify(services, ["api"], files, entries, running, listing=listing)
+    assert first.proof is not None and "api" not in first.proof.containers
+    baseline = verify.Baseline(first.proof, entries, frozenset())
+    again = verify.verify(
+        services, ["api"], files, entries, running, listing=listing, baseline=baseline
+    )
+    assert [v.detail for v in again.verdicts if v.state == "fresh"] == ["Python 3.11.2"]
+
+
+def test_a_batch_of_saved_files_alone_gets_the_whole_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """watch's batches ask only the saved files: an edit no file event told of keeps its old
+    index entry, so only a whole look still sees it. The last proof counts after a walk."""
+    baselines: list[verify.Baseline | None] = []
+
+    def fake_verify(*args: Any, baseline: verify.Baseline | None, **kwargs: Any) -> Any:
+        baselines.append(baseline)
+        return verify.Verification()
+
+    monkeypatch.setattr(verify, "verify", fake_verify)
+    found = SimpleNamespace(
+        stack=SimpleNamespace(services={}), python=frozenset(), roots=SimpleNamespace(roots=())
+    )
+    last = proof.record(1, {}, [], {})
+    for walked in (True, False):
+        cs = SimpleNamespace(
+            files={}, entries={}, index_ns=1, old=Index(1), changes=Changes(), walked=walked
+        )
+        verify.verify_stack(found, cs, None, {}, previous=last)  # type: ignore[arg-type]
+    assert baselines[0] is not None and baselines[0].proof is last
+    assert baselines[1] is None

@@ -454,9 +454,15 @@ def _is_source(rel: str) -> bool:
     return rel.endswith(".py")
 
 
+def listing(roots: Sequence[Path]) -> scan.Scan:
+    """Every bytecode file under ``roots`` now (`bytecode`, with the directories that could
+    not be listed): a walk that stats no other file."""
+    return scan.scan([scan.Tree(str(r), _no_file, by_name=True) for r in roots])
+
+
 def present(roots: Sequence[Path]) -> list[str]:
-    """Every bytecode file under ``roots`` now: a walk that stats no other file."""
-    return scan.scan([scan.Tree(str(r), _no_file, by_name=True) for r in roots]).bytecode
+    """Every bytecode file under ``roots`` now."""
+    return listing(roots).bytecode
 
 
 def _no_file(rel: str) -> bool:

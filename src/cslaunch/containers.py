@@ -68,14 +68,21 @@ def parse_container(data: dict[str, Any]) -> Container:
         created=parse_time(data.get("Created")),
         image_id=str(data.get("Image", "")),
         pid=int(state.get("Pid") or 0),
-        mounts=tuple(
-            sorted(
-                (str(m.get("Type", "")), str(m.get("Source", "")), str(m.get("Destination", "")))
-                for m in data.get("Mounts") or []
-            )
-        ),
+        mounts=_mounts(data),
         hostname=str((data.get("Config") or {}).get("Hostname") or ""),
     )
+
+
+def _mounts(data: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """Every mount, with the tmpfs mounts of Compose's `tmpfs:` key, which the engine keeps
+    in HostConfig.Tmpfs and leaves out of Mounts."""
+    mounts = [
+        (str(m.get("Type", "")), str(m.get("Source", "")), str(m.get("Destination", "")))
+        for m in data.get("Mounts") or []
+    ]
+    tmpfs = (data.get("HostConfig") or {}).get("Tmpfs") or {}
+    mounts += [("tmpfs", "", str(dest)) for dest in tmpfs]
+    return tuple(sorted(mounts))
 
 
 def project_containers(project: docker.ComposeProject) -> list[Container]:

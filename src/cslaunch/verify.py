@@ -29,7 +29,7 @@ from cslaunch.index import Entry
 from cslaunch.model import Service
 from cslaunch.proof import Binds, Proof, pyc_digests, record
 from cslaunch.proofrun import MAX_AT_ONCE, Ahead, Looked, look, question
-from cslaunch.scan import FileStat, file_stat
+from cslaunch.scan import BYTECODE_SUFFIXES, PYCACHE, FileStat, Scan, file_stat
 from cslaunch.stack import Detected
 from cslaunch.track import ServiceFiles
 from cslaunch.ui import plural
@@ -195,6 +195,7 @@ class Moved:
     gone: frozenset[str]  # files deleted since
     pyc_dirs: frozenset[str]  # directories whose bytecode moved (proof.pyc_digests)
     tops: tuple[str, ...]  # where the listing of the bytecode began: it covers only below
+    unreadable: tuple[str, ...]  # __pycache__ directories it could not list: no digest
 
 
 def moved_since(
@@ -203,7 +204,7 @@ def moved_since(
     entries: Mapping[str, Entry],
     gone: Iterable[str],
     pycs: Mapping[str, str],
-    tops: Iterable[str],
+    listing: Scan,
 ) -> Moved:
     """What moved between the index the last proof was made against (`old`) and this
     launch's, and between the bytecode it saw and `pycs` (pure)."""
@@ -216,7 +217,10 @@ def moved_since(
         frozenset(moved),
         frozenset(gone),
         frozenset(proof.moved_dirs(previous.pycs, pycs)),
-        tuple(tops),
+        tuple(listing.tops),
+        # A directory of sources the walk could not read has no source in the index, so no
+        # look asks about it; an unreadable __pycache__ beside readable sources does matter.
+        tuple(d for d in listing.unreadable if os.path.basename(d) == PYCACHE),
     )
 
 
@@ -242,9 +246,10 @@ def since_proof(
     mounts it was made with, and what a bind mount shows is the host's file. A source whose
     index entry has not moved, in a directory whose pycs have not moved, is what it was
     proven to be. It does not cover a container it did not prove (recreated, scaled up),
-    other bind mounts, a bind mount the listing of the bytecode did not enter (behind a
-    link, pruned: its pycs have no digest), nor a mount inside a bind mount that hides
-    sources (a volume's files move with no host-side trace)."""
+    other bind mounts, a bind mount the listing of the bytecode did not wholly enter (behind
+    a link, pruned, a __pycache__ it could not read: pycs there have no digest), nor a
+    mount inside a bind mount that hides sources or pycs (a volume's or a tmpfs's files
+    move with no host-side trace)."""
     if moved is None or not binds or moved.proof.binds.get(name) != [list(b) for b in binds]:
         return None
     ids = proof.proven(moved.proof, name)
@@ -252,7 +257,9 @@ def since_proof(
         return None
     if not all(scan.enters(moved.tops, source) for source, _ in binds):
         return None
-    if any(_hides_sources(c, binds, sources) for c in running):
+    if any(u == s or scan.below(u, s) for u in moved.unreadable for s, _ in binds):
+        return None
+    if any(_mounted_inside(c, binds, sources) for c in running):
         return None
     asked: dict[str, Target] = {}
     dirs: set[str] = set()
@@ -274,21 +281,26 @@ def since_proof(
     return Since([asked[c] for c in sorted(asked)], tuple(sorted(dirs)))
 
 
-def _hides_sources(
+def _mounted_inside(
     container: Container, binds: tuple[tuple[str, str], ...], sources: Sources
 ) -> bool:
-    """Whether a mount inside one of the bind mounts hides sources behind it."""
+    """Whether another mount inside one of the bind mounts hides sources, or pycs beside
+    them: what it shows moves with no trace on the host. (A `.venv` volume with no
+    project source below it hides nothing a look asks about.)"""
     targets = {t.rstrip("/") for _, t in binds}
     for _, _, dest in container.mounts:
         dest = dest.rstrip("/")
         if dest in targets:
             continue
         for source, target in binds:
-            if dest.startswith(target.rstrip("/") + "/"):
-                rel = dest[len(target.rstrip("/")) + 1 :]
-                hidden = os.path.join(source, *rel.split("/"))
-                if hidden in sources.entries or sources.count_under([hidden]):
-                    return True
+            if not dest.startswith(target.rstrip("/") + "/"):
+                continue
+            names = dest[len(target.rstrip("/")) + 1 :].split("/")
+            hidden = os.path.join(source, *names)
+            if PYCACHE in names or names[-1].endswith(BYTECODE_SUFFIXES):
+                return True
+            if hidden in sources.entries or sources.count_under([hidden]):
+                return True
     return False
 
 
@@ -533,19 +545,19 @@ def verify(
     entries: Mapping[str, Entry],
     containers: Mapping[str, Sequence[Container]],
     *,
-    bytecode: Sequence[str] = (),
-    listed_from: Sequence[str] = (),
+    listing: Scan | None = None,
     index_ns: int = 0,
     baseline: Baseline | None = None,
     ahead: Ahead | None = None,
 ) -> Verification:
     """Every running Python service, in parallel: one exec each, except where what they run
-    did not move since the last proof (`baseline`) or `ahead` already asked. `bytecode`:
-    every bytecode file below `listed_from`. The proof made here is recorded against the
+    did not move since the last proof (`baseline`) or `ahead` already asked. `listing`: the
+    bytecode below the Python roots (its tops). The proof made here is recorded against the
     index of `index_ns`, which the launch saves."""
-    pycs = pyc_digests(bytecode)  # before looking: a pyc planted later must not count
+    listing = listing or Scan(0)
+    pycs = pyc_digests(listing.bytecode)  # before looking: a pyc planted later must not count
     moved = (
-        moved_since(baseline.proof, baseline.files, entries, baseline.gone, pycs, listed_from)
+        moved_since(baseline.proof, baseline.files, entries, baseline.gone, pycs, listing)
         if baseline is not None
         else None
     )
@@ -561,7 +573,12 @@ def verify(
             asked[first] = q
     verdicts = sorted(out.done + looked, key=_name)
     all_fresh = all(v.state != STALE and not v.pending for v in verdicts)
-    fresh = [v.service for v in verdicts if v.state == FRESH]
+    # Proven: a service every container of which was found fresh (one that could not be
+    # looked at, beside replicas that were, is not).
+    states: dict[str, set[str]] = {}
+    for v in verdicts:
+        states.setdefault(v.service, set()).add(v.state)
+    fresh = [name for name, found in states.items() if found == {FRESH}]
     kept = record(index_ns, pycs, fresh, containers, asked, out.binds) if all_fresh else None
     return Verification(verdicts, kept)
 
@@ -592,7 +609,7 @@ def verify_stack(
     *,
     previous: Proof | None = None,
     ahead: Ahead | None = None,
-    listed: Sequence[str] | None = None,
+    listed: Scan | None = None,
 ) -> Verification:
     """`previous`: the last proof, made against the index this launch compared with.
     `listed`: the bytecode files the launch's walk found, when nothing since removed or
@@ -600,19 +617,19 @@ def verify_stack(
     after a clean or a start the containers wrote new pycs, and the proof must cover what
     is there now. A pyc a running container writes after either listing is in the next
     launch's, whose digests then differ: the proof no longer covers its directory there."""
-    roots = [str(r) for r in found.roots.roots]
     return verify(
         found.stack.services,
         sorted(found.python),
         cs.files,
         cs.entries,
         containers if containers is not None else by_service(project_containers(compose)),
-        bytecode=bytecode.present(found.roots.roots) if listed is None else listed,
-        listed_from=roots,
+        listing=bytecode.listing(found.roots.roots) if listed is None else listed,
         index_ns=cs.index_ns,
+        # Watch's batches ask only the saved files: an edit no file event told of has an
+        # index entry that did not move, and only a whole look would still see it.
         baseline=(
             Baseline(previous, cs.old.files, cs.changes.deleted)
-            if previous is not None and cs.old is not None
+            if previous is not None and cs.old is not None and cs.walked
             else None
         ),
         ahead=ahead,

@@ -30,7 +30,7 @@ def start_proof(run: Run) -> None:
     )
 
 
-def _listed(run: Run) -> list[str] | None:
+def _listed(run: Run) -> scan.Scan | None:
     """The bytecode under the Python roots as the launch's walk of every tree found it,
     when the bytecode step removed none and the walk entered every root as it is spelled:
     not listed again (0.07-0.1 s at 100k files). A root the walk did not enter (`..` in
@@ -42,7 +42,9 @@ def _listed(run: Run) -> list[str] | None:
     roots = [str(r) for r in run.found.roots.roots if r.is_dir()]
     if not all(os.path.normpath(r) == r and scan.enters(cs.scan.tops, r) for r in roots):
         return None
-    return bytecode.under(cs.scan.bytecode, roots)
+    listed = bytecode.under(cs.scan.bytecode, roots)
+    unreadable = bytecode.under(cs.scan.unreadable, roots)
+    return scan.Scan(cs.scan.started_ns, bytecode=listed, unreadable=unreadable, tops=roots)
 
 
 def proving(run: Run) -> bool:
