@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cslaunch import scan
+from cslaunch import bytecode, scan
 from cslaunch.context import parse_dockerignore
 
 # Paths an edit may touch, relative to the tree: tracked sources, names no tree includes,
@@ -152,3 +152,22 @@ def test_a_name_spelled_in_another_case_is_not_a_new_file(tmp_path: Path, name: 
     again = scan.rescan(trees, singles, before.files, [str(tmp_path / "app" / name)])
     assert again is not None
     assert again.files == before.files
+
+
+def test_linked_bytecode_is_not_followed_and_said_so(tmp_path: Path) -> None:
+    """A linked __pycache__ or pyc is not listed: the proof must know it has no digest."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "m.cpython-311.pyc").write_bytes(b"x")
+    app, lib = tmp_path / "src" / "app", tmp_path / "src" / "lib"
+    app.mkdir(parents=True)
+    (app / "__pycache__").symlink_to(elsewhere)
+    (lib / "__pycache__").mkdir(parents=True)
+    (lib / "__pycache__" / "o.cpython-311.pyc").symlink_to(elsewhere / "m.cpython-311.pyc")
+    (lib / "legacy.pyc").symlink_to(elsewhere / "m.cpython-311.pyc")
+    found = bytecode.listing([tmp_path / "src"])
+    assert found.bytecode == []
+    assert sorted(found.unreadable) == sorted(
+        [str(app / "__pycache__"), str(lib / "__pycache__" / "o.cpython-311.pyc"),
+         str(lib / "legacy.pyc")]
+    )  # fmt: skip

@@ -400,15 +400,21 @@ def test_a_relaunch_asks_only_what_moved_since_the_last_proof(
     for inner in (("volume", "v", "/app/src/lib"), ("tmpfs", "", "/app/src/app/__pycache__")):
         cases.append({"containers": {"api": [container("a", mounts=(bind, inner))]}})
     cases.append({"listed": Scan(0, bytecode=pycs, tops=[str(tmp_path / "elsewhere")])})
-    unreadable = [str(src / "app" / "__pycache__")]
-    cases.append({"listed": Scan(0, bytecode=pycs, tops=[str(tmp_path)], unreadable=unreadable)})
+    for unreadable in (
+        str(src / "app" / "__pycache__"),
+        str(src / "lib" / "__pycache__" / "o.pyc"),
+    ):
+        listed = Scan(0, bytecode=pycs, tops=[str(tmp_path)], unreadable=[unreadable])
+        cases.append({"listed": listed})
     for case in cases:
         v, q = again(edited, **case)
         assert q is not None and q["files"] == every and verify.SINCE not in v.detail, case
-    # A volume where no walk goes (a venv, node_modules) changes nothing.
-    aside = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/.venv")))]}
-    v, q = again(edited, containers=aside)
-    assert q is not None and q["files"] == ["/app/src/app/n.py"]
+    # A mount that hides no source nor pyc (a venv the host does not have, node_modules, a
+    # config file) changes nothing.
+    for inner in (("volume", "v", "/app/src/.venv"), ("bind", "/etc/x", "/app/src/app/x.yaml")):
+        aside = {"api": [container("a", mounts=(bind, inner))]}
+        v, q = again(edited, containers=aside)
+        assert q is not None and q["files"] == ["/app/src/app/n.py"], inner
 
 
 def test_a_service_is_proven_only_when_each_of_its_containers_was(

@@ -68,7 +68,9 @@ class Scan:
     started_ns: int
     files: dict[str, FileStat] = field(default_factory=dict)  # absolute path -> stat
     bytecode: list[str] = field(default_factory=list)  # absolute paths of *.pyc / *.pyo
-    unreadable: list[str] = field(default_factory=list)  # directories that could not be listed
+    # Directories that could not be listed, and links where bytecode would be (a linked
+    # __pycache__ or pyc: not followed, so not listed)
+    unreadable: list[str] = field(default_factory=list)
     tops: list[str] = field(default_factory=list)  # where the walk began (see `enters`)
 
 
@@ -306,6 +308,8 @@ def _walk(
         for entry in entries:
             name = entry.name
             if not entry.is_dir(follow_symlinks=False):
+                if name == PYCACHE and active:
+                    result.unreadable.append(entry.path)  # a link: not followed
                 files.append(entry)
             elif name == PYCACHE:
                 if active:
@@ -342,6 +346,8 @@ def _stat_files(
         if name.endswith(BYTECODE_SUFFIXES):
             if entry.is_file(follow_symlinks=False):
                 result.bytecode.append(entry.path)
+            else:
+                result.unreadable.append(entry.path)  # a link: not followed
             continue
         for tree, rel, names in trees:
             if names is not None:
@@ -392,8 +398,12 @@ def _collect_bytecode(pycache: str, result: Scan) -> None:
     try:
         with os.scandir(pycache) as it:
             for entry in it:
-                if entry.name.endswith(BYTECODE_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                if not entry.name.endswith(BYTECODE_SUFFIXES):
+                    continue
+                if entry.is_file(follow_symlinks=False):
                     result.bytecode.append(entry.path)
+                else:
+                    result.unreadable.append(entry.path)  # a link: not followed
     except OSError:
         result.unreadable.append(pycache)
 

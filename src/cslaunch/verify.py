@@ -195,7 +195,7 @@ class Moved:
     gone: frozenset[str]  # files deleted since
     pyc_dirs: frozenset[str]  # directories whose bytecode moved (proof.pyc_digests)
     tops: tuple[str, ...]  # where the listing of the bytecode began: it covers only below
-    unreadable: tuple[str, ...]  # __pycache__ directories it could not list: no digest
+    unreadable: tuple[str, ...]  # bytecode it could not list or did not follow: no digest
 
 
 def moved_since(
@@ -219,8 +219,13 @@ def moved_since(
         frozenset(proof.moved_dirs(previous.pycs, pycs)),
         tuple(listing.tops),
         # A directory of sources the walk could not read has no source in the index, so no
-        # look asks about it; an unreadable __pycache__ beside readable sources does matter.
-        tuple(d for d in listing.unreadable if os.path.basename(d) == PYCACHE),
+        # look asks about it; a __pycache__ or pyc beside readable sources that it could not
+        # read or did not follow (a link) does matter.
+        tuple(
+            u
+            for u in listing.unreadable
+            if os.path.basename(u) == PYCACHE or u.endswith(BYTECODE_SUFFIXES)
+        ),
     )
 
 
@@ -247,7 +252,7 @@ def since_proof(
     index entry has not moved, in a directory whose pycs have not moved, is what it was
     proven to be. It does not cover a container it did not prove (recreated, scaled up),
     other bind mounts, a bind mount the listing of the bytecode did not wholly enter (behind
-    a link, pruned, a __pycache__ it could not read: pycs there have no digest), nor a
+    a link, pruned, bytecode it could not read or did not follow: no digest), nor a
     mount inside a bind mount that hides sources or pycs (a volume's or a tmpfs's files
     move with no host-side trace)."""
     if moved is None or not binds or moved.proof.binds.get(name) != [list(b) for b in binds]:
@@ -287,19 +292,23 @@ def _mounted_inside(
     """Whether another mount inside one of the bind mounts hides sources, or pycs beside
     them: what it shows moves with no trace on the host. (A `.venv` volume with no
     project source below it hides nothing a look asks about.)"""
-    targets = {t.rstrip("/") for _, t in binds}
+    # The engine cleans the paths it reports; Compose keeps a target as it was written.
+    clean = [(source, posixpath.normpath(target)) for source, target in binds]
+    targets = {target for _, target in clean}
     for _, _, dest in container.mounts:
-        dest = dest.rstrip("/")
+        dest = posixpath.normpath(dest)
         if dest in targets:
             continue
-        for source, target in binds:
+        for source, target in clean:
             if not dest.startswith(target.rstrip("/") + "/"):
                 continue
             names = dest[len(target.rstrip("/")) + 1 :].split("/")
             hidden = os.path.join(source, *names)
             if PYCACHE in names or names[-1].endswith(BYTECODE_SUFFIXES):
                 return True
-            if hidden in sources.entries or sources.count_under([hidden]):
+            if sources.count_under([hidden]) or (
+                hidden.endswith(".py") and hidden in sources.entries
+            ):
                 return True
     return False
 
