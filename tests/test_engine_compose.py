@@ -416,3 +416,50 @@ def test_the_proof_of_a_target_build_looks_where_that_stage_put_the_code(
     assert (api["state"], api["checked"], api["problems"]) == ("fresh", 2, [])
     result = s.cslaunch("verify", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the host's venv beside the container's own, hidden by a volume --------------------------
+
+VENV = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\n"
+        "FROM ${BASE_IMAGE}\n"
+        "WORKDIR /app\n"
+        "RUN python3 -m venv --without-pip /app/.venv"
+        " && echo \"WHERE = 'image'\" > /app/.venv/lib/python3.11/site-packages/dep.py\n"
+    ),
+    ".dockerignore": ".venv\n",
+    "app/__init__.py": "",
+    "app/main.py": "import dep\n\nVALUE = 1\n",
+    # The developer's own venv on the host (uv sync, pip install -e .): other files.
+    ".venv/pyvenv.cfg": "home = /usr/bin\n",
+    ".venv/lib/python3.11/site-packages/dep.py": "WHERE = 'host'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app', '/app/.venv']\n"
+        '    command: ["/app/.venv/bin/python", "-c",'
+        ' "import time, app.main; time.sleep(1e9)"]\n'
+    ),
+}
+
+
+def test_the_hosts_venv_hidden_by_the_containers_own_is_not_its_code(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`.:/app` beside a `/app/.venv` volume: the container runs its own environment, not
+    the host's venv under the bind mount. Its files are not asked about, the project's are,
+    and a relaunch asks only what moved."""
+    s = make(small, tmp_path, VENV)
+    (api,) = s.launched()["verify"]
+    assert (api["state"], api["checked"], api["problems"]) == ("fresh", 2, [])
+    where = ("exec", "-T", "api", "/app/.venv/bin/python", "-c", "import dep; print(dep.WHERE)")
+    assert s.compose(*where).stdout.strip() == "image"
+    (s.dir / "app/main.py").write_text("import dep\n\nVALUE = 2\n")
+    (s.dir / ".venv/lib/python3.11/site-packages/dep.py").write_text("WHERE = 'host, newer'\n")
+    (api,) = s.launched()["verify"]
+    assert api["state"] == "fresh" and "only what moved" in api["detail"], api
+    assert s.cslaunch("verify", "--json").returncode == 0

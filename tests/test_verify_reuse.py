@@ -462,3 +462,14 @@ def test_a_batch_of_saved_files_alone_gets_the_whole_look(monkeypatch: pytest.Mo
         verify.verify_stack(found, cs, None, {}, previous=last)  # type: ignore[arg-type]
     assert baselines[0] is not None and baselines[0].proof is last
     assert baselines[1] is None
+
+
+def test_only_a_venv_hidden_by_a_volume_is_left_out(tmp_path: Path) -> None:
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / "pkg").mkdir()
+    volumes = [{"type": "volume", "target": t} for t in ("/app/.venv/", "/app/pkg", "/x/.venv")]
+    stack = parse_stack({"name": "t", "services": {"api": {"volumes": volumes}}})
+    binds = ((str(tmp_path), "/app/"),)
+    # A project package under a volume stays the service's code: a look finds it hidden.
+    assert verify.hidden_venvs(stack.services["api"], binds) == (str(tmp_path / ".venv"),)

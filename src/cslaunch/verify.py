@@ -120,7 +120,7 @@ class Sources:
         self.entries = entries
         self.paths = sorted(p for p in entries if p.endswith(".py"))
         self.shown: dict[tuple[str, str], dict[str, Target]] = {}
-        self.seen: dict[tuple[tuple[str, str], ...], list[Target]] = {}  # by the binds
+        self.seen: dict[tuple[object, ...], list[Target]] = {}  # by the binds (and venvs)
 
     def under(self, directory: str) -> Iterator[str]:
         prefix = directory.rstrip("/\\") + os.sep
@@ -243,6 +243,7 @@ def since_proof(
     running: Sequence[Container],
     binds: tuple[tuple[str, str], ...],
     sources: Sources,
+    venvs: Sequence[str] = (),
 ) -> Since | None:
     """What a look at the service's containers must ask when the last proof covers the rest,
     or None when it does not (pure but for `scan.enters`' listings).
@@ -264,12 +265,12 @@ def since_proof(
         return None
     if any(u == s or scan.below(u, s) for u in moved.unreadable for s, _ in binds):
         return None
-    if any(_mounted_inside(c, binds, sources) for c in running):
+    if any(_mounted_inside(c, binds, sources, venvs) for c in running):
         return None
     asked: dict[str, Target] = {}
     dirs: set[str] = set()
     for source, target in binds:
-        below = [p for p in moved.sources if p == source or scan.below(p, source)]
+        below = [p for p in moved.sources if scan.below(p, source) and not _under_any(p, venvs)]
         for path in below:
             if path in sources.entries:
                 t = sources.target(path, source, target)
@@ -286,8 +287,15 @@ def since_proof(
     return Since([asked[c] for c in sorted(asked)], tuple(sorted(dirs)))
 
 
+def _under_any(path: str, dirs: Sequence[str]) -> bool:
+    return any(scan.below(path, d) for d in dirs)
+
+
 def _mounted_inside(
-    container: Container, binds: tuple[tuple[str, str], ...], sources: Sources
+    container: Container,
+    binds: tuple[tuple[str, str], ...],
+    sources: Sources,
+    venvs: Sequence[str] = (),
 ) -> bool:
     """Whether another mount inside one of the bind mounts hides sources, or pycs beside
     them: what it shows moves with no trace on the host. (A `.venv` volume with no
@@ -304,6 +312,8 @@ def _mounted_inside(
                 continue
             names = dest[len(target.rstrip("/")) + 1 :].split("/")
             hidden = os.path.join(source, *names)
+            if hidden in venvs:
+                continue
             if PYCACHE in names or names[-1].endswith(BYTECODE_SUFFIXES):
                 return True
             if sources.count_under([hidden]) or (
@@ -313,17 +323,40 @@ def _mounted_inside(
     return False
 
 
-def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[list[Target], bool]:
+def hidden_venvs(service: Service, binds: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The host's virtual environments that a volume inside a code bind mount hides: the
+    container runs its own environment there (`.:/app` beside `/app/.venv`), so their files
+    are not code the service takes from the host."""
+    found = []
+    for volume in service.volume_targets:
+        volume = posixpath.normpath(volume)
+        for source, target in binds:
+            base = posixpath.normpath(target).rstrip("/") + "/"
+            if volume.startswith(base):
+                host = os.path.join(source, *volume[len(base) :].split("/"))
+                if os.path.isfile(os.path.join(host, "pyvenv.cfg")):
+                    found.append(host)
+    return tuple(found)
+
+
+def targets(
+    service: Service, files: ServiceFiles, sources: Sources, venvs: Sequence[str] = ()
+) -> tuple[list[Target], bool]:
     """The Python sources a service runs, with their path in the container, and whether
-    every one comes through a bind mount (pure)."""
+    every one comes through a bind mount (pure). `venvs`: host directories it does not see
+    (hidden_venvs)."""
     binds = [b for b in service.binds if str(b.source) in files.bind_dirs]
     baked = has_baked_code(files)
     key = tuple((str(b.source), b.target) for b in binds)
-    if not baked and key in sources.seen:
-        return sources.seen[key], True
+    if not baked and (key, *venvs) in sources.seen:
+        return sources.seen[(key, *venvs)], True
     found: dict[str, Target] = {}
     for source, target in key:
-        found.update(sources.through(source, target))
+        shown = sources.through(source, target)
+        if venvs:
+            hidden = tuple(v + os.sep for v in venvs)
+            shown = {k: t for k, t in shown.items() if not t.host.startswith(hidden)}
+        found.update(shown)
     bound = len(found)
     if baked:
         assert files.context is not None and files.copies is not None
@@ -344,7 +377,7 @@ def targets(service: Service, files: ServiceFiles, sources: Sources) -> tuple[li
             )
     result = [found[inside] for inside in sorted(found)]
     if not baked:
-        sources.seen[key] = result
+        sources.seen[(key, *venvs)] = result
     return result, len(found) == bound
 
 
@@ -493,10 +526,11 @@ def _sort_out(
             out.done.append(Verdict(name, SKIPPED, detail="not running"))
             continue
         binds = bind_key(services[name], files[name])
+        venvs = hidden_venvs(services[name], binds)
         baked = has_baked_code(files[name])
         # Only bind-mounted code: what moved is asked without the whole tree's targets (making
         # each file's took half a second at 100k files).
-        since = None if baked else since_proof(moved, name, running, binds, sources)
+        since = None if baked else since_proof(moved, name, running, binds, sources, venvs)
         if since is not None and (since.targets or since.dirs):
             out.binds[name] = [list(b) for b in binds]
             key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
@@ -508,13 +542,15 @@ def _sort_out(
                 out.binds[name] = [list(b) for b in binds]
                 out.done.append(Verdict(name, FRESH, checked=shown, detail=STANDS))
                 continue
-        wanted, bound = targets(services[name], files[name], sources)
+        wanted, bound = targets(services[name], files[name], sources, venvs)
         if not wanted:
             out.done.append(Verdict(name, SKIPPED, detail="no project source found in it"))
             continue
         if bound:
             out.binds[name] = [list(b) for b in binds]
-        since = since_proof(moved, name, running, binds, sources) if baked and bound else None
+        since = (
+            since_proof(moved, name, running, binds, sources, venvs) if baked and bound else None
+        )
         if since is not None and not since.targets and not since.dirs:
             out.done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
         elif since is not None:
