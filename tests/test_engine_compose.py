@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stackutil import TestStack
+from tests.stackutil import TestStack, edit_keeping_stat
 
 pytestmark = pytest.mark.engine
 
@@ -462,4 +462,42 @@ def test_the_hosts_venv_hidden_by_the_containers_own_is_not_its_code(
     (s.dir / ".venv/lib/python3.11/site-packages/dep.py").write_text("WHERE = 'host, newer'\n")
     (api,) = s.launched()["verify"]
     assert api["state"] == "fresh" and "only what moved" in api["detail"], api
+    assert s.cslaunch("verify", "--json").returncode == 0
+
+
+# --- a Python file bind-mounted alone: its pyc is the container's own -----------------------
+
+SINGLE = {
+    "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n",
+    "settings.py": "VALUE = 'v1'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['./settings.py:/app/settings.py']\n"
+        '    command: ["python3", "-c", "import sys, time; sys.path.insert(0, \'/app\');'
+        ' import settings; time.sleep(1e9)"]\n'
+    ),
+}
+
+
+def test_a_file_mounted_alone_is_proven_with_the_pyc_its_container_wrote(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`./settings.py:/app/settings.py`: the pyc Python writes for it lands in the
+    container's own /app/__pycache__, where no host-side clean reaches. An edit that keeps
+    mtime and size leaves that pyc "valid": the restarted process would run the old code.
+    The proof looks at it, finds it stale, and the repair's new container runs the new."""
+    s = make(small, tmp_path, SINGLE)
+    (api,) = s.launched()["verify"]
+    assert (api["state"], api["checked"], api["pycs"]) == ("fresh", 1, 1), api
+    show = "import sys; sys.path.insert(0, '/app'); import settings; print(settings.VALUE)"
+    value = ("exec", "-T", "api", "python3", "-c", show)
+    assert s.compose(*value).stdout.strip() == "v1"
+    edit_keeping_stat(s.dir / "settings.py", "v1", "v2")
+    report = s.launched()
+    assert any(step["name"] == "repair" for step in report["steps"]), report["steps"]
+    assert s.compose(*value).stdout.strip() == "v2"
     assert s.cslaunch("verify", "--json").returncode == 0

@@ -473,3 +473,43 @@ def test_only_a_venv_hidden_by_a_volume_is_left_out(tmp_path: Path) -> None:
     binds = ((str(tmp_path), "/app/"),)
     # A project package under a volume stays the service's code: a look finds it hidden.
     assert verify.hidden_venvs(stack.services["api"], binds) == (str(tmp_path / ".venv"),)
+
+
+def test_a_file_mounted_alone_is_looked_at_and_asked_again_when_it_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`./settings.py` mounted inside the tree's bind mount: a target of its own (its pyc is
+    in the container's layer), not a mount that hides the tree."""
+    src = tmp_path / "src"
+    entries = {**indexed(src / "app" / "m.py"), **indexed(tmp_path / "settings.py")}
+    settings = str(tmp_path / "settings.py")
+    volumes = [
+        {"type": "bind", "source": str(src), "target": "/app/src"},
+        {"type": "bind", "source": settings, "target": "/app/src/app/settings.py"},
+    ]
+    stack = parse_stack({"name": "t", "services": {"api": {"volumes": volumes}}})
+    files = {
+        "api": service_files("api", runs_code=True, bind_dirs=[str(src)], bind_files=[settings],
+                             context=None, dockerfile=None, dockerfile_text=None,
+                             dockerignore_text=None)
+    }  # fmt: skip
+    asked: list[list[str]] = []
+
+    def fake_look(container_id: str, question: str) -> Looked:
+        asked.append([f[0] for f in json.loads(question)["files"]])
+        return {**FOUND, "checked": len(asked[-1])}
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    mounts = (("bind", str(src), "/app/src"), ("bind", settings, "/app/src/app/settings.py"))
+    running = {"api": [container("a", mounts=mounts)]}
+    listing = Scan(0, tops=[str(tmp_path)])
+    first = verify.verify(stack.services, ["api"], files, entries, running, listing=listing)
+    assert asked == [["/app/src/app/m.py", "/app/src/app/settings.py"]]
+    assert first.proof is not None
+    moved = {**entries, settings: entries[settings]._replace(stat=FileStat(1, 2, 3, 4))}
+    for now, expected in ((entries, []), (moved, [["/app/src/app/settings.py"]])):
+        asked.clear()
+        baseline = verify.Baseline(first.proof, entries, frozenset())
+        verify.verify(stack.services, ["api"], files, now, running, listing=listing,
+                      baseline=baseline)  # fmt: skip
+        assert asked == expected

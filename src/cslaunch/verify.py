@@ -14,7 +14,7 @@ import bisect
 import os
 import posixpath
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -186,6 +186,18 @@ def bind_key(service: Service, files: ServiceFiles) -> tuple[tuple[str, str], ..
     )
 
 
+def single_targets(service: Service, files: ServiceFiles, sources: Sources) -> list[Target]:
+    """Python sources bind-mounted one file at a time (`./settings.py:/app/settings.py`).
+    Their pycs are the container's own, in a `__pycache__` no host listing sees."""
+    found = []
+    for bind in service.binds:
+        path = str(bind.source)
+        if path in files.bind_files and path.endswith(".py") and path in sources.entries:
+            e = sources.entries[path]
+            found.append(Target(path, bind.target, e.digest, e.changed_ns, e.stat))
+    return found
+
+
 @dataclass(frozen=True)
 class Moved:
     """What moved since the last proof, which covers the rest (see `since_proof`)."""
@@ -244,6 +256,7 @@ def since_proof(
     binds: tuple[tuple[str, str], ...],
     sources: Sources,
     venvs: Sequence[str] = (),
+    singles: Sequence[Target] = (),
 ) -> Since | None:
     """What a look at the service's containers must ask when the last proof covers the rest,
     or None when it does not (pure but for `scan.enters`' listings).
@@ -265,9 +278,10 @@ def since_proof(
         return None
     if any(u == s or scan.below(u, s) for u in moved.unreadable for s, _ in binds):
         return None
-    if any(_mounted_inside(c, binds, sources, venvs) for c in running):
+    shown_alone = {posixpath.normpath(t.container) for t in singles}
+    if any(_mounted_inside(c, binds, sources, venvs, shown_alone) for c in running):
         return None
-    asked: dict[str, Target] = {}
+    asked = {t.container: t for t in singles if t.host in moved.sources}
     dirs: set[str] = set()
     for source, target in binds:
         below = [p for p in moved.sources if scan.below(p, source) and not _under_any(p, venvs)]
@@ -296,6 +310,7 @@ def _mounted_inside(
     binds: tuple[tuple[str, str], ...],
     sources: Sources,
     venvs: Sequence[str] = (),
+    shown_alone: Collection[str] = (),
 ) -> bool:
     """Whether another mount inside one of the bind mounts hides sources, or pycs beside
     them: what it shows moves with no trace on the host. (A `.venv` volume with no
@@ -305,7 +320,7 @@ def _mounted_inside(
     targets = {target for _, target in clean}
     for _, _, dest in container.mounts:
         dest = posixpath.normpath(dest)
-        if dest in targets:
+        if dest in targets or dest in shown_alone:
             continue
         for source, target in clean:
             if not dest.startswith(target.rstrip("/") + "/"):
@@ -348,9 +363,11 @@ def targets(
     binds = [b for b in service.binds if str(b.source) in files.bind_dirs]
     baked = has_baked_code(files)
     key = tuple((str(b.source), b.target) for b in binds)
-    if not baked and (key, *venvs) in sources.seen:
-        return sources.seen[(key, *venvs)], True
-    found: dict[str, Target] = {}
+    singles = single_targets(service, files, sources)
+    seen = (key, tuple(venvs), tuple(singles))
+    if not baked and seen in sources.seen:
+        return sources.seen[seen], True
+    found: dict[str, Target] = {t.container: t for t in singles}
     for source, target in key:
         shown = sources.through(source, target)
         if venvs:
@@ -377,7 +394,7 @@ def targets(
             )
     result = [found[inside] for inside in sorted(found)]
     if not baked:
-        sources.seen[(key, *venvs)] = result
+        sources.seen[seen] = result
     return result, len(found) == bound
 
 
@@ -527,10 +544,11 @@ def _sort_out(
             continue
         binds = bind_key(services[name], files[name])
         venvs = hidden_venvs(services[name], binds)
+        singles = single_targets(services[name], files[name], sources)
         baked = has_baked_code(files[name])
         # Only bind-mounted code: what moved is asked without the whole tree's targets (making
         # each file's took half a second at 100k files).
-        since = None if baked else since_proof(moved, name, running, binds, sources, venvs)
+        since = None if baked else since_proof(moved, name, running, binds, sources, venvs, singles)
         if since is not None and (since.targets or since.dirs):
             out.binds[name] = [list(b) for b in binds]
             key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
@@ -549,7 +567,9 @@ def _sort_out(
         if bound:
             out.binds[name] = [list(b) for b in binds]
         since = (
-            since_proof(moved, name, running, binds, sources, venvs) if baked and bound else None
+            since_proof(moved, name, running, binds, sources, venvs, singles)
+            if baked and bound
+            else None
         )
         if since is not None and not since.targets and not since.dirs:
             out.done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
