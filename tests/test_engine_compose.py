@@ -451,16 +451,20 @@ def test_the_hosts_venv_hidden_by_the_containers_own_is_not_its_code(
     small: list[TestStack], tmp_path: Path
 ) -> None:
     """`.:/app` beside a `/app/.venv` volume: the container runs its own environment, not
-    the host's venv under the bind mount. Its files are not asked about, the project's are,
-    and a relaunch asks only what moved."""
+    the host's venv under the bind mount. Its files are not asked about nor restart it, the
+    project's are and do, and a relaunch asks only what moved."""
     s = make(small, tmp_path, VENV)
     (api,) = s.launched()["verify"]
     assert (api["state"], api["checked"], api["problems"]) == ("fresh", 2, [])
     where = ("exec", "-T", "api", "/app/.venv/bin/python", "-c", "import dep; print(dep.WHERE)")
     assert s.compose(*where).stdout.strip() == "image"
-    (s.dir / "app/main.py").write_text("import dep\n\nVALUE = 2\n")
+    # A `pip install` on the host: nothing the container runs, nothing restarted.
     (s.dir / ".venv/lib/python3.11/site-packages/dep.py").write_text("WHERE = 'host, newer'\n")
-    (api,) = s.launched()["verify"]
+    assert actions(s.launched()) == {"api": "leave"}
+    (s.dir / "app/main.py").write_text("import dep\n\nVALUE = 2\n")
+    report = s.launched()
+    assert actions(report) == {"api": "restart"}
+    (api,) = report["verify"]
     assert api["state"] == "fresh" and "only what moved" in api["detail"], api
     assert s.cslaunch("verify", "--json").returncode == 0
 

@@ -464,17 +464,6 @@ def test_a_batch_of_saved_files_alone_gets_the_whole_look(monkeypatch: pytest.Mo
     assert baselines[1] is None
 
 
-def test_only_a_venv_hidden_by_a_volume_is_left_out(tmp_path: Path) -> None:
-    (tmp_path / ".venv").mkdir()
-    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
-    (tmp_path / "pkg").mkdir()
-    volumes = [{"type": "volume", "target": t} for t in ("/app/.venv/", "/app/pkg", "/x/.venv")]
-    stack = parse_stack({"name": "t", "services": {"api": {"volumes": volumes}}})
-    binds = ((str(tmp_path), "/app/"),)
-    # A project package under a volume stays the service's code: a look finds it hidden.
-    assert verify.hidden_venvs(stack.services["api"], binds) == (str(tmp_path / ".venv"),)
-
-
 def test_a_file_mounted_alone_is_looked_at_and_asked_again_when_it_moves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

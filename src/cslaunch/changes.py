@@ -6,6 +6,7 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -93,6 +94,7 @@ def service_files(
             dirs.append(str(bind.source))
         elif bind.source.is_file():
             singles.append(str(bind.source))
+    hidden = hidden_venvs(service, dirs)
     context = str(service.build_context) if service.build_context else None
     return track.service_files(
         service.name,
@@ -105,7 +107,25 @@ def service_files(
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
         source_patterns=tuple(source_patterns),
         target=service.target,
+        hidden=hidden,
     )
+
+
+def hidden_venvs(service: Service, dirs: Collection[str]) -> tuple[str, ...]:
+    """The host's virtual environments (they hold `pyvenv.cfg`) below a bind-mounted
+    directory that a volume of the service's own hides: the container runs its own
+    environment there (`.:/app` beside `/app/.venv`), so their files are none of its code,
+    and a `pip install` on the host restarts nothing."""
+    found = []
+    for volume in service.volume_targets:
+        volume = posixpath.normpath(volume)
+        for bind in service.binds:
+            base = posixpath.normpath(bind.target).rstrip("/") + "/"
+            if str(bind.source) in dirs and volume.startswith(base):
+                host = os.path.join(str(bind.source), *volume[len(base) :].split("/"))
+                if os.path.isfile(os.path.join(host, "pyvenv.cfg")):
+                    found.append(host)
+    return tuple(found)
 
 
 def detect(

@@ -48,6 +48,7 @@ class Tree:
     # `include` looks at the file name only (and there is no `ignore`): it is asked once per
     # distinct name, not once per file.
     by_name: bool = False
+    skip: frozenset[str] = frozenset()  # tree-relative directories never entered
 
 
 class FileStat(NamedTuple):
@@ -268,6 +269,8 @@ def _tracks(trees: Sequence[Tree], top: str, path: str) -> bool:
         ignore = tree.ignore
         if ignore and any(ignore.prunes("/".join(rel_parts[:i])) for i in range(1, len(rel_parts))):
             continue
+        if any("/".join(rel_parts[:i]) in tree.skip for i in range(1, len(rel_parts))):
+            continue
         if tree.include(rel_parts[-1] if tree.by_name and not ignore else rel) and not (
             ignore and ignore.ignored(rel)
         ):
@@ -317,9 +320,10 @@ def _walk(
             elif name not in PRUNE:
                 child = entry.path
                 child_active = [
-                    (t, f"{rel}/{name}" if rel else name)
+                    (t, child_rel)
                     for t, rel in active
-                    if not (t.ignore and t.ignore.prunes(f"{rel}/{name}" if rel else name))
+                    for child_rel in [f"{rel}/{name}" if rel else name]
+                    if not (t.ignore and t.ignore.prunes(child_rel)) and child_rel not in t.skip
                 ]
                 child_active += [(t, "") for t in by_root.get(child, [])]
                 if child_active or _has_root_below(child, roots):

@@ -68,6 +68,9 @@ class ServiceFiles:
     source_patterns: tuple[str, ...]
     copies: tuple[CopyRule, ...] | None = None  # the Dockerfile's COPY/ADD; None: not followed
     image_stages: frozenset[int] = frozenset()  # stages whose COPYs the image holds
+    # Directories below bind_dirs the container does not see: the host's venvs that a volume
+    # of the service's own hides (changes.hidden_venvs)
+    hidden: tuple[str, ...] = ()
 
     def is_source(self, rel_name: str) -> bool:
         # Called for every file of every bind-mounted tree: one compiled pattern, not an
@@ -80,6 +83,8 @@ class ServiceFiles:
         for path in changed:
             if path in self.bind_files:
                 hits.append(path)
+                continue
+            if any(_under(path, h) for h in self.hidden):
                 continue
             for d in self.bind_dirs:
                 if _under(path, d) and self.is_source(path):
@@ -114,6 +119,7 @@ def service_files(
     dockerignore_text: str | None,
     source_patterns: Sequence[str] = DEFAULT_SOURCE_PATTERNS,
     target: str | None = None,
+    hidden: Sequence[str] = (),
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -130,6 +136,7 @@ def service_files(
         source_patterns=tuple(dict.fromkeys([*DEFAULT_SOURCE_PATTERNS, *source_patterns])),
         copies=tuple(rules) if rules is not None else None,
         image_stages=image_stages(dockerfile_text, target),
+        hidden=tuple(hidden) if runs_code else (),
     )
 
 
@@ -139,7 +146,8 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     singles: list[str] = []
     for sf in services:
         for d in sf.bind_dirs:
-            out.append(Tree(d, sf.is_source, by_name=True))
+            skip = frozenset(_rel(h, d) for h in sf.hidden if _under(h, d) and h != d)
+            out.append(Tree(d, sf.is_source, by_name=True, skip=skip))
         if sf.context:
             out.append(Tree(sf.context, sf.copied, sf.ignore))
         singles.extend(sf.bind_files)

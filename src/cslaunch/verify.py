@@ -338,28 +338,12 @@ def _mounted_inside(
     return False
 
 
-def hidden_venvs(service: Service, binds: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """The host's virtual environments that a volume inside a code bind mount hides: the
-    container runs its own environment there (`.:/app` beside `/app/.venv`), so their files
-    are not code the service takes from the host."""
-    found = []
-    for volume in service.volume_targets:
-        volume = posixpath.normpath(volume)
-        for source, target in binds:
-            base = posixpath.normpath(target).rstrip("/") + "/"
-            if volume.startswith(base):
-                host = os.path.join(source, *volume[len(base) :].split("/"))
-                if os.path.isfile(os.path.join(host, "pyvenv.cfg")):
-                    found.append(host)
-    return tuple(found)
-
-
 def targets(
     service: Service, files: ServiceFiles, sources: Sources, venvs: Sequence[str] = ()
 ) -> tuple[list[Target], bool]:
     """The Python sources a service runs, with their path in the container, and whether
     every one comes through a bind mount (pure). `venvs`: host directories it does not see
-    (hidden_venvs)."""
+    (ServiceFiles.hidden)."""
     binds = [b for b in service.binds if str(b.source) in files.bind_dirs]
     baked = has_baked_code(files)
     key = tuple((str(b.source), b.target) for b in binds)
@@ -543,7 +527,7 @@ def _sort_out(
             out.done.append(Verdict(name, SKIPPED, detail="not running"))
             continue
         binds = bind_key(services[name], files[name])
-        venvs = hidden_venvs(services[name], binds)
+        venvs = files[name].hidden
         singles = single_targets(services[name], files[name], sources)
         baked = has_baked_code(files[name])
         # Only bind-mounted code: what moved is asked without the whole tree's targets (making
