@@ -42,3 +42,23 @@ def test_a_hidden_venv_is_not_walked_and_restarts_nothing(tmp_path: Path) -> Non
     # watch's saved files: one in the hidden venv is outside every tree, as for the walk.
     again = scan.rescan(trees, [], found.files, [dep])
     assert again is None or dep not in again.files
+
+
+def test_a_named_volume_that_is_a_host_directory_hides_nothing(tmp_path: Path) -> None:
+    """`venv: {driver_opts: {type: none, o: bind, device: ./.venv}}` at /app/.venv: the
+    container runs the host's venv itself, so it stays the service's to watch."""
+    _, root = project(tmp_path, [])
+    binds = [{"type": "bind", "source": str(root), "target": "/app"}]
+    named = [{"type": "volume", "source": "venv", "target": "/app/.venv"}]
+    data = {
+        "name": "t",
+        "services": {"api": {"volumes": binds + named}},
+        "volumes": {"venv": {"driver_opts": {"type": "none", "o": "bind", "device": "x"}}},
+    }
+    api = parse_stack(data).services["api"]
+    assert api.host_volumes == ("/app/.venv",)
+    assert changes.hidden_venvs(api, [str(root)]) == ()
+    data["volumes"] = {"venv": {}}
+    assert changes.hidden_venvs(parse_stack(data).services["api"], [str(root)]) == (
+        str(root / ".venv"),
+    )

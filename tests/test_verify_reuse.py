@@ -4,6 +4,7 @@ share one look."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import datetime, timezone
@@ -471,6 +472,8 @@ def test_a_file_mounted_alone_is_looked_at_and_asked_again_when_it_moves(
     in the container's layer), not a mount that hides the tree."""
     src = tmp_path / "src"
     entries = {**indexed(src / "app" / "m.py"), **indexed(tmp_path / "settings.py")}
+    # The tree's own copy, which the file mounted over it hides in the container.
+    entries.update(indexed(src / "app" / "settings.py"))
     settings = str(tmp_path / "settings.py")
     volumes = [
         {"type": "bind", "source": str(src), "target": "/app/src"},
@@ -483,9 +486,12 @@ def test_a_file_mounted_alone_is_looked_at_and_asked_again_when_it_moves(
                              dockerignore_text=None)
     }  # fmt: skip
     asked: list[list[str]] = []
+    stats: list[list[int]] = []
 
     def fake_look(container_id: str, question: str) -> Looked:
-        asked.append([f[0] for f in json.loads(question)["files"]])
+        found = json.loads(question)["files"]
+        asked.append([f[0] for f in found])
+        stats.extend(f[2] for f in found if f[0] == "/app/src/app/settings.py")
         return {**FOUND, "checked": len(asked[-1])}
 
     monkeypatch.setattr(verify, "look", fake_look)
@@ -493,12 +499,59 @@ def test_a_file_mounted_alone_is_looked_at_and_asked_again_when_it_moves(
     running = {"api": [container("a", mounts=mounts)]}
     listing = Scan(0, tops=[str(tmp_path)])
     first = verify.verify(stack.services, ["api"], files, entries, running, listing=listing)
-    assert asked == [["/app/src/app/m.py", "/app/src/app/settings.py"]]
     assert first.proof is not None
+    assert asked == [["/app/src/app/m.py", "/app/src/app/settings.py"]]
+    assert stats == [list(entries[settings].stat)]  # the file mounted alone, not the copy
     moved = {**entries, settings: entries[settings]._replace(stat=FileStat(1, 2, 3, 4))}
-    for now, expected in ((entries, []), (moved, [["/app/src/app/settings.py"]])):
+    hidden = str(src / "app" / "settings.py")
+    covered = {**entries, hidden: entries[hidden]._replace(stat=FileStat(1, 2, 3, 4))}
+    cases = [(entries, []), (moved, [["/app/src/app/settings.py"]]), (covered, [])]
+    for now, expected in cases:
         asked.clear()
         baseline = verify.Baseline(first.proof, entries, frozenset())
         verify.verify(stack.services, ["api"], files, now, running, listing=listing,
                       baseline=baseline)  # fmt: skip
         assert asked == expected
+
+
+def test_a_hidden_venv_is_asked_about_only_where_the_container_has_that_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's venv at src/.venv, hidden by the service's /app/src/.venv volume: its
+    files, pycs and deletions are never asked about, unless a running container lacks that
+    volume (made before Compose declared it) and so does run the host's venv."""
+    src = tmp_path / "src"
+    entries = {**indexed(src / "app" / "m.py"), **indexed(src / ".venv" / "lib" / "dep.py")}
+    (src / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    services, files = bound_api(src)
+    files["api"] = dataclasses.replace(files["api"], hidden=(str(src / ".venv"),))
+    asked: list[dict[str, Any]] = []
+
+    def fake_look(container_id: str, question: str) -> Looked:
+        q = json.loads(question)
+        asked.append({**q, "files": [f[0] for f in q["files"]]})
+        return {**FOUND, "checked": len(q["files"])}
+
+    monkeypatch.setattr(verify, "look", fake_look)
+    bind = ("bind", str(src), "/app/src")
+    with_volume = {"api": [container("a", mounts=(bind, ("volume", "v", "/app/src/.venv")))]}
+    listing = Scan(0, tops=[str(tmp_path)])
+    first = verify.verify(services, ["api"], files, entries, with_volume, listing=listing)
+    assert [q["files"] for q in asked] == [["/app/src/app/m.py"]] and first.proof is not None
+
+    cache = src / ".venv" / "lib" / "__pycache__"
+    cache.mkdir()
+    (cache / "dep.cpython-311.pyc").write_bytes(b"x")  # pip or a host run wrote it
+    dep = str(src / ".venv" / "lib" / "dep.py")
+    gone = {p: e for p, e in entries.items() if p != dep}
+    asked.clear()
+    listed = Scan(0, bytecode=[str(cache / "dep.cpython-311.pyc")], tops=[str(tmp_path)])
+    baseline = verify.Baseline(first.proof, entries, frozenset({dep}))
+    [v] = verify.verify(services, ["api"], files, gone, with_volume, listing=listed,
+                        baseline=baseline).verdicts  # fmt: skip
+    assert (v.detail, asked) == (verify.STANDS, [])
+
+    without = {"api": [container("b", mounts=(bind,))]}
+    asked.clear()
+    verify.verify(services, ["api"], files, entries, without, listing=listing)
+    assert asked[0]["files"] == ["/app/src/.venv/lib/dep.py", "/app/src/app/m.py"]

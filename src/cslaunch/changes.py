@@ -118,6 +118,8 @@ def hidden_venvs(service: Service, dirs: Collection[str]) -> tuple[str, ...]:
     and a `pip install` on the host restarts nothing."""
     found = []
     for volume in service.volume_targets:
+        if volume in service.host_volumes:
+            continue  # a host directory itself: the container may well run that venv
         volume = posixpath.normpath(volume)
         for bind in service.binds:
             base = posixpath.normpath(bind.target).rstrip("/") + "/"

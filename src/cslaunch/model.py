@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -85,6 +85,8 @@ class Service:
     # service_completed_successfully
     conditions: tuple[tuple[str, str], ...] = ()
     anonymous_volumes: tuple[str, ...] = ()  # mount points of volumes with no name
+    # mount points of named volumes that are a host directory (driver_opts device, o=bind)
+    host_volumes: tuple[str, ...] = ()
     health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
     target: str | None = None  # build.target: the stage Compose builds
     dockerfile_inline: str | None = None  # build.dockerfile_inline: the Dockerfile itself
@@ -120,17 +122,26 @@ class Stack:
 
 
 def parse_stack(data: Mapping[str, Any]) -> Stack:
+    host_backed = frozenset(
+        name
+        for name, vol in (data.get("volumes") or {}).items()
+        if (vol or {}).get("driver_opts", {}).get("device")
+    )
     services = {
-        name: parse_service(name, svc) for name, svc in (data.get("services") or {}).items()
+        name: parse_service(name, svc, host_backed)
+        for name, svc in (data.get("services") or {}).items()
     }
     return Stack(name=str(data.get("name", "")), services=services)
 
 
-def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
+def parse_service(
+    name: str, svc: Mapping[str, Any], host_backed: Collection[str] = frozenset()
+) -> Service:
     build = svc.get("build") or None
     binds: list[Bind] = []
     volume_targets: list[str] = []
     anonymous: list[str] = []
+    host_volumes: list[str] = []
     for vol in svc.get("volumes") or []:
         if vol.get("type") == "bind" and vol.get("source"):
             binds.append(
@@ -140,6 +151,8 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
             volume_targets.append(vol.get("target", ""))
             if not vol.get("source"):
                 anonymous.append(vol.get("target", ""))
+            elif vol["source"] in host_backed:
+                host_volumes.append(vol.get("target", ""))
     ports = [
         Port(_first_port(p["published"]), _first_port(p.get("target", 0)), p.get("host_ip") or None)
         for p in svc.get("ports") or []
@@ -174,6 +187,7 @@ def parse_service(name: str, svc: Mapping[str, Any]) -> Service:
         ),
         health_timeout=parse_duration(health["timeout"]) if health.get("timeout") else 30.0,
         anonymous_volumes=tuple(anonymous),
+        host_volumes=tuple(host_volumes),
         target=(build or {}).get("target") or None,
         dockerfile_inline=(build or {}).get("dockerfile_inline") or None,
     )

@@ -281,7 +281,7 @@ def since_proof(
     shown_alone = {posixpath.normpath(t.container) for t in singles}
     if any(_mounted_inside(c, binds, sources, venvs, shown_alone) for c in running):
         return None
-    asked = {t.container: t for t in singles if t.host in moved.sources}
+    asked: dict[str, Target] = {}
     dirs: set[str] = set()
     for source, target in binds:
         below = [p for p in moved.sources if scan.below(p, source) and not _under_any(p, venvs)]
@@ -290,15 +290,27 @@ def since_proof(
                 t = sources.target(path, source, target)
                 asked[t.container] = t
         for directory in moved.pyc_dirs:
+            if _under_any(directory, venvs) or directory in venvs:
+                continue
             if directory == source or scan.below(directory, source):
                 dirs.add(inside(directory, source, target))
                 for path in sources.in_dir(directory):
                     t = sources.target(path, source, target)
                     asked[t.container] = t
         for path in moved.gone:
-            if path.endswith(".py") and scan.below(path, source):
+            if path.endswith(".py") and scan.below(path, source) and not _under_any(path, venvs):
                 dirs.add(inside(os.path.dirname(path), source, target))
+    # A file mounted alone over the tree's copy is what the container sees there.
+    asked = {c: t for c, t in asked.items() if posixpath.normpath(c) not in shown_alone}
+    asked.update((t.container, t) for t in singles if t.host in moved.sources)
     return Since([asked[c] for c in sorted(asked)], tuple(sorted(dirs)))
+
+
+def _hides(container: Container, host: str, binds: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the container has a mount other than a bind where a bind mount would show
+    the host's `host` (the volume over a venv that Compose declares, in this container)."""
+    at = {posixpath.normpath(inside(host, s, t)) for s, t in binds if scan.below(host, s)}
+    return any(kind != "bind" and posixpath.normpath(d) in at for kind, _, d in container.mounts)
 
 
 def _under_any(path: str, dirs: Sequence[str]) -> bool:
@@ -351,13 +363,14 @@ def targets(
     seen = (key, tuple(venvs), tuple(singles))
     if not baked and seen in sources.seen:
         return sources.seen[seen], True
-    found: dict[str, Target] = {t.container: t for t in singles}
+    found: dict[str, Target] = {}
     for source, target in key:
         shown = sources.through(source, target)
         if venvs:
             hidden = tuple(v + os.sep for v in venvs)
             shown = {k: t for k, t in shown.items() if not t.host.startswith(hidden)}
         found.update(shown)
+    found.update((t.container, t) for t in singles)  # mounted over the tree's copy: wins
     bound = len(found)
     if baked:
         assert files.context is not None and files.copies is not None
@@ -527,7 +540,7 @@ def _sort_out(
             out.done.append(Verdict(name, SKIPPED, detail="not running"))
             continue
         binds = bind_key(services[name], files[name])
-        venvs = files[name].hidden
+        venvs = tuple(h for h in files[name].hidden if all(_hides(c, h, binds) for c in running))
         singles = single_targets(services[name], files[name], sources)
         baked = has_baked_code(files[name])
         # Only bind-mounted code: what moved is asked without the whole tree's targets (making
