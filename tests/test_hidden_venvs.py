@@ -62,3 +62,18 @@ def test_a_named_volume_that_is_a_host_directory_hides_nothing(tmp_path: Path) -
     assert changes.hidden_venvs(parse_stack(data).services["api"], [str(root)]) == (
         str(root / ".venv"),
     )
+
+
+def test_the_python_roots_walk_leaves_out_a_venv_only_every_service_hides(
+    tmp_path: Path,
+) -> None:
+    _, root = project(tmp_path, [])
+    bind = {"type": "bind", "source": str(root), "target": "/app"}
+    venv = {"type": "volume", "target": "/app/.venv"}
+    dep = str(root / ".venv" / "lib" / "dep.py")
+    for worker, walked in (([bind, venv], False), ([bind], True)):
+        services = {"api": {"volumes": [bind, venv]}, "worker": {"volumes": worker}}
+        stack = parse_stack({"name": "t", "services": services})
+        cs = changes.detect(root, stack, {}, {"api", "worker"}, [root], use_index=False)
+        assert (dep in cs.scan.files) is walked
+        assert str(root / "pkg" / "m.py") in cs.scan.files

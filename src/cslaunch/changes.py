@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -111,6 +111,16 @@ def service_files(
     )
 
 
+def _hidden_from_all(files: Iterable[track.ServiceFiles]) -> list[str]:
+    """The hidden venvs (ServiceFiles.hidden) that every service bind-mounting them hides."""
+    files = list(files)
+    return [
+        venv
+        for venv in {h for sf in files for h in sf.hidden}
+        if all(venv in sf.hidden for sf in files if any(scan.below(venv, d) for d in sf.bind_dirs))
+    ]
+
+
 def hidden_venvs(service: Service, dirs: Collection[str]) -> tuple[str, ...]:
     """The host's virtual environments (they hold `pyvenv.cfg`) below a bind-mounted
     directory that a volume of the service's own hides: the container runs its own
@@ -149,8 +159,12 @@ def detect(
     }
     trees, singles = track.trees(files.values())
     # Python roots are walked for their sources and bytecode even where no bind tracks them
-    # (python_roots configured by hand).
-    trees += [scan.Tree(str(r), _is_python_source, by_name=True) for r in python_roots]
+    # (python_roots configured by hand), but for a host venv no container sees.
+    unseen = _hidden_from_all(files.values())
+    trees += [
+        scan.Tree(str(r), _is_python_source, by_name=True, skip=track.below(unseen, str(r)))
+        for r in python_roots
+    ]
     # Inputs of a host-side frontend build: every file counts.
     trees += [scan.Tree(str(p), _any_file) for p in extra_sources if p.is_dir()]
     singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]
