@@ -162,7 +162,7 @@ def detect(
     # (python_roots configured by hand), but for a host venv no container sees.
     unseen = _hidden_from_all(files.values())
     trees += [
-        scan.Tree(str(r), _is_python_source, by_name=True, skip=track.below(unseen, str(r)))
+        scan.Tree(str(r), _is_python_source, by_name=True, skip=track.skip_below(unseen, str(r)))
         for r in python_roots
     ]
     # Inputs of a host-side frontend build: every file counts.

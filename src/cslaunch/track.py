@@ -146,7 +146,7 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     singles: list[str] = []
     for sf in services:
         for d in sf.bind_dirs:
-            out.append(Tree(d, sf.is_source, by_name=True, skip=below(sf.hidden, d)))
+            out.append(Tree(d, sf.is_source, by_name=True, skip=skip_below(sf.hidden, d)))
         if sf.context:
             out.append(Tree(sf.context, sf.copied, sf.ignore))
         singles.extend(sf.bind_files)
@@ -166,7 +166,7 @@ def _under(path: str, directory: str) -> bool:
     return path.startswith(directory.rstrip("/\\") + os.sep) or path == directory
 
 
-def below(dirs: Iterable[str], directory: str) -> frozenset[str]:
+def skip_below(dirs: Iterable[str], directory: str) -> frozenset[str]:
     """Those of `dirs` inside `directory`, relative to it (a Tree's `skip`)."""
     return frozenset(_rel(d, directory) for d in dirs if _under(d, directory) and d != directory)
 

@@ -284,13 +284,13 @@ def since_proof(
     asked: dict[str, Target] = {}
     dirs: set[str] = set()
     for source, target in binds:
-        below = [p for p in moved.sources if scan.below(p, source) and not _under_any(p, venvs)]
+        below = [p for p in moved.sources if scan.below(p, source) and not _in_any(p, venvs)]
         for path in below:
             if path in sources.entries:
                 t = sources.target(path, source, target)
                 asked[t.container] = t
         for directory in moved.pyc_dirs:
-            if _under_any(directory, venvs) or directory in venvs:
+            if _in_any(directory, venvs):
                 continue
             if directory == source or scan.below(directory, source):
                 dirs.add(inside(directory, source, target))
@@ -298,7 +298,7 @@ def since_proof(
                     t = sources.target(path, source, target)
                     asked[t.container] = t
         for path in moved.gone:
-            if path.endswith(".py") and scan.below(path, source) and not _under_any(path, venvs):
+            if path.endswith(".py") and scan.below(path, source) and not _in_any(path, venvs):
                 dirs.add(inside(os.path.dirname(path), source, target))
     # A file mounted alone over the tree's copy is what the container sees there.
     asked = {c: t for c, t in asked.items() if posixpath.normpath(c) not in shown_alone}
@@ -313,8 +313,9 @@ def _hides(container: Container, host: str, binds: tuple[tuple[str, str], ...]) 
     return any(kind != "bind" and posixpath.normpath(d) in at for kind, _, d in container.mounts)
 
 
-def _under_any(path: str, dirs: Sequence[str]) -> bool:
-    return any(scan.below(path, d) for d in dirs)
+def _in_any(path: str, dirs: Sequence[str]) -> bool:
+    """Whether `path` is one of `dirs` or lies below one."""
+    return any(path == d or scan.below(path, d) for d in dirs)
 
 
 def _mounted_inside(
@@ -351,15 +352,17 @@ def _mounted_inside(
 
 
 def targets(
-    service: Service, files: ServiceFiles, sources: Sources, venvs: Sequence[str] = ()
+    service: Service,
+    files: ServiceFiles,
+    sources: Sources,
+    venvs: Sequence[str] = (),
+    singles: Sequence[Target] = (),
 ) -> tuple[list[Target], bool]:
     """The Python sources a service runs, with their path in the container, and whether
     every one comes through a bind mount (pure). `venvs`: host directories it does not see
-    (ServiceFiles.hidden)."""
-    binds = [b for b in service.binds if str(b.source) in files.bind_dirs]
+    (ServiceFiles.hidden); `singles`: its files mounted alone (single_targets)."""
     baked = has_baked_code(files)
-    key = tuple((str(b.source), b.target) for b in binds)
-    singles = single_targets(service, files, sources)
+    key = bind_key(service, files)
     seen = (key, tuple(venvs), tuple(singles))
     if not baked and seen in sources.seen:
         return sources.seen[seen], True
@@ -377,7 +380,7 @@ def targets(
         prefix = files.context.rstrip("/\\") + os.sep
         targets_hidden = [b.target.rstrip("/") + "/" for b in service.binds]
         for path in sources.under(files.context):
-            if any(path.startswith(str(b.source).rstrip("/\\") + os.sep) for b in binds):
+            if any(path.startswith(source.rstrip("/\\") + os.sep) for source, _ in key):
                 continue  # the bind mount shows the host file: checked above
             rel = path[len(prefix) :].replace(os.sep, "/")
             if not files.copied(rel) or files.ignore.ignored(rel):
@@ -546,18 +549,11 @@ def _sort_out(
         # Only bind-mounted code: what moved is asked without the whole tree's targets (making
         # each file's took half a second at 100k files).
         since = None if baked else since_proof(moved, name, running, binds, sources, venvs, singles)
-        if since is not None and (since.targets or since.dirs):
-            out.binds[name] = [list(b) for b in binds]
-            key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
-            _join(out, name, running, key, since.targets, since.dirs)
+        shown = sources.count_under(files[name].bind_dirs) if since is not None else 0
+        if since is not None and (since.targets or since.dirs or shown):
+            _rely(out, name, running, binds, since, shown)
             continue
-        if since is not None:
-            shown = sources.count_under(files[name].bind_dirs)
-            if shown:
-                out.binds[name] = [list(b) for b in binds]
-                out.done.append(Verdict(name, FRESH, checked=shown, detail=STANDS))
-                continue
-        wanted, bound = targets(services[name], files[name], sources, venvs)
+        wanted, bound = targets(services[name], files[name], sources, venvs, singles)
         if not wanted:
             out.done.append(Verdict(name, SKIPPED, detail="no project source found in it"))
             continue
@@ -568,11 +564,8 @@ def _sort_out(
             if baked and bound
             else None
         )
-        if since is not None and not since.targets and not since.dirs:
-            out.done.append(Verdict(name, FRESH, checked=len(wanted), detail=STANDS))
-        elif since is not None:
-            key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
-            _join(out, name, running, key, since.targets, since.dirs)
+        if since is not None:
+            _rely(out, name, running, binds, since, len(wanted))
         elif bound:
             _join(out, name, running, ("whole", binds), wanted, ())
         else:
@@ -580,6 +573,23 @@ def _sort_out(
                 out.groups.setdefault((c.id,), Group([], wanted)).members.append((name, c))
                 out.baked.add(c.id)
     return out
+
+
+def _rely(
+    out: _Sorted,
+    name: str,
+    running: Sequence[Container],
+    binds: tuple[tuple[str, str], ...],
+    since: Since,
+    checked: int,
+) -> None:
+    """A service the last proof covers but for `since`: a look at that, or none."""
+    out.binds[name] = [list(b) for b in binds]
+    if since.targets or since.dirs:
+        key = ("since", binds, since.dirs, tuple(t.host for t in since.targets))
+        _join(out, name, running, key, since.targets, since.dirs)
+    else:
+        out.done.append(Verdict(name, FRESH, checked=checked, detail=STANDS))
 
 
 def _join(
