@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cslaunch import bytecode, scan
+from cslaunch import bytecode, forked, scan
 from cslaunch.context import parse_dockerignore
 
 # Paths an edit may touch, relative to the tree: tracked sources, names no tree includes,
@@ -171,3 +173,78 @@ def test_linked_bytecode_is_not_followed_and_said_so(tmp_path: Path) -> None:
         [str(app / "__pycache__"), str(lib / "__pycache__" / "o.cpython-311.pyc"),
          str(lib / "legacy.pyc")]
     )  # fmt: skip
+
+
+def _wide_layout(root: Path) -> tuple[list[scan.Tree], list[str]]:
+    """_layout with directories enough that the walk is dealt out to helpers: sources,
+    bytecode, a pruned and an ignored directory, an unreadable one, a skipped one, links."""
+    trees, singles = _layout(root)
+    for i in range(70):
+        pkg = root / "app" / f"m{i}" / "sub"
+        (pkg / "__pycache__").mkdir(parents=True)
+        (pkg / f"s{i}.py").write_text("x = 1\n")
+        (pkg / "__pycache__" / f"s{i}.cpython-311.pyc").write_bytes(b"\0")
+        (root / "app" / f"m{i}" / "data.bin").write_bytes(b"\0")
+        (root / "ctx" / "logs" / f"l{i}").mkdir(parents=True)
+        (root / "ctx" / "logs" / f"l{i}" / "x.py").write_text("")
+    (root / "app" / "m3" / "node_modules").mkdir()
+    (root / "app" / "m3" / "node_modules" / "n.py").write_text("")
+    (root / "app" / "m5" / "sub" / "legacy.pyc").write_bytes(b"\0")
+    (root / "app" / "m6" / "sub" / "gone").symlink_to(root / "ctx", target_is_directory=True)
+    (root / "app" / "m7" / "shut").mkdir()
+    (root / "app" / "m7" / "shut" / "hidden.py").write_text("")
+    (root / "app" / "m7" / "shut").chmod(0)
+    skipping = scan.Tree(str(root / "app"), lambda rel: True, skip=frozenset({"m8", "m9/sub"}))
+    return [*trees, skipping], singles
+
+
+def _same(a: scan.Scan, b: scan.Scan) -> None:
+    assert a.files == b.files
+    assert sorted(a.bytecode) == sorted(b.bytecode)
+    assert sorted(a.unreadable) == sorted(b.unreadable)
+    assert a.tops == b.tops
+
+
+@pytest.mark.parametrize("helpers", [1, 3])
+def test_a_walk_shared_with_helpers_finds_what_one_walk_finds(
+    tmp_path: Path, helpers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trees, singles = _wide_layout(tmp_path)
+    dealt: list[int] = []
+    run = forked.run
+
+    def counted(work: Callable[[Sequence[Any]], Any], shares: Sequence[Sequence[Any]]) -> Any:
+        dealt.append(len(shares))
+        return run(work, shares)
+
+    monkeypatch.setattr(forked, "run", counted)
+    try:
+        alone = scan.scan(trees, singles)
+        shared = scan.scan(trees, singles, helpers=helpers)
+    finally:
+        (tmp_path / "app" / "m7" / "shut").chmod(0o755)
+    assert len(alone.files) > 200 and len(alone.bytecode) > 70
+    if os.geteuid() != 0:  # root lists anything
+        assert str(tmp_path / "app" / "m7" / "shut") in alone.unreadable
+    _same(alone, shared)
+    assert dealt == [helpers + 1]
+    # FileStat again, not the plain tuples the helpers sent
+    assert all(type(st) is scan.FileStat for st in shared.files.values())
+
+
+def test_a_helper_that_fails_has_its_share_walked_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trees, singles = _wide_layout(tmp_path)
+    (tmp_path / "app" / "m7" / "shut").chmod(0o755)
+    alone = scan.scan(trees, singles)
+    parent = os.getpid()
+    visit = scan._Walk.visit
+
+    def dies_in_a_helper(self: scan._Walk, *args: object) -> object:
+        if os.getpid() != parent:
+            os._exit(3)
+        return visit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan._Walk, "visit", dies_in_a_helper)
+    _same(alone, scan.scan(trees, singles, helpers=2))

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cslaunch import index, scan, track
+from cslaunch import forked, index, scan, track
 from cslaunch.model import Service, Stack
 
 
@@ -174,7 +174,9 @@ def detect(
         result = scan.rescan(trees, singles, focus.known, focus.paths)
         asked = focus.paths if result is not None else None
     if result is None:
-        result = scan.scan(trees, singles)
+        # The index says how large the walk will be: a large one is shared with helpers.
+        large = old is not None and len(old.files) >= scan.SHARED_FROM_FILES
+        result = scan.scan(trees, singles, helpers=forked.helpers() if large else 0)
     changes, entries = index.compare(old, result, rehash=rehash)
     hashes: dict[str, index.ServiceHashes] = {}
     config_changed: dict[str, frozenset[str]] = {}
