@@ -505,3 +505,47 @@ def test_a_file_mounted_alone_is_proven_with_the_pyc_its_container_wrote(
     assert any(step["name"] == "repair" for step in report["steps"]), report["steps"]
     assert s.compose(*value).stdout.strip() == "v2"
     assert s.cslaunch("verify", "--json").returncode == 0
+
+
+# --- PYTHONPYCACHEPREFIX: the pycs live in the container's own layer ------------------------
+
+PREFIX = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nENV PYTHONPYCACHEPREFIX=/root/.cache/pycache\n"
+        "WORKDIR /srv\n"
+    ),
+    "app/__init__.py": "",
+    "app/settings.py": "VALUE = 'v1'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['./app:/srv/app']\n"
+        "    command: [sh, -c, \"python3 -c 'import app.settings, time; time.sleep(1e9)'\"]\n"
+    ),
+}
+
+
+def test_pycs_under_the_containers_pycache_prefix_are_proven(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`ENV PYTHONPYCACHEPREFIX` keeps the pycs out of the bind-mounted tree, in a mirror
+    tree in the container's own layer, which a restart keeps and no host-side clean
+    reaches. An edit that keeps mtime and size leaves the pyc there "valid": the restarted
+    process runs the old code. The proof looks there, finds it stale, and the repair's new
+    container runs the new code."""
+    s = make(small, tmp_path, PREFIX)
+    (api,) = s.launched()["verify"]
+    assert (api["state"], api["checked"], api["pycs"]) == ("fresh", 2, 2), api
+    assert not (s.dir / "app" / "__pycache__").exists()
+    value = ("exec", "-T", "api", "python3", "-c", "import app.settings as m; print(m.VALUE)")
+    assert s.compose(*value).stdout.strip() == "v1"
+    edit_keeping_stat(s.dir / "app" / "settings.py", "v1", "v2")
+    report = s.launched()
+    assert actions(report) == {"api": "repaired"}, report["services"]
+    (api,) = report["verify"]
+    assert api["state"] == "fresh", api
+    assert s.compose(*value).stdout.strip() == "v2"
+    assert s.cslaunch("verify", "--json").returncode == 0

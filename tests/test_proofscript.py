@@ -16,9 +16,13 @@ from cslaunch.proofrun import SCRIPT, question
 from cslaunch.scan import file_stat
 
 
-def probe(files: list[tuple[Path, str, list[int]]], dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+def probe(
+    files: list[tuple[Path, str, list[int]]],
+    dirs: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     asked = question(((str(p), digest, st) for p, digest, st in files), dirs)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | (env or {})
     result = subprocess.run(
         [sys.executable, "-S", str(SCRIPT)],
         input=asked,
@@ -132,3 +136,31 @@ def test_directories_asked_alone_are_searched_for_sourceless_pycs(tmp_path: Path
     ]
     assert found["checked"] == 0
     assert probe([])["problems"] == []
+
+
+def test_pycs_under_the_containers_pycache_prefix_are_looked_at(tmp_path: Path) -> None:
+    """PYTHONPYCACHEPREFIX in the container's environment: Python keeps its pycs in a mirror
+    tree under the prefix, which a restarted container keeps; a stale one there runs."""
+    src, prefix = tmp_path / "app", tmp_path / "prefix"
+    src.mkdir()
+    m = src / "m.py"
+    m.write_text("GREETING = 'v1'\n")
+    st = m.stat()
+    other = tmp_path / "other.py"
+    other.write_text("GREETING = 'v7'\n")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    mirror = prefix / str(src).lstrip("/")
+    pyc = mirror / f"m.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(other), cfile=str(pyc), dfile=str(m), doraise=True)
+    fresh = mirror / f"n.{sys.implementation.cache_tag}.pyc"
+    n = src / "n.py"
+    n.write_text("y = 2\n")
+    py_compile.compile(str(n), cfile=str(fresh), doraise=True)
+
+    found = probe([indexed(m), indexed(n)], env={"PYTHONPYCACHEPREFIX": str(prefix)})
+    assert found["pycs"] == 2
+    assert [(path, why.split(":")[0]) for path, why in found["problems"]] == [
+        (str(pyc), "stale pyc")
+    ]
+    # Without the prefix in the environment, Python does not look there, nor does the probe.
+    assert probe([indexed(m), indexed(n)])["problems"] == []

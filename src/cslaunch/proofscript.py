@@ -96,14 +96,24 @@ def legacy_pycs(dirs: set[str], listed: dict[str, list[str]]) -> list[list[str]]
     return found
 
 
-def cached_pycs(directory: str, listed: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The pycs in a directory's __pycache__ by the first dotted part of their name, as a
-    module's stem starts: each file is matched against its few, not the whole listing (a
-    package of 500 modules would be 250,000 comparisons)."""
-    found: dict[str, list[str]] = {}
-    for name in listing(os.path.join(directory, "__pycache__"), listed):
-        if name.endswith(".pyc"):
-            found.setdefault(name.split(".", 1)[0], []).append(name)
+def cached_pycs(directory: str, listed: dict[str, list[str]]) -> dict[str, list[list[str]]]:
+    """The pycs Python would consult for the modules of a directory, [name, path] by the
+    first dotted part of the name, as a module's stem starts: each file is matched against
+    its few, not the whole listing (a package of 500 modules would be 250,000 comparisons).
+    Its __pycache__, and with PYTHONPYCACHEPREFIX (which `docker exec` passes on from the
+    container's environment) the mirror of the directory under the prefix, which a restart
+    keeps as the container's writable layer keeps it."""
+    found: dict[str, list[list[str]]] = {}
+    caches = [os.path.join(directory, "__pycache__")]
+    prefix = getattr(sys, "pycache_prefix", None)  # Python 3.8+
+    if prefix:
+        caches.append(os.path.join(prefix, directory.lstrip("/")))
+    for cache in caches:
+        for name in listing(cache, listed):
+            if name.endswith(".pyc"):
+                found.setdefault(name.split(".", 1)[0], []).append(
+                    [name, os.path.join(cache, name)]
+                )
     return found
 
 
@@ -112,7 +122,7 @@ def main() -> None:
     problems: list[list[str]] = []
     pycs = hashed = 0
     listed: dict[str, list[str]] = {}
-    by_dir: dict[str, dict[str, list[str]]] = {}  # directory -> cached_pycs
+    by_dir: dict[str, dict[str, list[list[str]]]] = {}  # directory -> cached_pycs
     for item in request["files"]:
         path, expected = item[0], item[1]
         host_stat = item[2] if len(item) > 2 else None
@@ -140,20 +150,19 @@ def main() -> None:
             continue
         stem = base[:-3] + "."
         candidates = by_dir[directory].get(stem.split(".", 1)[0], ())
-        names = [n for n in candidates if n.startswith(stem)]
-        if names:
-            cache = os.path.join(directory, "__pycache__")
-        for name in names:
+        for name, pyc in candidates:
+            if not name.startswith(stem):
+                continue
             pycs += 1
             try:
                 if source is None:
                     with open(path, "rb") as f:
                         source = f.read()
-                why = pyc_problem(os.path.join(cache, name), path, source)
+                why = pyc_problem(pyc, path, source)
             except OSError as e:
                 why = f"unreadable in the container: {e.strerror}"
             if why:
-                problems.append([os.path.join(cache, name), why])
+                problems.append([pyc, why])
     problems += legacy_pycs(set(by_dir) | set(request.get("dirs", ())), listed)
     json.dump(
         {

@@ -277,8 +277,9 @@ def check_bytecode(facts: Facts) -> Iterable[Finding]:
                 name,
                 f"service {name} sets PYTHONPYCACHEPREFIX={prefix}: bytecode stays out of the "
                 "bind-mounted tree and a new container starts clean, but a restarted one keeps "
-                "its timestamp pycs, which an edit that keeps mtime and size does not invalidate, "
-                "and which cslaunch cannot clean from the host",
+                "its timestamp pycs, which an edit that keeps mtime and size does not invalidate "
+                "and no host-side clean reaches: cslaunch's proof finds such a pyc stale and "
+                "recreates the container, a repair each time",
                 f"mount the prefix as tmpfs (`tmpfs: [{prefix}]` on service {name}) so every "
                 "start compiles afresh, or precompile with "
                 "`python -m compileall --invalidation-mode checked-hash`",
