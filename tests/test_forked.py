@@ -21,15 +21,16 @@ def _no_children_left() -> bool:
     return False
 
 
-def test_each_share_comes_back_in_order() -> None:
+def test_each_share_comes_back_in_order_while_this_process_does_its_own() -> None:
     parent = os.getpid()
+    here: list[int] = []
 
     def work(share: Sequence[int]) -> tuple[list[int], bool]:
         return [n * n for n in share], os.getpid() != parent
 
-    results = forked.run(work, [[1, 2], [3], [4, 5, 6]])
-    assert [r[0] for r in results] == [[1, 4], [9], [16, 25, 36]]
-    assert [r[1] for r in results] == [False, True, True]  # the first share here, the rest not
+    results = forked.run(work, [[3], [4, 5, 6]], lambda: here.append(os.getpid()))
+    assert results == [([9], True), ([16, 25, 36], True)]
+    assert here == [parent]
     assert _no_children_left()
 
 
@@ -46,25 +47,21 @@ def test_a_failed_helper_has_its_share_done_here(how: str) -> None:
             return object()
         return sum(share)
 
-    assert forked.run(work, [[1], [2, 3]]) == [1, 5]
+    assert forked.run(work, [[1], [2, 3]], lambda: None) == [1, 5]
     assert _no_children_left()
 
 
 def test_an_error_here_leaves_no_helper_behind() -> None:
-    parent = os.getpid()
-
-    def work(share: Sequence[int]) -> int:
-        if os.getpid() == parent:
-            raise KeyboardInterrupt
-        return 0
+    def meanwhile() -> None:
+        raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        forked.run(work, [[1], [2], [3]])
+        forked.run(lambda share: ["x" * 100] * 100_000, [[1], [2]], meanwhile)
     assert _no_children_left()
 
 
 def test_a_result_larger_than_a_pipe_holds() -> None:
-    results = forked.run(lambda share: ["x" * 100] * share[0], [[1], [100_000]])
+    results = forked.run(lambda share: ["x" * 100] * share[0], [[1], [100_000]], lambda: None)
     assert len(results[1]) == 100_000
 
 

@@ -36,16 +36,18 @@ def helpers() -> int:
     return max(0, min(cpus - 1, MAX_HELPERS))
 
 
-def run(work: Callable[[Sequence[T]], Any], shares: Sequence[Sequence[T]]) -> list[Any]:
-    """`work(share)` for each share, in order; all but the first share in forked helpers,
-    at once. `work` must return marshal-able data (tuples, lists, str, int)."""
-    if len(shares) < 2:
-        return [work(share) for share in shares]
+def run(
+    work: Callable[[Sequence[T]], Any], shares: Sequence[Sequence[T]], meanwhile: Callable[[], None]
+) -> list[Any]:
+    """`work(share)` for each share, each in a forked helper, in order, while this process
+    runs `meanwhile` (its own share, which needs no trip through a pipe). `work` must return
+    marshal-able data (tuples, lists, str, int)."""
     pending: list[tuple[int, int]] = []
+    results: list[Any] = []
     try:
-        for share in shares[1:]:
+        for share in shares:
             pending.append(_start(work, share))
-        results = [work(shares[0])]
+        meanwhile()
         while pending:
             pid, fd = pending.pop(0)
             results.append(_collect(pid, fd, work, shares[len(results)]))

@@ -385,8 +385,11 @@ def _walk_shared(walk: _Walk, stack: list[_Pending], helpers: int, result: Scan)
     while frontier and len(frontier) < _SHARES_PER_PROCESS * processes:
         frontier.extend(walk.visit(*frontier.popleft(), result))
     pending = list(frontier)
-    shares = [share for i in range(processes) if (share := pending[i::processes])]
-    for files, stats, bytecode, unreadable in forked.run(walk.share, shares):
+    shares = [share for i in range(1, processes) if (share := pending[i::processes])]
+    here = pending[::processes]
+    for files, stats, bytecode, unreadable in forked.run(
+        walk.share, shares, lambda: walk.all(here, result)
+    ):
         result.files.update(zip(files, map(_new_stat, stats), strict=True))
         result.bytecode += bytecode
         result.unreadable += unreadable
