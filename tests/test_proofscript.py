@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cslaunch.index import hash_file
 from cslaunch.proofrun import SCRIPT, question
 from cslaunch.scan import file_stat
@@ -88,9 +90,9 @@ def test_stale_and_sourceless_pycs_are_found_without_rehashing_the_source(
 
     found = probe([indexed(m)])
     assert found["hashed"] == 0 and found["pycs"] == 1
-    assert {path: why.split(":")[0] for path, why in found["problems"]} == {
-        str(pyc): "stale pyc",
-        str(legacy): "sourceless legacy pyc",
+    assert {p[0]: (p[1].split(":")[0], *p[2:]) for p in found["problems"]} == {
+        str(pyc): ("stale pyc", str(m)),
+        str(legacy): ("sourceless legacy pyc",),
     }
 
 
@@ -118,7 +120,7 @@ def test_each_module_is_matched_with_its_own_pycs_only(tmp_path: Path) -> None:
 
     found = probe([indexed(m), indexed(mm)])
     assert found["pycs"] == 3
-    assert [(p, why.split(":")[0]) for p, why in found["problems"]] == [
+    assert [(p[0], p[1].split(":")[0]) for p in found["problems"]] == [
         (str(cache / f"m.{tag}.pyc"), "stale pyc")
     ]
 
@@ -138,29 +140,55 @@ def test_directories_asked_alone_are_searched_for_sourceless_pycs(tmp_path: Path
     assert probe([])["problems"] == []
 
 
-def test_pycs_under_the_containers_pycache_prefix_are_looked_at(tmp_path: Path) -> None:
+def _stale_pyc(source: Path, pyc: Path, other_code: str) -> None:
+    """A pyc of other code whose header matches `source`'s mtime and size."""
+    st = source.stat()
+    other = source.parent / "other.tmp"
+    other.write_text(other_code)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    py_compile.compile(str(other), cfile=str(pyc), dfile=str(source), doraise=True)
+    other.unlink()
+
+
+def test_under_a_pycache_prefix_the_mirror_is_looked_at_not_pycache(tmp_path: Path) -> None:
     """PYTHONPYCACHEPREFIX in the container's environment: Python keeps its pycs in a mirror
-    tree under the prefix, which a restarted container keeps; a stale one there runs."""
+    tree under the prefix (which a restarted container keeps) and reads no __pycache__."""
+    tag = sys.implementation.cache_tag
     src, prefix = tmp_path / "app", tmp_path / "prefix"
     src.mkdir()
-    m = src / "m.py"
+    m, n = src / "m.py", src / "n.py"
     m.write_text("GREETING = 'v1'\n")
-    st = m.stat()
-    other = tmp_path / "other.py"
-    other.write_text("GREETING = 'v7'\n")
-    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
-    mirror = prefix / str(src).lstrip("/")
-    pyc = mirror / f"m.{sys.implementation.cache_tag}.pyc"
-    py_compile.compile(str(other), cfile=str(pyc), dfile=str(m), doraise=True)
-    fresh = mirror / f"n.{sys.implementation.cache_tag}.pyc"
-    n = src / "n.py"
     n.write_text("y = 2\n")
-    py_compile.compile(str(n), cfile=str(fresh), doraise=True)
+    mirror = prefix / str(src).lstrip("/")
+    _stale_pyc(m, mirror / f"m.{tag}.pyc", "GREETING = 'v7'\n")
+    py_compile.compile(str(n), cfile=str(mirror / f"n.{tag}.pyc"), doraise=True)
+    _stale_pyc(n, src / "__pycache__" / f"n.{tag}.pyc", "y = 7\n")  # read by none
 
     found = probe([indexed(m), indexed(n)], env={"PYTHONPYCACHEPREFIX": str(prefix)})
     assert found["pycs"] == 2
-    assert [(path, why.split(":")[0]) for path, why in found["problems"]] == [
-        (str(pyc), "stale pyc")
+    assert [(path, why.split(":")[0], source) for path, why, source in found["problems"]] == [
+        (str(mirror / f"m.{tag}.pyc"), "stale pyc", str(m))
     ]
-    # Without the prefix in the environment, Python does not look there, nor does the probe.
-    assert probe([indexed(m), indexed(n)])["problems"] == []
+    # Without the prefix Python reads __pycache__, and so does the probe.
+    found = probe([indexed(m), indexed(n)])
+    assert [p[0] for p in found["problems"]] == [str(src / "__pycache__" / f"n.{tag}.pyc")]
+
+
+@pytest.mark.parametrize("inside", ["tree", "root"])
+def test_a_prefix_mirror_inside_the_tree_is_no_sourceless_pyc(tmp_path: Path, inside: str) -> None:
+    """A prefix inside the bind mount (`/app/.pyc`), or `/` itself: its mirror pycs sit in
+    directories the host sees as holding bytecode; `m.cpython-311.pyc` names no module, so
+    Python never imports it in place of a deleted one."""
+    tag = sys.implementation.cache_tag
+    src = tmp_path / "app"
+    src.mkdir()
+    m = src / "m.py"
+    m.write_text("x = 1\n")
+    prefix = src / ".pyc" if inside == "tree" else Path("/")
+    mirror = prefix / str(src).lstrip("/")
+    py_compile.compile(str(m), cfile=str(mirror / f"m.{tag}.pyc"), doraise=True)
+    (mirror / f"gone.{tag}.pyc").write_bytes((mirror / f"m.{tag}.pyc").read_bytes())
+    found = probe(
+        [indexed(m)], dirs=(str(mirror), str(src)), env={"PYTHONPYCACHEPREFIX": str(prefix)}
+    )
+    assert (found["problems"], found["pycs"]) == ([], 1)

@@ -494,3 +494,30 @@ def test_status_columns_line_up_with_short_names(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(("n", "text"), [(0, "0 files"), (1, "1 file"), (2, "2 files")])
 def test_plural(n: int, text: str) -> None:
     assert plural(n, "file") == text
+
+
+def test_a_pyc_problem_about_a_source_edited_since_the_scan_is_set_aside(tmp_path: Path) -> None:
+    """Edited between the scan and the look (the next launch takes it): its problems are
+    not this launch's verdict, the pyc's included, wherever the pyc lives."""
+    from cslaunch import verify
+    from cslaunch.scan import file_stat
+
+    host = tmp_path / "m.py"
+    host.write_text("x = 1\n")
+    target = verify.Target(str(host), "/app/m.py", "d", 0, file_stat(str(host)))
+    host.write_text("x = 22\n")
+    looked: Any = {
+        "python": "3.11.2",
+        "checked": 1,
+        "pycs": 2,
+        "hashed": 1,
+        "problems": [
+            ["/app/m.py", "differs from the host's file"],
+            ["/app/__pycache__/m.cpython-311.pyc", "stale pyc"],
+            ["/root/.cache/pycache/app/m.cpython-311.pyc", "stale pyc", "/app/m.py"],
+            ["/app/other.py", "missing in the container"],
+        ],
+    }
+    kept, edited = verify.set_aside_edits(looked, [target])
+    assert edited == {str(host)} and not isinstance(kept, str)
+    assert kept["problems"] == [["/app/other.py", "missing in the container"]]

@@ -6,7 +6,7 @@ Reads JSON from stdin: {"files": [[container_path, blake2b_16_hex, host_stat], .
 index saw the file (optional), and "dirs" (optional) are more directories to search for
 sourceless pycs (those of deleted sources).
 Prints JSON: {"python": "3.11.2", "problems": [[path, reason], ...], "checked": N, "pycs": M,
-"hashed": K}.
+"hashed": K}; a problem with a pyc names its source third: [pyc, reason, source].
 
 A file whose lstat here is the host's to the nanosecond, inode included, is the host's file
 seen through a bind mount, unwritten since the index hashed it (any write moves ctime): it
@@ -86,7 +86,16 @@ def legacy_pycs(dirs: set[str], listed: dict[str, list[str]]) -> list[list[str]]
     for directory in sorted(dirs):
         names = listing(directory, listed)
         for name in names:
-            if name.endswith((".pyc", ".pyo")) and name[:-4] + ".py" not in names:
+            # `m.pyc` is imported as module m; `m.cpython-311.pyc` (a mirror under a
+            # PYTHONPYCACHEPREFIX inside the tree) and a directory `.pyc` name no module: a
+            # dot in a module's name is a package's, so they are never imported.
+            stem = name[:-4]
+            if (
+                name.endswith((".pyc", ".pyo"))
+                and stem
+                and "." not in stem
+                and stem + ".py" not in names
+            ):
                 found.append(
                     [
                         os.path.join(directory, name),
@@ -96,24 +105,25 @@ def legacy_pycs(dirs: set[str], listed: dict[str, list[str]]) -> list[list[str]]
     return found
 
 
-def cached_pycs(directory: str, listed: dict[str, list[str]]) -> dict[str, list[list[str]]]:
-    """The pycs Python would consult for the modules of a directory, [name, path] by the
-    first dotted part of the name, as a module's stem starts: each file is matched against
-    its few, not the whole listing (a package of 500 modules would be 250,000 comparisons).
-    Its __pycache__, and with PYTHONPYCACHEPREFIX (which `docker exec` passes on from the
-    container's environment) the mirror of the directory under the prefix, which a restart
-    keeps as the container's writable layer keeps it."""
-    found: dict[str, list[list[str]]] = {}
-    caches = [os.path.join(directory, "__pycache__")]
+def cache_dir(directory: str) -> str:
+    """Where this Python keeps the pycs of a directory's modules: its __pycache__, or with
+    PYTHONPYCACHEPREFIX (which `docker exec` passes on from the container's environment)
+    only the directory's mirror under the prefix, as importlib.util.cache_from_source. The
+    mirror is in the container's own layer, which a restart keeps."""
     prefix = getattr(sys, "pycache_prefix", None)  # Python 3.8+
     if prefix:
-        caches.append(os.path.join(prefix, directory.lstrip("/")))
-    for cache in caches:
-        for name in listing(cache, listed):
-            if name.endswith(".pyc"):
-                found.setdefault(name.split(".", 1)[0], []).append(
-                    [name, os.path.join(cache, name)]
-                )
+        return os.path.join(prefix, directory.lstrip("/"))
+    return os.path.join(directory, "__pycache__")
+
+
+def cached_pycs(directory: str, listed: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The pycs of a directory's modules by the first dotted part of their name, as a
+    module's stem starts: each file is matched against its few, not the whole listing (a
+    package of 500 modules would be 250,000 comparisons)."""
+    found: dict[str, list[str]] = {}
+    for name in listing(cache_dir(directory), listed):
+        if name.endswith(".pyc"):
+            found.setdefault(name.split(".", 1)[0], []).append(name)
     return found
 
 
@@ -122,7 +132,7 @@ def main() -> None:
     problems: list[list[str]] = []
     pycs = hashed = 0
     listed: dict[str, list[str]] = {}
-    by_dir: dict[str, dict[str, list[list[str]]]] = {}  # directory -> cached_pycs
+    by_dir: dict[str, dict[str, list[str]]] = {}  # directory -> cached_pycs
     for item in request["files"]:
         path, expected = item[0], item[1]
         host_stat = item[2] if len(item) > 2 else None
@@ -150,9 +160,11 @@ def main() -> None:
             continue
         stem = base[:-3] + "."
         candidates = by_dir[directory].get(stem.split(".", 1)[0], ())
-        for name, pyc in candidates:
-            if not name.startswith(stem):
-                continue
+        names = [n for n in candidates if n.startswith(stem)]
+        if names:
+            cache = cache_dir(directory)
+        for name in names:
+            pyc = os.path.join(cache, name)
             pycs += 1
             try:
                 if source is None:
@@ -162,7 +174,7 @@ def main() -> None:
             except OSError as e:
                 why = f"unreadable in the container: {e.strerror}"
             if why:
-                problems.append([pyc, why])
+                problems.append([pyc, why, path])  # the source: the host knows no prefix
     problems += legacy_pycs(set(by_dir) | set(request.get("dirs", ())), listed)
     json.dump(
         {

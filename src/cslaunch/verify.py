@@ -61,9 +61,12 @@ def changed_since_scan(target: Target) -> bool:
         return True
 
 
-def source_of(path: str) -> str:
-    """The source file a problem at a container path is about: a cached pyc's source, or
-    the path itself."""
+def source_of(problem: Sequence[str]) -> str:
+    """The source file a problem the probe found is about: a pyc's source (the probe names
+    it; a PYTHONPYCACHEPREFIX mirror is not beside it), or the path itself."""
+    if len(problem) > 2:
+        return problem[2]
+    path = problem[0]
     head, name = posixpath.split(path)
     if posixpath.basename(head) == "__pycache__" and name.endswith(".pyc"):
         return posixpath.join(posixpath.dirname(head), name.split(".", 1)[0] + ".py")
@@ -77,7 +80,7 @@ def set_aside_edits(looked: Looked, targets: Sequence[Target]) -> tuple[Looked, 
     if isinstance(looked, str) or not looked["problems"]:
         return looked, set()  # the usual case: no map of a 100k-file tree to make
     by_path = {t.container: t for t in targets}
-    about = [(p, by_path.get(source_of(p[0]))) for p in looked["problems"]]
+    about = [(p, by_path.get(source_of(p))) for p in looked["problems"]]
     edited = {t.host for _, t in about if t is not None and changed_since_scan(t)}
     if not edited:
         return looked, edited
@@ -444,7 +447,7 @@ def verdict(
     that sees the same files): the files as the look found them, the process age its own."""
     if isinstance(looked, str):
         return Verdict(service, SKIPPED, seconds=took, detail=looked, pending=pending)
-    problems = [(p, r) for p, r in looked["problems"]]
+    problems = [(p[0], p[1]) for p in looked["problems"]]
     late = started_too_early(container, wanted)
     if late:
         problems.append(late)
