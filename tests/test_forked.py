@@ -73,3 +73,26 @@ def test_no_helpers_where_forking_is_unsafe(monkeypatch: pytest.MonkeyPatch) -> 
     assert forked.helpers() == forked.MAX_HELPERS
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert forked.helpers() == 0
+
+
+def test_a_helper_has_its_own_signal_handlers_and_this_process_keeps_its_mask() -> None:
+    """A Ctrl-C while a helper is being made must not run this process's handlers in it
+    (KeyboardInterrupt out of the walk, the project lock released, output twice): the
+    endings are blocked across the fork, and the helper unblocks them under default
+    handlers."""
+    import signal
+
+    def work(share: Sequence[int]) -> tuple[bool, bool, list[int]]:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        return (
+            signal.getsignal(signal.SIGINT) == signal.SIG_DFL,
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+            sorted(int(s) for s in mask),
+        )
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    [(int_default, term_default, mask)] = forked.run(work, [[1]], lambda: None)
+    assert int_default and term_default
+    assert signal.SIGINT not in mask and signal.SIGTERM not in mask
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -16,8 +16,8 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 MAX_HELPERS = 3
@@ -41,20 +41,32 @@ def run(
 ) -> list[Any]:
     """`work(share)` for each share, each in a forked helper, in order, while this process
     runs `meanwhile` (its own share, which needs no trip through a pipe). `work` must return
-    marshal-able data (tuples, lists, str, int)."""
-    pending: list[tuple[int, int]] = []
+    marshal-able data (tuples, lists, str, int), not None."""
+    pending: list[tuple[int, int]] = []  # (pid, read end) of helpers not collected yet
     results: list[Any] = []
     try:
         for share in shares:
             pending.append(_start(work, share))
         meanwhile()
-        while pending:
-            pid, fd = pending.pop(0)
-            results.append(_collect(pid, fd, work, shares[len(results)]))
+        for share in shares:
+            pid, fd = pending[0]
+            data = _receive(pid, fd)
+            pending[0] = (0, -1)  # reaped: on Ctrl-C from here its fd leaks, never closed twice
+            if fd >= 0:
+                os.close(fd)
+            pending.pop(0)
+            found = _decoded(data) if data else None
+            results.append(found if found is not None else work(share))
     finally:
-        for pid, fd in pending:  # an error or Ctrl-C here: no helper is left behind
+        for pid, fd in pending:  # an error or Ctrl-C: no helper is left behind
             _stop(pid, fd)
     return results
+
+
+# Ctrl-C and `docker stop`-like ends: blocked while a helper is forked, so that it cannot
+# run this process's handlers (raise KeyboardInterrupt, release the project lock, print)
+# before it has its own.
+_ENDING = {signal.SIGINT, signal.SIGTERM}
 
 
 def _start(work: Callable[[Sequence[T]], Any], share: Sequence[T]) -> tuple[int, int]:
@@ -63,6 +75,7 @@ def _start(work: Callable[[Sequence[T]], Any], share: Sequence[T]) -> tuple[int,
         read, write = os.pipe()
     except OSError:
         return 0, -1
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
     try:
         with warnings.catch_warnings():
             # Python 3.12+ warns when a process with threads forks: a lock another thread
@@ -71,22 +84,32 @@ def _start(work: Callable[[Sequence[T]], Any], share: Sequence[T]) -> tuple[int,
             # imports, output, logging or subprocesses.
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; its result is what the tests check
+            _child(read, write, mask, work, share)
     except OSError:
         os.close(read)
         os.close(write)
         return 0, -1
-    if pid == 0:  # pragma: no cover - the child; its result is what the tests check
-        _child(read, write, work, share)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # what came meanwhile arrives now
     os.close(write)
     return pid, read
 
 
-def _child(read: int, write: int, work: Callable[[Sequence[T]], Any], share: Sequence[T]) -> None:
+def _child(
+    read: int,
+    write: int,
+    mask: Iterable[int],
+    work: Callable[[Sequence[T]], Any],
+    share: Sequence[T],
+) -> NoReturn:
     code = 1
     try:
-        # Ctrl-C reaches the whole process group: the child just ends, the parent reports.
+        # A Ctrl-C reaches the whole process group: the helper just ends (the default
+        # action), the parent reports. Python cleared the handlers' pending calls at fork.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(read)
         data = marshal.dumps(work(share))
         with open(write, "wb") as pipe:
@@ -96,23 +119,25 @@ def _child(read: int, write: int, work: Callable[[Sequence[T]], Any], share: Seq
         os._exit(code)  # no atexit handlers, no flush of the parent's buffered output
 
 
-def _collect(pid: int, fd: int, work: Callable[[Sequence[T]], Any], share: Sequence[T]) -> Any:
-    """The helper's result; its share done here when it failed or sent nothing whole."""
+def _receive(pid: int, fd: int) -> bytes:
+    """All a helper sent, once it has ended well; b"" when it failed or was never made."""
     if not pid:
-        return work(share)
+        return b""
     try:
-        with open(fd, "rb") as pipe:
+        with open(fd, "rb", closefd=False) as pipe:
             data = pipe.read()
     except OSError:
         data = b""
-    except BaseException:
-        _stop(pid, -1)
-        raise
     _, status = os.waitpid(pid, 0)
-    if status == 0 and data:
-        with contextlib.suppress(ValueError, EOFError, TypeError):
-            return marshal.loads(data)
-    return work(share)
+    return data if status == 0 else b""
+
+
+def _decoded(data: bytes) -> Any:
+    """A helper's result; None when it sent nothing whole (its share is then done here)."""
+    try:
+        return marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
+        return None
 
 
 def _stop(pid: int, fd: int) -> None:
