@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import compress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -104,7 +105,13 @@ def _all_kept(old: Index, scan: Scan) -> bool:
     stats = list(map(_stat_of, old.files.values()))
     if not all(map(operator.eq, map(scan.files.__getitem__, old.files), stats)):
         return False
-    return max(map(_mtime_of, stats), default=0) < old.scanned_ns - RACY_NS
+    return max(map(_mtime_of, stats), default=0) < _racy_after(old)
+
+
+def _racy_after(old: Index) -> int:
+    """Entries whose file's mtime is this or later were indexed racily clean: within the
+    file system's time resolution of the scan, the file could have changed again unseen."""
+    return old.scanned_ns - RACY_NS
 
 
 _stat_of = operator.attrgetter("stat")
@@ -129,16 +136,23 @@ def _compare(
     old: Index | None, scan: Scan, hasher: Callable[[str], str], rehash: bool
 ) -> tuple[Changes, dict[str, Entry]]:
     old_files = old.files if old else {}
-    racy_after = (old.scanned_ns - RACY_NS) if old else 0
-    to_hash = []
-    entries: dict[str, Entry] = {}
-    for path, st in scan.files.items():
-        prev = old_files.get(path)
-        # The test whether a file may have changed; _all_kept makes it over whole columns.
-        if prev is not None and not rehash and prev.stat == st and prev.stat.mtime_ns < racy_after:
-            entries[path] = prev
-        else:
-            to_hash.append(path)
+    gone = old_files.keys() - scan.files.keys()
+    if old is None or rehash:
+        to_hash, entries = list(scan.files), {}
+    else:
+        # The test whether a file may have changed, made by C-level set and map operations
+        # (a relaunch after one edit over 100k files: no loop over every entry in Python):
+        # a new file, stat data that moved, or an entry indexed racily clean is hashed;
+        # _all_kept makes the same test.
+        stats = dict(zip(old_files, map(_stat_of, old_files.values()), strict=True))
+        moved = scan.files.items() - stats.items()
+        racy = compress(old_files, map(_racy_after(old).__le__, map(_mtime_of, stats.values())))
+        to_hash = sorted({path for path, _ in moved}.union(scan.files.keys() & set(racy)))
+        entries = dict(old_files)
+        for path in gone:
+            del entries[path]
+        for path in to_hash:
+            entries.pop(path, None)
     digests = _hash_all(to_hash, hasher)
     added, modified = set(), set()
     for path in to_hash:
@@ -153,7 +167,7 @@ def _compare(
         unchanged = prev is not None and prev.digest == digest
         changed_ns = prev.changed_ns if prev is not None and unchanged else scan.started_ns
         entries[path] = Entry(scan.files[path], digest, changed_ns)
-    deleted = {p for p in old_files if p not in scan.files}
+    deleted = set(gone)
     # A file that vanished between walk and hash counts as deleted if it was indexed before.
     deleted |= {p for p in to_hash if p not in entries and p in old_files}
     return Changes(frozenset(added), frozenset(modified), frozenset(deleted)), entries
