@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cslaunch.context import (
+    CopyRule,
     copied_filter,
     copy_rules,
     copy_sources,
@@ -15,6 +17,7 @@ from cslaunch.context import (
     image_stages,
     instructions,
     parse_dockerignore,
+    placed,
 )
 from cslaunch.scan import Tree, scan
 from cslaunch.track import service_files, trees
@@ -273,3 +276,62 @@ def test_image_paths_of_the_stage_compose_builds() -> None:
     last = image_stages(MULTISTAGE)
     assert image_path(rules, "src/main.py", last) == "/app/code/main.py"
     assert image_path(rules, "requirements.txt", last) is None  # prod does not hold it
+
+
+WHOLE_PROJECT_DOCKERFILE = """\
+FROM python:3.12
+WORKDIR /app
+COPY requirements*.txt ./
+RUN pip install -r requirements.txt
+COPY ./compose/local/start /start
+RUN sed -i 's/\\r$//g' /start && chmod +x /start
+COPY . .
+RUN python -m compileall -q .
+"""
+
+
+def test_the_whole_project_mounted_hides_its_code_not_what_the_build_ran(tmp_path: Path) -> None:
+    """`.:/app` over an image built by `COPY requirements.txt .`, `RUN pip install`, `COPY .
+    .` (cookiecutter-django, flask-redis-queue, redash): the mount shows the new code and the
+    new requirements.txt, but the packages and the start script are the image's."""
+    ctx = tmp_path / "project"
+    for rel in ["requirements.txt", "requirements-dev.txt", "compose/local/start",
+                "app/m.py", "README.md", "Dockerfile"]:  # fmt: skip
+        (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / rel).write_text("x\n")
+    files = service_files(
+        "web",
+        runs_code=True,
+        bind_dirs=[str(ctx)],
+        bind_files=[],
+        context=str(ctx),
+        dockerfile=str(ctx / "Dockerfile"),
+        dockerfile_text=WHOLE_PROJECT_DOCKERFILE,
+        dockerignore_text=None,
+        bind_targets=[(str(ctx), "/app")],
+    )
+    module, readme = str(ctx / "app/m.py"), str(ctx / "README.md")
+    reqs, dev, start = (str(ctx / r) for r in ["requirements.txt", "requirements-dev.txt",
+                                                "compose/local/start"])  # fmt: skip
+    assert files.rebuild_files([module, readme]) == []  # compiled by a RUN, but shown fresh
+    assert files.restart_files([module]) == [module]
+    assert files.rebuild_files([reqs]) == [reqs]  # a RUN installed from it
+    assert files.rebuild_files([dev]) == [dev]  # taken by the pattern before that RUN
+    assert files.rebuild_files([start]) == [start]  # run from /start, which no mount shows
+
+    # Mounted elsewhere than the image put it: the container runs the mount's code, but the
+    # image's /app copy is the one a `COPY . .` path would name; only the target matters.
+    elsewhere = replace(files, bind_targets=((str(ctx), "/srv"),))
+    assert elsewhere.rebuild_files([readme]) == [readme]
+
+
+def test_where_a_copy_puts_a_file() -> None:
+    rule = CopyRule
+    assert placed(rule(".", "/app/", 0), "a/b.py") == "/app/a/b.py"
+    assert placed(rule("src", "/app/src/", 0), "src/p/m.py") == "/app/src/p/m.py"
+    assert placed(rule("src", "/app/", 0), "src/p/m.py") == "/app/p/m.py"  # the contents
+    assert placed(rule("start.sh", "/start", 0), "start.sh") == "/start"
+    assert placed(rule("start.sh", "/bin/", 0), "start.sh") == "/bin/start.sh"
+    assert placed(rule("req*.txt", "/app/", 0), "req-dev.txt") == "/app/req-dev.txt"
+    assert placed(rule("s*", "/app/", 0), "src/m.py") == "/app/m.py"  # a matched directory
+    assert placed(rule("src", "/app/", 0), "srcs/m.py") is None

@@ -549,3 +549,55 @@ def test_pycs_under_the_containers_pycache_prefix_are_proven(
     assert api["state"] == "fresh", api
     assert s.compose(*value).stdout.strip() == "v2"
     assert s.cslaunch("verify", "--json").returncode == 0
+
+
+# --- the whole project bind-mounted over an image built from it ------------------------------
+
+WHOLE = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n"
+        "COPY deps.txt .\n"
+        "RUN mkdir -p /opt/deps && cp deps.txt /opt/deps/installed.txt\n"
+        "COPY ./compose/start /start\n"
+        "RUN sed -i 's/\\r$//g' /start && chmod +x /start\n"
+        "COPY . .\n"
+    ),
+    "deps.txt": "deps-v1\n",
+    "compose/start": '#!/bin/sh\necho start-v1 > /tmp/started\nexec "$@"\n',
+    "app/__init__.py": "",
+    "app/main.py": "VALUE = 'v1'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app']\n"
+        "    entrypoint: [/start]\n"
+        "    command: [python3, -c, 'import app.main, time; time.sleep(1e9)']\n"
+    ),
+}
+
+
+def test_the_whole_project_mounted_still_rebuilds_for_what_the_build_ran(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`.:/app` over `COPY deps.txt .`, `RUN <install from it>`, `COPY ./compose/start
+    /start`, `COPY . .` (cookiecutter-django, flask-redis-queue, redash): the mount shows the
+    new code and the new deps.txt, but what the build made of deps.txt and the start script
+    the container runs are the image's. Code is restarted, those rebuild."""
+    s = make(small, tmp_path, WHOLE)
+    s.launched()
+    show = ("exec", "-T", "web", "cat", "/opt/deps/installed.txt", "/tmp/started")
+    assert s.compose(*show).stdout.split() == ["deps-v1", "start-v1"]
+    (s.dir / "app" / "main.py").write_text("VALUE = 'v2'\n")
+    assert actions(s.launched()) == {"web": "restart"}
+    (s.dir / "deps.txt").write_text("deps-v2\n")
+    report = s.launched()
+    assert actions(report) == {"web": "rebuild"}, report["services"]
+    assert s.compose(*show).stdout.split() == ["deps-v2", "start-v1"]
+    (s.dir / "compose" / "start").write_text('#!/bin/sh\necho start-v2 > /tmp/started\nexec "$@"\n')
+    assert actions(s.launched()) == {"web": "rebuild"}
+    assert s.compose(*show).stdout.split() == ["deps-v2", "start-v2"]
+    (s.dir / "README.md").write_text("docs\n")  # copied by `COPY . .`, shown by the mount
+    assert actions(s.launched()) == {"web": "leave"}

@@ -88,10 +88,11 @@ def service_files(
     dockerfile = None
     if service.build_context is not None:
         dockerfile = str(service.build_context / (service.dockerfile or "Dockerfile"))
-    dirs, singles = [], []
+    dirs, singles, targets = [], [], []
     for bind in service.binds:
         if bind.source.is_dir():
             dirs.append(str(bind.source))
+            targets.append((str(bind.source), bind.target))
         elif bind.source.is_file():
             singles.append(str(bind.source))
     hidden = hidden_venvs(service, dirs)
@@ -108,6 +109,7 @@ def service_files(
         source_patterns=tuple(source_patterns),
         target=service.target,
         hidden=hidden,
+        bind_targets=targets,
     )
 
 

@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ class CopyRule:
     src: str  # context-relative, normalised ("." for the whole context)
     dest: str  # absolute path in the image (WORKDIR applied); ends with "/" for a directory
     stage: int  # build stage (FROM) it belongs to: the last one is the image
+    # A RUN follows it in its stage: what it copies may be an input of a build step
+    # (`COPY requirements.txt .` then `RUN pip install -r requirements.txt`)
+    before_run: bool = False
 
 
 def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
@@ -90,6 +93,10 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
                 workdir = posixpath.normpath(posixpath.join(workdir, target))
             if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
                 return None
+            if keyword == "RUN":
+                rules = [
+                    replace(r, before_run=True) if r.stage == stage.index else r for r in rules
+                ]
             if keyword not in ("COPY", "ADD"):
                 continue
             if args.startswith("<<"):
@@ -147,18 +154,31 @@ def image_path(
     for rule in rules:
         if rule.stage not in in_stages or _has_glob(rule.src):
             continue
-        if rule.src == ".":
-            found = posixpath.join(rule.dest, rel)
-        elif rel.startswith(rule.src + "/"):
-            # COPY dir/ dest: the directory's contents land in dest.
-            found = posixpath.join(rule.dest, rel[len(rule.src) + 1 :])
-        elif rel == rule.src:
-            found = (
-                posixpath.join(rule.dest, posixpath.basename(rel))
-                if rule.dest.endswith("/")
-                else rule.dest
-            )
+        found = placed(rule, rel) or found
     return found  # a later COPY of the same file wins, as in the image
+
+
+def placed(rule: CopyRule, rel: str) -> str | None:
+    """Where this COPY/ADD puts context file `rel` (context-relative), None when it does not
+    take it. A source that names a directory, or a pattern that matches one, puts the
+    directory's contents at the destination, as Docker does."""
+    if rule.src == ".":
+        return posixpath.join(rule.dest, rel)
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        head = "/".join(parts[:depth])
+        if head != rule.src and not (_has_glob(rule.src) and fnmatch.fnmatchcase(head, rule.src)):
+            continue
+        if depth < len(parts):
+            return posixpath.join(rule.dest, *parts[depth:])
+        return posixpath.join(rule.dest, parts[-1]) if rule.dest.endswith("/") else rule.dest
+    return None
+
+
+def names_itself(rule: CopyRule, rel: str) -> bool:
+    """Whether the COPY/ADD names this very file (or a pattern matches the file, not a
+    directory it is in): a dependency manifest copied on its own, not a tree of code."""
+    return rel == rule.src or (_has_glob(rule.src) and fnmatch.fnmatchcase(rel, rule.src))
 
 
 def instructions(text: str) -> list[tuple[str, str]]:

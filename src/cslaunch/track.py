@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from cslaunch.context import (
     copied_filter,
     copy_rules,
     image_stages,
+    names_itself,
     parse_dockerignore,
+    placed,
 )
 from cslaunch.scan import Tree
 
@@ -71,6 +74,8 @@ class ServiceFiles:
     # Directories below bind_dirs the container does not see: the host's venvs that a volume
     # of the service's own hides (changes.hidden_venvs)
     hidden: tuple[str, ...] = ()
+    # (host directory, container target) of each bind-mounted directory
+    bind_targets: tuple[tuple[str, str], ...] = ()
 
     def is_source(self, rel_name: str) -> bool:
         # Called for every file of every bind-mounted tree: one compiled pattern, not an
@@ -99,12 +104,36 @@ class ServiceFiles:
             if path == self.dockerfile:
                 hits.append(path)
             elif self.context and _under(path, self.context):
-                if any(_under(path, d) for d in self.bind_dirs):
-                    continue  # the mount hides the baked copy: the container sees this file
                 rel = _rel(path, self.context)
-                if self.copied(rel) and not self.ignore.ignored(rel):
-                    hits.append(path)
+                if not self.copied(rel) or self.ignore.ignored(rel):
+                    continue
+                if any(_under(path, d) for d in self.bind_dirs) and self._mount_hides(path, rel):
+                    continue  # the container sees this file through the mount, not the copy
+                hits.append(path)
         return sorted(hits)
+
+    def _mount_hides(self, path: str, rel: str) -> bool:
+        """Whether the bind mount of a changed context file hides every use the image makes
+        of it: no copy of it is the input of a build step (`COPY requirements.txt .` then
+        `RUN pip install`: the mount shows the new list, the image holds the old packages),
+        and every copy in the image lands where the mount shows this very file (not
+        `COPY start.sh /start`, which the container runs from the image)."""
+        if self.copies is None:
+            return True  # a Dockerfile not followed: what the mount shows is what can be told
+        shown = {
+            posixpath.normpath(posixpath.join(target, _rel(path, host)))
+            for host, target in self.bind_targets
+            if _under(path, host)
+        }
+        for rule in self.copies:
+            at = placed(rule, rel)
+            if at is None:
+                continue
+            if rule.before_run and names_itself(rule, rel):
+                return False
+            if rule.stage in self.image_stages and shown and posixpath.normpath(at) not in shown:
+                return False
+        return True
 
 
 def service_files(
@@ -120,6 +149,7 @@ def service_files(
     source_patterns: Sequence[str] = DEFAULT_SOURCE_PATTERNS,
     target: str | None = None,
     hidden: Sequence[str] = (),
+    bind_targets: Sequence[tuple[str, str]] = (),
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -137,6 +167,7 @@ def service_files(
         copies=tuple(rules) if rules is not None else None,
         image_stages=image_stages(dockerfile_text, target),
         hidden=tuple(hidden) if runs_code else (),
+        bind_targets=tuple(bind_targets) if runs_code else (),
     )
 
 
