@@ -601,3 +601,58 @@ def test_the_whole_project_mounted_still_rebuilds_for_what_the_build_ran(
     assert s.compose(*show).stdout.split() == ["deps-v2", "start-v2"]
     (s.dir / "README.md").write_text("docs\n")  # copied by `COPY . .`, shown by the mount
     assert actions(s.launched()) == {"web": "leave"}
+
+
+# --- a one-shot service another waits for (fastapi template's `prestart`) --------------------
+
+ONE_SHOT = {
+    "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n",
+    "app/__init__.py": "",
+    "app/prestart.py": (
+        "import time\n\ntime.sleep(3)  # migrations\n"
+        "with open('/data/runs', 'a') as f:\n    f.write('run\\n')\n"
+    ),
+    "app/main.py": (
+        "import os, time\n\n"
+        "runs = open('/data/runs').read().count('run') if os.path.exists('/data/runs') else 0\n"
+        "open('/data/seen', 'w').write(str(runs))\ntime.sleep(1e9)\n"
+    ),
+    "data/.keep": "",
+    "compose.yaml": (
+        "x-app: &app\n"
+        "  build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "  network_mode: none\n"
+        "  volumes: ['./app:/app/app', './data:/data']\n"
+        "services:\n"
+        "  prestart:\n"
+        "    <<: *app\n"
+        '    command: [sh, -c, "python3 -m app.prestart"]\n'
+        "  backend:\n"
+        "    <<: *app\n"
+        "    init: true\n"
+        "    command: [python3, -m, app.main]\n"
+        "    depends_on:\n"
+        "      prestart: {condition: service_completed_successfully}\n"
+    ),
+}
+
+
+def test_a_one_shot_runs_to_completion_first_and_then_only_when_it_changed(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`prestart` (migrations) with `backend` waiting for it to complete: backend starts
+    after it finished, not 1.5 s into it; a launch with nothing changed leaves it (Compose
+    would start it again: migrations every launch, never a no-op); an edit runs it again."""
+    s = make(small, tmp_path, ONE_SHOT)
+    s.launched()
+    runs = s.dir / "data" / "runs"
+    assert runs.read_text().count("run") == 1
+    assert (s.dir / "data" / "seen").read_text() == "1"  # it waited for the migrations
+    report = s.launched()
+    assert report["up_to_date"] is True, report["services"]
+    assert actions(report) == {"prestart": "leave", "backend": "leave"}
+    assert runs.read_text().count("run") == 1
+    (s.dir / "app" / "prestart.py").write_text(ONE_SHOT["app/prestart.py"] + "# v2\n")
+    report = s.launched()
+    assert actions(report)["prestart"] == "start", report["services"]
+    assert runs.read_text().count("run") == 2

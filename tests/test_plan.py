@@ -372,3 +372,55 @@ def test_stopped_service_with_changes_starts_and_builds() -> None:
     plan = plan_for(state, changed={"/p/backend/requirements.txt"})
     assert actions(plan)["backend"] == (START, True)
     assert reasons(plan)["backend"].startswith("not running; build: image content changed")
+
+
+# --- one-shot services: another waits for them to complete ---------------------------------
+
+
+def _one_shot_stack() -> tuple[Stack, dict[str, ServiceFiles]]:
+    """The fastapi template's shape: `prestart` runs the migrations, `backend` waits for it
+    with `condition: service_completed_successfully`; both share one image and mount."""
+    from cslaunch.model import parse_stack
+
+    mount = [{"type": "bind", "source": "/p/backend/src", "target": "/app/src"}]
+    app: dict[str, Any] = {"image": "proj-app", "build": APP, "volumes": mount}
+    stack = parse_stack(
+        {
+            "name": "proj",
+            "services": {
+                "prestart": {**app, "command": ["python3", "-m", "app.prestart"]},
+                "backend": {
+                    **app,
+                    "command": ["python3", "-m", "app"],
+                    "depends_on": {"prestart": {"condition": "service_completed_successfully"}},
+                },
+            },
+        }
+    )
+    files = example_files()
+    return stack, {"prestart": files["backend"], "backend": files["backend"]}
+
+
+def _one_shot_plan(exit_code: int, changed: Collection[str]) -> Plan:
+    stack, files = _one_shot_stack()
+    done = Container(
+        id="p1", name="proj-prestart-1", service="prestart", status="exited", health=None,
+        health_output="", exit_code=exit_code, restart_count=0, started_at=T0, created=T0,
+        image_id="sha256:abc", pid=0,
+    )  # fmt: skip
+    state = {"prestart": [done], "backend": [container("backend")]}
+    return make_plan(stack, state, lambda s: True, files, changed)
+
+
+def test_a_one_shot_that_completed_is_left_until_what_it_runs_changes() -> None:
+    stack, _ = _one_shot_stack()
+    assert stack.services["prestart"].one_shot and not stack.services["backend"].one_shot
+    plan = _one_shot_plan(0, [])
+    assert plan.noop
+    assert reasons(plan)["prestart"] == "completed (exit 0); nothing it uses changed"
+    edited = _one_shot_plan(0, ["/p/backend/src/app/prestart.py"])
+    assert actions(edited) == {"prestart": (START, False), "backend": (RESTART, False)}
+
+
+def test_a_one_shot_that_failed_runs_again() -> None:
+    assert actions(_one_shot_plan(1, []))["prestart"] == (START, False)

@@ -260,3 +260,18 @@ def test_restarts_the_initial_containers_show_are_before_the_wait(
     assert seen[0].state == READY
     # Without a first look the wait has no baseline: 7 restarts are a crash loop.
     assert wait.wait_ready(project, [web], timeout=5)[0].state == FAILED
+
+
+def _one_shot() -> Service:
+    return dataclasses.replace(service(healthcheck=True), one_shot=True)
+
+
+def test_a_one_shot_is_ready_when_it_completed_not_while_it_runs() -> None:
+    """`condition: service_completed_successfully`: its dependents wait for exit 0, however
+    long it has been running, whatever its healthcheck says."""
+    assert assess(_one_shot(), [container("running", up=600)], NOW).state == WAITING
+    assert assess(_one_shot(), [container("running", health="healthy")], NOW).state == WAITING
+    done = assess(_one_shot(), [container("exited", exit_code=0)], NOW)
+    assert (done.state, done.reason) == (READY, "completed (exit 0)")
+    failed = assess(_one_shot(), [container("exited", exit_code=3)], NOW)
+    assert (failed.state, failed.reason) == (FAILED, "exited with code 3")

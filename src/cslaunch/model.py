@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -90,6 +90,9 @@ class Service:
     health_timeout: float = 30.0  # the healthcheck's timeout (Docker's default 30 s)
     target: str | None = None  # build.target: the stage Compose builds
     dockerfile_inline: str | None = None  # build.dockerfile_inline: the Dockerfile itself
+    # Another service waits for it to finish (`condition: service_completed_successfully`):
+    # a one-shot job (migrations, a prestart step), done once it exited 0
+    one_shot: bool = False
 
     @property
     def buildable(self) -> bool:
@@ -131,6 +134,13 @@ def parse_stack(data: Mapping[str, Any]) -> Stack:
         name: parse_service(name, svc, host_backed)
         for name, svc in (data.get("services") or {}).items()
     }
+    awaited = {
+        dep
+        for s in services.values()
+        for dep, condition in s.conditions
+        if condition == "service_completed_successfully"
+    }
+    services = {n: replace(s, one_shot=True) if n in awaited else s for n, s in services.items()}
     return Stack(name=str(data.get("name", "")), services=services)
 
 

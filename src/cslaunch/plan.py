@@ -112,6 +112,15 @@ def _plan_service(
     )
 
     if not containers or not all(c.running for c in containers):
+        if (
+            service.one_shot
+            and _completed(containers)
+            and not (needs_build or restart_files or config_keys or flags.force)
+            and changed is not None
+        ):
+            # Started again it would run again (Compose starts any container not running):
+            # migrations on every launch, and never a no-op.
+            return ServicePlan(name, LEAVE, False, "completed (exit 0); nothing it uses changed")
         reason = "not running" + (f"; build: {why_build}" if needs_build else "")
         return ServicePlan(name, START, needs_build, reason, tuple(rebuild_files))
     if needs_build:
@@ -130,6 +139,10 @@ def _plan_service(
     if not ours and not service.buildable:
         return ServicePlan(name, LEAVE, False, "runs none of the project's code")
     return ServicePlan(name, LEAVE, False, "nothing it uses changed")
+
+
+def _completed(containers: Sequence[Container]) -> bool:
+    return bool(containers) and all(c.status == "exited" and c.exit_code == 0 for c in containers)
 
 
 def _without_build(

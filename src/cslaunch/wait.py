@@ -80,7 +80,7 @@ def _assess_one(service: Service, c: Container, now: datetime, restarts_before: 
     name = service.name
     restarted = c.restart_count - restarts_before
     if c.status in ("exited", "dead"):
-        if c.exit_code == 0 and service.healthcheck is None:
+        if c.exit_code == 0 and (service.healthcheck is None or service.one_shot):
             # A one-shot service (migrations, a build step) that finished is done, not broken.
             return Readiness(name, READY, "completed (exit 0)")
         return Readiness(name, FAILED, f"exited with code {c.exit_code}")
@@ -88,6 +88,10 @@ def _assess_one(service: Service, c: Container, now: datetime, restarts_before: 
         return Readiness(
             name, FAILED, f"crash-looping (restarted {restarted}x, last exit code {c.exit_code})"
         )
+    if service.one_shot:
+        # What waits for it waits for it to finish, not to be up (Compose's
+        # service_completed_successfully): running is not ready yet.
+        return Readiness(name, WAITING, f"{c.status}; waited for until it completes")
     if c.status == "restarting":
         return Readiness(name, WAITING, f"restarting (exit code {c.exit_code})")
     if c.status != "running":
@@ -179,7 +183,7 @@ def _judge(
 ) -> Readiness:
     verdict = assess(service, containers, now, restarts_before)
     running = [c for c in containers if c.running]
-    if verdict.state == FAILED or not running:
+    if verdict.state == FAILED or not running or service.one_shot:
         return verdict
     if checks.ready is not None and not (verdict.state == READY and verdict.reason == "healthy"):
         # Healthy by Docker's own check counts; "running for a while" does not, where the
