@@ -61,6 +61,12 @@ def test_exec_answers_like_the_cli(box: str, monkeypatch: pytest.MonkeyPatch) ->
     assert (cli.returncode, cli.stdout, cli.stderr) == (3, "out\n", "err\n")
 
 
+def test_exec_as_another_user_like_the_cli(box: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["id", "-u"]
+    api, cli = both(monkeypatch, lambda: docker.exec_in(box, argv, timeout=30, user="65534"))
+    assert (api.returncode, api.stdout, cli.returncode, cli.stdout) == (0, "65534\n", 0, "65534\n")
+
+
 def test_exec_with_input_large_both_ways(box: str) -> None:
     # 3 MB in, 3 MB out, the command writing while it still reads: no deadlock.
     data = "x" * 3_000_000

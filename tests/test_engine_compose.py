@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -656,3 +657,60 @@ def test_a_one_shot_runs_to_completion_first_and_then_only_when_it_changed(
     report = s.launched()
     assert actions(report)["prestart"] == "start", report["services"]
     assert runs.read_text().count("run") == 2
+
+
+# --- pycs the host's user may not delete (a container running as root wrote them) ---------
+
+ROOT_PYCS = {
+    "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /srv\n",
+    "app/__init__.py": "",
+    "app/settings.py": "VALUE = 'v1'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['./app:/srv/app']\n"
+        "    command: [python3, -c, 'import app.settings, time; time.sleep(1e9)']\n"
+    ),
+}
+
+
+def test_a_stale_pyc_the_host_may_not_delete_goes_through_the_container(
+    small: list[TestStack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container running as root (the default) writes root-owned __pycache__ into the
+    bind-mounted tree; on a Linux host the user running cslaunch may not unlink the pycs in
+    it. After an edit that keeps mtime and size the stale pyc stayed, the restarted service
+    ran the old code, and no repair could help (exit 8 every launch). Denied here as it is
+    to such a user, the pyc is removed through the container, as root, and the new code
+    runs with no repair."""
+    from cslaunch import launch
+    from cslaunch.project import resolve
+    from cslaunch.stack import LaunchOptions
+    from cslaunch.ui import UI
+
+    s = make(small, tmp_path, ROOT_PYCS)
+    s.launched()
+    tag = "cpython-311"
+    pyc = s.dir / "app" / "__pycache__" / f"settings.{tag}.pyc"
+    assert pyc.is_file()
+    edit_keeping_stat(s.dir / "app" / "settings.py", "v1", "v2")
+    real_unlink = os.unlink
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith(".pyc") and str(s.dir) in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", denied)
+    monkeypatch.chdir(s.dir)
+    report = launch.launch(resolve(cwd=s.dir), LaunchOptions(), UI(json_mode=True, quiet=True))
+    monkeypatch.undo()
+    assert report.ok, report.error
+    assert not report.repaired
+    assert report.bytecode is not None and report.bytecode.skipped == []
+    assert str(pyc) in {str(p) for p in report.bytecode.removed}
+    show = "import app.settings as m; print(m.VALUE)"
+    assert s.compose("exec", "-T", "api", "python3", "-c", show).stdout.strip() == "v2"

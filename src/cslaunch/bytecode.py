@@ -55,6 +55,14 @@ class CleanResult:
     reasons: dict[str, int] = field(default_factory=dict)  # why files went (selective mode)
     sized: bool = True  # False: bytes were not counted (the report had no use for them)
 
+    def removed_elsewhere(self, paths: Sequence[str]) -> None:
+        """Skipped files since removed another way (through a container, `pycs_inside`)."""
+        gone = set(paths)
+        if gone:
+            self.skipped = [s for s in self.skipped if str(s.path) not in gone]
+            self.files += len(gone)
+            self.removed += [Path(p) for p in sorted(gone)]
+
 
 # Decides whether one non-directory entry is bytecode to remove. Swappable so that a later
 # stale-only mode can look inside the file (or at its source) instead of at the name alone.

@@ -358,12 +358,15 @@ def exec_in(
     *,
     input: str | None = None,
     timeout: float | None = None,
+    user: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`docker exec [-i] CONTAINER ARGV...`: the command's output and exit code. A container
-    that is gone or stopped gives the CLI's own "Error response from daemon" and exit 1."""
+    """`docker exec [-i] [-u USER] CONTAINER ARGV...`: the command's output and exit code. A
+    container that is gone or stopped gives the CLI's own "Error response from daemon" and
+    exit 1."""
     api = engine_api.local()
     if api is None:
         flags = ["-i"] if input is not None else []
+        flags += ["-u", user] if user is not None else []
         result = run(["docker", "exec", *flags, container_id, *argv], input=input, timeout=timeout)
         if result.returncode in (126, 127) and "exec failed" in result.stdout:
             # The engine writes why the command never started into its output stream, and
@@ -372,7 +375,7 @@ def exec_in(
         return result
     with _engine_errors(f"docker exec {argv[0] if argv else ''}", timeout):
         try:
-            return api.exec(container_id, argv, input=input, timeout=timeout)
+            return api.exec(container_id, argv, input=input, timeout=timeout, user=user)
         except engine_api.EngineError as e:
             return subprocess.CompletedProcess(
                 list(argv), 1, "", f"Error response from daemon: {e.message}\n"

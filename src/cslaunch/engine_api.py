@@ -73,19 +73,20 @@ class Engine:
         *,
         input: str | None = None,
         timeout: float | None = None,
+        user: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command in a running container, as `docker exec [-i]` does: its stdout,
-        stderr and exit code."""
-        created = self.post(
-            f"/containers/{quote(container, safe='')}/exec",
-            body={
-                "Cmd": list(argv),
-                "AttachStdin": input is not None,
-                "AttachStdout": True,
-                "AttachStderr": True,
-                "Tty": False,
-            },
-        )
+        """Run a command in a running container, as `docker exec [-i] [-u USER]` does: its
+        stdout, stderr and exit code."""
+        spec: dict[str, Any] = {
+            "Cmd": list(argv),
+            "AttachStdin": input is not None,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": False,
+        }
+        if user is not None:
+            spec["User"] = user
+        created = self.post(f"/containers/{quote(container, safe='')}/exec", body=spec)
         exec_id = str(created["Id"])
         body = json.dumps({"Detach": False, "Tty": False}).encode()
         with self._connect(timeout) as sock:

@@ -4,7 +4,7 @@ leaves the stack running as it was."""
 
 from __future__ import annotations
 
-from cslaunch import act, changes, docker, frontend, jobs, model
+from cslaunch import act, changes, docker, frontend, jobs, model, pycs_inside
 from cslaunch.errors import LaunchFailed
 from cslaunch.launch.run import Run
 from cslaunch.plan import REBUILD, RECREATE, START
@@ -74,7 +74,9 @@ def clean_bytecode(run: Run, st: StepResult) -> None:
         known = run.prepared.workers if run.prepared else None
         run.discovering = known or run.pool.submit(jobs.discover_stack, run.found)
     roots = run.found.roots.roots
-    run.report.bytecode = invalidate_bytecode(roots, run.changes)
+    run.report.bytecode = cleaned = invalidate_bytecode(roots, run.changes)
+    found = run.found
+    cleaned.removed_elsewhere(pycs_inside.remove(cleaned.skipped, found.stack, found.containers))
     st.summary = clean_summary(run.report.bytecode) if roots else "no bind-mounted Python code"
     show_skipped(run.ui, run.report.bytecode)
 

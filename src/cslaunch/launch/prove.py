@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from cslaunch import act, bytecode, docker, scan, verify, volumes
+from cslaunch import act, bytecode, docker, pycs_inside, scan, verify, volumes
 from cslaunch.containers import by_service, project_containers
 from cslaunch.launch.checks import service_checks
 from cslaunch.launch.run import Run
@@ -105,8 +105,9 @@ def _recreate(
         for host in [verify.host_path(found.stack.services[v.service], path)]
         if host is not None
     ]
-    bytecode.remove(host_pycs, roots=list(found.roots.roots))
+    cleaned = bytecode.remove(host_pycs, roots=list(found.roots.roots))
     current = by_service(project_containers(compose))
+    pycs_inside.remove(cleaned.skipped, found.stack, current)
     stale_paths = {v.service: [path for path, _ in v.problems] for v in checked.stale}
     hidden = volumes.find_hidden(found.stack.services, stale_paths, cs.files, cs.entries, current)
     renew = sorted(h.service for h in hidden if h.renew)

@@ -1,0 +1,94 @@
+"""Bytecode the host's user may not delete, removed from inside a container that mounts it.
+
+On a Linux host a container running as root (the default) writes root-owned `__pycache__`
+directories into a bind-mounted tree, and the user running cslaunch may not unlink the
+pycs in them. A stale one there would survive every launch and repair (exit 8 each time).
+A running container of a service that bind-mounts the directory can: the pycs are removed
+there, as root, by path, after the same checks the host side makes (a regular file named
+like bytecode, never a link followed).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cslaunch import docker
+from cslaunch.bytecode import Skipped
+from cslaunch.containers import Container
+from cslaunch.model import Service, Stack
+
+PERMISSION_DENIED = "permission denied"
+
+# Runs in the container with its own Python; prints {"removed": [...]} (container paths).
+_SCRIPT = """
+import json, os, stat, sys
+removed = []
+for path in json.load(sys.stdin):
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and path.endswith((".pyc", ".pyo")):
+            os.unlink(path)
+            removed.append(path)
+    except FileNotFoundError:
+        removed.append(path)
+    except OSError:
+        pass
+for d in sorted({os.path.dirname(p) for p in removed}, reverse=True):
+    if os.path.basename(d) == "__pycache__":
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+json.dump({"removed": removed}, sys.stdout)
+"""
+
+
+def remove(
+    skipped: Sequence[Skipped],
+    stack: Stack,
+    containers: Mapping[str, Sequence[Container]],
+) -> list[str]:
+    """Remove, through running containers, the skipped pycs the host was denied; returns
+    the host paths now gone. One exec per container, none when nothing was denied."""
+    asked: dict[str, dict[str, str]] = {}  # container id -> container path -> host path
+    for s in skipped:
+        host = str(s.path)
+        if s.reason != PERMISSION_DENIED or not host.endswith((".pyc", ".pyo")):
+            continue
+        for service in stack.services.values():
+            inside = container_path(service, host)
+            running = [c for c in containers.get(service.name, ()) if c.running]
+            if inside is not None and running:
+                asked.setdefault(running[0].id, {})[inside] = host
+                break
+    gone: list[str] = []
+    for container_id, paths in asked.items():
+        for python in ("python3", "python"):
+            result = docker.exec_in(
+                container_id,
+                [python, "-S", "-c", _SCRIPT],
+                input=json.dumps(sorted(paths)),
+                timeout=60,
+                user="0",
+            )
+            if result.returncode == 0 or "executable file not found" not in result.stderr:
+                break
+        try:
+            removed = json.loads(result.stdout)["removed"] if result.returncode == 0 else []
+        except (ValueError, KeyError, TypeError):
+            removed = []
+        gone += [paths[p] for p in removed if p in paths]
+    return gone
+
+
+def container_path(service: Service, host: str) -> str | None:
+    """Where a service's containers see a host file through a bind-mounted directory."""
+    path = Path(host)
+    for bind in sorted(service.binds, key=lambda b: -len(str(b.source))):
+        if path == bind.source or bind.source in path.parents:
+            rel = path.relative_to(bind.source).as_posix()
+            return posixpath.join(bind.target, rel) if rel != "." else bind.target
+    return None
