@@ -696,3 +696,27 @@ def test_python_from_the_image_config(image_config: dict[str, Any]) -> None:
 def test_image_config_not_python() -> None:
     config = {"Cmd": ["redis-server"], "Env": ["REDIS_VERSION=7.2"]}
     assert not runs_python(svc(image="redis:7"), None, NO_CONFIG, config)
+
+
+@pytest.mark.parametrize(
+    ("fields", "redis"),
+    [
+        ({"image": "redis:7-alpine"}, True),
+        ({"image": "docker.io/library/redis@sha256:abc"}, True),
+        ({"image": "bitnami/redis:7.2"}, True),
+        ({"image": "valkey/valkey:8"}, True),  # netbox-docker, plane
+        ({"image": "eqalpha/keydb"}, True),
+        ({"image": "redis/redis-stack-server:latest"}, True),
+        ({"image": "app", "command": ["sh", "-c", "exec valkey-server --save ''"]}, True),
+        ({"image": "app", "command": ["/usr/local/bin/redis-server", "/etc/redis.conf"]}, True),
+        ({"image": "rediscommander/redis-commander"}, False),
+        ({"image": "redisinsight/redisinsight"}, False),
+        ({"image": "app", "command": ["rq", "worker", "--url", "redis://redis:6379"]}, False),
+    ],
+)
+def test_a_redis_server_is_told_by_its_image_or_command(
+    fields: dict[str, Any], redis: bool
+) -> None:
+    from cslaunch.model import is_redis, parse_service
+
+    assert is_redis(parse_service("x", fields)) is redis

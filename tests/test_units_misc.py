@@ -521,3 +521,33 @@ def test_a_pyc_problem_about_a_source_edited_since_the_scan_is_set_aside(tmp_pat
     kept, edited = verify.set_aside_edits(looked, [target])
     assert edited == {str(host)} and not isinstance(kept, str)
     assert kept["problems"] == [["/app/other.py", "missing in the container"]]
+
+
+def test_the_redis_ping_uses_the_client_the_image_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Valkey image may ship valkey-cli alone; an image with no client at all is judged by
+    its container state."""
+    import subprocess
+
+    from cslaunch import docker, readiness
+    from cslaunch.containers import parse_container
+
+    asked: list[str] = []
+
+    def exec_in(cid: str, argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        asked.append(argv[0])
+        if argv[0] in have:
+            return subprocess.CompletedProcess(argv, 0, answer, "")
+        return subprocess.CompletedProcess(argv, 127, "", "exec: executable file not found")
+
+    monkeypatch.setattr(docker, "exec_in", exec_in)
+    box = parse_container(
+        {"Id": "c", "Name": "/p-r-1", "Config": {"Labels": {}}, "State": {"Status": "running"}}
+    )
+    have, answer = {"valkey-cli"}, "LOADING Valkey is loading the dataset in memory\n"
+    assert readiness.redis(6379)(box) == readiness.REDIS_LOADING
+    assert asked == ["redis-cli", "valkey-cli"]
+    have, answer = {"valkey-cli"}, "PONG\n"
+    assert readiness.redis(6379)(box) is None
+    have, asked[:] = set(), []
+    assert readiness.redis(6379)(box) is None
+    assert asked == ["redis-cli", "valkey-cli", "keydb-cli"]

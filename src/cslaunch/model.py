@@ -366,6 +366,21 @@ def is_web_proxy(service: Service) -> bool:
     return any(image.startswith(p) for p in PROXY_PROGRAMS) or bool(programs & set(PROXY_PROGRAMS))
 
 
+# Redis and the servers that speak its protocol as drop-ins (Valkey, KeyDB): the same
+# readiness (PING, LOADING) and the same role for RQ
+REDIS_SERVERS = ("redis-server", "valkey-server", "keydb-server")
+REDIS_IMAGES = ("redis", "redis-stack", "redis-stack-server", "valkey", "keydb")
+
+
+def is_redis(service: Service) -> bool:
+    """A Redis server, by its command or its image (`redis:7`, `valkey/valkey:8`,
+    `bitnami/redis`, `eqalpha/keydb`)."""
+    if any(w.rsplit("/", 1)[-1] in REDIS_SERVERS for w in service.words):
+        return True
+    name = (service.image or "").lower().rsplit("/", 1)[-1]
+    return name.split("@", 1)[0].split(":", 1)[0] in REDIS_IMAGES
+
+
 def is_proxy(service: Service) -> bool:
     """nginx: a proxy in front of other services, which resolves upstream addresses when it
     (re)loads, or a server of static files."""

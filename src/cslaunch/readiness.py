@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from cslaunch import docker
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service
+from cslaunch.model import Service, is_redis
 
 Probe = Callable[[Container], "str | None"]
 TIMEOUT = 2.0
@@ -93,23 +93,20 @@ def redis(port: int) -> Probe:
     """PING from inside the Redis container: its port is often not published to the host."""
 
     def probe(container: Container) -> str | None:
-        result = docker.exec_in(container.id, ["redis-cli", "-p", str(port), "ping"], timeout=10)
-        answer = (result.stdout + result.stderr).strip()
+        for cli in ("redis-cli", "valkey-cli", "keydb-cli"):
+            result = docker.exec_in(container.id, [cli, "-p", str(port), "ping"], timeout=10)
+            answer = (result.stdout + result.stderr).strip()
+            if result.returncode == 0 or "executable file not found" not in answer:
+                break
+        else:
+            return None  # no client in the image: the container state has to do
         if "PONG" in answer or "NOAUTH" in answer:
             return None  # NOAUTH: it answers, which is all readiness asks
         if "LOADING" in answer:
             return REDIS_LOADING
-        if result.returncode != 0 and "executable file not found" in answer:
-            return None  # no redis-cli in the image: the container state has to do
         return f"PING: {answer.splitlines()[-1] if answer else 'no answer'}"
 
     return probe
-
-
-def is_redis(service: Service) -> bool:
-    words = [w.rsplit("/", 1)[-1] for w in service.words]
-    image = (service.image or "").rsplit("/", 1)[-1]
-    return "redis-server" in words or image.startswith(("redis:", "redis@")) or image == "redis"
 
 
 def redis_port(service: Service) -> int:

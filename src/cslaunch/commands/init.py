@@ -25,7 +25,7 @@ def roles(service: model.Service, found: Detected, root: Path) -> list[str]:
         out.append("python")
     if any(w.rsplit("/", 1)[-1] in ("rq", "rqworker") for w in service.words):
         out.append("RQ worker")
-    if readiness.is_redis(service):
+    if model.is_redis(service):
         out.append(f"redis (PING probe on port {readiness.redis_port(service)})")
     if is_proxy(service):
         out.append("nginx proxy (reloaded when what it proxies restarts)")

@@ -18,7 +18,7 @@ from cslaunch.doctor.dockerfile import DEPENDENCY_DIRS, Copy, dockerfile_copies,
 from cslaunch.doctor.facts import ClockSample, Facts, Mount, Pid1, RedisFacts, SourceInfo, number
 from cslaunch.doctor.paths import is_under, norm
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service
+from cslaunch.model import Service, is_redis
 from cslaunch.project import Project
 
 
@@ -105,7 +105,7 @@ def _from_containers(
         redis_jobs = {
             name: pool.submit(_redis, service, running.get(name))
             for name, service in services.items()
-            if readiness.is_redis(service)
+            if is_redis(service)
         }
         clock_job = pool.submit(_clock_sample, running, found.python)
         pid1 = {name: job.result() for name, job in pid1_jobs.items()}

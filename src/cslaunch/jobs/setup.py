@@ -226,16 +226,16 @@ def _expand(word: str, env: Mapping[str, str]) -> str | None:
 def find_redis_service(
     stack: model.Stack, workers: set[str], found: list[RQWorkerService]
 ) -> str | None:
-    """The service that runs Redis: by its image or its redis-server command, the one the
-    workers' URLs name first."""
+    """The service that runs Redis (or Valkey, KeyDB): by its image or its server command,
+    the one the workers' URLs name first."""
+    # Here, not at the top: the jobs rooms load without the model (no import cycle).
+    from cslaunch.model import is_redis
+
     candidates = []
     for name in stack.names():
         if name in workers:
             continue
-        service = stack.services[name]
-        image = (service.image or "").lower().rsplit("/", 1)[-1]
-        runs_server = any(PurePath(w).name == "redis-server" for w in service.words)
-        if image.startswith("redis") or runs_server:
+        if is_redis(stack.services[name]):
             candidates.append(name)
     hosts = {_url_host(w.redis_url) for w in found if w.redis_url}
     for name in candidates:
