@@ -653,6 +653,15 @@ def test_a_one_shot_runs_to_completion_first_and_then_only_when_it_changed(
     assert report["up_to_date"] is True, report["services"]
     assert actions(report) == {"prestart": "leave", "backend": "leave"}
     assert runs.read_text().count("run") == 1
+    # Something else for `up` to do (backend's environment changed): Compose's `up` would
+    # start the completed one-shot again with it.
+    compose = (s.dir / "compose.yaml").read_text()
+    (s.dir / "compose.yaml").write_text(
+        compose.replace("    init: true\n", "    init: true\n    environment: {MODE: b}\n")
+    )
+    report = s.launched()
+    assert actions(report) == {"prestart": "leave", "backend": "recreate"}, report["services"]
+    assert runs.read_text().count("run") == 1
     (s.dir / "app" / "prestart.py").write_text(ONE_SHOT["app/prestart.py"] + "# v2\n")
     report = s.launched()
     assert actions(report)["prestart"] == "start", report["services"]

@@ -424,3 +424,26 @@ def test_a_one_shot_that_completed_is_left_until_what_it_runs_changes() -> None:
 
 def test_a_one_shot_that_failed_runs_again() -> None:
     assert actions(_one_shot_plan(1, []))["prestart"] == (START, False)
+
+
+def test_a_completed_one_shot_is_neither_named_nor_pulled_in_by_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compose's `up` starts any container not running: a completed one-shot the plan left
+    must not be named, nor come along as a dependency of what is started (--no-deps)."""
+    from cslaunch import act, docker
+
+    stack, _ = _one_shot_stack()
+    ups: list[tuple[str, ...]] = []
+    monkeypatch.setattr(docker, "compose_step", lambda project, *args, what: ups.append(args))
+    waited: list[Sequence[str]] = []
+    act.converge(object(), stack, waited.append, completed=["prestart"])  # type: ignore[arg-type]
+    assert ups == [("up", "--detach", "--no-build", "--no-deps", "backend")]
+    assert waited == []
+    ups.clear()
+    act.converge(object(), stack, waited.append)  # type: ignore[arg-type]
+    assert ups == [
+        ("up", "--detach", "--no-build", "--no-deps", "prestart"),
+        ("up", "--detach", "--no-build", "--no-deps", "backend"),
+    ]
+    assert waited == [["prestart"]]

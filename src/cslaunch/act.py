@@ -45,17 +45,23 @@ def awaited(stack: Stack, names: Collection[str]) -> list[str]:
     )
 
 
-def converge(project: docker.ComposeProject, stack: Stack, ready: Ready) -> None:
+def converge(
+    project: docker.ComposeProject, stack: Stack, ready: Ready, completed: Collection[str] = ()
+) -> None:
     """`up -d`: create what is missing, recreate what Compose sees changed (config, image).
 
     Where a service waits for another to be healthy (`condition: service_healthy`), Compose
     would wait for Docker's first healthcheck, one whole interval (30-60 s in real files)
     after the start. Then cslaunch brings the stack up level by level (`up --no-deps`) and
-    waits for those dependencies with its own checks, which pass as soon as the app does."""
-    if not awaited(stack, stack.names()):
+    waits for those dependencies with its own checks, which pass as soon as the app does.
+    `completed`: one-shot services left as they are (done, nothing they use changed); `up`
+    starts any container not running, which would run them again (migrations), so they are
+    neither named nor pulled in as a dependency."""
+    names = [n for n in stack.names() if n not in completed]
+    if not completed and not awaited(stack, names):
         docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
         return
-    for level in start_order(stack, stack.names()):
+    for level in start_order(stack, names):
         docker.compose_step(
             project, "up", "--detach", "--no-build", "--no-deps", *level, what="docker compose up"
         )

@@ -115,7 +115,7 @@ def _plan_service(
         if (
             service.one_shot
             and _completed(containers)
-            and not (needs_build or restart_files or config_keys or flags.force)
+            and not (needs_build or rebuild_files or restart_files or config_keys or flags.force)
             and changed is not None
         ):
             # Started again it would run again (Compose starts any container not running):

@@ -138,5 +138,5 @@ def _record(run: Run, verdicts: list[Readiness]) -> None:
         if v.state == FAILED:
             o.logs = docker.logs(run.compose, v.service, tail=LOG_LINES)
     for o in run.outcomes.values():
-        if o.action == LEAVE and o.state == "ready":
+        if o.action == LEAVE and o.state == "ready" and not o.detail.startswith("completed"):
             o.detail = o.detail + " (left running)"

@@ -11,7 +11,7 @@ from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import LaunchFailed
 from cslaunch.launch.checks import head_start, ready_check
 from cslaunch.launch.run import Run
-from cslaunch.plan import REBUILD, RECREATE, RESTART, START
+from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START
 from cslaunch.report import LaunchReport
 from cslaunch.stop import FORWARD, KILL
 from cslaunch.ui import UI, StepResult
@@ -76,9 +76,15 @@ def restart(run: Run, st: StepResult) -> None:
     st.summary = _summary(plan.with_action(START), stale, stops, set(wanted) - set(stale))
 
 
+def completed(run: Run) -> list[str]:
+    """One-shot services the plan leaves: done, and nothing they use changed."""
+    services = run.found.stack.services
+    return [n for n in run.plan.with_action(LEAVE) if services[n].one_shot]
+
+
 def _converge(run: Run, stopped: Mapping[str, Sequence[act.Stop]]) -> dict[str, list[Container]]:
     try:
-        act.converge(run.compose, run.found.stack, ready_check(run))
+        act.converge(run.compose, run.found.stack, ready_check(run), completed(run))
     except LaunchFailed as e:
         # What was stopped for a replacement that never came is started again.
         back, down = act.put_back(stopped)
