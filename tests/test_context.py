@@ -335,3 +335,54 @@ def test_where_a_copy_puts_a_file() -> None:
     assert placed(rule("req*.txt", "/app/", 0), "req-dev.txt") == "/app/req-dev.txt"
     assert placed(rule("s*", "/app/", 0), "src/m.py") == "/app/m.py"  # a matched directory
     assert placed(rule("src", "/app/", 0), "srcs/m.py") is None
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "target", "changed", "rebuild"),
+    [
+        # cookiecutter-django: a directory of requirement lists, installed by a RUN
+        ("COPY ./requirements ./requirements\nRUN pip install -r requirements/local.txt\n"
+         "COPY . .\n", None, "requirements/local.txt", True),
+        # the install in a stage built FROM the one that copied the list
+        ("COPY requirements.txt .\nFROM base AS dev\nRUN pip install -r requirements.txt\n",
+         "dev", "requirements.txt", True),
+        # a stage the build does not run: nothing it takes matters
+        ("COPY requirements.txt .\nFROM base AS test\nCOPY requirements-test.txt .\n"
+         "RUN pip install -r requirements-test.txt\nFROM base AS dev\n",
+         "dev", "requirements-test.txt", False),
+        # an editable install of the whole tree: its manifest rebuilds, its code does not
+        ("COPY . .\nRUN pip install -e .\n", None, "pyproject.toml", True),
+        ("COPY . .\nRUN pip install -e .\n", None, "pkg/mod.py", False),
+        # a pattern matches within one directory, as Docker's
+        ("COPY *.py ./\nRUN python -m compileall .\n", None, "pkg/mod.py", False),
+        # code named beside the list, or with flags, before an unrelated RUN
+        ("COPY requirements.txt app.py ./\nRUN pip install -r requirements.txt\n", None,
+         "app.py", False),
+        ("COPY requirements.txt app.py ./\nRUN pip install -r requirements.txt\n", None,
+         "requirements.txt", True),
+        ("COPY --chown=app:app --chmod=644 app.py .\nRUN useradd app\n", None, "app.py", False),
+        # the WORKDIR is a directory; a copy under the mount's target is hidden by it
+        ("COPY app.py /app\n", None, "app.py", False),
+        ("COPY src /app\n", None, "src/m.py", False),
+        # a script run from where no mount covers it
+        ("COPY ./compose/start /start\nRUN chmod +x /start\n", None, "compose/start", True),
+        ("COPY ./compose/start /start\n", None, "compose/start", True),
+    ],
+)  # fmt: skip
+def test_which_baked_files_a_mount_of_the_whole_project_hides(
+    tmp_path: Path, dockerfile: str, target: str | None, changed: str, rebuild: bool
+) -> None:
+    files = service_files(
+        "web",
+        runs_code=True,
+        bind_dirs=[str(tmp_path)],
+        bind_files=[],
+        context=str(tmp_path),
+        dockerfile=str(tmp_path / "Dockerfile"),
+        dockerfile_text="FROM python:3.12 AS base\nWORKDIR /app\n" + dockerfile,
+        dockerignore_text=None,
+        target=target,
+        bind_targets=[(str(tmp_path), "/app")],
+    )
+    path = str(tmp_path / changed)
+    assert files.rebuild_files([path]) == ([path] if rebuild else [])

@@ -82,10 +82,11 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
     all_stages = stages(dockerfile)
     workdirs: dict[int, str] = {}  # each stage's WORKDIR at its end
     rules: list[CopyRule] = []
+    at: list[int] = []  # each rule's instruction: its index in its stage's body
     for stage in all_stages:
         chain = lineage(all_stages, stage)
         workdir = workdirs.get(chain[-2].index, "/") if len(chain) > 1 else "/"
-        for keyword, args in stage.body:
+        for position, (keyword, args) in enumerate(stage.body):
             if keyword == "WORKDIR":
                 target = args or "/"
                 if "$" in target:
@@ -93,10 +94,6 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
                 workdir = posixpath.normpath(posixpath.join(workdir, target))
             if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
                 return None
-            if keyword == "RUN":
-                rules = [
-                    replace(r, before_run=True) if r.stage == stage.index else r for r in rules
-                ]
             if keyword not in ("COPY", "ADD"):
                 continue
             if args.startswith("<<"):
@@ -116,7 +113,9 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
             # Normalised: `COPY . .` under WORKDIR /app puts main.py at /app/main.py, never
             # at /app/./main.py, a path no container shows.
             absolute = posixpath.normpath(posixpath.join(workdir, dest))
-            if dest.endswith(("/", "/.")) or dest in (".", "./") or len(paths) > 2:
+            # The WORKDIR is a directory: `COPY app.py /app` under WORKDIR /app puts /app/app.py.
+            directory = absolute in (workdir, "/")
+            if directory or dest.endswith(("/", "/.")) or dest in (".", "./") or len(paths) > 2:
                 absolute = absolute.rstrip("/") + "/"
             for src in paths[:-1]:
                 if "$" in src:
@@ -124,8 +123,41 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
                 if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
                     continue  # ADD of a URL
                 rules.append(CopyRule(_normalise(src), absolute, stage.index))
+                at.append(position)
         workdirs[stage.index] = workdir
-    return rules
+    return [
+        replace(r, before_run=_run_after(all_stages, r.stage, i))
+        for r, i in zip(rules, at, strict=True)
+    ]
+
+
+def _run_after(all_stages: list[Stage], index: int, position: int) -> bool:
+    """Whether a RUN comes after an instruction: later in its stage, or in a stage built
+    FROM that one."""
+    stage = all_stages[index]
+    if any(k == "RUN" for k, _ in stage.body[position + 1 :]):
+        return True
+    later = (s for s in all_stages if stage in lineage(all_stages, s)[:-1])
+    return any(k == "RUN" for s in later for k, _ in s.body)
+
+
+def build_stages(dockerfile: str | None, target: str | None = None) -> frozenset[int]:
+    """The stages a build of `target` (else the last stage) runs: its lineage and the stages
+    it copies from (`COPY --from=builder`), and theirs. A stage nothing uses is skipped by
+    BuildKit, so what it takes from the context changes nothing."""
+    all_stages = stages(dockerfile or "")
+    stage = built_stage(all_stages, target)
+    todo, used = ([stage] if stage else []), set[int]()
+    while todo:
+        for s in lineage(all_stages, todo.pop()):
+            if s.index in used:
+                continue
+            used.add(s.index)
+            for keyword, args in s.body:
+                source = re.search(r"--from=(\S+)", args) if keyword == "COPY" else None
+                named = source.group(1).lower() if source else None
+                todo += [t for t in all_stages if named in (t.name, str(t.index))]
+    return frozenset(used)
 
 
 def image_stages(dockerfile: str | None, target: str | None = None) -> frozenset[int]:
@@ -167,7 +199,7 @@ def placed(rule: CopyRule, rel: str) -> str | None:
     parts = rel.split("/")
     for depth in range(1, len(parts) + 1):
         head = "/".join(parts[:depth])
-        if head != rule.src and not (_has_glob(rule.src) and fnmatch.fnmatchcase(head, rule.src)):
+        if head != rule.src and not (_has_glob(rule.src) and glob_match(head, rule.src)):
             continue
         if depth < len(parts):
             return posixpath.join(rule.dest, *parts[depth:])
@@ -178,7 +210,44 @@ def placed(rule: CopyRule, rel: str) -> str | None:
 def names_itself(rule: CopyRule, rel: str) -> bool:
     """Whether the COPY/ADD names this very file (or a pattern matches the file, not a
     directory it is in): a dependency manifest copied on its own, not a tree of code."""
-    return rel == rule.src or (_has_glob(rule.src) and fnmatch.fnmatchcase(rel, rule.src))
+    return rel == rule.src or (_has_glob(rule.src) and glob_match(rel, rule.src))
+
+
+def glob_match(path: str, pattern: str) -> bool:
+    """Docker's (Go's filepath.Match) pattern match: `*` and `?` never cross a `/`."""
+    parts, pieces = path.split("/"), pattern.split("/")
+    return len(parts) == len(pieces) and all(map(fnmatch.fnmatchcase, parts, pieces))
+
+
+# Files a build step installs from (pip, poetry, uv, npm...): what a RUN after their COPY
+# makes of them is in the image, whatever a bind mount shows of them later
+_MANIFESTS = (
+    "requirements*.txt",
+    "constraints*.txt",
+    "requirements*.in",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "poetry.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "uv.lock",
+    "pdm.lock",
+    "package.json",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+)
+
+
+def is_manifest(rel: str) -> bool:
+    """A dependency manifest, by name, or a list in a `requirements/` directory
+    (cookiecutter-django's requirements/base.txt, local.txt)."""
+    parts = rel.split("/")
+    name = parts[-1]
+    if any(fnmatch.fnmatchcase(name, p) for p in _MANIFESTS):
+        return True
+    return "requirements" in parts[:-1] and name.endswith((".txt", ".in"))
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -323,7 +392,7 @@ def copied_filter(sources: list[str] | None) -> Callable[[str], bool]:
             # A pattern matches a file, or a directory whose whole content is then copied.
             parts = rel.split("/")
             for depth in range(1, len(parts) + 1):
-                if fnmatch.fnmatchcase("/".join(parts[:depth]), pattern):
+                if glob_match("/".join(parts[:depth]), pattern):
                     return True
         return False
 

@@ -26,9 +26,11 @@ from functools import cache
 from cslaunch.context import (
     CopyRule,
     DockerIgnore,
+    build_stages,
     copied_filter,
     copy_rules,
     image_stages,
+    is_manifest,
     names_itself,
     parse_dockerignore,
     placed,
@@ -71,6 +73,7 @@ class ServiceFiles:
     source_patterns: tuple[str, ...]
     copies: tuple[CopyRule, ...] | None = None  # the Dockerfile's COPY/ADD; None: not followed
     image_stages: frozenset[int] = frozenset()  # stages whose COPYs the image holds
+    build_stages: frozenset[int] = frozenset()  # stages its build runs (context.build_stages)
     # Directories below bind_dirs the container does not see: the host's venvs that a volume
     # of the service's own hides (changes.hidden_venvs)
     hidden: tuple[str, ...] = ()
@@ -114,26 +117,37 @@ class ServiceFiles:
 
     def _mount_hides(self, path: str, rel: str) -> bool:
         """Whether the bind mount of a changed context file hides every use the image makes
-        of it: no copy of it is the input of a build step (`COPY requirements.txt .` then
-        `RUN pip install`: the mount shows the new list, the image holds the old packages),
-        and every copy in the image lands where the mount shows this very file (not
-        `COPY start.sh /start`, which the container runs from the image)."""
+        of it: no copy of it is an input of a build step (a dependency manifest, or a file
+        other than code that a COPY names on its own, before a RUN: `COPY requirements.txt
+        .` then `RUN pip install`: the mount shows the new list, the image holds the old
+        packages), and no copy in the image lands where no mount covers it (`COPY start.sh
+        /start`, which the container runs from the image)."""
         if self.copies is None:
             return True  # a Dockerfile not followed: what the mount shows is what can be told
-        shown = {
-            posixpath.normpath(posixpath.join(target, _rel(path, host)))
-            for host, target in self.bind_targets
-            if _under(path, host)
-        }
+        targets = [t for _, t in self.bind_targets]
         for rule in self.copies:
             at = placed(rule, rel)
             if at is None:
                 continue
-            if rule.before_run and names_itself(rule, rel):
+            if (
+                rule.before_run
+                and rule.stage in self.build_stages
+                and (is_manifest(rel) or (names_itself(rule, rel) and not self.is_source(rel)))
+            ):
                 return False
-            if rule.stage in self.image_stages and shown and posixpath.normpath(at) not in shown:
+            if rule.stage in self.image_stages and targets and not _covered(at, targets):
                 return False
         return True
+
+
+def _covered(inside: str, targets: Sequence[str]) -> bool:
+    """Whether a container path lies under one of these mount targets (the mount, not the
+    image, is what the container sees there)."""
+    inside = posixpath.normpath(inside)
+    return any(
+        inside == t or inside.startswith(t.rstrip("/") + "/")
+        for t in map(posixpath.normpath, targets)
+    )
 
 
 def service_files(
@@ -166,6 +180,7 @@ def service_files(
         source_patterns=tuple(dict.fromkeys([*DEFAULT_SOURCE_PATTERNS, *source_patterns])),
         copies=tuple(rules) if rules is not None else None,
         image_stages=image_stages(dockerfile_text, target),
+        build_stages=build_stages(dockerfile_text, target),
         hidden=tuple(hidden) if runs_code else (),
         bind_targets=tuple(bind_targets) if runs_code else (),
     )
