@@ -27,73 +27,104 @@ def _container(service: str, status: str = "running") -> Container:
     )  # fmt: skip
 
 
-STACK = parse_stack(
-    {
-        "name": "p",
-        "services": {
-            "api": {
-                "image": "app",
-                "volumes": [
-                    {"type": "bind", "source": "/p/src", "target": "/app"},
-                    {"type": "bind", "source": "/p/src/static", "target": "/www"},
-                ],
+def _stack(root: Path) -> Any:
+    """api mounts the project (and a static dir elsewhere); frontend mounts it too, read-only
+    and without Python; worker mounts the jobs."""
+
+    def bind(source: Path, target: str) -> dict[str, str]:
+        return {"type": "bind", "source": str(source), "target": target}
+
+    return parse_stack(
+        {
+            "name": "p",
+            "services": {
+                "api": {"image": "app", "volumes": [bind(root / "src", "/app"),
+                                                     bind(root / "src/static", "/www")]},
+                "frontend": {"image": "node", "volumes": [bind(root / "src", "/code")]},
+                "worker": {"image": "app", "volumes": [bind(root / "jobs", "/jobs")]},
             },
-            "worker": {
-                "image": "app",
-                "volumes": [{"type": "bind", "source": "/p/jobs", "target": "/jobs"}],
-            },
-        },
-    }
-)  # fmt: skip
+        }
+    )  # fmt: skip
 
 
-def test_where_a_container_sees_a_host_file() -> None:
-    api = STACK.services["api"]
+def test_where_a_container_sees_a_host_file(tmp_path: Path) -> None:
+    api = _stack(tmp_path).services["api"]
+    src = tmp_path / "src"
     assert (
-        pycs_inside.container_path(api, "/p/src/m/__pycache__/x.pyc") == "/app/m/__pycache__/x.pyc"
+        pycs_inside.container_path(api, f"{src}/m/__pycache__/x.pyc") == "/app/m/__pycache__/x.pyc"
     )
-    assert pycs_inside.container_path(api, "/p/src/static/a.pyc") == "/www/a.pyc"  # the deeper
-    assert pycs_inside.container_path(api, "/p/srcs/a.pyc") is None
-    assert pycs_inside.container_path(api, "/p/src") == "/app"
+    assert pycs_inside.container_path(api, f"{src}/static/a.pyc") == "/www/a.pyc"  # the deeper
+    assert pycs_inside.container_path(api, f"{tmp_path}/srcs/a.pyc") is None
+    assert pycs_inside.container_path(api, str(src)) == "/app"
 
 
-def test_only_denied_pycs_go_one_exec_per_container(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, list[str], str, Any]] = []
+def test_denied_pycs_go_through_a_container_the_next_one_if_need_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One exec per container; what a container could not remove (no Python there, or a
+    read-only mount) is asked of the next that mounts it; what is gone is what the host no
+    longer sees, whatever the container said."""
+    stack = _stack(tmp_path)
+    mounts = {"api-id": (tmp_path / "src", "/app"), "frontend-id": (tmp_path / "src", "/code"),
+              "worker-id": (tmp_path / "jobs", "/jobs")}  # fmt: skip
+    calls: list[tuple[str, str, str, list[str]]] = []
 
     def exec_in(cid: str, argv: Sequence[str], *, input: str, timeout: float, user: str) -> Any:
         paths = json.loads(input)
-        calls.append((cid, paths, user, argv[0]))
-        if argv[0] == "python3" and cid == "worker-id":
+        calls.append((cid, user, argv[0], paths))
+        if cid == "api-id":  # a read-only mount: nothing removed, nothing said
+            return subprocess.CompletedProcess(argv, 0, json.dumps({"removed": paths}), "")
+        if cid == "frontend-id" and argv[0] == "python3":
             return subprocess.CompletedProcess(argv, 127, "", "executable file not found")
-        return subprocess.CompletedProcess(argv, 0, json.dumps({"removed": paths[:1]}), "")
+        source, target = mounts[cid]
+        for inside in paths:
+            (source / inside[len(target) + 1 :]).unlink()
+        return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr(docker, "exec_in", exec_in)
-    skipped = [
-        Skipped(Path("/p/src/m/__pycache__/a.cpython-311.pyc"), "permission denied"),
-        Skipped(Path("/p/src/m/__pycache__/b.cpython-311.pyc"), "permission denied"),
-        Skipped(Path("/p/src/m/__pycache__/c.cpython-311.pyc"), "locked by another process"),
-        Skipped(Path("/p/jobs/__pycache__/j.cpython-311.pyc"), "permission denied"),
-        Skipped(Path("/elsewhere/__pycache__/e.cpython-311.pyc"), "permission denied"),
+    names = [
+        "src/m/__pycache__/a.cpython-311.pyc",
+        "src/m/__pycache__/b.cpython-311.pyc",
+        "jobs/__pycache__/j.cpython-311.pyc",
+        "elsewhere/__pycache__/e.cpython-311.pyc",
     ]
-    containers = {"api": [_container("api")], "worker": [_container("worker")]}
-    gone = pycs_inside.remove(skipped, STACK, containers)
-    assert gone == [
-        "/p/src/m/__pycache__/a.cpython-311.pyc",
-        "/p/jobs/__pycache__/j.cpython-311.pyc",
-    ]
-    assert [(c[0], c[2], c[3]) for c in calls] == [
-        ("api-id", "0", "python3"), ("worker-id", "0", "python3"), ("worker-id", "0", "python")
+    pycs = {name: tmp_path / name for name in names}
+    for path in pycs.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    skipped = [Skipped(p, "permission denied") for p in pycs.values()]
+    skipped.append(Skipped(tmp_path / "src/m/__pycache__/c.cpython-311.pyc", "busy"))
+    containers = {n: [_container(n)] for n in ["api", "frontend", "worker"]}
+    gone = pycs_inside.remove(skipped, stack, containers)
+    assert sorted(gone) == sorted(str(pycs[n]) for n in list(pycs)[:3])
+    assert pycs["elsewhere/__pycache__/e.cpython-311.pyc"].exists()
+    assert [(c[0], c[1], c[2]) for c in calls] == [
+        ("api-id", "0", "python3"), ("worker-id", "0", "python3"),
+        ("frontend-id", "0", "python3"), ("frontend-id", "0", "python"),
     ]  # fmt: skip
-    assert calls[0][1] == [
-        "/app/m/__pycache__/a.cpython-311.pyc", "/app/m/__pycache__/b.cpython-311.pyc"
-    ]  # fmt: skip
+    assert calls[0][3] == ["/app/m/__pycache__/a.cpython-311.pyc",
+                           "/app/m/__pycache__/b.cpython-311.pyc"]  # fmt: skip
 
 
-def test_no_running_container_no_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_running_container_no_exec_and_a_failed_exec_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cslaunch.errors import DockerError
+
+    stack = _stack(tmp_path)
+    pyc = tmp_path / "src" / "a.pyc"
+    pyc.parent.mkdir(parents=True)
+    pyc.write_bytes(b"x")
+    skipped = [Skipped(pyc, "permission denied")]
     monkeypatch.setattr(docker, "exec_in", lambda *a, **k: pytest.fail("no exec expected"))
-    skipped = [Skipped(Path("/p/src/a.pyc"), "permission denied")]
-    assert pycs_inside.remove(skipped, STACK, {"api": [_container("api", "exited")]}) == []
-    assert pycs_inside.remove([], STACK, {"api": [_container("api")]}) == []
+    assert pycs_inside.remove(skipped, stack, {"api": [_container("api", "exited")]}) == []
+    assert pycs_inside.remove([], stack, {"api": [_container("api")]}) == []
+
+    def times_out(*a: Any, **k: Any) -> Any:
+        raise DockerError("docker exec timed out after 60 s")
+
+    monkeypatch.setattr(docker, "exec_in", times_out)
+    assert pycs_inside.remove(skipped, stack, {"api": [_container("api")]}) == []
 
 
 def test_the_script_removes_only_regular_bytecode_files(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ like bytecode, never a link followed).
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,11 +19,13 @@ from pathlib import Path
 from cslaunch import docker
 from cslaunch.bytecode import Skipped
 from cslaunch.containers import Container
+from cslaunch.errors import CslaunchError
 from cslaunch.model import Service, Stack
 
 PERMISSION_DENIED = "permission denied"
 
-# Runs in the container with its own Python; prints {"removed": [...]} (container paths).
+# Runs in the container with its own Python. What it removed is told by the host
+# afterwards, not by what it prints.
 _SCRIPT = """
 import json, os, stat, sys
 removed = []
@@ -52,36 +55,53 @@ def remove(
     containers: Mapping[str, Sequence[Container]],
 ) -> list[str]:
     """Remove, through running containers, the skipped pycs the host was denied; returns
-    the host paths now gone. One exec per container, none when nothing was denied."""
-    asked: dict[str, dict[str, str]] = {}  # container id -> container path -> host path
+    the host paths now gone (as the host sees it afterwards: a container that mounts the
+    directory otherwise than the model says removes nothing and reports nothing). One exec
+    per container; the next container mounting a path is asked for what the first could
+    not remove (no Python, a read-only mount)."""
+    left: dict[str, list[tuple[str, str]]] = {}  # host path -> (container id, its path)
     for s in skipped:
         host = str(s.path)
         if s.reason != PERMISSION_DENIED or not host.endswith((".pyc", ".pyo")):
             continue
-        for service in stack.services.values():
-            inside = container_path(service, host)
-            running = [c for c in containers.get(service.name, ()) if c.running]
-            if inside is not None and running:
-                asked.setdefault(running[0].id, {})[inside] = host
-                break
+        left[host] = [
+            (running[0].id, inside)
+            for service in stack.services.values()
+            for inside in [container_path(service, host)]
+            for running in [[c for c in containers.get(service.name, ()) if c.running]]
+            if inside is not None and running
+        ]
     gone: list[str] = []
-    for container_id, paths in asked.items():
-        for python in ("python3", "python"):
+    while any(left.values()):
+        asked: dict[str, dict[str, str]] = {}  # container id -> its path -> host path
+        for host, candidates in left.items():
+            if candidates:
+                container_id, inside = candidates.pop(0)
+                asked.setdefault(container_id, {})[inside] = host
+        for container_id, paths in asked.items():
+            _ask(container_id, sorted(paths))
+            for host in paths.values():
+                if not os.path.lexists(host):
+                    gone.append(host)
+                    del left[host]
+    return gone
+
+
+def _ask(container_id: str, paths: list[str]) -> None:
+    """The script, as root, with the container's own Python; a failure removes nothing."""
+    for python in ("python3", "python"):
+        try:
             result = docker.exec_in(
                 container_id,
                 [python, "-S", "-c", _SCRIPT],
-                input=json.dumps(sorted(paths)),
+                input=json.dumps(paths),
                 timeout=60,
                 user="0",
             )
-            if result.returncode == 0 or "executable file not found" not in result.stderr:
-                break
-        try:
-            removed = json.loads(result.stdout)["removed"] if result.returncode == 0 else []
-        except (ValueError, KeyError, TypeError):
-            removed = []
-        gone += [paths[p] for p in removed if p in paths]
-    return gone
+        except CslaunchError:
+            return  # gone, stopped, timed out: the host still has the pycs, and says so
+        if result.returncode == 0 or "executable file not found" not in result.stderr:
+            return
 
 
 def container_path(service: Service, host: str) -> str | None:
