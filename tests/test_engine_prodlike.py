@@ -197,3 +197,24 @@ def test_url_is_the_nginx_entry_point(prod: ProdStack, first: Run, relaunch: Rel
             f"{which}: url {url} is not nginx's port {prod.ports['HTTP_PORT']} "
             f"(backend {prod.ports['BACKEND_PORT']}, frontend {prod.ports['FRONTEND_PORT']})"
         )
+
+
+# --- 6. a frontend nginx proxies to without depending on it ---------------------------------
+def test_nginx_is_reloaded_for_a_rebuilt_frontend_it_does_not_depend_on(
+    prod: ProdStack, relaunch: Relaunch
+) -> None:
+    """CaseStrainer's nginx proxies `/` to the frontend by container name but `depends_on`
+    the backend only. An edit of the frontend's sources rebuilds and recreates it at a new
+    address: nginx, not reloaded, kept the old one and served 502 for the whole UI."""
+    import urllib.request
+
+    page = prod.dir / "frontend" / "src" / "index.html"
+    page.write_text(page.read_text().replace("frontend v1", "frontend v2"))
+    run = run_cslaunch(prod, "--json")
+    assert run.report.get("ok"), run.summary()
+    actions = {s["name"]: s["action"] for s in run.report["services"]}
+    assert actions["frontend-prod"] == "rebuild", run.summary()
+    assert any(s["name"] == "reload proxies" for s in run.report["steps"]), run.summary()
+    url = f"http://127.0.0.1:{prod.ports['HTTP_PORT']}/"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert "frontend v2" in r.read().decode()

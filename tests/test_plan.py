@@ -447,3 +447,37 @@ def test_a_completed_one_shot_is_neither_named_nor_pulled_in_by_up(
         ("up", "--detach", "--no-build", "--no-deps", "backend"),
     ]
     assert waited == [["prestart"]]
+
+
+def test_every_proxy_is_reloaded_when_anything_else_was_touched() -> None:
+    """CaseStrainer's nginx proxies to the frontend without depending on it, and
+    django-on-docker's is `build: ./nginx` over `FROM nginx`: both keep a recreated
+    upstream's dead address unless reloaded."""
+    import dataclasses
+
+    from cslaunch.act import proxies_to_reload
+    from cslaunch.context import base_image
+    from cslaunch.model import is_proxy, parse_stack
+
+    stack = parse_stack(
+        {
+            "name": "p",
+            "services": {
+                "nginx": {"image": "nginx:1.25", "depends_on": {"backend": {}}},
+                "built": {"build": {"context": "/p/nginx"}},
+                "backend": {"image": "app"},
+                "frontend": {"image": "app"},
+            },
+        }
+    )
+    dockerfile = (
+        "FROM node:20 AS build\nRUN npm ci\nFROM nginx:1.17.2-alpine\nCOPY --from=build /d /d\n"
+    )
+    assert base_image(dockerfile) == "nginx:1.17.2-alpine"
+    assert base_image(dockerfile, "build") == "node:20"
+    built = dataclasses.replace(stack.services["built"], base_image=base_image(dockerfile))
+    stack = dataclasses.replace(stack, services={**stack.services, "built": built})
+    assert is_proxy(built)
+    assert proxies_to_reload(stack, ["frontend"]) == ["built", "nginx"]
+    assert proxies_to_reload(stack, ["nginx"]) == ["built"]
+    assert proxies_to_reload(stack, []) == []

@@ -287,12 +287,14 @@ def _cycle(s: Stop) -> bool:
 
 
 def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
-    """Proxies that depend on a service this launch restarted or recreated, and were not
-    restarted themselves: left alone they keep a dead upstream address (502s)."""
+    """Proxies not restarted themselves, when this launch restarted or recreated any other
+    service: left alone they keep a dead upstream address (502s). Any, not only those in
+    their `depends_on`: what a proxy proxies to is in its own config (CaseStrainer's nginx
+    proxies to a frontend it does not depend on), and a reload drops no connection."""
     return sorted(
         name
         for name, service in stack.services.items()
-        if is_proxy(service) and name not in touched and set(service.depends_on) & set(touched)
+        if is_proxy(service) and name not in touched and set(touched) - {name}
     )
 
 

@@ -300,6 +300,13 @@ def stages(text: str) -> list[Stage]:
     return found
 
 
+def base_image(dockerfile: str | None, target: str | None = None) -> str | None:
+    """The image a build starts FROM: the built stage's first ancestor's base."""
+    all_stages = stages(dockerfile or "")
+    stage = built_stage(all_stages, target)
+    return lineage(all_stages, stage)[0].base or None if stage else None
+
+
 def built_stage(all_stages: list[Stage], target: str | None) -> Stage | None:
     """The stage an image is built from: the `build.target` one, else the last."""
     if target:

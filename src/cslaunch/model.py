@@ -93,6 +93,9 @@ class Service:
     # Another service waits for it to finish (`condition: service_completed_successfully`):
     # a one-shot job (migrations, a prestart step), done once it exited 0
     one_shot: bool = False
+    # The image its Dockerfile starts FROM (the built stage's first ancestor), for a service
+    # built without `image:` (`build: ./nginx` over `FROM nginx:1.25`); set by stack.detect
+    base_image: str | None = None
 
     @property
     def buildable(self) -> bool:
@@ -361,9 +364,13 @@ def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
 
 def is_web_proxy(service: Service) -> bool:
     """nginx, Traefik, Caddy and the like, by image or by the program it runs."""
-    image = (service.image or "").rsplit("/", 1)[-1].split(":", 1)[0]
+    images = [
+        (i or "").rsplit("/", 1)[-1].split(":", 1)[0] for i in (service.image, service.base_image)
+    ]
     programs = {PurePath(w).name for w in service.words[:1]}
-    return any(image.startswith(p) for p in PROXY_PROGRAMS) or bool(programs & set(PROXY_PROGRAMS))
+    return any(i.startswith(p) for i in images for p in PROXY_PROGRAMS) or bool(
+        programs & set(PROXY_PROGRAMS)
+    )
 
 
 # Redis and the servers that speak its protocol as drop-ins (Valkey, KeyDB): the same
@@ -384,8 +391,10 @@ def is_redis(service: Service) -> bool:
 def is_proxy(service: Service) -> bool:
     """nginx: a proxy in front of other services, which resolves upstream addresses when it
     (re)loads, or a server of static files."""
-    image = (service.image or "").rsplit("/", 1)[-1]
-    return image.startswith("nginx") or any(w.rsplit("/", 1)[-1] == "nginx" for w in service.words)
+    images = [(i or "").rsplit("/", 1)[-1] for i in (service.image, service.base_image)]
+    return any(i.startswith("nginx") for i in images) or any(
+        w.rsplit("/", 1)[-1] == "nginx" for w in service.words
+    )
 
 
 def app_url(stack: Stack, config: Config) -> str | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cslaunch import bytecode, changes, compose_config, docker, model
 from cslaunch.containers import Container, by_service, project_containers
+from cslaunch.context import base_image
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import Flags, Plan, make_plan
 from cslaunch.project import Project, check_services
@@ -70,7 +71,7 @@ def detect(
             docker.check_engine(project.compose)
             raise
     current = by_service(found or [])
-    stack = model.parse_stack(raw)
+    stack = with_base_images(model.parse_stack(raw))
     check_services(project, stack.services)
     python = {
         s.name
@@ -90,6 +91,15 @@ def detect(
         }
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
     return Detected(named, stack, raw, frozenset(python), roots, current)
+
+
+def with_base_images(stack: model.Stack) -> model.Stack:
+    """The model with each built service's base image, from its Dockerfile."""
+    services = {
+        name: replace(s, base_image=base_image(dockerfile_text(s), s.target)) if s.buildable else s
+        for name, s in stack.services.items()
+    }
+    return replace(stack, services=services)
 
 
 def dockerfile_text(service: model.Service) -> str | None:
