@@ -723,3 +723,44 @@ def test_a_stale_pyc_the_host_may_not_delete_goes_through_the_container(
     assert str(pyc) in {str(p) for p in report.bytecode.removed}
     show = "import app.settings as m; print(m.VALUE)"
     assert s.compose("exec", "-T", "api", "python3", "-c", show).stdout.strip() == "v2"
+
+
+# --- an image's new packages under an anonymous volume inside the mount ----------------------
+
+DEPS = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n"
+        "COPY requirements.txt .\n"
+        "RUN python3 -m venv --without-pip /app/.venv && cp requirements.txt /app/.venv/INSTALLED\n"
+        "COPY . .\n"
+    ),
+    "requirements.txt": "dep==1\n",
+    "app/__init__.py": "",
+    "app/main.py": "import time\n\ntime.sleep(1e9)\n",
+    "compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app', '/app/.venv']\n"
+        "    command: [/app/.venv/bin/python, -m, app.main]\n"
+    ),
+}
+
+
+def test_a_rebuilt_image_shows_its_new_packages_under_the_anonymous_volume(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`.:/app` beside `/app/.venv` (the uv/poetry in-project venv; `/app/node_modules` for
+    node): Compose gives the recreated container the old one's anonymous volume, so the
+    rebuilt image's packages stayed hidden behind the old ones. Each anonymous volume of the
+    service lies inside its mount: it is renewed."""
+    s = make(small, tmp_path, DEPS)
+    s.launched()
+    show = ("exec", "-T", "api", "cat", "/app/.venv/INSTALLED")
+    assert s.compose(*show).stdout.strip() == "dep==1"
+    (s.dir / "requirements.txt").write_text("dep==2\n")
+    report = s.launched()
+    assert actions(report) == {"api": "rebuild"}, report["services"]
+    assert s.compose(*show).stdout.strip() == "dep==2"

@@ -481,3 +481,34 @@ def test_every_proxy_is_reloaded_when_anything_else_was_touched() -> None:
     assert proxies_to_reload(stack, ["frontend"]) == ["built", "nginx"]
     assert proxies_to_reload(stack, ["nginx"]) == ["built"]
     assert proxies_to_reload(stack, []) == []
+
+
+def test_fresh_anonymous_volumes_only_where_each_is_inside_a_bind_mount(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cslaunch import act, docker
+    from cslaunch.model import parse_stack
+
+    def vol(target: str, source: str | None = None) -> dict[str, str]:
+        if source:
+            return {"type": "bind", "source": source, "target": target}
+        return {"type": "volume", "target": target}
+
+    built = {"build": {"context": "/p"}}
+    stack = parse_stack(
+        {
+            "name": "p",
+            "services": {
+                "node": {**built, "volumes": [vol("/app", "/p"), vol("/app/node_modules")]},
+                "api": {**built, "volumes": [vol("/app/", "/p"), vol("/app/.venv/")]},
+                "db": {"image": "pg", "volumes": [vol("/app", "/p"), vol("/var/lib/pg/data")]},
+                "plain": {**built, "volumes": [vol("/app", "/p")]},
+            },
+        }
+    )
+    assert [n for n, s in stack.services.items() if act.renewable(s)] == ["node", "api"]
+    ups: list[tuple[str, ...]] = []
+    monkeypatch.setattr(docker, "compose_step", lambda project, *args, what: ups.append(args))
+    act.converge(object(), stack, lambda names: None, renew=["node"])  # type: ignore[arg-type]
+    assert ("up", "--detach", "--no-build", "--no-deps", "--renew-anon-volumes", "node") in ups
+    assert ("up", "--detach", "--no-build", "--no-deps", "api", "db", "plain") in ups

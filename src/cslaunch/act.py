@@ -46,7 +46,11 @@ def awaited(stack: Stack, names: Collection[str]) -> list[str]:
 
 
 def converge(
-    project: docker.ComposeProject, stack: Stack, ready: Ready, completed: Collection[str] = ()
+    project: docker.ComposeProject,
+    stack: Stack,
+    ready: Ready,
+    completed: Collection[str] = (),
+    renew: Collection[str] = (),
 ) -> None:
     """`up -d`: create what is missing, recreate what Compose sees changed (config, image).
 
@@ -56,18 +60,44 @@ def converge(
     waits for those dependencies with its own checks, which pass as soon as the app does.
     `completed`: one-shot services left as they are (done, nothing they use changed); `up`
     starts any container not running, which would run them again (migrations), so they are
-    neither named nor pulled in as a dependency."""
+    neither named nor pulled in as a dependency. `renew`: services recreated with fresh
+    anonymous volumes (`renewable`)."""
     names = [n for n in stack.names() if n not in completed]
-    if not completed and not awaited(stack, names):
+    if not completed and not renew and not awaited(stack, names):
         docker.compose_step(project, "up", "--detach", "--no-build", what="docker compose up")
         return
     for level in start_order(stack, names):
-        docker.compose_step(
-            project, "up", "--detach", "--no-build", "--no-deps", *level, what="docker compose up"
-        )
+        for group, flags in (
+            ([n for n in level if n not in renew], ()),
+            ([n for n in level if n in renew], ("--renew-anon-volumes",)),
+        ):
+            if group:
+                docker.compose_step(
+                    project,
+                    "up",
+                    "--detach",
+                    "--no-build",
+                    "--no-deps",
+                    *flags,
+                    *group,
+                    what="docker compose up",
+                )
         needed = awaited(stack, level)
         if needed:
             ready(needed)
+
+
+def renewable(service: Service) -> bool:
+    """Whether a service given a new image must get fresh anonymous volumes: each of them
+    lies inside one of its bind mounts (`.:/app` beside `/app/node_modules` or `/app/.venv`),
+    where it is there to keep what the image installed visible under the mount. Compose
+    hands a recreated container the old container's anonymous volumes, so the new image's
+    packages would stay hidden behind the old ones. A volume elsewhere may hold data: then
+    nothing is renewed."""
+    targets = [b.target.rstrip("/") for b in service.binds]
+    return bool(service.anonymous_volumes) and all(
+        any(v.rstrip("/").startswith(t + "/") for t in targets) for v in service.anonymous_volumes
+    )
 
 
 def kill(containers: Iterable[Container]) -> None:

@@ -82,9 +82,19 @@ def completed(run: Run) -> list[str]:
     return [n for n in run.plan.with_action(LEAVE) if services[n].one_shot]
 
 
+def renewed(run: Run) -> list[str]:
+    """Services about to run a new image whose anonymous volumes hide what it installed."""
+    services, existing = run.found.stack.services, run.found.containers
+    return [
+        p.service
+        for p in run.plan.services
+        if p.build and existing.get(p.service) and act.renewable(services[p.service])
+    ]
+
+
 def _converge(run: Run, stopped: Mapping[str, Sequence[act.Stop]]) -> dict[str, list[Container]]:
     try:
-        act.converge(run.compose, run.found.stack, ready_check(run), completed(run))
+        act.converge(run.compose, run.found.stack, ready_check(run), completed(run), renewed(run))
     except LaunchFailed as e:
         # What was stopped for a replacement that never came is started again.
         back, down = act.put_back(stopped)
