@@ -386,3 +386,30 @@ def test_which_baked_files_a_mount_of_the_whole_project_hides(
     )
     path = str(tmp_path / changed)
     assert files.rebuild_files([path]) == ([path] if rebuild else [])
+
+
+def test_a_dev_servers_mounted_sources_are_its_own_to_serve(tmp_path: Path) -> None:
+    """full-stack-fastapi-template's frontend in dev: `./frontend:/app` beside
+    `/app/node_modules`, `npm run dev` over an image whose build stage copies the sources
+    and runs `npm run build`. A .tsx save is shown by the mount and served by Vite: no
+    rebuild (it was one per save, a production build with tsc); package.json still is."""
+    dockerfile = (
+        "FROM node:20 AS build-stage\nWORKDIR /app\nCOPY package*.json /app/\n"
+        "RUN npm install\nCOPY ./ /app/\nRUN npm run build\n"
+        "FROM nginx:1\nCOPY --from=build-stage /app/dist/ /usr/share/nginx/html\n"
+    )
+    files = service_files(
+        "frontend",
+        runs_code=False,
+        bind_dirs=[str(tmp_path)],
+        bind_files=[],
+        context=str(tmp_path),
+        dockerfile=str(tmp_path / "Dockerfile"),
+        dockerfile_text=dockerfile,
+        dockerignore_text=None,
+        target="build-stage",
+        bind_targets=[(str(tmp_path), "/app")],
+    )
+    source, manifest = str(tmp_path / "src/main.tsx"), str(tmp_path / "package.json")
+    assert files.rebuild_files([source]) == [] and files.restart_files([source]) == []
+    assert files.rebuild_files([manifest]) == [manifest]

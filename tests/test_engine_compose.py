@@ -764,3 +764,48 @@ def test_a_rebuilt_image_shows_its_new_packages_under_the_anonymous_volume(
     report = s.launched()
     assert actions(report) == {"api": "rebuild"}, report["services"]
     assert s.compose(*show).stdout.strip() == "dep==2"
+
+
+# --- a dev server's sources under its own mount (Vite, webpack --watch) ----------------------
+
+DEV_SERVER = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n"
+        "COPY package.json /app/\n"
+        "RUN mkdir -p /app/node_modules && cp package.json /app/node_modules/INSTALLED\n"
+        "COPY ./ /app/\n"
+        "RUN cat src/page.txt > /tmp/built\n"
+    ),
+    "package.json": '{"dependencies": {"vue": "3.4"}}\n',
+    "src/page.txt": "page v1\n",
+    "compose.yaml": (
+        "services:\n"
+        "  frontend:\n"
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app', '/app/node_modules']\n"
+        '    command: [sh, -c, "while true; do cat /app/src/page.txt > /tmp/served;'
+        ' sleep 0.2; done"]\n'
+    ),
+}
+
+
+def test_a_dev_server_serves_its_mounted_sources_and_rebuilds_for_its_manifest(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """A frontend dev server (a stand-in for `npm run dev`) over `./:/app` beside
+    `/app/node_modules`: a source save is the mount's and its watcher's, no rebuild (it was
+    one per save); a package.json change rebuilds, with a fresh node_modules."""
+    s = make(small, tmp_path, DEV_SERVER)
+    s.launched()
+    (s.dir / "src" / "page.txt").write_text("page v2\n")
+    report = s.launched()
+    assert actions(report) == {"frontend": "leave"}, report["services"]
+    served = ("exec", "-T", "frontend", "cat", "/tmp/served")
+    assert s.compose(*served).stdout.strip() == "page v2"
+    (s.dir / "package.json").write_text('{"dependencies": {"vue": "3.5"}}\n')
+    report = s.launched()
+    assert actions(report) == {"frontend": "rebuild"}, report["services"]
+    installed = ("exec", "-T", "frontend", "cat", "/app/node_modules/INSTALLED")
+    assert "3.5" in s.compose(*installed).stdout

@@ -77,7 +77,7 @@ class ServiceFiles:
     # Directories below bind_dirs the container does not see: the host's venvs that a volume
     # of the service's own hides (changes.hidden_venvs)
     hidden: tuple[str, ...] = ()
-    # (host directory, container target) of each bind-mounted directory
+    # (host directory, container target) of each bind-mounted directory, for any service
     bind_targets: tuple[tuple[str, str], ...] = ()
 
     def is_source(self, rel_name: str) -> bool:
@@ -110,7 +110,9 @@ class ServiceFiles:
                 rel = _rel(path, self.context)
                 if not self.copied(rel) or self.ignore.ignored(rel):
                     continue
-                if any(_under(path, d) for d in self.bind_dirs) and self._mount_hides(path, rel):
+                hosts = (*self.bind_dirs, *(host for host, _ in self.bind_targets))
+                mounted = any(_under(path, host) for host in hosts)
+                if mounted and self._mount_hides(path, rel):
                     continue  # the container sees this file through the mount, not the copy
                 hits.append(path)
         return sorted(hits)
@@ -182,7 +184,9 @@ def service_files(
         image_stages=image_stages(dockerfile_text, target),
         build_stages=build_stages(dockerfile_text, target),
         hidden=tuple(hidden) if runs_code else (),
-        bind_targets=tuple(bind_targets) if runs_code else (),
+        # Every service's: a dev server's mount (`./frontend:/app`, Vite) shows its sources
+        # too, which its own watcher serves; only Python services restart for them.
+        bind_targets=tuple(bind_targets),
     )
 
 
