@@ -413,3 +413,24 @@ def test_a_dev_servers_mounted_sources_are_its_own_to_serve(tmp_path: Path) -> N
     source, manifest = str(tmp_path / "src/main.tsx"), str(tmp_path / "package.json")
     assert files.rebuild_files([source]) == [] and files.restart_files([source]) == []
     assert files.rebuild_files([manifest]) == [manifest]
+
+
+def test_a_manifest_restarts_a_service_that_installs_at_start(tmp_path: Path) -> None:
+    """`sh -c "npm install && npm run dev"` over `./frontend:/app` from a stock node image:
+    a package.json change is installed at the next start, so it restarts; a source save is
+    its watcher's."""
+    files = service_files(
+        "node",
+        runs_code=False,
+        bind_dirs=[],
+        bind_files=[],
+        context=None,
+        dockerfile=None,
+        dockerfile_text=None,
+        dockerignore_text=None,
+        bind_targets=[(str(tmp_path), "/app")],
+        installs_at_start=True,
+    )
+    manifest, source = str(tmp_path / "package.json"), str(tmp_path / "src/App.vue")
+    assert files.restart_files([manifest, source]) == [manifest]
+    assert replace(files, installs_at_start=False).restart_files([manifest]) == []

@@ -809,3 +809,37 @@ def test_a_dev_server_serves_its_mounted_sources_and_rebuilds_for_its_manifest(
     assert actions(report) == {"frontend": "rebuild"}, report["services"]
     installed = ("exec", "-T", "frontend", "cat", "/app/node_modules/INSTALLED")
     assert "3.5" in s.compose(*installed).stdout
+
+
+# --- a service that installs its dependencies as it starts -----------------------------------
+
+INSTALLS = {
+    "package.json": '{"dependencies": {"vue": "3.4"}}\n',
+    "src/App.vue": "<template>v1</template>\n",
+    "compose.yaml": (
+        "services:\n"
+        "  node:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app']\n"
+        # npm is not in the test image: the copy stands in for what `npm install` writes.
+        '    command: [sh, -c, "npm install 2>/dev/null; cp /app/package.json /tmp/installed;'
+        ' exec sleep 1e9"]\n'
+    ),
+}
+
+
+def test_a_service_that_installs_as_it_starts_restarts_for_its_manifest(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`sh -c "npm install && npm run dev"` from a stock image (superset-node's shape): a
+    package.json change is installed only at the next start. It restarts; a source save,
+    its watcher's, does not."""
+    s = make(small, tmp_path, INSTALLS)
+    s.launched()
+    (s.dir / "src" / "App.vue").write_text("<template>v2</template>\n")
+    assert actions(s.launched()) == {"node": "leave"}
+    (s.dir / "package.json").write_text('{"dependencies": {"vue": "3.5"}}\n')
+    assert actions(s.launched()) == {"node": "restart"}
+    assert "3.5" in s.compose("exec", "-T", "node", "cat", "/tmp/installed").stdout

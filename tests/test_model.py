@@ -720,3 +720,24 @@ def test_a_redis_server_is_told_by_its_image_or_command(
     from cslaunch.model import is_redis, parse_service
 
     assert is_redis(parse_service("x", fields)) is redis
+
+
+@pytest.mark.parametrize(
+    ("command", "installs"),
+    [
+        (["sh", "-c", "npm install && npm run dev"], True),
+        (["bash", "-c", "npm ci; exec npm run dev -- --host"], True),
+        (["sh", "-c", "yarn && yarn dev"], True),
+        (["sh", "-c", "pip install -r requirements.txt && flask run --reload"], True),
+        (["sh", "-c", "uv sync && uv run app.py"], True),
+        (["npm", "run", "dev"], False),
+        (["yarn", "dev"], False),
+        (["python", "-m", "app"], False),
+    ],
+)
+def test_a_command_that_installs_its_dependencies_at_start(
+    command: list[str], installs: bool
+) -> None:
+    from cslaunch.model import installs_at_start, parse_service
+
+    assert installs_at_start(parse_service("x", {"image": "node", "command": command})) is installs

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch import forked, index, scan, track
-from cslaunch.model import Service, Stack
+from cslaunch.model import Service, Stack, installs_at_start
 
 
 @dataclass
@@ -110,6 +110,7 @@ def service_files(
         target=service.target,
         hidden=hidden,
         bind_targets=targets,
+        installs_at_start=installs_at_start(service),
     )
 
 

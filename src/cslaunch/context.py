@@ -244,10 +244,12 @@ def is_manifest(rel: str) -> bool:
     """A dependency manifest, by name, or a list in a `requirements/` directory
     (cookiecutter-django's requirements/base.txt, local.txt)."""
     parts = rel.split("/")
-    name = parts[-1]
-    if any(fnmatch.fnmatchcase(name, p) for p in _MANIFESTS):
+    if _MANIFEST_NAMES.match(parts[-1]):
         return True
-    return "requirements" in parts[:-1] and name.endswith((".txt", ".in"))
+    return "requirements" in parts[:-1] and parts[-1].endswith((".txt", ".in"))
+
+
+_MANIFEST_NAMES = re.compile("|".join(fnmatch.translate(p) for p in _MANIFESTS))
 
 
 def instructions(text: str) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ reading Dockerfiles, which the caller passes in.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -370,6 +371,28 @@ def is_web_proxy(service: Service) -> bool:
     programs = {PurePath(w).name for w in service.words[:1]}
     return any(i.startswith(p) for i in images for p in PROXY_PROGRAMS) or bool(
         programs & set(PROXY_PROGRAMS)
+    )
+
+
+_INSTALLERS = {
+    "npm": {"install", "i", "ci"},
+    "yarn": {"install"},
+    "pnpm": {"install", "i"},
+    "pip": {"install"},
+    "pip3": {"install"},
+    "uv": {"sync"},
+    "poetry": {"install"},
+}
+
+
+def installs_at_start(service: Service) -> bool:
+    """Whether its command installs dependencies each time it starts (`sh -c "npm install
+    && npm run dev"`, `pip install -r requirements.txt && flask run`): a changed manifest
+    then needs a restart, whatever the image holds."""
+    words = [w.rsplit("/", 1)[-1].rstrip(";") for w in service.words] + [""]
+    return any(
+        verb in _INSTALLERS.get(tool, ()) or (tool == "yarn" and verb in ("", "&&", ";"))
+        for tool, verb in itertools.pairwise(words)
     )
 
 

@@ -79,6 +79,7 @@ class ServiceFiles:
     hidden: tuple[str, ...] = ()
     # (host directory, container target) of each bind-mounted directory, for any service
     bind_targets: tuple[tuple[str, str], ...] = ()
+    installs_at_start: bool = False  # model.installs_at_start
 
     def is_source(self, rel_name: str) -> bool:
         # Called for every file of every bind-mounted tree: one compiled pattern, not an
@@ -93,6 +94,12 @@ class ServiceFiles:
                 hits.append(path)
                 continue
             if any(_under(path, h) for h in self.hidden):
+                continue
+            if self.installs_at_start and any(
+                _under(path, host) and is_manifest(_rel(path, host))
+                for host, _ in self.bind_targets
+            ):
+                hits.append(path)  # installed from at the next start, not from the image
                 continue
             for d in self.bind_dirs:
                 if _under(path, d) and self.is_source(path):
@@ -166,6 +173,7 @@ def service_files(
     target: str | None = None,
     hidden: Sequence[str] = (),
     bind_targets: Sequence[tuple[str, str]] = (),
+    installs_at_start: bool = False,
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -187,6 +195,7 @@ def service_files(
         # Every service's: a dev server's mount (`./frontend:/app`, Vite) shows its sources
         # too, which its own watcher serves; only Python services restart for them.
         bind_targets=tuple(bind_targets),
+        installs_at_start=installs_at_start,
     )
 
 
@@ -197,6 +206,8 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     for sf in services:
         for d in sf.bind_dirs:
             out.append(Tree(d, sf.is_source, by_name=True, skip=skip_below(sf.hidden, d)))
+        if sf.installs_at_start:
+            out += [Tree(host, is_manifest) for host, _ in sf.bind_targets]
         if sf.context:
             out.append(Tree(sf.context, sf.copied, sf.ignore))
         singles.extend(sf.bind_files)
