@@ -409,10 +409,14 @@ def test_a_dev_servers_mounted_sources_are_its_own_to_serve(tmp_path: Path) -> N
         dockerignore_text=None,
         target="build-stage",
         bind_targets=[(str(tmp_path), "/app")],
+        watches=True,
     )
     source, manifest = str(tmp_path / "src/main.tsx"), str(tmp_path / "package.json")
     assert files.rebuild_files([source]) == [] and files.restart_files([source]) == []
     assert files.rebuild_files([manifest]) == [manifest]
+    # `node server.js`, or a binary `go build` made: it runs what the image holds.
+    once = replace(files, serves_mounts=False)
+    assert once.rebuild_files([source]) == [source]
 
 
 def test_a_manifest_restarts_a_service_that_installs_at_start(tmp_path: Path) -> None:

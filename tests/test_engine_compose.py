@@ -778,6 +778,8 @@ DEV_SERVER = {
     ),
     "package.json": '{"dependencies": {"vue": "3.4"}}\n',
     "src/page.txt": "page v1\n",
+    # A stand-in for a dev server that serves what it watches (`vite`, `npm run dev`).
+    "devserver.sh": "while true; do cat /app/src/page.txt > /tmp/served; sleep 0.2; done\n",
     "compose.yaml": (
         "services:\n"
         "  frontend:\n"
@@ -785,8 +787,7 @@ DEV_SERVER = {
         "    network_mode: none\n"
         "    init: true\n"
         "    volumes: ['.:/app', '/app/node_modules']\n"
-        '    command: [sh, -c, "while true; do cat /app/src/page.txt > /tmp/served;'
-        ' sleep 0.2; done"]\n'
+        "    command: [sh, /app/devserver.sh, --watch]\n"
     ),
 }
 
@@ -809,6 +810,12 @@ def test_a_dev_server_serves_its_mounted_sources_and_rebuilds_for_its_manifest(
     assert actions(report) == {"frontend": "rebuild"}, report["services"]
     installed = ("exec", "-T", "frontend", "cat", "/app/node_modules/INSTALLED")
     assert "3.5" in s.compose(*installed).stdout
+    # Run once at start instead (`node server.js`): the image is what it runs.
+    compose = (s.dir / "compose.yaml").read_text()
+    (s.dir / "compose.yaml").write_text(compose.replace(", --watch]", "]"))
+    s.launched()
+    (s.dir / "src" / "page.txt").write_text("page v3\n")
+    assert actions(s.launched()) == {"frontend": "rebuild"}
 
 
 # --- a service that installs its dependencies as it starts -----------------------------------

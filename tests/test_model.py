@@ -741,3 +741,52 @@ def test_a_command_that_installs_its_dependencies_at_start(
     from cslaunch.model import installs_at_start, parse_service
 
     assert installs_at_start(parse_service("x", {"image": "node", "command": command})) is installs
+
+
+@pytest.mark.parametrize(
+    ("command", "watches"),
+    [
+        (["npm", "run", "dev", "--", "--host", "0.0.0.0"], True),
+        (["yarn", "dev"], True),
+        (["pnpm", "run", "serve"], True),
+        (["sh", "-c", "npm install && npm run dev"], True),
+        (["npx", "vite", "--host"], True),
+        (["nodemon", "server.js"], True),
+        (["ng", "serve"], True),
+        (["node", "--watch", "server.js"], True),
+        (["node", "server.js"], False),
+        (["npm", "start"], False),
+        (["/usr/local/bin/server"], False),
+        (["nginx", "-g", "daemon off;"], False),
+    ],
+)
+def test_a_command_that_serves_its_sources_as_they_change(
+    command: list[str], watches: bool
+) -> None:
+    from cslaunch.model import parse_service, watches_its_files
+
+    assert watches_its_files(parse_service("x", {"image": "node", "command": command})) is watches
+
+
+@pytest.mark.parametrize(
+    ("fields", "proxy"),
+    [
+        ({"image": "nginx:1.25-alpine"}, True),
+        ({"image": "docker.io/library/nginx@sha256:abc"}, True),
+        ({"image": "nginxinc/nginx-unprivileged:stable"}, True),
+        ({"image": "app", "command": ["sh", "-c", "nginx -t && nginx -g 'daemon off;'"]}, True),
+        ({"image": "app", "command": ["nginx", "-g", "daemon off;"]}, True),
+        ({"image": "nginx/nginx-prometheus-exporter:1.1"}, False),
+        (
+            {"image": "nginxproxy/docker-gen", "command": ["-notify-sighup", "nginx", "-watch"]},
+            False,
+        ),
+        ({"image": "app", "command": ["python", "-m", "app"]}, False),
+    ],
+)
+def test_an_nginx_is_told_by_its_image_or_the_program_it_runs(
+    fields: dict[str, Any], proxy: bool
+) -> None:
+    from cslaunch.model import is_proxy, parse_service
+
+    assert is_proxy(parse_service("x", fields)) is proxy

@@ -503,12 +503,19 @@ def test_fresh_anonymous_volumes_only_where_each_is_inside_a_bind_mount(
                 "api": {**built, "volumes": [vol("/app/", "/p"), vol("/app/.venv/")]},
                 "db": {"image": "pg", "volumes": [vol("/app", "/p"), vol("/var/lib/pg/data")]},
                 "plain": {**built, "volumes": [vol("/app", "/p")]},
+                "media": {
+                    **built,
+                    "volumes": [vol("/app", "/p"), vol("/app/.venv"), vol("/app/media")],
+                },
             },
         }
     )
     assert [n for n, s in stack.services.items() if act.renewable(s)] == ["node", "api"]
+    # The image's own VOLUME may hold data too: -V would renew it with the rest.
+    assert not act.renewable(stack.services["api"], {"/data": {}})
+    assert act.renewable(stack.services["api"], {"/app/.venv": {}})
     ups: list[tuple[str, ...]] = []
     monkeypatch.setattr(docker, "compose_step", lambda project, *args, what: ups.append(args))
     act.converge(object(), stack, lambda names: None, renew=["node"])  # type: ignore[arg-type]
     assert ("up", "--detach", "--no-build", "--no-deps", "--renew-anon-volumes", "node") in ups
-    assert ("up", "--detach", "--no-build", "--no-deps", "api", "db", "plain") in ups
+    assert ("up", "--detach", "--no-build", "--no-deps", "api", "db", "media", "plain") in ups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -87,16 +88,26 @@ def converge(
             ready(needed)
 
 
-def renewable(service: Service) -> bool:
+# What an image installs that a mount of the project would hide: the only anonymous
+# volumes renewed (never one that may hold data: uploads, media, a database)
+DEPENDENCY_DIRS = frozenset(
+    {"node_modules", ".venv", "venv", ".pnpm-store", "bower_components", "site-packages"}
+)
+
+
+def renewable(service: Service, image_volumes: Collection[str] = ()) -> bool:
     """Whether a service given a new image must get fresh anonymous volumes: each of them
-    lies inside one of its bind mounts (`.:/app` beside `/app/node_modules` or `/app/.venv`),
-    where it is there to keep what the image installed visible under the mount. Compose
-    hands a recreated container the old container's anonymous volumes, so the new image's
-    packages would stay hidden behind the old ones. A volume elsewhere may hold data: then
-    nothing is renewed."""
+    is a dependency directory inside one of its bind mounts (`.:/app` beside
+    `/app/node_modules` or `/app/.venv`), there to keep what the image installed visible
+    under the mount. Compose hands a recreated container the old container's anonymous
+    volumes, so the new image's packages would stay hidden behind the old ones. Any other
+    anonymous volume, the image's own `VOLUME`s (`image_volumes`) included, may hold data:
+    then nothing is renewed (`--renew-anon-volumes` renews them all)."""
     targets = [b.target.rstrip("/") for b in service.binds]
-    return bool(service.anonymous_volumes) and all(
-        any(v.rstrip("/").startswith(t + "/") for t in targets) for v in service.anonymous_volumes
+    own = {v.rstrip("/") for v in service.anonymous_volumes}
+    return bool(own) and all(
+        posixpath.basename(v) in DEPENDENCY_DIRS and any(v.startswith(t + "/") for t in targets)
+        for v in own | {v.rstrip("/") for v in image_volumes}
     )
 
 
@@ -334,12 +345,14 @@ def reload_proxy(
     config: Config,
     service: Service,
     containers: Sequence[Container],
+    may_restart: bool = True,
 ) -> str:
     """SIGHUP to each nginx master, which is what `nginx -s reload` sends: no connection is
     dropped and upstream names are resolved anew. Sent straight to the master, it needs no
     knowledge of the `-c` the master was started with (behind `sh -c "... && nginx -g ..."`
     the command line is the shell's). Where no master can be seen, the proxy is restarted,
-    stopped its own way (never a grace-long stall)."""
+    stopped its own way (never a grace-long stall), if `may_restart` (one of its
+    `depends_on` was touched); else it is left as it is."""
     running = [c for c in containers if c.running]
     masters = [(c, procs.named(procs.processes(c) or (), "nginx")) for c in running]
     if running and all(found for _, found in masters):
@@ -350,6 +363,8 @@ def reload_proxy(
                 else:
                     procs.deliver(c, [master], procs.SIGHUP)
         return "reloaded (SIGHUP to the nginx master)"
+    if not may_restart or not running:
+        return "not reloaded (no nginx master process seen)"
     stops = stop_plan(stack, config, {service.name: running}, [service.name])
     restart(stack, stops, lambda names: None)
     return "restarted (no nginx master process found to reload)"

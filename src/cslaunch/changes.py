@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch import forked, index, scan, track
-from cslaunch.model import Service, Stack, installs_at_start
+from cslaunch.model import Service, Stack, installs_at_start, watches_its_files
 
 
 @dataclass
@@ -111,6 +111,7 @@ def service_files(
         hidden=hidden,
         bind_targets=targets,
         installs_at_start=installs_at_start(service),
+        watches=watches_its_files(service),
     )
 
 

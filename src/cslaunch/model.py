@@ -374,6 +374,29 @@ def is_web_proxy(service: Service) -> bool:
     )
 
 
+# Commands that serve their mounted sources as they change (dev servers, watchers)
+_WATCHERS = frozenset(
+    {"vite", "nodemon", "webpack-dev-server", "next", "nuxt", "ng", "astro", "watchmedo"}
+)
+_DEV_SCRIPTS = frozenset({"dev", "serve", "watch", "start:dev", "dev:server"})
+
+
+def watches_its_files(service: Service) -> bool:
+    """Whether its command serves its mounted sources as they change, by itself: a dev
+    server (`npm run dev`, `vite`, `nodemon`, `ng serve`) or a `--watch` flag. A service
+    that reads its code once at start (`node server.js`, a binary built by `go build`) is
+    not: an image built from those sources must be rebuilt."""
+    words = [w.rsplit("/", 1)[-1].rstrip(";") for w in service.words]
+    if any(w in _WATCHERS or w in ("--watch", "--reload", "-w") for w in words):
+        return True
+    runners = {"npm", "yarn", "pnpm", "bun"}
+    padded = [*words, "", ""]
+    return any(
+        tool in runners and (verb in _DEV_SCRIPTS or (verb == "run" and script in _DEV_SCRIPTS))
+        for tool, verb, script in zip(padded, padded[1:], padded[2:], strict=False)
+    )
+
+
 _INSTALLERS = {
     "npm": {"install", "i", "ci"},
     "yarn": {"install"},
@@ -414,10 +437,21 @@ def is_redis(service: Service) -> bool:
 def is_proxy(service: Service) -> bool:
     """nginx: a proxy in front of other services, which resolves upstream addresses when it
     (re)loads, or a server of static files."""
-    images = [(i or "").rsplit("/", 1)[-1] for i in (service.image, service.base_image)]
-    return any(i.startswith("nginx") for i in images) or any(
-        w.rsplit("/", 1)[-1] == "nginx" for w in service.words
+    images = [_repository(i) for i in (service.image, service.base_image) if i]
+    if any(i in ("nginx", "nginx-unprivileged", "openresty") for i in images):
+        return True
+    # nginx run as a program: the first word, or after a shell's separator (`sh -c "nginx
+    # -t && nginx -g ..."`), not an argument (`docker-gen -notify-sighup nginx`)
+    words = [w.rsplit("/", 1)[-1] for w in service.words]
+    return any(
+        w == "nginx" and (i == 0 or words[i - 1] in ("&&", "||", ";", "exec", "-c"))
+        for i, w in enumerate(words)
     )
+
+
+def _repository(image: str) -> str:
+    """`docker.io/library/nginx:1.25-alpine@sha256:...` -> `nginx`."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0].lower()
 
 
 def app_url(stack: Stack, config: Config) -> str | None:

@@ -80,6 +80,10 @@ class ServiceFiles:
     # (host directory, container target) of each bind-mounted directory, for any service
     bind_targets: tuple[tuple[str, str], ...] = ()
     installs_at_start: bool = False  # model.installs_at_start
+    # The container sees its mounted sources as they are (Python restarted, a dev server's
+    # own watcher): a baked copy a mount covers needs no rebuild. Not so for a service that
+    # reads its code once (`node server.js`) or runs what a build made of it (`go build`).
+    serves_mounts: bool = False
 
     def is_source(self, rel_name: str) -> bool:
         # Called for every file of every bind-mounted tree: one compiled pattern, not an
@@ -117,7 +121,7 @@ class ServiceFiles:
                 rel = _rel(path, self.context)
                 if not self.copied(rel) or self.ignore.ignored(rel):
                     continue
-                hosts = (*self.bind_dirs, *(host for host, _ in self.bind_targets))
+                hosts = [*self.bind_dirs, *(h for h, _ in self.bind_targets if self.serves_mounts)]
                 mounted = any(_under(path, host) for host in hosts)
                 if mounted and self._mount_hides(path, rel):
                     continue  # the container sees this file through the mount, not the copy
@@ -174,6 +178,7 @@ def service_files(
     hidden: Sequence[str] = (),
     bind_targets: Sequence[tuple[str, str]] = (),
     installs_at_start: bool = False,
+    watches: bool = False,
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -196,6 +201,7 @@ def service_files(
         # too, which its own watcher serves; only Python services restart for them.
         bind_targets=tuple(bind_targets),
         installs_at_start=installs_at_start,
+        serves_mounts=runs_code or watches,
     )
 
 
@@ -207,7 +213,10 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
         for d in sf.bind_dirs:
             out.append(Tree(d, sf.is_source, by_name=True, skip=skip_below(sf.hidden, d)))
         if sf.installs_at_start:
-            out += [Tree(host, is_manifest) for host, _ in sf.bind_targets]
+            out += [
+                Tree(host, is_manifest, skip=skip_below(sf.hidden, host))
+                for host, _ in sf.bind_targets
+            ]
         if sf.context:
             out.append(Tree(sf.context, sf.copied, sf.ignore))
         singles.extend(sf.bind_files)

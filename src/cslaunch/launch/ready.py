@@ -77,9 +77,14 @@ def reload_proxies(run: Run, st: StepResult) -> None:
     stack = run.found.stack
     proxies = act.proxies_to_reload(stack, touched(run))
     now = by_service(project_containers(run.compose))
+    touched_now = set(touched(run))
     for name in proxies:
+        service = stack.services[name]
+        # Restarted when no master is seen only where it depends on what was touched: one
+        # taken for a proxy by mistake is not restarted at every launch.
+        upstream = bool(set(service.depends_on) & touched_now)
         how = act.reload_proxy(
-            run.compose, stack, run.project.config, stack.services[name], now.get(name, [])
+            run.compose, stack, run.project.config, service, now.get(name, []), upstream
         )
         run.outcomes[name].detail += f"; {how}"
     st.summary = ", ".join(proxies)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
-from cslaunch import act, jobs
+from cslaunch import act, docker, jobs
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.errors import LaunchFailed
 from cslaunch.launch.checks import head_start, ready_check
 from cslaunch.launch.run import Run
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START
 from cslaunch.report import LaunchReport
+from cslaunch.stack import built_images
 from cslaunch.stop import FORWARD, KILL
 from cslaunch.ui import UI, StepResult
 
@@ -85,10 +86,20 @@ def completed(run: Run) -> list[str]:
 def renewed(run: Run) -> list[str]:
     """Services about to run a new image whose anonymous volumes hide what it installed."""
     services, existing = run.found.stack.services, run.found.containers
-    return [
+    candidates = [
         p.service
         for p in run.plan.services
         if p.build and existing.get(p.service) and act.renewable(services[p.service])
+    ]
+    if not candidates:
+        return []
+    # The built images' own VOLUMEs are renewed too: none may be more than dependencies.
+    images = built_images(run.found.stack)
+    configs = docker.image_configs(sorted({images[n] for n in candidates}))
+    return [
+        n
+        for n in candidates
+        if act.renewable(services[n], (configs.get(images[n]) or {}).get("Volumes") or {})
     ]
 
 
