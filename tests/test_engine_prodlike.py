@@ -204,8 +204,10 @@ def test_nginx_is_reloaded_for_a_rebuilt_frontend_it_does_not_depend_on(
     prod: ProdStack, relaunch: Relaunch
 ) -> None:
     """CaseStrainer's nginx proxies `/` to the frontend by container name but `depends_on`
-    the backend only. An edit of the frontend's sources rebuilds and recreates it at a new
-    address: nginx, not reloaded, kept the old one and served 502 for the whole UI."""
+    the backend only. An edit of the frontend's sources rebuilds and recreates it; nginx
+    resolved its address once. On this engine the new container got the old address back
+    (the page was served before nginx was reloaded for it too), which Docker does not
+    promise: nginx is reloaded whenever a service got a new container."""
     import urllib.request
 
     page = prod.dir / "frontend" / "src" / "index.html"
@@ -214,7 +216,7 @@ def test_nginx_is_reloaded_for_a_rebuilt_frontend_it_does_not_depend_on(
     assert run.report.get("ok"), run.summary()
     actions = {s["name"]: s["action"] for s in run.report["services"]}
     assert actions["frontend-prod"] == "rebuild", run.summary()
-    assert any(s["name"] == "reload proxies" for s in run.report["steps"]), run.summary()
     url = f"http://127.0.0.1:{prod.ports['HTTP_PORT']}/"
-    with urllib.request.urlopen(url, timeout=10) as r:
-        assert "frontend v2" in r.read().decode()
+    served = outcome(lambda: urllib.request.urlopen(url, timeout=10).read().decode())
+    assert "frontend v2" in served, f"{served}\n{run.summary()}"
+    assert any(s["name"] == "reload proxies" for s in run.report["steps"]), run.summary()

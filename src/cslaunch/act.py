@@ -327,15 +327,20 @@ def _cycle(s: Stop) -> bool:
     return killed
 
 
-def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
-    """Proxies not restarted themselves, when this launch restarted or recreated any other
-    service: left alone they keep a dead upstream address (502s). Any, not only those in
-    their `depends_on`: what a proxy proxies to is in its own config (CaseStrainer's nginx
-    proxies to a frontend it does not depend on), and a reload drops no connection."""
+def proxies_to_reload(
+    stack: Stack, touched: Collection[str], recreated: Collection[str] = ()
+) -> list[str]:
+    """Proxies not restarted themselves that may hold a dead upstream address (502s): those
+    whose `depends_on` names a service this launch restarted or recreated, and every one
+    when a service got a new container, whose address can be another. What a proxy proxies
+    to is in its own config, not only in its `depends_on` (CaseStrainer's nginx proxies `/`
+    to a frontend it does not depend on), and a reload drops no connection."""
     return sorted(
         name
         for name, service in stack.services.items()
-        if is_proxy(service) and name not in touched and set(touched) - {name}
+        if is_proxy(service)
+        and name not in touched
+        and (set(service.depends_on) & set(touched) or set(recreated) - {name})
     )
 
 
