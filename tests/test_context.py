@@ -438,3 +438,21 @@ def test_a_manifest_restarts_a_service_that_installs_at_start(tmp_path: Path) ->
     manifest, source = str(tmp_path / "package.json"), str(tmp_path / "src/App.vue")
     assert files.restart_files([manifest, source]) == [manifest]
     assert replace(files, installs_at_start=False).restart_files([manifest]) == []
+
+
+def test_a_config_directory_change_restarts_the_service(tmp_path: Path) -> None:
+    files = service_files(
+        "nginx",
+        runs_code=False,
+        bind_dirs=[],
+        bind_files=[],
+        context=None,
+        dockerfile=None,
+        dockerfile_text=None,
+        dockerignore_text=None,
+        config_dirs=[str(tmp_path / "conf.d")],
+    )
+    conf = str(tmp_path / "conf.d" / "site.conf")
+    assert files.restart_files([conf, str(tmp_path / "other.conf")]) == [conf]
+    walked = [t.root for t in trees([files])[0]]
+    assert walked == [str(tmp_path / "conf.d")]

@@ -850,3 +850,34 @@ def test_a_service_that_installs_as_it_starts_restarts_for_its_manifest(
     (s.dir / "package.json").write_text('{"dependencies": {"vue": "3.5"}}\n')
     assert actions(s.launched()) == {"node": "restart"}
     assert "3.5" in s.compose("exec", "-T", "node", "cat", "/tmp/installed").stdout
+
+
+# --- nginx's configuration mounted as a directory ---------------------------------------------
+
+NGINX_CONF = {
+    "conf.d/default.conf": "server { listen 8089; location / { return 200 'v1'; } }\n",
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    image: ${BASE_IMAGE}\n"
+        "    network_mode: none\n"
+        "    volumes: ['./conf.d:/etc/nginx/conf.d:ro']\n"
+        "    command: [nginx, -g, 'daemon off;']\n"
+    ),
+}
+
+
+def test_an_nginx_config_directory_change_restarts_nginx(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`./nginx/conf.d:/etc/nginx/conf.d` (the usual shape, where a single file mount would
+    miss an editor's rename): nginx reads it at start, so a change there restarts it; it
+    was not even tracked."""
+    s = make(small, tmp_path, NGINX_CONF)
+    s.launched()
+    get = ("exec", "-T", "web", "curl", "-s", "http://127.0.0.1:8089/")
+    assert s.compose(*get).stdout == "v1"
+    conf = s.dir / "conf.d" / "default.conf"
+    conf.write_text(conf.read_text().replace("'v1'", "'v2'"))
+    assert actions(s.launched()) == {"web": "restart"}
+    assert s.compose(*get).stdout == "v2"

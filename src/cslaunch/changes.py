@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch import forked, index, scan, track
-from cslaunch.model import Service, Stack, installs_at_start, watches_its_files
+from cslaunch.model import Service, Stack, installs_at_start, is_proxy, watches_its_files
 
 
 @dataclass
@@ -112,6 +112,16 @@ def service_files(
         bind_targets=targets,
         installs_at_start=installs_at_start(service),
         watches=watches_its_files(service),
+        config_dirs=[h for h, t in targets if is_proxy(service) and _nginx_config(t)],
+    )
+
+
+def _nginx_config(target: str) -> bool:
+    """A directory nginx reads its configuration from at start (and on a reload)."""
+    target = posixpath.normpath(target)
+    return any(
+        target == d or target.startswith(d + "/")
+        for d in ("/etc/nginx", "/usr/local/openresty/nginx/conf", "/etc/openresty")
     )
 
 

@@ -80,6 +80,9 @@ class ServiceFiles:
     # (host directory, container target) of each bind-mounted directory, for any service
     bind_targets: tuple[tuple[str, str], ...] = ()
     installs_at_start: bool = False  # model.installs_at_start
+    # Directories of configuration it reads at start (an nginx's `./nginx/conf.d:/etc/nginx/
+    # conf.d`): any file changed there restarts it
+    config_dirs: tuple[str, ...] = ()
     # The container sees its mounted sources as they are (Python restarted, a dev server's
     # own watcher): a baked copy a mount covers needs no rebuild. Not so for a service that
     # reads its code once (`node server.js`) or runs what a build made of it (`go build`).
@@ -94,7 +97,7 @@ class ServiceFiles:
         """Changed files the running container sees through a bind mount."""
         hits = []
         for path in changed:
-            if path in self.bind_files:
+            if path in self.bind_files or any(_under(path, d) for d in self.config_dirs):
                 hits.append(path)
                 continue
             if any(_under(path, h) for h in self.hidden):
@@ -179,6 +182,7 @@ def service_files(
     bind_targets: Sequence[tuple[str, str]] = (),
     installs_at_start: bool = False,
     watches: bool = False,
+    config_dirs: Sequence[str] = (),
 ) -> ServiceFiles:
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
@@ -202,6 +206,7 @@ def service_files(
         bind_targets=tuple(bind_targets),
         installs_at_start=installs_at_start,
         serves_mounts=runs_code or watches,
+        config_dirs=tuple(config_dirs),
     )
 
 
@@ -212,6 +217,7 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     for sf in services:
         for d in sf.bind_dirs:
             out.append(Tree(d, sf.is_source, by_name=True, skip=skip_below(sf.hidden, d)))
+        out += [Tree(d, _any_file) for d in sf.config_dirs]
         if sf.installs_at_start:
             out += [
                 Tree(host, is_manifest, skip=skip_below(sf.hidden, host))
@@ -224,6 +230,10 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
             # Outside the context, or inside but .dockerignored: tracked all the same.
             singles.append(sf.dockerfile)
     return out, sorted(set(singles))
+
+
+def _any_file(rel: str) -> bool:
+    return True
 
 
 @cache
