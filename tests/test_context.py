@@ -453,6 +453,8 @@ def test_a_config_directory_change_restarts_the_service(tmp_path: Path) -> None:
         config_dirs=[str(tmp_path / "conf.d")],
     )
     conf = str(tmp_path / "conf.d" / "site.conf")
-    assert files.restart_files([conf, str(tmp_path / "other.conf")]) == [conf]
+    others = [str(tmp_path / "other.conf")]
+    others += [str(tmp_path / "conf.d" / n) for n in [".site.conf.swp", "site.conf~", "access.log"]]
+    assert files.restart_files([conf, *others]) == [conf]
     walked = [t.root for t in trees([files])[0]]
     assert walked == [str(tmp_path / "conf.d")]

@@ -207,7 +207,7 @@ def test_nginx_is_reloaded_for_a_rebuilt_frontend_it_does_not_depend_on(
     the backend only. An edit of the frontend's sources rebuilds and recreates it; nginx
     resolved its address once. On this engine the new container got the old address back
     (the page was served before nginx was reloaded for it too), which Docker does not
-    promise: nginx is reloaded whenever a service got a new container."""
+    promise: nginx is reloaded whenever another service was restarted or recreated."""
     import urllib.request
 
     page = prod.dir / "frontend" / "src" / "index.html"

@@ -754,8 +754,14 @@ def test_a_command_that_installs_its_dependencies_at_start(
         (["nodemon", "server.js"], True),
         (["ng", "serve"], True),
         (["node", "--watch", "server.js"], True),
+        (["react-scripts", "start"], True),
+        (["npx", "gatsby", "develop"], True),
+        (["npm", "run", "develop"], True),
         (["node", "server.js"], False),
-        (["npm", "start"], False),
+        (["npm", "start"], False),  # unsure: a production server as often as not
+        (["npx", "vite", "build"], False),
+        (["npx", "next", "start"], False),
+        (["sh", "-c", "until nc -z -w 1 db 5432; do sleep 1; done; node server.js"], False),
         (["/usr/local/bin/server"], False),
         (["nginx", "-g", "daemon off;"], False),
     ],
@@ -790,3 +796,13 @@ def test_an_nginx_is_told_by_its_image_or_the_program_it_runs(
     from cslaunch.model import is_proxy, parse_service
 
     assert is_proxy(parse_service("x", fields)) is proxy
+
+
+def test_a_dev_server_started_by_the_dockerfile_is_seen() -> None:
+    from cslaunch.model import parse_service, watches_its_files
+
+    service = parse_service("web", {"build": {"context": "/p"}})
+    assert watches_its_files(service, 'FROM node:20\nCMD ["npm", "run", "dev"]\n')
+    assert not watches_its_files(service, 'FROM node:20\nCMD ["node", "server.js"]\n')
+    overridden = parse_service("web", {"build": {"context": "/p"}, "command": ["node", "a.js"]})
+    assert not watches_its_files(overridden, 'FROM node:20\nCMD ["npm", "run", "dev"]\n')

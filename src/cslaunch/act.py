@@ -105,9 +105,12 @@ def renewable(service: Service, image_volumes: Collection[str] = ()) -> bool:
     then nothing is renewed (`--renew-anon-volumes` renews them all)."""
     targets = [b.target.rstrip("/") for b in service.binds]
     own = {v.rstrip("/") for v in service.anonymous_volumes}
+    # An image VOLUME the service covers with a named volume or a mount is not anonymous.
+    covered = {v.rstrip("/") for v in service.volume_targets} | set(targets)
+    extra = {v.rstrip("/") for v in image_volumes} - covered
     return bool(own) and all(
         posixpath.basename(v) in DEPENDENCY_DIRS and any(v.startswith(t + "/") for t in targets)
-        for v in own | {v.rstrip("/") for v in image_volumes}
+        for v in own | extra
     )
 
 
@@ -327,20 +330,17 @@ def _cycle(s: Stop) -> bool:
     return killed
 
 
-def proxies_to_reload(
-    stack: Stack, touched: Collection[str], recreated: Collection[str] = ()
-) -> list[str]:
-    """Proxies not restarted themselves that may hold a dead upstream address (502s): those
-    whose `depends_on` names a service this launch restarted or recreated, and every one
-    when a service got a new container, whose address can be another. What a proxy proxies
-    to is in its own config, not only in its `depends_on` (CaseStrainer's nginx proxies `/`
-    to a frontend it does not depend on), and a reload drops no connection."""
+def proxies_to_reload(stack: Stack, touched: Collection[str]) -> list[str]:
+    """Proxies not restarted themselves, when this launch restarted or recreated any other
+    service: left alone they may keep a dead upstream address (502s). Any, not only those
+    whose `depends_on` names it: what a proxy proxies to is in its own config (CaseStrainer's
+    nginx proxies `/` to a frontend it does not depend on); and a restart too, as Docker
+    does not keep a container's address (containers restarted together can swap them). A
+    reload drops no connection."""
     return sorted(
         name
         for name, service in stack.services.items()
-        if is_proxy(service)
-        and name not in touched
-        and (set(service.depends_on) & set(touched) or set(recreated) - {name})
+        if is_proxy(service) and name not in touched and set(touched) - {name}
     )
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch import forked, index, scan, track
-from cslaunch.model import Service, Stack, installs_at_start, is_proxy, watches_its_files
+from cslaunch.model import (
+    Service,
+    Stack,
+    installs_at_start,
+    is_proxy,
+    serves_per_request,
+    watches_its_files,
+)
 
 
 @dataclass
@@ -97,6 +104,7 @@ def service_files(
             singles.append(str(bind.source))
     hidden = hidden_venvs(service, dirs)
     context = str(service.build_context) if service.build_context else None
+    text = service.dockerfile_inline or _read(dockerfile)
     return track.service_files(
         service.name,
         runs_code=runs_code,
@@ -104,14 +112,14 @@ def service_files(
         bind_files=singles,
         context=context,
         dockerfile=dockerfile,
-        dockerfile_text=service.dockerfile_inline or _read(dockerfile),
+        dockerfile_text=text,
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
         source_patterns=tuple(source_patterns),
         target=service.target,
         hidden=hidden,
         bind_targets=targets,
         installs_at_start=installs_at_start(service),
-        watches=watches_its_files(service),
+        watches=watches_its_files(service, text) or serves_per_request(service),
         config_dirs=[h for h, t in targets if is_proxy(service) and _nginx_config(t)],
     )
 

@@ -375,26 +375,54 @@ def is_web_proxy(service: Service) -> bool:
 
 
 # Commands that serve their mounted sources as they change (dev servers, watchers)
-_WATCHERS = frozenset(
-    {"vite", "nodemon", "webpack-dev-server", "next", "nuxt", "ng", "astro", "watchmedo"}
-)
-_DEV_SCRIPTS = frozenset({"dev", "serve", "watch", "start:dev", "dev:server"})
+# Programs that serve their sources as they change, alone or with the verb that does
+_WATCHERS = frozenset({"nodemon", "webpack-dev-server", "watchmedo", "air"})
+_WATCHING_VERBS = {
+    "vite": {"", "dev", "serve", "--host", "--port"},
+    "next": {"dev"},
+    "nuxt": {"dev"},
+    "nuxi": {"dev"},
+    "astro": {"dev"},
+    "ng": {"serve"},
+    "react-scripts": {"start"},
+    "vue-cli-service": {"serve"},
+    "webpack": {"serve"},
+    "gatsby": {"develop"},
+    "tsx": {"watch"},
+    "cargo": {"watch"},
+    "dotnet": {"watch"},
+}
+_DEV_SCRIPTS = frozenset({"dev", "serve", "watch", "develop", "start:dev", "dev:server"})
 
 
-def watches_its_files(service: Service) -> bool:
-    """Whether its command serves its mounted sources as they change, by itself: a dev
-    server (`npm run dev`, `vite`, `nodemon`, `ng serve`) or a `--watch` flag. A service
-    that reads its code once at start (`node server.js`, a binary built by `go build`) is
-    not: an image built from those sources must be rebuilt."""
-    words = [w.rsplit("/", 1)[-1].rstrip(";") for w in service.words]
-    if any(w in _WATCHERS or w in ("--watch", "--reload", "-w") for w in words):
+def watches_its_files(service: Service, dockerfile_text: str | None = None) -> bool:
+    """Whether what it runs serves its mounted sources as they change, by itself: a dev
+    server (`npm run dev`, `vite`, `nodemon`, `ng serve`) or a `--watch` flag, in its
+    command or its Dockerfile's CMD/ENTRYPOINT. A service that reads its code once at start
+    (`node server.js`, `npm start`, a binary built by `go build`) is not: an image built
+    from those sources must be rebuilt. Unsure means not: a rebuild is slow, never stale."""
+    words = list(service.words)
+    if dockerfile_text:
+        words += _runs(service, *image_command(dockerfile_text, service.target))
+    names = [w.rsplit("/", 1)[-1].rstrip(";") for w in words]
+    if any(w in _WATCHERS or w == "--watch" for w in names):
         return True
     runners = {"npm", "yarn", "pnpm", "bun"}
-    padded = [*words, "", ""]
+    padded = [*names, "", ""]
     return any(
-        tool in runners and (verb in _DEV_SCRIPTS or (verb == "run" and script in _DEV_SCRIPTS))
+        verb in _WATCHING_VERBS.get(tool, ())
+        or (
+            tool in runners and (verb in _DEV_SCRIPTS or (verb == "run" and script in _DEV_SCRIPTS))
+        )
         for tool, verb, script in zip(padded, padded[1:], padded[2:], strict=False)
     )
+
+
+def serves_per_request(service: Service) -> bool:
+    """A server that reads its files at each request (nginx serving a mounted directory,
+    PHP): what a mount shows is what it serves."""
+    images = [_repository(i) for i in (service.image, service.base_image) if i]
+    return is_proxy(service) or any(i == "php" or i.startswith("php-") for i in images)
 
 
 _INSTALLERS = {

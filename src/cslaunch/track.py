@@ -97,7 +97,8 @@ class ServiceFiles:
         """Changed files the running container sees through a bind mount."""
         hits = []
         for path in changed:
-            if path in self.bind_files or any(_under(path, d) for d in self.config_dirs):
+            in_config = any(_under(path, d) for d in self.config_dirs)
+            if path in self.bind_files or (in_config and is_config_file(os.path.basename(path))):
                 hits.append(path)
                 continue
             if any(_under(path, h) for h in self.hidden):
@@ -217,7 +218,7 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     for sf in services:
         for d in sf.bind_dirs:
             out.append(Tree(d, sf.is_source, by_name=True, skip=skip_below(sf.hidden, d)))
-        out += [Tree(d, _any_file) for d in sf.config_dirs]
+        out += [Tree(d, is_config_file, by_name=True) for d in sf.config_dirs]
         if sf.installs_at_start:
             out += [
                 Tree(host, is_manifest, skip=skip_below(sf.hidden, host))
@@ -232,8 +233,14 @@ def trees(services: Iterable[ServiceFiles]) -> tuple[list[Tree], list[str]]:
     return out, sorted(set(singles))
 
 
-def _any_file(rel: str) -> bool:
-    return True
+def is_config_file(name: str) -> bool:
+    """A file a server may read as configuration in a directory of it (`site.conf`,
+    `mime.types`, `fastcgi_params`, a certificate), not an editor's swap or backup file
+    nor a log written there: those would restart it at every save or request."""
+    if name.startswith(".") or name.endswith(("~", ".swp", ".log", ".pid")):
+        return False
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in CONFIG_SUFFIXES or suffix in ("", ".types", ".inc", ".crt", ".pem", ".key")
 
 
 @cache

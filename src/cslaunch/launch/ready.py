@@ -11,7 +11,7 @@ from cslaunch.launch.checks import LOG_LINES, service_checks
 from cslaunch.launch.prove import start_proof
 from cslaunch.launch.restart import recover_jobs
 from cslaunch.launch.run import Run
-from cslaunch.plan import LEAVE, REBUILD, RECREATE, START
+from cslaunch.plan import LEAVE
 from cslaunch.state import read_json, write_json
 from cslaunch.ui import StepResult
 from cslaunch.wait import FAILED, Readiness, wait_ready
@@ -69,19 +69,13 @@ def touched(run: Run) -> list[str]:
     return [o.service for o in run.outcomes.values() if o.action != LEAVE]
 
 
-def recreated(run: Run) -> list[str]:
-    """Services given a new container, which may have a new address."""
-    return [o.service for o in run.outcomes.values() if o.action in (START, REBUILD, RECREATE)]
-
-
 def proxies_due(run: Run) -> bool:
-    stack = run.found.stack
-    return not run.failed and bool(act.proxies_to_reload(stack, touched(run), recreated(run)))
+    return not run.failed and bool(act.proxies_to_reload(run.found.stack, touched(run)))
 
 
 def reload_proxies(run: Run, st: StepResult) -> None:
     stack = run.found.stack
-    proxies = act.proxies_to_reload(stack, touched(run), recreated(run))
+    proxies = act.proxies_to_reload(stack, touched(run))
     now = by_service(project_containers(run.compose))
     touched_now = set(touched(run))
     for name in proxies:

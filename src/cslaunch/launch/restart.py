@@ -8,7 +8,7 @@ from concurrent.futures import Future
 
 from cslaunch import act, docker, jobs
 from cslaunch.containers import Container, by_service, project_containers
-from cslaunch.errors import LaunchFailed
+from cslaunch.errors import CslaunchError, LaunchFailed
 from cslaunch.launch.checks import head_start, ready_check
 from cslaunch.launch.run import Run
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START
@@ -95,7 +95,11 @@ def renewed(run: Run) -> list[str]:
         return []
     # The built images' own VOLUMEs are renewed too: none may be more than dependencies.
     images = built_images(run.found.stack)
-    configs = docker.image_configs(sorted({images[n] for n in candidates}))
+    try:
+        configs = docker.image_configs(sorted({images[n] for n in candidates}))
+    except CslaunchError:
+        return []  # cannot tell what the images declare: renew nothing
+
     return [
         n
         for n in candidates
