@@ -365,16 +365,13 @@ def _outermost(paths: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
 
 def is_web_proxy(service: Service) -> bool:
     """nginx, Traefik, Caddy and the like, by image or by the program it runs."""
-    images = [
-        (i or "").rsplit("/", 1)[-1].split(":", 1)[0] for i in (service.image, service.base_image)
-    ]
+    images = [_repository(i) for i in (service.image, service.base_image) if i]
     programs = {PurePath(w).name for w in service.words[:1]}
     return any(i.startswith(p) for i in images for p in PROXY_PROGRAMS) or bool(
         programs & set(PROXY_PROGRAMS)
     )
 
 
-# Commands that serve their mounted sources as they change (dev servers, watchers)
 # Programs that serve their sources as they change, alone or with the verb that does
 _WATCHERS = frozenset({"nodemon", "webpack-dev-server", "watchmedo", "air"})
 _WATCHING_VERBS = {
@@ -404,7 +401,7 @@ def watches_its_files(service: Service, dockerfile_text: str | None = None) -> b
     words = list(service.words)
     if dockerfile_text:
         words += _runs(service, *image_command(dockerfile_text, service.target))
-    names = [w.rsplit("/", 1)[-1].rstrip(";") for w in words]
+    names = _programs(words)
     if any(w in _WATCHERS or w == "--watch" for w in names):
         return True
     runners = {"npm", "yarn", "pnpm", "bun"}
@@ -416,6 +413,11 @@ def watches_its_files(service: Service, dockerfile_text: str | None = None) -> b
         )
         for tool, verb, script in zip(padded, padded[1:], padded[2:], strict=False)
     )
+
+
+def _programs(words: Iterable[str]) -> list[str]:
+    """Words as a command line names programs: `/usr/bin/npm` -> `npm`, `ci;` -> `ci`."""
+    return [w.rsplit("/", 1)[-1].rstrip(";") for w in words]
 
 
 def serves_per_request(service: Service) -> bool:
@@ -440,7 +442,7 @@ def installs_at_start(service: Service) -> bool:
     """Whether its command installs dependencies each time it starts (`sh -c "npm install
     && npm run dev"`, `pip install -r requirements.txt && flask run`): a changed manifest
     then needs a restart, whatever the image holds."""
-    words = [w.rsplit("/", 1)[-1].rstrip(";") for w in service.words] + [""]
+    words = [*_programs(service.words), ""]
     return any(
         verb in _INSTALLERS.get(tool, ()) or (tool == "yarn" and verb in ("", "&&", ";"))
         for tool, verb in itertools.pairwise(words)
@@ -456,10 +458,9 @@ REDIS_IMAGES = ("redis", "redis-stack", "redis-stack-server", "valkey", "keydb")
 def is_redis(service: Service) -> bool:
     """A Redis server, by its command or its image (`redis:7`, `valkey/valkey:8`,
     `bitnami/redis`, `eqalpha/keydb`)."""
-    if any(w.rsplit("/", 1)[-1] in REDIS_SERVERS for w in service.words):
+    if any(w in REDIS_SERVERS for w in _programs(service.words)):
         return True
-    name = (service.image or "").lower().rsplit("/", 1)[-1]
-    return name.split("@", 1)[0].split(":", 1)[0] in REDIS_IMAGES
+    return _repository(service.image or "") in REDIS_IMAGES
 
 
 def is_proxy(service: Service) -> bool:

@@ -94,7 +94,8 @@ class ServiceFiles:
         return _names(self.source_patterns).match(rel_name.rsplit("/", 1)[-1]) is not None
 
     def restart_files(self, changed: Iterable[str]) -> list[str]:
-        """Changed files the running container sees through a bind mount."""
+        """Changed files the running container sees through a bind mount, or reads at its
+        next start (a dependency manifest it installs from, its configuration directory)."""
         hits = []
         for path in changed:
             in_config = any(_under(path, d) for d in self.config_dirs)
