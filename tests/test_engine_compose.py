@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -283,6 +282,9 @@ def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
     )
     s = make(small, tmp_path, {"stack.yml": text, "src/app.py": "x = 1\n"})
     s.files = ("stack.yml",)  # for taking it down
+    # Its own temporary directory: what another run left in the shared one is not its own.
+    private = tmp_path / "tmp"
+    private.mkdir()
 
     def piped(*args: str) -> dict:
         result = subprocess.run(
@@ -291,7 +293,7 @@ def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
             cwd=s.dir,
             capture_output=True,
             text=True,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(private)},
             timeout=300,
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -302,7 +304,7 @@ def test_compose_file_on_stdin(small: list[TestStack], tmp_path: Path) -> None:
     assert report["project"] == s.name
     assert s.inspect("app")["Mounts"][0]["Source"] == str(s.dir / "src")
     assert piped("plan")["up_to_date"] is True
-    assert not list(Path(tempfile.gettempdir()).glob("cslaunch-stdin-*"))  # removed at exit
+    assert not list(private.glob("cslaunch-stdin-*"))  # removed at exit
 
 
 # --- 13: cslaunch's own files never enter a build context ------------------------------------
