@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cslaunch import docker, procs
 from cslaunch.config import Config
 from cslaunch.containers import Container
+from cslaunch.context import under
 from cslaunch.errors import CslaunchError
 from cslaunch.model import Service, Stack, is_proxy
 from cslaunch.stop import FORWARD, GRACEFUL, KILL, StopMethod, decide
@@ -109,7 +110,7 @@ def renewable(service: Service, image_volumes: Collection[str] = ()) -> bool:
     covered = {v.rstrip("/") for v in service.volume_targets} | set(targets)
     extra = {v.rstrip("/") for v in image_volumes} - covered
     return bool(own) and all(
-        posixpath.basename(v) in DEPENDENCY_DIRS and any(v.startswith(t + "/") for t in targets)
+        posixpath.basename(v) in DEPENDENCY_DIRS and any(v != t and under(v, t) for t in targets)
         for v in own | extra
     )
 

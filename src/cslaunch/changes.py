@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cslaunch import forked, index, scan, track
+from cslaunch.context import under
 from cslaunch.model import (
     Service,
     Stack,
@@ -128,7 +129,7 @@ def _nginx_config(target: str) -> bool:
     """A directory nginx reads its configuration from at start (and on a reload)."""
     target = posixpath.normpath(target)
     return any(
-        target == d or target.startswith(d + "/")
+        under(target, d)
         for d in ("/etc/nginx", "/usr/local/openresty/nginx/conf", "/etc/openresty")
     )
 

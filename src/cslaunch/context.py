@@ -190,6 +190,12 @@ def image_path(
     return found  # a later COPY of the same file wins, as in the image
 
 
+def under(path: str, directory: str) -> bool:
+    """Whether a container (POSIX) path is `directory` or lies below it."""
+    directory = directory.rstrip("/")
+    return path == directory or path.startswith(directory + "/")
+
+
 def placed(rule: CopyRule, rel: str) -> str | None:
     """Where this COPY/ADD puts context file `rel` (context-relative), None when it does not
     take it. A source that names a directory, or a pattern that matches one, puts the

@@ -34,6 +34,7 @@ from cslaunch.context import (
     names_itself,
     parse_dockerignore,
     placed,
+    under,
 )
 from cslaunch.scan import Tree
 
@@ -162,10 +163,7 @@ def _covered(inside: str, targets: Sequence[str]) -> bool:
     """Whether a container path lies under one of these mount targets (the mount, not the
     image, is what the container sees there)."""
     inside = posixpath.normpath(inside)
-    return any(
-        inside == t or inside.startswith(t.rstrip("/") + "/")
-        for t in map(posixpath.normpath, targets)
-    )
+    return any(under(inside, posixpath.normpath(t)) for t in targets)
 
 
 def service_files(

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from cslaunch import bytecode, proof, scan
 from cslaunch.changes import ChangeSet
 from cslaunch.containers import Container, by_service, project_containers
-from cslaunch.context import image_path
+from cslaunch.context import image_path, under
 from cslaunch.docker import ComposeProject
 from cslaunch.index import Entry
 from cslaunch.model import Service
@@ -409,9 +409,8 @@ def has_baked_code(files: ServiceFiles) -> bool:
 def host_path(service: Service, inside: str) -> str | None:
     """The host file a container path shows through a bind mount, if any."""
     for bind in sorted(service.binds, key=lambda b: -len(b.target)):
-        target = bind.target.rstrip("/")
-        if inside == target or inside.startswith(target + "/"):
-            rel = inside[len(target) :].lstrip("/")
+        if under(inside, bind.target):
+            rel = inside[len(bind.target.rstrip("/")) :].lstrip("/")
             return str(bind.source / rel) if rel else str(bind.source)
     return None
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cslaunch import docker
 from cslaunch.containers import Container
-from cslaunch.context import image_path
+from cslaunch.context import image_path, under
 from cslaunch.errors import CslaunchError
 from cslaunch.index import Entry
 from cslaunch.model import Service
@@ -35,11 +35,6 @@ class Hidden:
 
     def command(self) -> str:
         return f"docker compose up -d --renew-anon-volumes --no-deps {self.service}"
-
-
-def under(path: str, directory: str) -> bool:
-    directory = directory.rstrip("/")
-    return path == directory or path.startswith(directory + "/")
 
 
 def hiding(service: Service, stale_paths: Iterable[str]) -> str | None:
