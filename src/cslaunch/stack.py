@@ -5,6 +5,7 @@ read-only commands (plan, verify, status, doctor, jobs) all start here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,12 +72,14 @@ def detect(
             docker.check_engine(project.compose)
             raise
     current = by_service(found or [])
-    stack = with_base_images(model.parse_stack(raw))
+    stack = model.parse_stack(raw)
     check_services(project, stack.services)
+    texts = {name: dockerfile_text(s) for name, s in stack.services.items()}  # each read once
+    stack = with_base_images(stack, texts)
     python = {
         s.name
         for s in stack.services.values()
-        if model.runs_python(s, dockerfile_text(s), project.config)
+        if model.runs_python(s, texts[s.name], project.config)
     }
     # The rest: what their images (pulled, or built by an earlier launch) say they run.
     unsure: dict[str, list[model.Service]] = {}
@@ -93,10 +96,10 @@ def detect(
     return Detected(named, stack, raw, frozenset(python), roots, current)
 
 
-def with_base_images(stack: model.Stack) -> model.Stack:
-    """The model with each built service's base image, from its Dockerfile."""
+def with_base_images(stack: model.Stack, texts: Mapping[str, str | None]) -> model.Stack:
+    """The model with each built service's base image, from its Dockerfile (`texts`)."""
     services = {
-        name: replace(s, base_image=base_image(dockerfile_text(s), s.target)) if s.buildable else s
+        name: replace(s, base_image=base_image(texts[name], s.target)) if s.buildable else s
         for name, s in stack.services.items()
     }
     return replace(stack, services=services)

@@ -75,9 +75,9 @@ def proxies_due(run: Run) -> bool:
 
 def reload_proxies(run: Run, st: StepResult) -> None:
     stack = run.found.stack
-    proxies = act.proxies_to_reload(stack, touched(run))
-    now = by_service(project_containers(run.compose))
     touched_now = set(touched(run))
+    proxies = act.proxies_to_reload(stack, touched_now)
+    now = by_service(project_containers(run.compose))
     for name in proxies:
         service = stack.services[name]
         # Restarted when no master is seen only where it depends on what was touched: one
@@ -143,5 +143,6 @@ def _record(run: Run, verdicts: list[Readiness]) -> None:
         if v.state == FAILED:
             o.logs = docker.logs(run.compose, v.service, tail=LOG_LINES)
     for o in run.outcomes.values():
-        if o.action == LEAVE and o.state == "ready" and not o.detail.startswith("completed"):
+        one_shot = run.found.stack.services[o.service].one_shot  # done: not running
+        if o.action == LEAVE and o.state == "ready" and not one_shot:
             o.detail = o.detail + " (left running)"
