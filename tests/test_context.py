@@ -20,7 +20,7 @@ from cslaunch.context import (
     placed,
 )
 from cslaunch.scan import Tree, scan
-from cslaunch.track import service_files, trees
+from cslaunch.track import ServiceFiles, service_files, trees
 
 
 def test_dockerignore_is_anchored_and_takes_directory_contents() -> None:
@@ -278,6 +278,30 @@ def test_image_paths_of_the_stage_compose_builds() -> None:
     assert image_path(rules, "requirements.txt", last) is None  # prod does not hold it
 
 
+def _mounted_at_app(
+    root: Path,
+    dockerfile: str,
+    *,
+    runs_code: bool = True,
+    target: str | None = None,
+    watches: bool = False,
+) -> ServiceFiles:
+    """A service built from `root` with `dockerfile`, `root` bind-mounted at /app."""
+    return service_files(
+        "web",
+        runs_code=runs_code,
+        bind_dirs=[str(root)],
+        bind_files=[],
+        context=str(root),
+        dockerfile=str(root / "Dockerfile"),
+        dockerfile_text=dockerfile,
+        dockerignore_text=None,
+        target=target,
+        bind_targets=[(str(root), "/app")],
+        watches=watches,
+    )
+
+
 WHOLE_PROJECT_DOCKERFILE = """\
 FROM python:3.12
 WORKDIR /app
@@ -299,17 +323,7 @@ def test_the_whole_project_mounted_hides_its_code_not_what_the_build_ran(tmp_pat
                 "app/m.py", "README.md", "Dockerfile"]:  # fmt: skip
         (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
         (ctx / rel).write_text("x\n")
-    files = service_files(
-        "web",
-        runs_code=True,
-        bind_dirs=[str(ctx)],
-        bind_files=[],
-        context=str(ctx),
-        dockerfile=str(ctx / "Dockerfile"),
-        dockerfile_text=WHOLE_PROJECT_DOCKERFILE,
-        dockerignore_text=None,
-        bind_targets=[(str(ctx), "/app")],
-    )
+    files = _mounted_at_app(ctx, WHOLE_PROJECT_DOCKERFILE)
     module, readme = str(ctx / "app/m.py"), str(ctx / "README.md")
     reqs, dev, start = (str(ctx / r) for r in ["requirements.txt", "requirements-dev.txt",
                                                 "compose/local/start"])  # fmt: skip
@@ -372,17 +386,8 @@ def test_where_a_copy_puts_a_file() -> None:
 def test_which_baked_files_a_mount_of_the_whole_project_hides(
     tmp_path: Path, dockerfile: str, target: str | None, changed: str, rebuild: bool
 ) -> None:
-    files = service_files(
-        "web",
-        runs_code=True,
-        bind_dirs=[str(tmp_path)],
-        bind_files=[],
-        context=str(tmp_path),
-        dockerfile=str(tmp_path / "Dockerfile"),
-        dockerfile_text="FROM python:3.12 AS base\nWORKDIR /app\n" + dockerfile,
-        dockerignore_text=None,
-        target=target,
-        bind_targets=[(str(tmp_path), "/app")],
+    files = _mounted_at_app(
+        tmp_path, "FROM python:3.12 AS base\nWORKDIR /app\n" + dockerfile, target=target
     )
     path = str(tmp_path / changed)
     assert files.rebuild_files([path]) == ([path] if rebuild else [])
@@ -398,18 +403,8 @@ def test_a_dev_servers_mounted_sources_are_its_own_to_serve(tmp_path: Path) -> N
         "RUN npm install\nCOPY ./ /app/\nRUN npm run build\n"
         "FROM nginx:1\nCOPY --from=build-stage /app/dist/ /usr/share/nginx/html\n"
     )
-    files = service_files(
-        "frontend",
-        runs_code=False,
-        bind_dirs=[str(tmp_path)],
-        bind_files=[],
-        context=str(tmp_path),
-        dockerfile=str(tmp_path / "Dockerfile"),
-        dockerfile_text=dockerfile,
-        dockerignore_text=None,
-        target="build-stage",
-        bind_targets=[(str(tmp_path), "/app")],
-        watches=True,
+    files = _mounted_at_app(
+        tmp_path, dockerfile, runs_code=False, target="build-stage", watches=True
     )
     source, manifest = str(tmp_path / "src/main.tsx"), str(tmp_path / "package.json")
     assert files.rebuild_files([source]) == [] and files.restart_files([source]) == []
