@@ -730,6 +730,8 @@ def test_a_redis_server_is_told_by_its_image_or_command(
         (["sh", "-c", "yarn && yarn dev"], True),
         (["sh", "-c", "pip install -r requirements.txt && flask run --reload"], True),
         (["sh", "-c", "uv sync && uv run app.py"], True),
+        (["sh", "-c", "npm ci&&npm run dev"], True),  # operators need no spaces
+        (["sh", "-c", "cd /app;yarn install;yarn dev"], True),
         (["npm", "run", "dev"], False),
         (["yarn", "dev"], False),
         (["python", "-m", "app"], False),
@@ -750,6 +752,7 @@ def test_a_command_that_installs_its_dependencies_at_start(
         (["yarn", "dev"], True),
         (["pnpm", "run", "serve"], True),
         (["sh", "-c", "npm install && npm run dev"], True),
+        (["sh", "-c", "npm ci&&npm run dev"], True),
         (["npx", "vite", "--host"], True),
         (["nodemon", "server.js"], True),
         (["ng", "serve"], True),

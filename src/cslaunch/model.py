@@ -112,8 +112,15 @@ def split_words(parts: Iterable[str]) -> tuple[str, ...]:
     """Arguments split into words, shell strings (`sh -c "a && b"`) included."""
     words: list[str] = []
     for part in parts:
+        if " " not in part:  # an exec-form argument: `&` in a URL is the URL's
+            words.append(part)
+            continue
+        # Operators are words of their own, as the shell reads them: `npm ci&&npm run dev`
+        lexer = shlex.shlex(part, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
         try:
-            words += shlex.split(part) if " " in part else [part]
+            words += list(lexer)
         except ValueError:
             words += part.split()
     return tuple(words)
