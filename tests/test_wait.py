@@ -231,6 +231,7 @@ def test_a_worker_is_not_ready_by_the_stable_window_alone(monkeypatch: pytest.Mo
     verdicts, _ = _wait(monkeypatch, [worker], [c], checks, timeout=0.5)
     assert verdicts[0].state == FAILED
     assert "registration" in verdicts[0].reason
+    assert "--timeout" in verdicts[0].reason  # where the limit is raised
 
 
 def test_dockers_unhealthy_fails_even_while_the_check_runs(

@@ -164,7 +164,11 @@ def wait_ready(
                     v
                     if v.done
                     else Readiness(
-                        v.service, FAILED, f"not ready after {timeout:.0f} s ({v.reason})"
+                        v.service,
+                        FAILED,
+                        # A migration may just need longer: say where the limit is set.
+                        f"not ready after {timeout:.0f} s ({v.reason}); --timeout or "
+                        "`timeout` in [tool.cslaunch] sets the limit",
                     )
                     for v in verdicts
                 ]
