@@ -12,8 +12,9 @@ import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
     ]
 
 
-def _run_after(all_stages: list[Stage], index: int, position: int) -> bool:
+def _run_after(all_stages: Sequence[Stage], index: int, position: int) -> bool:
     """Whether a RUN comes after an instruction: later in its stage, or in a stage built
     FROM that one."""
     stage = all_stages[index]
@@ -295,7 +296,8 @@ class Stage:
     body: tuple[tuple[str, str], ...]  # (KEYWORD, arguments) after its FROM
 
 
-def stages(text: str) -> list[Stage]:
+@lru_cache(maxsize=64)  # a launch asks it of each Dockerfile several times
+def stages(text: str) -> tuple[Stage, ...]:
     found: list[Stage] = []
     for keyword, args in instructions(text):
         if keyword == "FROM":
@@ -305,7 +307,7 @@ def stages(text: str) -> list[Stage]:
         elif found:
             last = found[-1]
             found[-1] = Stage(last.index, last.name, last.base, (*last.body, (keyword, args)))
-    return found
+    return tuple(found)
 
 
 def base_image(dockerfile: str | None, target: str | None = None) -> str | None:
@@ -315,14 +317,14 @@ def base_image(dockerfile: str | None, target: str | None = None) -> str | None:
     return lineage(all_stages, stage)[0].base or None if stage else None
 
 
-def built_stage(all_stages: list[Stage], target: str | None) -> Stage | None:
+def built_stage(all_stages: Sequence[Stage], target: str | None) -> Stage | None:
     """The stage an image is built from: the `build.target` one, else the last."""
     if target:
         return next((s for s in all_stages if s.name == target.lower()), None)
     return all_stages[-1] if all_stages else None
 
 
-def lineage(all_stages: list[Stage], stage: Stage) -> list[Stage]:
+def lineage(all_stages: Sequence[Stage], stage: Stage) -> list[Stage]:
     """A stage and the earlier stages it starts FROM, oldest first: it inherits their files,
     ENV, CMD and ENTRYPOINT."""
     chain = [stage]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -38,7 +38,7 @@ def dockerfile_copies(text: str, target: str | None = None) -> list[Copy]:
 
 
 def _stage_copies(
-    all_stages: list[context.Stage], stage: context.Stage, seen: frozenset[int]
+    all_stages: Sequence[context.Stage], stage: context.Stage, seen: frozenset[int]
 ) -> list[Copy]:
     # A stage inherits the files (and the WORKDIR) of the stages it starts from.
     body = [step for s in context.lineage(all_stages, stage) for step in s.body]
@@ -81,7 +81,9 @@ def _stage_copies(
     return copies
 
 
-def _stage_named(all_stages: list[context.Stage], name: str, before: int) -> context.Stage | None:
+def _stage_named(
+    all_stages: Sequence[context.Stage], name: str, before: int
+) -> context.Stage | None:
     """An earlier build stage by name or number; None for an image (`--from=nginx:1`)."""
     name = name.lower()
     return next((s for s in all_stages[:before] if s.name == name or str(s.index) == name), None)
