@@ -81,7 +81,7 @@ def test_find_rq_example_stack() -> None:
             ["rq", "worker-pool", "-n", "3", "--url", "redis://x/0", "emails"],
             "python3",
             ("emails",),
-            {"name": "3", "url": "redis://x/0"},
+            {"num-workers": "3", "url": "redis://x/0"},
         ),
         (
             ["sh", "-c", "python wait.py && rq worker --url $REDIS_URL high; echo done"],

@@ -144,8 +144,11 @@ def parse_worker_command(
         if program != "rqworker":
             if not args or args[0] not in ("worker", "worker-pool"):
                 continue
+            pool = args[0] == "worker-pool"
             args = args[1:]
-        return _python_for(words, i), *_worker_args(args)
+        else:
+            pool = False
+        return _python_for(words, i), *_worker_args(args, pool=pool)
     return None
 
 
@@ -162,10 +165,12 @@ def _python_for(words: list[str], index: int) -> str:
     return "python3"
 
 
-def _worker_args(args: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+def _worker_args(args: list[str], *, pool: bool) -> tuple[dict[str, str], tuple[str, ...]]:
     options: dict[str, str] = {}
     queues: list[str] = []
     short = {"-u": "url", "-S": "serializer", "-j": "job-class", "-c": "config", "-n": "name"}
+    if pool:  # `rq worker-pool -n 3`: how many workers, whose names RQ makes up
+        short["-n"] = "num-workers"
     i = 0
     while i < len(args):
         arg = args[i]
