@@ -883,3 +883,62 @@ def test_an_nginx_config_directory_change_restarts_nginx(
     conf.write_text(conf.read_text().replace("'v1'", "'v2'"))
     assert actions(s.launched()) == {"web": "restart"}
     assert s.compose(*get).stdout == "v2"
+
+
+# --- one image built by one service, run by others (`image: app` with no `build:`) ----------
+
+SHARED_IMAGE = {
+    "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\nCOPY app /app/app\n",
+    "app/__init__.py": "",
+    "app/tasks.py": "VERSION = 'v1'\n",
+    "app/migrate.py": (
+        "from app import tasks\n\nwith open('/data/migrated', 'a') as f:\n"
+        "    f.write(tasks.VERSION + '\\n')\n"
+    ),
+    "data/.keep": "",
+    "compose.yaml": (
+        "x-run: &run\n"
+        "  image: '${SHARED_IMAGE}'\n"
+        "  network_mode: none\n"
+        "  init: true\n"
+        "services:\n"
+        "  web:\n"
+        "    <<: *run\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    command: [python3, -c, 'import app.tasks, time; time.sleep(1e9)']\n"
+        "    depends_on:\n"
+        "      migrate: {condition: service_completed_successfully}\n"
+        "  worker:\n"
+        "    <<: *run\n"
+        "    command: [sh, -c, 'python3 -c \"import app.tasks, time; time.sleep(1e9)\"']\n"
+        "  migrate:\n"
+        "    <<: *run\n"
+        "    volumes: ['./data:/data']\n"
+        "    command: [python3, -m, app.migrate]\n"
+    ),
+}
+
+
+def test_services_running_an_image_another_builds_follow_its_rebuild(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`web` builds the image; `worker` and the one-shot `migrate` run it with no `build:`
+    of their own (a common shape: one image, several commands). A changed baked file
+    rebuilt web's image, while the worker was left running the old one and the migration
+    was never run on the new code."""
+    s = make(small, tmp_path, SHARED_IMAGE)
+    s.set_env({"SHARED_IMAGE": f"{s.name}-app:latest"})
+    s.launched()
+    migrated = s.dir / "data" / "migrated"
+    assert migrated.read_text().split() == ["v1"]
+    assert actions(s.launched()) == {"web": "leave", "worker": "leave", "migrate": "leave"}
+    (s.dir / "app" / "tasks.py").write_text("VERSION = 'v2'\n")
+    report = s.launched()
+    assert actions(report) == {"web": "rebuild", "worker": "recreate", "migrate": "start"}, report[
+        "services"
+    ]
+    assert migrated.read_text().split() == ["v1", "v2"]
+    image = s.inspect("web")["Image"]
+    assert s.inspect("worker")["Image"] == image
+    states = {v["name"]: v["state"] for v in report["verify"]}
+    assert states == {"web": "fresh", "worker": "fresh", "migrate": "skipped"}, report["verify"]

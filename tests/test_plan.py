@@ -520,3 +520,53 @@ def test_fresh_anonymous_volumes_only_where_each_is_inside_a_bind_mount(
     act.converge(object(), stack, lambda names: None, renew=["node"])  # type: ignore[arg-type]
     assert ("up", "--detach", "--no-build", "--no-deps", "--renew-anon-volumes", "node") in ups
     assert ("up", "--detach", "--no-build", "--no-deps", "api", "db", "media", "plain") in ups
+
+
+def test_a_service_running_an_image_another_builds_moves_with_that_build() -> None:
+    """`worker: {image: app}` (no build, code baked in) beside `web: {build: ., image: app}`
+    with the project mounted: the mount hides web's baked copy, not the worker's; the change
+    the worker sees builds the image, and the build recreates the worker."""
+    mount = [{"type": "bind", "source": "/p/backend/src", "target": "/app/src"}]
+    web = service("web", image="app:latest", build=APP, volumes=mount, command=["python3", "w"])
+    worker = service("worker", image="app", command=["rq", "worker"])
+    stack = Stack("proj", {"web": web, "worker": worker})
+    assert stack.builder_of(worker) is web and stack.builder_of(web) is None
+
+    def files(bind_dirs: list[str]) -> ServiceFiles:
+        return service_files(
+            "x",
+            runs_code=True,
+            bind_dirs=bind_dirs,
+            bind_files=[],
+            context="/p/backend",
+            dockerfile="/p/backend/Dockerfile",
+            dockerfile_text=BACKEND_DOCKERFILE,
+            dockerignore_text=None,
+            bind_targets=[(d, "/app/src") for d in bind_dirs],
+        )
+
+    plan = make_plan(
+        stack,
+        running(stack),
+        lambda s: True,
+        {"web": files(["/p/backend/src"]), "worker": files([])},
+        ["/p/backend/src/tasks.py"],
+    )
+    assert actions(plan) == {"web": (REBUILD, True), "worker": (RECREATE, False)}
+    assert reasons(plan)["web"] == "image content changed for worker: src/tasks.py"
+    assert plan.build == ("web",)
+
+
+def test_a_one_shot_whose_inputs_are_not_tracked_runs_every_launch() -> None:
+    """A migration tool that is not the project's Python (Flyway over `./migrations:/flyway/
+    sql`): its mounted files are not tracked, so it runs again each launch, as Compose does."""
+    stack, files = _one_shot_stack()
+    done = Container(
+        id="p1", name="proj-prestart-1", service="prestart", status="exited", health=None,
+        health_output="", exit_code=0, restart_count=0, started_at=T0, created=T0,
+        image_id="sha256:abc", pid=0,
+    )  # fmt: skip
+    state = {"prestart": [done], "backend": [container("backend")]}
+    plan = make_plan(stack, state, lambda s: s.name == "backend", files, [])
+    assert actions(plan)["prestart"] == (START, False)
+    assert "not tracked" in reasons(plan)["prestart"]

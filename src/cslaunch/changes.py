@@ -91,11 +91,17 @@ def _read(path: Path | str | None) -> str | None:
 
 
 def service_files(
-    service: Service, runs_code: bool, source_patterns: Collection[str]
+    service: Service,
+    runs_code: bool,
+    source_patterns: Collection[str],
+    builder: Service | None = None,
 ) -> track.ServiceFiles:
+    """`builder`: the service that builds the image this one runs (Stack.builder_of), whose
+    build inputs are this one's too, seen through this one's own mounts."""
+    built = builder or service
     dockerfile = None
-    if service.build_context is not None:
-        dockerfile = str(service.build_context / (service.dockerfile or "Dockerfile"))
+    if built.build_context is not None:
+        dockerfile = str(built.build_context / (built.dockerfile or "Dockerfile"))
     dirs, singles, targets = [], [], []
     for bind in service.binds:
         if bind.source.is_dir():
@@ -104,8 +110,8 @@ def service_files(
         elif bind.source.is_file():
             singles.append(str(bind.source))
     hidden = hidden_venvs(service, dirs)
-    context = str(service.build_context) if service.build_context else None
-    text = service.dockerfile_inline or _read(dockerfile)
+    context = str(built.build_context) if built.build_context else None
+    text = built.dockerfile_inline or _read(dockerfile)
     return track.service_files(
         service.name,
         runs_code=runs_code,
@@ -116,7 +122,7 @@ def service_files(
         dockerfile_text=text,
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
         source_patterns=tuple(source_patterns),
-        target=service.target,
+        target=built.target,
         hidden=hidden,
         bind_targets=targets,
         installs_at_start=installs_at_start(service),
@@ -177,7 +183,7 @@ def detect(
     focus: Focus | None = None,
 ) -> ChangeSet:
     files = {
-        name: service_files(s, name in runs_code, source_patterns)
+        name: service_files(s, name in runs_code, source_patterns, stack.builder_of(s))
         for name, s in stack.services.items()
     }
     trees, singles = track.trees(files.values())

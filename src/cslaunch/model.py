@@ -134,6 +134,28 @@ class Stack:
     def names(self) -> list[str]:
         return sorted(self.services)
 
+    def builder_of(self, service: Service) -> Service | None:
+        """The service whose build makes the image this one runs with no `build:` of its
+        own (`worker: {image: app}` beside `web: {build: ., image: app}`): what that build
+        bakes in is this one's code too."""
+        if service.buildable or not service.image:
+            return None
+        wanted = _tagged(service.image)
+        return next(
+            (
+                s
+                for s in sorted(self.services.values(), key=lambda s: s.name)
+                if s.buildable and _tagged(image_name(s, self.name)) == wanted
+            ),
+            None,
+        )
+
+
+def _tagged(image: str) -> str:
+    """An image name as the engine reads it: `app` is `app:latest`."""
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last or "@" in last else image + ":latest"
+
 
 def parse_stack(data: Mapping[str, Any]) -> Stack:
     host_backed = frozenset(

@@ -81,6 +81,7 @@ def make_plan(
         )
         for name in stack.names()
     ]
+    plans = _with_their_builders(stack, containers, files, changed, plans, flags)
     return Plan(
         running=running,
         services=tuple(plans),
@@ -112,16 +113,20 @@ def _plan_service(
     )
 
     if not containers or not all(c.running for c in containers):
+        done = service.one_shot and _completed(containers)
         if (
-            service.one_shot
-            and _completed(containers)
+            done
+            and ours
             and not (needs_build or rebuild_files or restart_files or config_keys or flags.force)
             and changed is not None
         ):
             # Started again it would run again (Compose starts any container not running):
-            # migrations on every launch, and never a no-op.
+            # migrations on every launch, and never a no-op. Only where what it runs is the
+            # project's tracked code: a migration tool's mounted SQL files are not tracked.
             return ServicePlan(name, LEAVE, False, "completed (exit 0); nothing it uses changed")
         reason = "not running" + (f"; build: {why_build}" if needs_build else "")
+        if done and not ours:
+            reason = "completed (exit 0); run again, as Compose does: what it reads is not tracked"
         return ServicePlan(name, START, needs_build, reason, tuple(rebuild_files))
     if needs_build:
         return ServicePlan(name, REBUILD, True, why_build, tuple(rebuild_files))
@@ -139,6 +144,39 @@ def _plan_service(
     if not ours and not service.buildable:
         return ServicePlan(name, LEAVE, False, "runs none of the project's code")
     return ServicePlan(name, LEAVE, False, "nothing it uses changed")
+
+
+def _with_their_builders(
+    stack: Stack,
+    containers: Mapping[str, Sequence[Container]],
+    files: Mapping[str, ServiceFiles],
+    changed: Collection[str] | None,
+    plans: list[ServicePlan],
+    flags: Flags,
+) -> list[ServicePlan]:
+    """Services that run an image another service builds (Stack.builder_of) move with it:
+    a change baked into the image where they see it (their mounts are their own) builds
+    it, and its build recreates them, or runs a completed one-shot again on the new code."""
+    by_name = {p.service: p for p in plans}
+    builders = {
+        p.service: built.name
+        for p in plans
+        if (built := stack.builder_of(stack.services[p.service]))
+    }
+    for user, builder in builders.items():
+        seen = files[user].rebuild_files(changed) if user in files and changed else []
+        current = by_name[builder]
+        if seen and flags.build and not current.build:
+            action = START if current.action == START else REBUILD
+            why = f"image content changed for {user}: {_files(seen)}"
+            by_name[builder] = ServicePlan(builder, action, True, why, tuple(seen))
+    for user, builder in builders.items():
+        p = by_name[user]
+        if by_name[builder].build and p.action in (LEAVE, RESTART):
+            running = any(c.running for c in containers.get(user, []))
+            why = f"its image is rebuilt (by {builder})"
+            by_name[user] = ServicePlan(user, RECREATE if running else START, False, why, p.files)
+    return [by_name[p.service] for p in plans]
 
 
 def _completed(containers: Sequence[Container]) -> bool:
