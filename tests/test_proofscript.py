@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cslaunch.index import hash_file
-from cslaunch.proofrun import SCRIPT, question
+from cslaunch.proofrun import SCRIPT, STDLIB_ONLY, question
 from cslaunch.scan import file_stat
 
 
@@ -192,3 +192,19 @@ def test_a_prefix_mirror_inside_the_tree_is_no_sourceless_pyc(tmp_path: Path, in
         [indexed(m)], dirs=(str(mirror), str(src)), env={"PYTHONPYCACHEPREFIX": str(prefix)}
     )
     assert (found["problems"], found["pycs"]) == ([], 1)
+
+
+def test_the_probe_does_not_import_the_projects_modules(tmp_path: Path) -> None:
+    """Run as the container runs it, in the project's directory: a `json.py` there stays
+    the project's, not the standard library's."""
+    (tmp_path / "json.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", STDLIB_ONLY, SCRIPT.read_text(encoding="utf-8")],
+        input=question([], ()),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert json.loads(result.stdout)["checked"] == 0
+    assert not (tmp_path / "ran").exists()

@@ -141,10 +141,12 @@ def test_the_script_removes_only_regular_bytecode_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("n")
     asked = [str(cache / "a.cpython-311.pyc"), str(tmp_path / "link.pyc"),
              str(tmp_path / "notes.txt"), str(tmp_path / "gone.pyc")]  # fmt: skip
+    (tmp_path / "json.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
     out = subprocess.run(
-        [sys.executable, "-S", "-c", pycs_inside._SCRIPT],
-        input=json.dumps(asked), capture_output=True, text=True, check=True,
+        pycs_inside.argv(sys.executable),
+        input=json.dumps(asked), capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
+    assert not (tmp_path / "ran").exists()  # the project's json.py is not run as root
     assert json.loads(out.stdout)["removed"] == [asked[0], asked[3]]
     assert not cache.exists() and target.exists() and (tmp_path / "link.pyc").is_symlink()
     assert (tmp_path / "notes.txt").exists()

@@ -26,6 +26,14 @@ from cslaunch.errors import CslaunchError
 from cslaunch.proof import recorded_looks
 
 SCRIPT = Path(__file__).with_name("proofscript.py")
+# Runs the script given after it with the working directory (the project, often) off
+# sys.path: a project's own `json.py` must not be imported in the standard library's place.
+# (-I would do it but also drop PYTHONPYCACHEPREFIX, which says where the pycs are; -P is
+# Python 3.11+.)
+STDLIB_ONLY = (
+    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+    "exec(compile(sys.argv[1], '<cslaunch>', 'exec'))"
+)
 MAX_AT_ONCE = 8  # looks running at the same time
 
 # What the probe found ({"python", "problems", "checked", "pycs", "hashed"}), or why it
@@ -51,7 +59,7 @@ def look(container_id: str, asked: str) -> Looked:
         # -S: no site-packages to set up (a fifth of the exec); the probe needs only the
         # standard library.
         result = docker.exec_in(
-            container_id, [python, "-S", "-c", script], input=asked, timeout=120
+            container_id, [python, "-S", "-c", STDLIB_ONLY, script], input=asked, timeout=120
         )
         if result.returncode == 0 or "executable file not found" not in result.stderr:
             break

@@ -87,13 +87,19 @@ def remove(
     return gone
 
 
+def argv(python: str) -> list[str]:
+    """-I: the working directory off sys.path, so that a project's `os.py` or `json.py` is
+    not run as root in the standard library's place."""
+    return [python, "-I", "-S", "-c", _SCRIPT]
+
+
 def _ask(container_id: str, paths: list[str]) -> None:
     """The script, as root, with the container's own Python; a failure removes nothing."""
     for python in ("python3", "python"):
         try:
             result = docker.exec_in(
                 container_id,
-                [python, "-S", "-c", _SCRIPT],
+                argv(python),
                 input=json.dumps(paths),
                 timeout=60,
                 user="0",
