@@ -248,3 +248,31 @@ def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Pat
     run.report.bytecode = CleanResult(roots=[root])
     run.changes.walked = False  # type: ignore[misc]  # watch asked only the saved files
     assert prove._listed(run) is None
+
+
+def test_anonymous_volumes_are_renewed_only_when_the_image_says_what_it_declares(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image the engine did not show (another name, an inspect that failed) may declare
+    a VOLUME holding data: nothing is renewed (`--renew-anon-volumes` renews them all)."""
+    from cslaunch import docker
+    from cslaunch.plan import REBUILD
+
+    web = {
+        **STACK["services"]["web"],  # type: ignore[index]
+        "volumes": [
+            {"type": "bind", "source": "/p", "target": "/app"},
+            {"type": "volume", "target": "/app/node_modules"},
+        ],
+    }
+    found = _Found(model.parse_stack({"name": "shop", "services": {"web": web}}))
+    found.containers = {"web": [SimpleNamespace(running=True)]}
+    run.found = found  # type: ignore[assignment]
+    run.plan = Plan(True, (ServicePlan("web", REBUILD, True, ""),), ("web",))
+    shown: dict[str, dict[str, Any]] = {}
+    monkeypatch.setattr(docker, "image_configs", lambda names: shown)
+    assert restart.renewed(run) == []
+    shown["shop-web"] = {"Volumes": None}
+    assert restart.renewed(run) == ["web"]
+    shown["shop-web"] = {"Volumes": {"/app/media": {}}}
+    assert restart.renewed(run) == []

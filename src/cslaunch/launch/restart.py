@@ -100,10 +100,13 @@ def renewed(run: Run) -> list[str]:
     except CslaunchError:
         return []  # cannot tell what the images declare: renew nothing
 
+    # An image not found (under another name than the one looked for) declares nothing
+    # cslaunch can tell: its VOLUMEs may hold data, so it is not renewed.
     return [
         n
         for n in candidates
-        if act.renewable(services[n], (configs.get(images[n]) or {}).get("Volumes") or {})
+        if images[n] in configs
+        and act.renewable(services[n], configs[images[n]].get("Volumes") or {})
     ]
 
 
