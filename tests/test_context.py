@@ -57,7 +57,12 @@ def test_copy_sources_forms() -> None:
     assert copy_sources(dockerfile) == ["requirements.txt", "src", "conf/*.ini"]
     assert copy_sources("FROM x\nCOPY . /app\n") == ["."]
     assert copy_sources("FROM x\nARG D=src\nCOPY $D /app\n") is None  # cannot follow
-    assert copy_sources("FROM x\nRUN --mount=type=bind,target=/s make\n") is None
+    # A RUN's bind mount of the context is an input of that step: the whole context by default
+    assert copy_sources("FROM x\nRUN --mount=type=bind,target=/s make\n") == ["."]
+    uv = "RUN --mount=type=cache,target=/c --mount=type=bind,source=uv.lock,target=uv.lock uv sync"
+    assert copy_sources(f"FROM x\n{uv}\n") == ["uv.lock"]
+    assert copy_sources("FROM x\nRUN --mount=type=bind,from=b,source=/o,target=/i cp\n") == []
+    assert copy_sources("FROM x\nRUN --mount=type=bind,source=$F,target=/f make\n") is None
     assert copy_sources(None) is None
 
 
@@ -381,6 +386,20 @@ def test_where_a_copy_puts_a_file() -> None:
         # a script run from where no mount covers it
         ("COPY ./compose/start /start\nRUN chmod +x /start\n", None, "compose/start", True),
         ("COPY ./compose/start /start\n", None, "compose/start", True),
+        # `docker init`'s Dockerfile: the list mounted into the RUN that installs from it
+        ("RUN --mount=type=cache,target=/root/.cache/pip \\\n"
+         "    --mount=type=bind,source=requirements.txt,target=requirements.txt \\\n"
+         "    pip install -r requirements.txt\nCOPY . .\n", None, "requirements.txt", True),
+        ("RUN --mount=type=bind,source=requirements.txt,target=requirements.txt pip install"
+         " -r requirements.txt\nCOPY . .\n", None, "app/main.py", False),
+        # a builder stage's input: the image holds what its RUN made of it, elsewhere
+        ("FROM node:20 AS web\nWORKDIR /src\nCOPY frontend/ .\nRUN npm run build\n"
+         "FROM base\nCOPY . .\nCOPY --from=web /src/dist /srv/static\n", None,
+         "frontend/src/App.jsx", True),
+        # a Dockerfile not followed (a variable WORKDIR): its manifests still rebuild
+        ("ARG HOME=/app\nWORKDIR $HOME\nCOPY . .\nRUN pip install -r requirements.txt\n",
+         None, "requirements.txt", True),
+        ("ARG HOME=/app\nWORKDIR $HOME\nCOPY . .\n", None, "app/main.py", False),
     ],
 )  # fmt: skip
 def test_which_baked_files_a_mount_of_the_whole_project_hides(

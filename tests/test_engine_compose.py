@@ -942,3 +942,44 @@ def test_services_running_an_image_another_builds_follow_its_rebuild(
     assert s.inspect("worker")["Image"] == image
     states = {v["name"]: v["state"] for v in report["verify"]}
     assert states == {"web": "fresh", "worker": "fresh", "migrate": "skipped"}, report["verify"]
+
+
+# --- `docker init`'s Dockerfile: the requirements bind-mounted into the RUN that installs ----
+
+RUN_MOUNT = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\n"
+        "RUN --mount=type=bind,source=requirements.txt,target=requirements.txt \\\n"
+        "    cp requirements.txt /installed.txt\n"
+        "COPY . .\n"
+    ),
+    "requirements.txt": "flask==3.0\n",
+    "app/__init__.py": "",
+    "app/main.py": "import time\n\ntime.sleep(1e9)\n",
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    volumes: ['.:/app']\n"
+        "    command: [python3, -m, app.main]\n"
+    ),
+}
+
+
+def test_a_list_a_build_step_mounted_rebuilds_under_the_whole_project_mount(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`RUN --mount=type=bind,source=requirements.txt ... pip install` then `COPY . .`, the
+    project mounted at /app: a changed requirements.txt was hidden behind the mount (the
+    Dockerfile was not followed at all), and the image kept the old packages."""
+    s = make(small, tmp_path, RUN_MOUNT)
+    s.launched()
+    show = ("exec", "-T", "web", "cat", "/installed.txt")
+    assert s.compose(*show).stdout == "flask==3.0\n"
+    (s.dir / "app" / "main.py").write_text(RUN_MOUNT["app/main.py"] + "# edited\n")
+    assert actions(s.launched()) == {"web": "restart"}
+    (s.dir / "requirements.txt").write_text("flask==3.1\n")
+    assert actions(s.launched()) == {"web": "rebuild"}
+    assert s.compose(*show).stdout == "flask==3.1\n"

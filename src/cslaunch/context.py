@@ -72,6 +72,9 @@ class CopyRule:
     # A RUN follows it in its stage: what it copies may be an input of a build step
     # (`COPY requirements.txt .` then `RUN pip install -r requirements.txt`)
     before_run: bool = False
+    # Not a copy: a RUN's `--mount=type=bind,source=requirements.txt` (`docker init`'s
+    # Dockerfiles, uv's): an input of that step, absent from the image
+    mounted: bool = False
 
 
 def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
@@ -94,7 +97,11 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
                     return None
                 workdir = posixpath.normpath(posixpath.join(workdir, target))
             if keyword == "RUN" and _CONTEXT_MOUNT.search(args):
-                return None
+                mounts = _context_mounts(args, workdir)
+                if mounts is None:
+                    return None
+                rules += [CopyRule(src, dest, stage.index, mounted=True) for src, dest in mounts]
+                at += [position] * len(mounts)
             if keyword not in ("COPY", "ADD"):
                 continue
             if args.startswith("<<"):
@@ -127,9 +134,26 @@ def copy_rules(dockerfile: str | None) -> list[CopyRule] | None:
                 at.append(position)
         workdirs[stage.index] = workdir
     return [
-        replace(r, before_run=_run_after(all_stages, r.stage, i))
+        replace(r, before_run=r.mounted or _run_after(all_stages, r.stage, i))
         for r, i in zip(rules, at, strict=True)
     ]
+
+
+def _context_mounts(args: str, workdir: str) -> list[tuple[str, str]] | None:
+    """(context-relative source, absolute target) of each bind mount of the build context a
+    RUN makes (`--mount=type=bind,source=uv.lock,target=uv.lock`); one `from=` another stage
+    or image is not the context. None when a path is a variable."""
+    found = []
+    for option in re.findall(r"--mount=(\S+)", args):
+        fields = dict(f.split("=", 1) if "=" in f else (f, "") for f in option.split(","))
+        if fields.get("type") != "bind" or "from" in fields:
+            continue
+        source = fields.get("source") or fields.get("src") or "."
+        target = fields.get("target") or fields.get("dst") or fields.get("destination") or "/"
+        if "$" in source or "$" in target:
+            return None
+        found.append((_normalise(source), posixpath.normpath(posixpath.join(workdir, target))))
+    return found
 
 
 def _run_after(all_stages: Sequence[Stage], index: int, position: int) -> bool:
@@ -185,7 +209,7 @@ def image_path(
         in_stages = {max((r.stage for r in rules), default=0)}
     found = None
     for rule in rules:
-        if rule.stage not in in_stages or _has_glob(rule.src):
+        if rule.stage not in in_stages or _has_glob(rule.src) or rule.mounted:
             continue
         found = placed(rule, rel) or found
     return found  # a later COPY of the same file wins, as in the image

@@ -142,19 +142,22 @@ class ServiceFiles:
         packages), and no copy in the image lands where no mount covers it (`COPY start.sh
         /start`, which the container runs from the image)."""
         if self.copies is None:
-            return True  # a Dockerfile not followed: what the mount shows is what can be told
+            # A Dockerfile not followed: a manifest is what a build step installs from
+            return not is_manifest(rel)
         targets = [t for _, t in self.bind_targets]
         for rule in self.copies:
             at = placed(rule, rel)
-            if at is None:
+            if at is None or rule.stage not in self.build_stages:
                 continue
-            if (
-                rule.before_run
-                and rule.stage in self.build_stages
-                and (is_manifest(rel) or (names_itself(rule, rel) and not self.is_source(rel)))
+            if rule.mounted:
+                return False  # read by a build step: what it made of the file is in the image
+            if rule.before_run and (
+                is_manifest(rel) or (names_itself(rule, rel) and not self.is_source(rel))
             ):
                 return False
-            if rule.stage in self.image_stages and targets and not _covered(at, targets):
+            if rule.stage not in self.image_stages:
+                return False  # a builder stage's input (`COPY frontend/ .`, `npm run build`)
+            if targets and not _covered(at, targets):
                 return False
         return True
 
