@@ -84,6 +84,13 @@ def test_find_rq_example_stack() -> None:
             {"num-workers": "3", "url": "redis://x/0"},
         ),
         (
+            ["sh", "-c", "rq worker high default 2>&1 | tee /var/log/worker.log"],
+            "python3",
+            ("high", "default"),
+            {},
+        ),
+        (["sh", "-c", "rq worker low 1>/dev/null"], "python3", ("low",), {}),
+        (
             ["sh", "-c", "python wait.py && rq worker --url $REDIS_URL high; echo done"],
             "python3",
             ("high",),

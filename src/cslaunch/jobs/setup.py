@@ -165,6 +165,11 @@ def _python_for(words: list[str], index: int) -> str:
     return "python3"
 
 
+def _is_operator(word: str) -> bool:
+    """A shell operator or redirection, as model.split_words makes them words (`>&`)."""
+    return bool(word) and all(c in "<>&|;" for c in word)
+
+
 def _worker_args(args: list[str], *, pool: bool) -> tuple[dict[str, str], tuple[str, ...]]:
     options: dict[str, str] = {}
     queues: list[str] = []
@@ -174,9 +179,11 @@ def _worker_args(args: list[str], *, pool: bool) -> tuple[dict[str, str], tuple[
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in _SHELL_OPERATORS or arg.endswith(";"):
+        if arg in _SHELL_OPERATORS or arg.endswith(";") or _is_operator(arg):
             if arg.endswith(";") and arg != ";" and not arg.startswith("-"):
                 queues.append(arg.rstrip(";"))
+            if arg[0] in "<>" and queues and queues[-1].isdigit():
+                queues.pop()  # the descriptor of a redirection (`2>&1`), not a queue
             break
         if arg.startswith("--") and "=" in arg:
             key, val = arg[2:].split("=", 1)
