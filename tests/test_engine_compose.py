@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -983,3 +984,67 @@ def test_a_list_a_build_step_mounted_rebuilds_under_the_whole_project_mount(
     (s.dir / "requirements.txt").write_text("flask==3.1\n")
     assert actions(s.launched()) == {"web": "rebuild"}
     assert s.compose(*show).stdout == "flask==3.1\n"
+
+
+# --- django-rq's shape: `manage.py rqworker`, Redis named only in the app's settings --------
+
+SETTINGS_REDIS = {
+    "settings.py": (
+        "RQ_QUEUES = {'default': {'HOST': 'redis', 'PORT': 6379, 'DB': 0, 'PASSWORD': 's3cr3t'}}\n"
+    ),
+    "manage.py": (
+        '"""Stands in for Django\'s manage.py with django-rq: `rqworker QUEUES`."""\n'
+        "import sys\n\nfrom redis import Redis\nfrom rq import Queue, Worker\n\n"
+        "import settings\n\n\n"
+        "def conn():\n    q = settings.RQ_QUEUES['default']\n"
+        "    return Redis(host=q['HOST'], port=q['PORT'], db=q['DB'], password=q['PASSWORD'])\n\n\n"
+        "if sys.argv[1] == 'rqworker':\n"
+        "    queues = [Queue(n, connection=conn()) for n in sys.argv[2:]]\n"
+        "    Worker(queues, connection=conn()).work()\n"
+        "elif sys.argv[1] == 'enqueue':\n"
+        "    print(Queue(connection=conn()).enqueue('tasks.slow', 30).id)\n"
+        "else:\n"
+        "    job = Queue(connection=conn()).fetch_job(sys.argv[2])\n"
+        "    print(getattr(job.get_status(), 'value', job.get_status()), job.result)\n"
+    ),
+    "tasks.py": "import time\n\nVERSION = 'v1'\n\n\ndef slow(seconds):\n"
+    "    time.sleep(seconds)\n    return VERSION\n",
+    "compose.yaml": (
+        "services:\n"
+        "  redis:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    command: redis-server --save '' --appendonly no --requirepass s3cr3t\n"
+        "  rqworker:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    working_dir: /app\n"
+        "    volumes: ['.:/app']\n"
+        "    command: python3 manage.py rqworker default\n"
+        "    stop_grace_period: 1s\n"
+        "    depends_on: [redis]\n"
+    ),
+}
+
+
+def test_a_worker_whose_redis_only_its_settings_name_keeps_its_job(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """The worker's Redis is in the app's settings (django-rq's RQ_QUEUES), not in its
+    environment: Redis was asked at localhost, the busy worker was not known to be busy, and
+    the job its restart cut short stayed "started" forever. The stack's Redis service, by
+    name and with the password its command sets, is asked instead."""
+    s = make(small, tmp_path, SETTINGS_REDIS)
+    s.launched()
+    manage = ("exec", "-T", "rqworker", "python3", "manage.py")
+    job = s.compose(*manage, "enqueue").stdout.strip()
+    deadline = time.monotonic() + 30
+    while not s.compose(*manage, "status", job).stdout.startswith("started"):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+    (s.dir / "tasks.py").write_text(SETTINGS_REDIS["tasks.py"].replace("v1", "v2"))
+    report = s.launched()
+    assert {j["id"]: j["action"] for j in report["jobs"]["jobs"]} == {job: "requeue"}
+    deadline = time.monotonic() + 60
+    while (status := s.compose(*manage, "status", job).stdout.split()) != ["finished", "v2"]:
+        assert status[0] in ("queued", "started"), status  # never lost
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)

@@ -180,3 +180,21 @@ def test_redis_service_matches_url_host() -> None:
     )
     setup = find_rq(stack_of(raw), RQConfig(), raw)
     assert setup is not None and setup.redis_service == "queue"
+
+
+def test_a_worker_whose_url_the_model_does_not_show_gets_the_stacks_redis_by_name() -> None:
+    stack = model.parse_stack(
+        {
+            "name": "p",
+            "services": {
+                "cache": {"image": "redis:7", "command": ["redis-server", "--requirepass", "p@s"]},
+                "rqworker": {"image": "app", "command": ["python", "manage.py", "rqworker"]},
+                "hostnet": {"image": "app", "command": ["rqworker"], "network_mode": "host"},
+                "named": {"image": "app", "command": ["rq", "worker", "-u", "redis://x:1/0"]},
+            },
+        }
+    )
+    setup = jobs.find_rq(stack, RQConfig())
+    assert setup is not None
+    urls = {w.service: w.fallback_url for w in setup.workers}
+    assert urls == {"rqworker": "redis://:p%40s@cache:6379/0", "hostnet": None, "named": None}

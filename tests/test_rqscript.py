@@ -381,3 +381,25 @@ def test_cache_clearing_is_opt_in_and_exact(server: RedisServer, r: Any) -> None
     assert r.get("sessions:1") == b"keep" and not r.exists("citation_cache:1")
     assert other.dbsize() == 0
     assert q.get_job_ids() == [job.id]
+
+
+def test_where_the_helper_looks_for_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RQ's --url, then a --config module's keys, then the environment; the stack's Redis
+    service (`fallback_url`) only after a localhost nothing named."""
+    from types import SimpleNamespace
+
+    from cslaunch.rqscript import redis_urls
+
+    for key in ("RQ_REDIS_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    fallback = {"fallback_url": "redis://:pw@redis:6379/0"}
+    assert redis_urls({"url": "redis://q:1/2", **fallback}, None) == ["redis://q:1/2"]
+    assert redis_urls(fallback, None) == ["redis://localhost:6379/0", fallback["fallback_url"]]
+    settings = SimpleNamespace(REDIS_HOST="cache", REDIS_DB=1, REDIS_PASSWORD="a b")
+    assert redis_urls(fallback, settings) == ["redis://:a%20b@cache:6379/1"]
+    monkeypatch.setenv("REDIS_HOST", "r2")
+    monkeypatch.setenv("REDIS_PORT", "6380")
+    assert redis_urls(fallback, None) == ["redis://r2:6380/0"]
+    monkeypatch.setenv("REDIS_URL", "redis://env/3")
+    assert redis_urls(fallback, settings) == ["redis://env/3"]

@@ -37,6 +37,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 MARKER = "CSLAUNCH-RQ-JSON:"
 CLIENT_NAME = "cslaunch-rq"
@@ -140,6 +141,32 @@ def do_workers(ctx: Ctx) -> dict[str, Any]:
 
 
 # --- helpers without Redis ---------------------------------------------------------------
+def redis_urls(request: dict[str, Any], settings: Any) -> list[str]:
+    """Where the workers' Redis is, in the order RQ and apps look: the worker's --url, its
+    --config module's REDIS_URL or REDIS_HOST/PORT/DB/PASSWORD, the environment's
+    RQ_REDIS_URL, REDIS_URL or REDIS_HOST...; with nothing said but localhost, the stack's
+    Redis service by name next (`fallback_url`: django-rq keeps it in Django's settings, other
+    apps in their own config files)."""
+    url = request.get("url") or getattr(settings, "REDIS_URL", None)
+    url = url or os.environ.get("RQ_REDIS_URL") or os.environ.get("REDIS_URL")
+    if url:
+        return [str(url)]
+
+    def said(key: str, default: Any) -> Any:
+        value = getattr(settings, key, None)
+        return value if value not in (None, "") else os.environ.get(key) or default
+
+    host = said("REDIS_HOST", "")
+    password = said("REDIS_PASSWORD", "")
+    scheme = "rediss" if str(said("REDIS_SSL", "")).lower() in ("1", "true", "yes") else "redis"
+    auth = ":{}@".format(quote(str(password), safe="")) if password else ""
+    own = "{}://{}{}:{}/{}".format(
+        scheme, auth, host or "localhost", said("REDIS_PORT", 6379), said("REDIS_DB", 0)
+    )
+    fallback = request.get("fallback_url")
+    return [own, fallback] if fallback and not host else [own]
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """Redis trouble, in one line: loading / auth / unreachable / error."""
     names = {c.__name__ for c in type(exc).__mro__}
@@ -277,30 +304,18 @@ class Ctx:
                 self.settings = importlib.import_module(request["config_module"])
             except Exception:
                 self.settings = None
-        self.url = (
-            request.get("url")
-            or getattr(self.settings, "REDIS_URL", None)
-            or os.environ.get("RQ_REDIS_URL")
-            or os.environ.get("REDIS_URL")
-        )
         timeouts = {"socket_connect_timeout": 5, "socket_timeout": 60}
-        if self.url:
-            self.conn = redis.Redis.from_url(self.url, **timeouts)
-        else:
-            self.conn = redis.Redis(
-                host=os.environ.get("REDIS_HOST", "localhost"),
-                port=int(os.environ.get("REDIS_PORT", "6379")),
-                db=int(os.environ.get("REDIS_DB", "0")),
-                password=os.environ.get("REDIS_PASSWORD") or None,
-                **timeouts,
-            )
-            self.url = "redis://{}:{}/{}".format(
-                os.environ.get("REDIS_HOST", "localhost"),
-                os.environ.get("REDIS_PORT", "6379"),
-                os.environ.get("REDIS_DB", "0"),
-            )
+        candidates = redis_urls(request, self.settings)
+        for i, url in enumerate(candidates):
+            self.url = url
+            self.conn = redis.Redis.from_url(url, **timeouts)
+            try:
+                self.info: dict[str, Any] = self.conn.info()
+                break
+            except self.redis_exceptions.ConnectionError:
+                if i == len(candidates) - 1:
+                    raise
         self.db = int(self.conn.connection_pool.connection_kwargs.get("db", 0) or 0)
-        self.info: dict[str, Any] = self.conn.info()
         self.loading = str(self.info.get("loading", "0")) == "1"
         self.now = time.time()
         self.scan_truncated = False

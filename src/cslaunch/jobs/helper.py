@@ -60,6 +60,7 @@ def run_helper(
             "serializer": worker.serializer,
             "job_class": worker.job_class,
             "config_module": worker.config_module,
+            "fallback_url": worker.fallback_url,
             **request,
         }
         pythons = list(dict.fromkeys([worker.python, "python3", "python"]))

@@ -4,10 +4,12 @@ uses, and the service that runs Redis."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from cslaunch.rqconfig import RQConfig
 
@@ -28,6 +30,9 @@ class RQWorkerService:
     job_class: str | None = None  # --job-class, import path
     config_module: str | None = None  # --config: a settings module with REDIS_URL / QUEUES
     name: str | None = None  # --name: a fixed worker name, which a dead registration blocks
+    # The stack's Redis by its service name, for a worker whose own settings name no Redis
+    # but localhost (with_fallback)
+    fallback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,42 @@ def find_rq(
         )
     if not workers:
         return None
+    redis_service = find_redis_service(stack, {w.service for w in workers}, workers)
     return RQSetup(
-        workers=tuple(workers),
-        redis_service=find_redis_service(stack, {w.service for w in workers}, workers),
+        workers=tuple(with_fallback(stack, workers, redis_service)),
+        redis_service=redis_service,
         config=rq,
     )
+
+
+def with_fallback(
+    stack: model.Stack, workers: Sequence[RQWorkerService], redis_service: str | None
+) -> list[RQWorkerService]:
+    """Workers whose Redis URL the model does not show get the stack's Redis service by name
+    (and the port and password its command gives it), on the network they share with it:
+    django-rq keeps the address in Django's settings, other apps in their own config."""
+    if redis_service is None:
+        return list(workers)
+    flags = dict(itertools.pairwise(stack.services[redis_service].words))
+    port = flags.get("--port", "6379")
+    password = flags.get("--requirepass", "")
+    if password.startswith("$"):
+        password = ""  # expanded by the shell in the Redis container: not known here
+    auth = f":{quote(password, safe='')}@" if password else ""
+    url = f"redis://{auth}{redis_service}:{port if port.isdigit() else '6379'}/0"
+    return [
+        replace(w, fallback_url=url)
+        if w.redis_url is None and _on_a_network(stack.services[w.service].network_mode)
+        else w
+        for w in workers
+    ]
+
+
+def _on_a_network(network_mode: str | None) -> bool:
+    """Whether a container reaches other services by name (not the host's network, none, or
+    another container's)."""
+    mode = network_mode or "bridge"
+    return mode not in ("host", "none") and not mode.startswith(("service:", "container:"))
 
 
 def parse_worker_command(

@@ -20,6 +20,7 @@ from cslaunch.jobs.setup import (
     find_rq,
     generated_name,
     service_environment,
+    with_fallback,
     worker_redis_url,
 )
 from cslaunch.rqconfig import RQConfig
@@ -63,7 +64,8 @@ def helper_services(
             continue
         url, source = worker_redis_url(None, env, rq)
         found.append(RQWorkerService(name, url, source, (), "python3"))
-    return found
+    redis_service = guess.redis_service if guess else find_redis_service(stack, set(), found)
+    return with_fallback(stack, found, redis_service)
 
 
 def registrations(
