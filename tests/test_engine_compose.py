@@ -1048,3 +1048,37 @@ def test_a_worker_whose_redis_only_its_settings_name_keeps_its_job(
         assert status[0] in ("queued", "started"), status  # never lost
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
+
+
+# --- a healthcheck with a `$` left to the container's shell (`$${REDIS_PASSWORD}`) ----------
+
+DOLLAR_HEALTH = {
+    "compose.yaml": (
+        "services:\n"
+        "  db:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {MARK: ok}\n"
+        "    healthcheck:\n"
+        "      test: [CMD-SHELL, 'test \"$${MARK}\" = ok']\n"
+        "      interval: 60s\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    depends_on: {db: {condition: service_healthy}}\n"
+    ),
+}
+
+
+def test_a_healthcheck_with_an_escaped_dollar_passes_when_the_app_does(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """Compose's model keeps `$$` escaped; run as it stood, the check tested the shell's
+    PID and failed until Docker's own first check, one 60 s interval later."""
+    s = make(small, tmp_path, DOLLAR_HEALTH)
+    report = s.launched()
+    assert sum(step["seconds"] for step in report["steps"]) < 30, report["steps"]

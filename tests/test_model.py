@@ -809,3 +809,19 @@ def test_a_dev_server_started_by_the_dockerfile_is_seen() -> None:
     assert not watches_its_files(service, 'FROM node:20\nCMD ["node", "server.js"]\n')
     overridden = parse_service("web", {"build": {"context": "/p"}, "command": ["node", "a.js"]})
     assert not watches_its_files(overridden, 'FROM node:20\nCMD ["npm", "run", "dev"]\n')
+
+
+def test_a_dollar_left_to_the_containers_shell_is_one_dollar() -> None:
+    """`$${REDIS_PASSWORD}` in a healthcheck: Compose's JSON keeps it escaped; run as it
+    stands, `$$` is the shell's PID and the check fails until Docker's own passes."""
+    from cslaunch.model import parse_service
+
+    s = parse_service(
+        "x",
+        {
+            "command": ["sh", "-c", "rq worker --url $$REDIS_URL"],
+            "healthcheck": {"test": ["CMD-SHELL", "redis-cli -a $${REDIS_PASSWORD} ping"]},
+        },
+    )
+    assert s.healthcheck == ("CMD-SHELL", "redis-cli -a ${REDIS_PASSWORD} ping")
+    assert s.command[-1] == "rq worker --url $REDIS_URL"

@@ -249,11 +249,13 @@ def _first_port(value: Any) -> int:
 
 
 def _words(value: Any) -> tuple[str, ...]:
+    """A command, entrypoint or healthcheck test as the container gets it: Compose's model
+    keeps `$$` (a `$` left to the container's shell) escaped, the engine is given `$`."""
     if value is None:
         return ()
     if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
+        return (value.replace("$$", "$"),)
+    return tuple(str(v).replace("$$", "$") for v in value)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
