@@ -1082,3 +1082,35 @@ def test_a_healthcheck_with_an_escaped_dollar_passes_when_the_app_does(
     s = make(small, tmp_path, DOLLAR_HEALTH)
     report = s.launched()
     assert sum(step["seconds"] for step in report["steps"]) < 30, report["steps"]
+
+
+# --- a service switched off with `deploy.replicas: 0` (`${WORKER_REPLICAS:-2}` set to 0) -----
+
+ZERO_REPLICAS = {
+    "app.py": "import time\n\ntime.sleep(1e9)\n",
+    "compose.yaml": (
+        "x-app: &app\n"
+        "  image: '${BASE_IMAGE}'\n"
+        "  network_mode: none\n"
+        "  init: true\n"
+        "  working_dir: /app\n"
+        "  volumes: ['.:/app']\n"
+        "  command: [python3, app.py]\n"
+        "services:\n"
+        "  web:\n"
+        "    <<: *app\n"
+        "  worker:\n"
+        "    <<: *app\n"
+        "    deploy: {replicas: '${WORKER_REPLICAS:-2}'}\n"
+    ),
+}
+
+
+def test_a_service_scaled_to_zero_is_left_off(small: list[TestStack], tmp_path: Path) -> None:
+    """It has no container: the wait for one timed out (120 s), every launch."""
+    s = make(small, tmp_path, ZERO_REPLICAS, env={"WORKER_REPLICAS": "0"})
+    report = s.launched("--timeout", "20")
+    assert actions(report)["worker"] == "leave", report["services"]
+    assert s.compose("ps", "-q", "worker").stdout.strip() == ""
+    report = s.launched("--timeout", "20")
+    assert report["up_to_date"] is True, report["services"]

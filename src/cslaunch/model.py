@@ -97,6 +97,7 @@ class Service:
     # The image its Dockerfile starts FROM (the built stage's first ancestor), for a service
     # built without `image:` (`build: ./nginx` over `FROM nginx:1.25`); set by stack.detect
     base_image: str | None = None
+    replicas: int | None = None  # `scale` / `deploy.replicas`; 0: switched off, no container
 
     @property
     def buildable(self) -> bool:
@@ -233,7 +234,15 @@ def parse_service(
         host_volumes=tuple(host_volumes),
         target=(build or {}).get("target") or None,
         dockerfile_inline=(build or {}).get("dockerfile_inline") or None,
+        replicas=_replicas(svc),
     )
+
+
+def _replicas(svc: Mapping[str, Any]) -> int | None:
+    for value in (svc.get("scale"), (svc.get("deploy") or {}).get("replicas")):
+        if value is not None and str(value).isdigit():
+            return int(value)
+    return None
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -101,6 +101,8 @@ def _plan_service(
     flags: Flags,
 ) -> ServicePlan:
     name = service.name
+    if service.replicas == 0:
+        return ServicePlan(name, LEAVE, False, "scaled to 0: no container runs")
     can_build = service.buildable and flags.build
     rebuild_files = files.rebuild_files(changed) if files and changed is not None else []
     restart_files = files.restart_files(changed) if files and changed is not None else []

@@ -32,7 +32,8 @@ def wait(run: Run, st: StepResult) -> None:
     current = found.containers if plan.noop else by_service(project_containers(run.compose))
     verdicts = wait_ready(
         run.compose,
-        list(found.stack.services.values()),
+        # A service scaled to 0 has no container to wait for
+        [s for s in found.stack.services.values() if s.replicas != 0],
         timeout=run.timeout,
         initial=current,
         # Redis the last launch saw ready, same process: past loading its dataset.
