@@ -1114,3 +1114,33 @@ def test_a_service_scaled_to_zero_is_left_off(small: list[TestStack], tmp_path: 
     assert s.compose("ps", "-q", "worker").stdout.strip() == ""
     report = s.launched("--timeout", "20")
     assert report["up_to_date"] is True, report["services"]
+
+
+# --- a file given as a Compose `configs:` entry -----------------------------------------------
+
+CONFIG_FILE = {
+    "settings.ini": "mode = one\n",
+    "compose.yaml": (
+        "services:\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sh, -c, 'cp /etc/app.ini /tmp/seen && exec sleep infinity']\n"
+        "    configs: [{source: app_ini, target: /etc/app.ini}]\n"
+        "configs:\n"
+        "  app_ini: {file: ./settings.ini}\n"
+    ),
+}
+
+
+def test_a_changed_config_file_restarts_what_reads_it(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """Compose mounts a `configs:` file like a bind: it was not tracked at all ("up to
+    date") while the service kept the settings it read at start."""
+    s = make(small, tmp_path, CONFIG_FILE)
+    s.launched()
+    (s.dir / "settings.ini").write_text("mode = two\n")
+    assert actions(s.launched()) == {"app": "restart"}
+    assert s.compose("exec", "-T", "app", "cat", "/tmp/seen").stdout == "mode = two\n"

@@ -825,3 +825,28 @@ def test_a_dollar_left_to_the_containers_shell_is_one_dollar() -> None:
     )
     assert s.healthcheck == ("CMD-SHELL", "redis-cli -a ${REDIS_PASSWORD} ping")
     assert s.command[-1] == "rq worker --url $REDIS_URL"
+
+
+def test_config_and_secret_files_are_mounted_where_compose_puts_them() -> None:
+    from pathlib import Path
+
+    from cslaunch.model import parse_stack
+
+    stack = parse_stack(
+        {
+            "services": {
+                "a": {
+                    "configs": [{"source": "ini"}, {"source": "ini", "target": "/etc/x.ini"}],
+                    "secrets": [{"source": "pw", "target": "pw2"}, {"source": "ext"}],
+                }
+            },
+            "configs": {"ini": {"file": "/p/settings.ini"}},
+            "secrets": {"pw": {"file": "/p/pw.txt"}, "ext": {"external": True}},
+        }
+    )
+    binds = [(b.source, b.target, b.read_only, b.config) for b in stack.services["a"].binds]
+    assert binds == [
+        (Path("/p/settings.ini"), "/ini", True, True),
+        (Path("/p/settings.ini"), "/etc/x.ini", True, True),
+        (Path("/p/pw.txt"), "/run/secrets/pw2", True, True),
+    ]

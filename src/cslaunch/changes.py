@@ -102,13 +102,15 @@ def service_files(
     dockerfile = None
     if built.build_context is not None:
         dockerfile = str(built.build_context / (built.dockerfile or "Dockerfile"))
-    dirs, singles, targets = [], [], []
+    dirs, singles, targets, configs = [], [], [], []
     for bind in service.binds:
         if bind.source.is_dir():
             dirs.append(str(bind.source))
             targets.append((str(bind.source), bind.target))
         elif bind.source.is_file():
             singles.append(str(bind.source))
+            if bind.config:
+                configs.append(str(bind.source))
     hidden = hidden_venvs(service, dirs)
     context = str(built.build_context) if built.build_context else None
     text = built.dockerfile_inline or _read(dockerfile)
@@ -117,6 +119,7 @@ def service_files(
         runs_code=runs_code,
         bind_dirs=dirs,
         bind_files=singles,
+        config_files=configs,
         context=context,
         dockerfile=dockerfile,
         dockerfile_text=text,

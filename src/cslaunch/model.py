@@ -7,6 +7,7 @@ reading Dockerfiles, which the caller passes in.
 from __future__ import annotations
 
 import itertools
+import posixpath
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -56,6 +57,9 @@ class Bind:
     source: Path
     target: str
     read_only: bool = False
+    # A `configs:` or `secrets:` entry of a file (Compose mounts it): read as configuration,
+    # whatever its name
+    config: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,14 @@ def parse_stack(data: Mapping[str, Any]) -> Stack:
         for name, vol in (data.get("volumes") or {}).items()
         if (vol or {}).get("driver_opts", {}).get("device")
     )
+    files = {
+        (kind, str(key)): str(value["file"])
+        for kind in ("configs", "secrets")
+        for key, value in (data.get(kind) or {}).items()
+        if isinstance(value, Mapping) and value.get("file")
+    }
     services = {
-        name: parse_service(name, svc, host_backed)
+        name: parse_service(name, svc, host_backed, files)
         for name, svc in (data.get("services") or {}).items()
     }
     awaited = {
@@ -179,10 +189,14 @@ def parse_stack(data: Mapping[str, Any]) -> Stack:
 
 
 def parse_service(
-    name: str, svc: Mapping[str, Any], host_backed: Collection[str] = frozenset()
+    name: str,
+    svc: Mapping[str, Any],
+    host_backed: Collection[str] = frozenset(),
+    files: Mapping[tuple[str, str], str] | None = None,
 ) -> Service:
+    """`files`: the host file of each top-level (`configs`|`secrets`, name) given by one."""
     build = svc.get("build") or None
-    binds: list[Bind] = []
+    binds = _mounted_files(svc, files or {})
     volume_targets: list[str] = []
     anonymous: list[str] = []
     host_volumes: list[str] = []
@@ -243,6 +257,20 @@ def _replicas(svc: Mapping[str, Any]) -> int | None:
         if value is not None and str(value).isdigit():
             return int(value)
     return None
+
+
+def _mounted_files(svc: Mapping[str, Any], files: Mapping[tuple[str, str], str]) -> list[Bind]:
+    """The service's configs and secrets that are host files, which Compose bind-mounts (at
+    `/<name>` and `/run/secrets/<name>` unless told)."""
+    found = []
+    for kind, default_dir in (("configs", "/"), ("secrets", "/run/secrets/")):
+        for entry in svc.get(kind) or []:
+            name = str(entry.get("source") if isinstance(entry, Mapping) else entry)
+            target = entry.get("target") if isinstance(entry, Mapping) else None
+            if (kind, name) in files:
+                at = posixpath.join(default_dir, target or name)  # a relative target too
+                found.append(Bind(Path(files[kind, name]), at, read_only=True, config=True))
+    return found
 
 
 def _mapping(value: Any) -> dict[str, Any]:

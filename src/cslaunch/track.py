@@ -186,10 +186,15 @@ def service_files(
     installs_at_start: bool = False,
     watches: bool = False,
     config_dirs: Sequence[str] = (),
+    config_files: Sequence[str] = (),
 ) -> ServiceFiles:
+    """`config_files`: those of bind_files that are configuration whatever their name (a
+    `configs:` or `secrets:` file)."""
     rules = copy_rules(dockerfile_text)
     tracked_files = tuple(
-        f for f in bind_files if os.path.splitext(f)[1].lower() in CONFIG_SUFFIXES
+        f
+        for f in bind_files
+        if os.path.splitext(f)[1].lower() in CONFIG_SUFFIXES or f in config_files
     )
     return ServiceFiles(
         service=name,
