@@ -1144,3 +1144,56 @@ def test_a_changed_config_file_restarts_what_reads_it(
     (s.dir / "settings.ini").write_text("mode = two\n")
     assert actions(s.launched()) == {"app": "restart"}
     assert s.compose("exec", "-T", "app", "cat", "/tmp/seen").stdout == "mode = two\n"
+
+
+# --- what restarts with another: its network's owner, `depends_on: {restart: true}` --------
+
+RESTARTS_WITH = {
+    "web/greet.py": "TEXT = 'one'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    init: true\n"
+        "    working_dir: /app\n"
+        "    volumes: ['./web:/app']\n"
+        "    command: [python3, -c, 'import greet, time; time.sleep(1e9)']\n"
+        "  side:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    init: true\n"
+        "    network_mode: 'service:web'\n"
+        "    command: [sleep, infinity]\n"
+        "  db:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {MODE: '${DB_MODE:-a}'}\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    depends_on: {db: {condition: service_started, restart: true}}\n"
+    ),
+}
+
+
+def test_a_service_restarts_with_the_one_whose_network_it_shares_or_it_says_so(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """A sidecar in web's network namespace (`network_mode: service:web`, dev containers)
+    kept only its loopback once web restarted, and was reported ready; `app` with
+    `depends_on: {db: {restart: true}}` (Compose's documented example) was left running
+    when db was recreated."""
+    s = make(small, tmp_path, RESTARTS_WITH)
+    s.launched()
+    (s.dir / "web" / "greet.py").write_text("TEXT = 'two'\n")
+    report = s.launched()
+    assert actions(report)["side"] == "restart", report["services"]
+    interfaces = s.compose("exec", "-T", "side", "ls", "/sys/class/net").stdout.split()
+    assert interfaces != ["lo"], interfaces
+    app_started = s.started_at("app")
+    s.set_env({"DB_MODE": "b"})
+    report = s.launched()
+    assert actions(report)["db"] == "recreate", report["services"]
+    assert actions(report)["app"] in ("restart", "recreated"), report["services"]
+    assert s.started_at("app") != app_started

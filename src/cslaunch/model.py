@@ -102,6 +102,9 @@ class Service:
     # built without `image:` (`build: ./nginx` over `FROM nginx:1.25`); set by stack.detect
     base_image: str | None = None
     replicas: int | None = None  # `scale` / `deploy.replicas`; 0: switched off, no container
+    # Services it must restart after: `depends_on: {x: {restart: true}}`, and the one whose
+    # network it shares (`network_mode: service:x`), which a restart of x takes away
+    restarts_with: tuple[str, ...] = ()
 
     @property
     def buildable(self) -> bool:
@@ -249,7 +252,18 @@ def parse_service(
         target=(build or {}).get("target") or None,
         dockerfile_inline=(build or {}).get("dockerfile_inline") or None,
         replicas=_replicas(svc),
+        restarts_with=_restarts_with(svc),
     )
+
+
+def _restarts_with(svc: Mapping[str, Any]) -> tuple[str, ...]:
+    found = {
+        dep for dep, how in _mapping(svc.get("depends_on")).items() if (how or {}).get("restart")
+    }
+    mode = str(svc.get("network_mode") or "")
+    if mode.startswith("service:"):
+        found.add(mode.split(":", 1)[1])
+    return tuple(sorted(found))
 
 
 def _replicas(svc: Mapping[str, Any]) -> int | None:

@@ -82,6 +82,7 @@ def make_plan(
         for name in stack.names()
     ]
     plans = _with_their_builders(stack, containers, files, changed, plans, flags)
+    plans = _with_what_they_restart_with(stack, containers, plans)
     return Plan(
         running=running,
         services=tuple(plans),
@@ -178,6 +179,29 @@ def _with_their_builders(
             running = any(c.running for c in containers.get(user, []))
             why = f"its image is rebuilt (by {builder})"
             by_name[user] = ServicePlan(user, RECREATE if running else START, False, why, p.files)
+    return [by_name[p.service] for p in plans]
+
+
+def _with_what_they_restart_with(
+    stack: Stack, containers: Mapping[str, Sequence[Container]], plans: list[ServicePlan]
+) -> list[ServicePlan]:
+    """A running service left as it is restarts after what it restarts with (Service.
+    restarts_with) is touched, as Compose does: a sidecar in another's network namespace
+    loses its network when that container restarts."""
+    by_name = {p.service: p for p in plans}
+    moved = True
+    while moved:  # along chains: a restart of a restarts b, then c
+        moved = False
+        for p in list(by_name.values()):
+            service = stack.services[p.service]
+            running = any(c.running for c in containers.get(p.service, []))
+            if p.action != LEAVE or not running:
+                continue
+            touched = [d for d in service.restarts_with if by_name.get(d, p).action != LEAVE]
+            if touched:
+                why = f"restarts with {', '.join(touched)} (its network, or depends_on restart)"
+                by_name[p.service] = ServicePlan(p.service, RESTART, False, why)
+                moved = True
     return [by_name[p.service] for p in plans]
 
 
