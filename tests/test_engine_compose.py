@@ -1197,3 +1197,42 @@ def test_a_service_restarts_with_the_one_whose_network_it_shares_or_it_says_so(
     assert actions(report)["db"] == "recreate", report["services"]
     assert actions(report)["app"] in ("restart", "recreated"), report["services"]
     assert s.started_at("app") != app_started
+
+
+# --- a module that is a link (`local_settings.py -> local_settings.py.dev`) ------------------
+
+LINKED_MODULE = {
+    "app/local_settings.py.dev": "MODE = 'one'\n",
+    "compose.yaml": (
+        "services:\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    working_dir: /app\n"
+        "    volumes: ['./app:/app']\n"
+        '    command: [python3, -c, "import local_settings as s, time; '
+        "open('/tmp/seen', 'w').write(s.MODE); time.sleep(1e9)\"]\n"
+    ),
+}
+
+
+def test_a_module_that_is_a_link_is_tracked_by_what_it_points_to(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """Django's `ln -s local_settings.py.dev local_settings.py`: the link was tracked by its
+    target's name, so an edit of the target was "up to date" and proven fresh while the
+    old settings ran; an edit keeping mtime and size left a stale pyc trusted."""
+    s = make(small, tmp_path, LINKED_MODULE)
+    (s.dir / "app" / "local_settings.py").symlink_to("local_settings.py.dev")
+    s.launched()
+    seen = ("exec", "-T", "app", "cat", "/tmp/seen")
+    assert s.compose(*seen).stdout == "one"
+    (s.dir / "app" / "local_settings.py.dev").write_text("MODE = 'two'\n")
+    assert actions(s.launched()) == {"app": "restart"}
+    assert s.compose(*seen).stdout == "two"
+    edit_keeping_stat(s.dir / "app" / "local_settings.py.dev", "two", "six")
+    report = s.launched()
+    assert actions(report) == {"app": "restart"}, report["services"]
+    assert s.compose(*seen).stdout == "six"
+    assert {v["name"]: v["state"] for v in report["verify"]} == {"app": "fresh"}

@@ -102,7 +102,9 @@ def test_a_rescan_of_the_saved_paths_is_the_walk(
     for op, rel in edits:
         _apply(root, op, rel)
     after = scan.scan(trees, singles)
-    again = scan.rescan(trees, singles, before.files, [str(root / rel) for _, rel in edits])
+    again = scan.rescan(
+        trees, singles, before.files, [str(root / rel) for _, rel in edits], links=before.links
+    )
     if again is None:
         # A path through a linked directory: its file's events may name either path.
         assert any(rel.startswith("app/link/") for _, rel in edits)
@@ -252,3 +254,21 @@ def test_a_helper_that_fails_has_its_share_walked_here(
 
     monkeypatch.setattr(scan._Walk, "visit", dies_in_a_helper)
     _same(alone, scan.scan(trees, singles, helpers=2))
+
+
+def test_a_linked_file_is_tracked_by_what_it_points_to(tmp_path: Path) -> None:
+    """Python imports what the link points to: its stat data and its content are the
+    module's; a dangling link is tracked by its own and by its target's name."""
+    from cslaunch.index import hash_file
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "settings.py.dev").write_text("MODE = 1\n")
+    (app / "settings.py").symlink_to("settings.py.dev")
+    (app / "gone.py").symlink_to("nowhere.py")
+    found = scan.scan([scan.Tree(str(app), lambda rel: rel.endswith(".py"))], [])
+    target = os.stat(app / "settings.py.dev")
+    assert found.files[str(app / "settings.py")].ino == target.st_ino
+    assert sorted(found.links) == [str(app / "gone.py"), str(app / "settings.py")]
+    assert hash_file(str(app / "settings.py")) == hash_file(str(app / "settings.py.dev"))
+    assert hash_file(str(app / "gone.py")) != hash_file(str(app / "settings.py"))

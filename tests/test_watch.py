@@ -145,7 +145,7 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
         calls.append(
             (known is not None, None if focus is None else (focus.known, sorted(focus.paths)))
         )
-        found_scan = SimpleNamespace(files=next(scans))
+        found_scan = SimpleNamespace(files=next(scans), links=[])
         return SimpleNamespace(
             found="model",
             plan=SimpleNamespace(noop=False),

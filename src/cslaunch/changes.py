@@ -79,6 +79,7 @@ class Focus:
 
     known: Mapping[str, scan.FileStat]
     paths: frozenset[str]
+    links: tuple[str, ...] = ()  # of the known files, the links (Scan.links)
 
 
 def _read(path: Path | str | None) -> str | None:
@@ -203,7 +204,7 @@ def detect(
     old = index.load(root) if use_index else None
     result, asked = None, None
     if focus is not None and not rehash:
-        result = scan.rescan(trees, singles, focus.known, focus.paths)
+        result = scan.rescan(trees, singles, focus.known, focus.paths, links=focus.links)
         asked = focus.paths if result is not None else None
     if result is None:
         # The index says how large the walk will be: a large one is shared with helpers.

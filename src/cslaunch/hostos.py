@@ -19,6 +19,7 @@ which binds the real ones, runs on Windows alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -126,8 +127,12 @@ class Host:
         return self.win32 is not None
 
     def stat(self, path: str) -> tuple[int, int, int, int]:
-        """(mtime_ns, ctime_ns, size, inode) of one file, not following a link."""
+        """(mtime_ns, ctime_ns, size, inode) of one file; of what a link points to, which
+        is what Python imports through it (a dangling link: its own)."""
         st = os.lstat(path)
+        if st.st_mode & 0o170000 == 0o120000:  # S_ISLNK
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
         if self.win32 is None:
             return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
         return st.st_mtime_ns, change_time_ns(path, self.win32), st.st_size, 0

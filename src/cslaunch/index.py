@@ -68,9 +68,10 @@ class Changes:
 
 
 def hash_file(path: str) -> str:
-    """Content hash; a symlink hashes as its target's name (the link itself is what changed)."""
+    """Content hash: of what a link points to, which is what Python imports through it; a
+    dangling link hashes as its target's name."""
     h = hashlib.blake2b(digest_size=16)
-    if os.path.islink(path):
+    if os.path.islink(path) and not os.path.isfile(path):
         h.update(b"link:" + os.readlink(path).encode("utf-8", "surrogateescape"))
         return h.hexdigest()
     with open(path, "rb") as f:

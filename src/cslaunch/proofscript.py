@@ -62,9 +62,9 @@ def pyc_problem(pyc: str, source: str, data: bytes) -> str | None:
 
 
 def indexed_bytes(path: str) -> tuple[bytes, bytes | None]:
-    """(what the host's index hashed, the source Python reads): a symlink hashes as its
-    target's name, as on the host, and Python reads what it points to."""
-    if os.path.islink(path):
+    """(what the host's index hashed, the source Python reads): a link's target's content,
+    as on the host (a dangling link: its target's name, and nothing for Python to read)."""
+    if os.path.islink(path) and not os.path.isfile(path):
         return b"link:" + os.fsencode(os.readlink(path)), None
     with open(path, "rb") as f:
         data = f.read()

@@ -78,10 +78,13 @@ class Scan:
     # __pycache__ or pyc: not followed, so not listed)
     unreadable: list[str] = field(default_factory=list)
     tops: list[str] = field(default_factory=list)  # where the walk began (see `enters`)
+    # Tracked files that are links, tracked by what they point to: an edit there raises no
+    # event naming the link, so a rescan asks them again
+    links: list[str] = field(default_factory=list)
 
 
 def file_stat(path: str, host: Host = HOST) -> FileStat:
-    """The stat data of one file, not following a link. Raises OSError."""
+    """The stat data of one file, of what a link points to (Host.stat). Raises OSError."""
     return FileStat(*host.stat(path))
 
 
@@ -169,6 +172,7 @@ def rescan(
     known: Mapping[str, FileStat],
     paths: Iterable[str],
     host: Host = HOST,
+    links: Iterable[str] = (),
 ) -> Scan | None:
     """The scan a walk of the trees would make now, when `known` is a walk's result and only
     `paths` can have changed since it began (watch's file events): `paths` and the single
@@ -180,7 +184,7 @@ def rescan(
     can make stale.
     """
     with paused_gc():
-        result = Scan(started_ns=time.time_ns(), files=dict(known))
+        result = Scan(started_ns=time.time_ns(), files=dict(known), links=list(links))
         outer = _outermost(sorted({os.path.normpath(t.root) for t in trees}))
         listed: dict[str, dict[str, os.DirEntry[str]] | None] = {}
         singles = {os.path.normpath(p) for p in single_files}
@@ -207,7 +211,9 @@ def rescan(
             if _tracks(trees, top, path) and not name.endswith(BYTECODE_SUFFIXES):
                 with contextlib.suppress(OSError):  # vanished since: seen next time
                     result.files[path] = file_stat(path, host)
-        for path in single_files:
+                if entry.is_symlink() and path not in result.links:
+                    result.links.append(path)
+        for path in [*result.links, *single_files]:
             result.files.pop(path, None)
             with contextlib.suppress(OSError):
                 result.files[path] = file_stat(path, host)
@@ -310,8 +316,8 @@ _Active = list[tuple[Tree, str]]
 # A directory still to list, with the trees active in it
 _Pending = tuple[str, _Active]
 # What a share of the walk found, as marshal carries it: paths, their stat data as plain
-# tuples, bytecode, unreadable
-_Found = tuple[list[str], list[tuple[int, int, int, int]], list[str], list[str]]
+# tuples, bytecode, unreadable, links
+_Found = tuple[list[str], list[tuple[int, int, int, int]], list[str], list[str], list[str]]
 # Directories listed before the walk is shared, per process: enough that the shares, dealt
 # round-robin, come out about even
 _SHARES_PER_PROCESS = 8
@@ -338,6 +344,7 @@ class _Walk:
             list(map(_plain, found.files.values())),  # marshal takes no named tuple
             found.bytecode,
             found.unreadable,
+            found.links,
         )
 
     def visit(self, path: str, active: _Active, result: Scan) -> list[_Pending]:
@@ -387,12 +394,13 @@ def _walk_shared(walk: _Walk, stack: list[_Pending], helpers: int, result: Scan)
     pending = list(frontier)
     shares = [share for i in range(1, processes) if (share := pending[i::processes])]
     here = pending[::processes]
-    for files, stats, bytecode, unreadable in forked.run(
+    for files, stats, bytecode, unreadable, links in forked.run(
         walk.share, shares, lambda: walk.all(here, result)
     ):
         result.files.update(zip(files, map(_new_stat, stats), strict=True))
         result.bytecode += bytecode
         result.unreadable += unreadable
+        result.links += links
 
 
 def _stat_files(
@@ -437,12 +445,25 @@ def _stat_files(
                 # context and calls (a tenth of a 100k-file walk).
                 try:
                     st = entry.stat(follow_symlinks=False)
+                    if st.st_mode & 0o170000 == 0o120000:  # a link: what it points to
+                        st = _followed(entry, st)
+                        result.links.append(entry.path)
                 except OSError:
                     break  # vanished mid-walk: the next launch sees it as it is
                 result.files[entry.path] = _new_stat(
                     (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
                 )
                 break
+
+
+def _followed(entry: os.DirEntry[str], own: os.stat_result) -> os.stat_result:
+    """A linked file is tracked by what it points to (`local_settings.py ->
+    local_settings.py.dev`): Python imports that, and an edit there changes the module. A
+    dangling link by its own stat data."""
+    try:
+        return entry.stat()
+    except OSError:
+        return own
 
 
 def _listing(directory: str, host: Host) -> dict[str, Listed]:

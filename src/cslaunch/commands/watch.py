@@ -212,6 +212,7 @@ class _Watcher:
         # What the last batch's scan found, and the paths saved since it began. Not the
         # first launch's: its walk may begin before the file events do.
         self.scanned: Mapping[str, FileStat] | None = None
+        self.links: list[str] = []  # of the scanned files, the links
         self.saved_since: set[str] = set()
         self.full_every = full_every
         self.walked_at = -full_every  # when the last walk of every tree began
@@ -264,7 +265,7 @@ class _Watcher:
             return None
         if time.monotonic() - self.walked_at >= self.full_every:
             return None
-        return Focus(self.scanned, frozenset(self.saved_since))
+        return Focus(self.scanned, frozenset(self.saved_since), tuple(self.links))
 
     def _prepare(self, changed: Sequence[str]) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves (and an editor's swap
@@ -279,6 +280,7 @@ class _Watcher:
         self.known = ahead.found
         # Saves made during the scan are not taken yet: the next batch asks them.
         self.scanned, self.saved_since = ahead.changes.scan.files, set()
+        self.links = ahead.changes.scan.links
         if ahead.changes.walked:
             self.walked_at = began
         if same and self.workers:
