@@ -72,7 +72,7 @@ STDLIB_MODULES = _words(
     "uuid xml.dom.minidom xml.etree.ElementTree xmlrpc.client zipfile"
 )
 SITE_MODULES = _words(
-    "click pygments.lexers.python redis rq dateutil.parser filelock pathspec packaging.version "
+    "click pygments.lexers.python redis rq dateutil.parser filelock hypothesis packaging.version "
     "pluggy sortedcontainers typing_extensions _pytest.python"
 )
 

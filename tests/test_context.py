@@ -472,3 +472,23 @@ def test_a_config_directory_change_restarts_the_service(tmp_path: Path) -> None:
     assert files.restart_files([conf, *others]) == [conf]
     walked = [t.root for t in trees([files])[0]]
     assert walked == [str(tmp_path / "conf.d")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "path", "ignored"),
+    [
+        # an allowlist: `*` stays at the top, but takes what is below it with it
+        ("*\n!app\n!requirements.txt\n", "tools/gen.py", True),
+        ("*\n!app\n!requirements.txt\n", "app/pkg/m.py", False),
+        ("*\n!app\n!requirements.txt\n", "requirements.txt", False),
+        ("*.md\n!README.md\n", "docs/x.md", False),  # `*` never crosses a `/`
+        ("**/*.md\n", "docs/x.md", True),
+        ("**\n!src/**\n", "src/a/b.py", False),
+        ("docs\n", "sub/docs", False),  # anchored at the root
+        ("build/\n", "build/out.js", True),
+        ("a?c\n", "abc/x", True),
+        ("f[0-9].py\n", "f7.py", True),
+    ],
+)  # fmt: skip
+def test_dockerignore_reads_as_docker_reads_it(lines: str, path: str, ignored: bool) -> None:
+    assert parse_dockerignore(lines).ignored(path) is ignored

@@ -1236,3 +1236,36 @@ def test_a_module_that_is_a_link_is_tracked_by_what_it_points_to(
     assert actions(report) == {"app": "restart"}, report["services"]
     assert s.compose(*seen).stdout == "six"
     assert {v["name"]: v["state"] for v in report["verify"]} == {"app": "fresh"}
+
+
+# --- an allowlist .dockerignore (`*`, then `!app`) -------------------------------------------
+
+ALLOWLIST = {
+    ".dockerignore": "*\n!app\n",
+    "Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /srv\nCOPY . .\n",
+    "app/__init__.py": "",
+    "app/m.py": "VALUE = 1\n",
+    "tools/gen.py": "print('generates something')\n",
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [python3, -c, 'import app.m, time; time.sleep(1e9)']\n"
+    ),
+}
+
+
+def test_an_allowlist_dockerignore_is_read_as_docker_reads_it(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`*` then `!app`: read as a .gitignore, `*` left tools/gen.py in the context, so the
+    proof looked for it in the image (exit 8 every launch) and an edit there rebuilt."""
+    s = make(small, tmp_path, ALLOWLIST)
+    report = s.launched()
+    assert {v["name"]: v["state"] for v in report["verify"]} == {"web": "fresh"}
+    (s.dir / "tools" / "gen.py").write_text("print('generates more')\n")
+    assert actions(s.launched()) == {"web": "leave"}
+    (s.dir / "app" / "m.py").write_text("VALUE = 2\n")
+    assert actions(s.launched()) == {"web": "rebuild"}

@@ -1,9 +1,8 @@
 """Which files of a build context can change an image: not .dockerignored, and named by a COPY
 or ADD of the Dockerfile. Pure functions over the texts of .dockerignore and the Dockerfile.
 
-When the Dockerfile does something this cannot follow (variables in paths, heredocs,
-RUN --mount of the context), the whole context counts: a needless rebuild is cheap, a missed
-one serves old code.
+When the Dockerfile does something this cannot follow (variables in paths, heredocs), the
+whole context counts: a needless rebuild is cheap, a missed one serves old code.
 """
 
 from __future__ import annotations
@@ -15,22 +14,24 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pathspec
 
 _CONTEXT_MOUNT = re.compile(r"--mount=[^\s]*type=bind", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class DockerIgnore:
-    spec: pathspec.PathSpec[Any] | None
+    # (pattern, excluded): each line as Docker's patternmatcher compiles it, in order
+    rules: tuple[tuple[re.Pattern[str], bool], ...]
     has_exceptions: bool
 
     def ignored(self, rel: str) -> bool:
-        """`rel` is a context-relative path with forward slashes."""
-        return bool(self.spec and self.spec.match_file(rel))
+        """`rel` is a context-relative path with forward slashes. The last line that matches
+        it or a directory it is in decides, as Docker's MatchesOrParentMatches."""
+        verdict = False
+        for pattern, excluded in self.rules:
+            if verdict != excluded and pattern.match(rel):
+                verdict = excluded
+        return verdict
 
     def prunes(self, rel_dir: str) -> bool:
         """A directory can be skipped whole only if no `!` pattern could bring back a file."""
@@ -38,30 +39,50 @@ class DockerIgnore:
 
 
 def parse_dockerignore(text: str | None) -> DockerIgnore:
-    """Docker's rules: patterns are anchored at the context root, a matching directory takes
-    its contents with it, later `!` patterns re-include."""
-    if not text:
-        return DockerIgnore(None, False)
-    lines = []
-    exceptions = False
-    for raw in text.splitlines():
+    """Docker's rules, not .gitignore's: patterns are anchored at the context root, `*`
+    stays within a directory, a matching directory takes its contents with it, and a later
+    `!` pattern brings back what it names even under an excluded directory (`*` then `!app`,
+    an allowlist)."""
+    rules = []
+    for raw in (text or "").splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
-        body = line[1:].strip() if negate else line
-        body = body.strip("/") if body not in ("/", "") else ""
-        if body.startswith("./"):
-            body = body[2:]
-        if not body:
+        body = posixpath.normpath(line[1:].strip() if negate else line).lstrip("/")
+        if body in ("", "."):
             continue
-        exceptions = exceptions or negate
-        lines.append(("!" if negate else "") + "/" + body)
-    if not lines:
-        return DockerIgnore(None, False)
-    import pathspec  # 30 ms of start-up: only for a context with a .dockerignore
+        rules.append((_ignore_regex(body), not negate))
+    return DockerIgnore(tuple(rules), any(not excluded for _, excluded in rules))
 
-    return DockerIgnore(pathspec.PathSpec.from_lines("gitignore", lines), exceptions)
+
+def _ignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as moby's patternmatcher compiles it (Go's filepath.Match,
+    plus `**` for any number of directories), matching a path or anything below it."""
+    out, i = "", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*" and pattern[i + 1 : i + 2] == "*":
+            i += 1
+            if pattern[i + 1 : i + 2] == "/":
+                i += 1
+            out += ".*" if i + 1 >= len(pattern) else "(?:.*/)?"
+        elif ch == "*":
+            out += "[^/]*"
+        elif ch == "?":
+            out += "[^/]"
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+        elif ch in ".+()|{}$^":
+            out += "\\" + ch
+        else:
+            out += ch  # `[a-z]` classes pass through, as in Go
+        i += 1
+    try:
+        return re.compile(f"^{out}(?:/.*)?$")
+    except re.error:
+        return re.compile(f"^{re.escape(pattern)}(?:/.*)?$")
 
 
 @dataclass(frozen=True)
