@@ -1269,3 +1269,53 @@ def test_an_allowlist_dockerignore_is_read_as_docker_reads_it(
     assert actions(s.launched()) == {"web": "leave"}
     (s.dir / "app" / "m.py").write_text("VALUE = 2\n")
     assert actions(s.launched()) == {"web": "rebuild"}
+
+
+# --- jobs nothing waits for (frappe's `create-site`, a migration behind a plain depends_on) --
+
+BOOTSTRAP_JOBS = {
+    "sql/V1__init.sql": "create table t (a int);\n",
+    "data/.keep": "",
+    "sites/.keep": "",
+    "compose.yaml": (
+        "x-job: &job\n"
+        "  image: '${BASE_IMAGE}'\n"
+        "  network_mode: none\n"
+        "services:\n"
+        "  create-site:\n"
+        "    <<: *job\n"
+        "    volumes: ['./sites:/sites']\n"
+        "    command: [sh, -c, 'test ! -e /sites/site && echo made > /sites/site']\n"
+        "  migrate:\n"
+        "    <<: *job\n"
+        "    volumes: ['./data:/data', './sql:/sql']\n"
+        "    command: [sh, -c, 'ls /sql >> /data/applied']\n"
+        "  web:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    depends_on: [migrate]\n"
+    ),
+}
+
+
+def test_a_job_nothing_waits_for_is_left_done_until_what_it_reads_changes(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`create-site` fails once its site exists, and nothing waits for it to complete:
+    started again on every launch, it failed every launch after the first. Jobs that finished
+    of their own are now left done while their config and the files their mounts show (what
+    they wrote themselves aside) are as they ran with."""
+    s = make(small, tmp_path, BOOTSTRAP_JOBS)
+    s.launched()
+    applied = s.dir / "data" / "applied"
+    assert applied.read_text().split() == ["V1__init.sql"]
+    report = s.launched()
+    assert report["up_to_date"] is True, report["services"]
+    assert actions(s.launched()) == {"create-site": "leave", "migrate": "leave", "web": "leave"}
+    (s.dir / "sql" / "V2__more.sql").write_text("alter table t add b int;\n")
+    report = s.launched()
+    assert actions(report)["migrate"] == "start", report["services"]
+    assert actions(report)["create-site"] == "leave", report["services"]
+    assert applied.read_text().split()[-2:] == ["V1__init.sql", "V2__more.sql"]

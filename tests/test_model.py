@@ -850,3 +850,19 @@ def test_config_and_secret_files_are_mounted_where_compose_puts_them() -> None:
         (Path("/p/settings.ini"), "/etc/x.ini", True, True),
         (Path("/p/pw.txt"), "/run/secrets/pw2", True, True),
     ]
+
+
+def test_a_job_the_last_launch_saw_complete_is_a_one_shot_while_its_config_holds() -> None:
+    from cslaunch.index import config_hash
+    from cslaunch.model import parse_stack
+    from cslaunch.stack import with_jobs_done
+
+    raw = {"services": {"init": {"image": "x", "command": ["sh", "-c", "touch /d/site"]},
+                        "web": {"image": "x"}}}  # fmt: skip
+    stack = parse_stack(raw)
+    last = {"completed": {"init": config_hash(raw["services"]["init"])}}
+    assert with_jobs_done(stack, raw, last).services["init"].one_shot
+    assert not with_jobs_done(stack, raw, last).services["web"].one_shot
+    changed = {"services": {**raw["services"], "init": {"image": "x", "command": ["serve"]}}}
+    assert not with_jobs_done(parse_stack(changed), changed, last).services["init"].one_shot
+    assert not with_jobs_done(stack, raw, None).services["init"].one_shot

@@ -4,7 +4,9 @@ and the flags in; a plan out."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -557,16 +559,20 @@ def test_a_service_running_an_image_another_builds_moves_with_that_build() -> No
     assert plan.build == ("web",)
 
 
-def test_a_one_shot_whose_inputs_are_not_tracked_runs_every_launch() -> None:
-    """A migration tool that is not the project's Python (Flyway over `./migrations:/flyway/
-    sql`): its mounted files are not tracked, so it runs again each launch, as Compose does."""
-    stack, files = _one_shot_stack()
-    done = Container(
-        id="p1", name="proj-prestart-1", service="prestart", status="exited", health=None,
-        health_output="", exit_code=0, restart_count=0, started_at=T0, created=T0,
-        image_id="sha256:abc", pid=0,
+def test_a_one_shot_runs_again_when_a_file_its_mounts_show_changes(tmp_path: Path) -> None:
+    """A migration tool that is not the project's Python (Flyway over `./sql:/flyway/sql`):
+    every file its mounts show is its input; a new migration runs it again."""
+    from cslaunch.changes import service_files as files_of
+
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    flyway = parse_service(
+        "flyway",
+        {"image": "flyway/flyway", "volumes": [
+            {"type": "bind", "source": str(sql), "target": "/flyway/sql"}]},
     )  # fmt: skip
-    state = {"prestart": [done], "backend": [container("backend")]}
-    plan = make_plan(stack, state, lambda s: s.name == "backend", files, [])
-    assert actions(plan)["prestart"] == (START, False)
-    assert "not tracked" in reasons(plan)["prestart"]
+    files = files_of(replace(flyway, one_shot=True), False, ())
+    assert files.restart_files([str(sql / "V2__add_column.sql")]) == [
+        str(sql / "V2__add_column.sql")
+    ]
+    assert files_of(flyway, False, ()).restart_files([str(sql / "V2__add_column.sql")]) == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,9 @@ def service_files(
     """`builder`: the service that builds the image this one runs (Stack.builder_of), whose
     build inputs are this one's too, seen through this one's own mounts."""
     built = builder or service
+    # A job that is not the project's Python (Flyway over `./sql:/flyway/sql`, a bootstrap
+    # script): every file its mounts show is its input
+    job = service.one_shot and not runs_code
     dockerfile = None
     if built.build_context is not None:
         dockerfile = str(built.build_context / (built.dockerfile or "Dockerfile"))
@@ -117,7 +120,7 @@ def service_files(
     text = built.dockerfile_inline or _read(dockerfile)
     return track.service_files(
         service.name,
-        runs_code=runs_code,
+        runs_code=runs_code or job,
         bind_dirs=dirs,
         bind_files=singles,
         config_files=configs,
@@ -125,7 +128,7 @@ def service_files(
         dockerfile=dockerfile,
         dockerfile_text=text,
         dockerignore_text=_read(Path(context) / ".dockerignore") if context else None,
-        source_patterns=tuple(source_patterns),
+        source_patterns=("*",) if job else tuple(source_patterns),
         target=built.target,
         hidden=hidden,
         bind_targets=targets,
@@ -220,6 +223,35 @@ def detect(
         if keys:
             config_changed[name] = keys
     return ChangeSet(old, result, changes, entries, files, hashes, config_changed, asked)
+
+
+def after_jobs(
+    new: index.Index,
+    stack: Stack,
+    runs_code: Collection[str],
+    jobs: Collection[str],
+    source_patterns: Collection[str] = (),
+) -> index.Index:
+    """The index a launch leaves, with the files the jobs' mounts show as they are once the
+    jobs ran (`jobs`: services that completed, exit 0): what a job wrote there itself (a
+    site, a certificate, its record of applied migrations) is its result, not a change of
+    what it reads to run it again for at the next launch."""
+    trees = []
+    for name in jobs:
+        files = service_files(replace(stack.services[name], one_shot=True), name in runs_code,
+                              source_patterns)  # fmt: skip
+        trees += [
+            scan.Tree(d, files.is_source, by_name=True, skip=track.skip_below(files.hidden, d))
+            for d in files.bind_dirs
+        ]
+    if not trees:
+        return new
+    before = {p: e for p, e in new.files.items() if any(scan.below(p, t.root) for t in trees)}
+    moved, entries = index.compare(index.Index(new.scanned_ns, before), scan.scan(trees, []))
+    if not moved:
+        return new
+    kept = {p: e for p, e in new.files.items() if p not in before}
+    return index.Index(new.scanned_ns, {**kept, **entries}, new.services)
 
 
 def _is_python_source(rel: str) -> bool:

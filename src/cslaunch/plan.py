@@ -116,20 +116,17 @@ def _plan_service(
     )
 
     if not containers or not all(c.running for c in containers):
-        done = service.one_shot and _completed(containers)
         if (
-            done
-            and ours
+            service.one_shot
+            and _completed(containers)
             and not (needs_build or rebuild_files or restart_files or config_keys or flags.force)
             and changed is not None
         ):
             # Started again it would run again (Compose starts any container not running):
-            # migrations on every launch, and never a no-op. Only where what it runs is the
-            # project's tracked code: a migration tool's mounted SQL files are not tracked.
+            # migrations on every launch, never a no-op, and a bootstrap job that fails once
+            # its work exists (changes.service_files tracks what a one-shot reads).
             return ServicePlan(name, LEAVE, False, "completed (exit 0); nothing it uses changed")
         reason = "not running" + (f"; build: {why_build}" if needs_build else "")
-        if done and not ours:
-            reason = "completed (exit 0); run again, as Compose does: what it reads is not tracked"
         return ServicePlan(name, START, needs_build, reason, tuple(rebuild_files))
     if needs_build:
         return ServicePlan(name, REBUILD, True, why_build, tuple(rebuild_files))

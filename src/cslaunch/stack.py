@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cslaunch import bytecode, changes, compose_config, docker, model
+from cslaunch import bytecode, changes, compose_config, docker, index, model
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.context import base_image
 from cslaunch.errors import CslaunchError
 from cslaunch.plan import Flags, Plan, make_plan
 from cslaunch.project import Project, check_services
+from cslaunch.state import LAST_LAUNCH, read_json
 
 if TYPE_CHECKING:
     from cslaunch.jobs import Discovered
@@ -72,7 +73,7 @@ def detect(
             docker.check_engine(project.compose)
             raise
     current = by_service(found or [])
-    stack = model.parse_stack(raw)
+    stack = with_jobs_done(model.parse_stack(raw), raw, read_json(project.root, LAST_LAUNCH))
     check_services(project, stack.services)
     texts = {name: dockerfile_text(s) for name, s in stack.services.items()}  # each read once
     stack = with_base_images(stack, texts)
@@ -94,6 +95,28 @@ def detect(
         }
     roots = model.python_roots(stack, project.root, lambda s: s.name in python, project.config)
     return Detected(named, stack, raw, frozenset(python), roots, current)
+
+
+def with_jobs_done(stack: model.Stack, raw: Mapping[str, Any], last: Any) -> model.Stack:
+    """The model with services the last launch saw finish of their own (exit 0) as
+    one-shots, while their config is the one they ran with: a bootstrap job nothing waits
+    for (`create-site`, `createbuckets`, a migration behind a plain depends_on) is then left
+    done, not run again each launch (where it may fail: the site exists)."""
+    done = (last or {}).get("completed") if isinstance(last, Mapping) else None
+    if not isinstance(done, Mapping):
+        return stack
+    services = raw.get("services") or {}
+    jobs = {
+        name
+        for name, digest in done.items()
+        if name in stack.services and digest == index.config_hash(services.get(name) or {})
+    }
+    return replace(
+        stack,
+        services={
+            n: replace(s, one_shot=True) if n in jobs else s for n, s in stack.services.items()
+        },
+    )
 
 
 def with_base_images(stack: model.Stack, texts: Mapping[str, str | None]) -> model.Stack:

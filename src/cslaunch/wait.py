@@ -50,6 +50,7 @@ class Readiness:
     service: str
     state: str  # ready / waiting / failed
     reason: str
+    completed: bool = False  # it exited 0 of its own: a job, done
 
     @property
     def done(self) -> bool:
@@ -82,7 +83,7 @@ def _assess_one(service: Service, c: Container, now: datetime, restarts_before: 
     if c.status in ("exited", "dead"):
         if c.exit_code == 0 and (service.healthcheck is None or service.one_shot):
             # A one-shot service (migrations, a build step) that finished is done, not broken.
-            return Readiness(name, READY, "completed (exit 0)")
+            return Readiness(name, READY, "completed (exit 0)", completed=True)
         return Readiness(name, FAILED, f"exited with code {c.exit_code}")
     if restarted >= CRASH_LOOP_RESTARTS:
         return Readiness(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from cslaunch import docker, index, proof, proofrun
+from cslaunch import changes, docker, index, proof, proofrun
 from cslaunch.changes import ChangeSet
 from cslaunch.launch import before, prove, ready, restart
 from cslaunch.launch.run import LaunchStep, Run
@@ -92,9 +92,24 @@ def finish(run: Run) -> LaunchReport:
     elif run.ended_early:
         pass  # not proved: the next launch sees these changes again, with the newer ones
     else:
-        if not run.changes.index_kept:
-            index.save(run.project.root, run.changes.new_index())
+        done = changes.after_jobs(
+            run.changes.new_index(),
+            run.found.stack,
+            run.found.python,
+            run.completed,
+            run.project.config.source_patterns,
+        )
+        if not run.changes.index_kept or done.files != run.changes.entries:
+            index.save(run.project.root, done)
         if checked and checked.proof:
             proof.save(run.project.root, checked.proof)
-    write_json(run.project.root, LAST_LAUNCH, {"services": ready.touched(run), "ok": report.ok})
+    raw = run.found.raw.get("services") or {}
+    last = {
+        "services": ready.touched(run),
+        "ok": report.ok,
+        # Jobs that finished of their own (exit 0), with the config they ran with: the next
+        # launch leaves them done while nothing they use changed (stack.with_jobs_done)
+        "completed": {n: index.config_hash(raw.get(n) or {}) for n in run.completed},
+    }
+    write_json(run.project.root, LAST_LAUNCH, last)
     return report

@@ -136,6 +136,7 @@ def _waiting_line(verdicts: list[Readiness], elapsed: float) -> str:
 
 
 def _record(run: Run, verdicts: list[Readiness]) -> None:
+    run.completed = [v.service for v in verdicts if v.completed]
     for v in verdicts:
         o = run.outcomes.get(v.service)
         if o is None:

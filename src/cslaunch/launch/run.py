@@ -47,6 +47,7 @@ class Run:
     recovering: Future[jobs.RecoveryReport] | None = None
     proving: Future[verify.Verification] | None = None
     failed: list[Readiness] = field(default_factory=list)  # services that never got ready
+    completed: list[str] = field(default_factory=list)  # services whose job was done (exit 0)
     last_proof: proof.Proof | None = None
     hidden: list[volumes.Hidden] = field(default_factory=list)  # anonymous volumes over code
     ended_early: bool = False  # newer saves ended its waiting steps
