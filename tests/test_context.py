@@ -492,3 +492,24 @@ def test_a_config_directory_change_restarts_the_service(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_dockerignore_reads_as_docker_reads_it(lines: str, path: str, ignored: bool) -> None:
     assert parse_dockerignore(lines).ignored(path) is ignored
+
+
+def test_nginx_started_with_its_own_config_path_restarts_for_it(tmp_path: Path) -> None:
+    """`nginx -c /config/nginx.conf` with `./conf:/config` mounted (and copied by the build):
+    the mount shows the change, so no rebuild, but nginx read it at start."""
+    from cslaunch.changes import service_files as files_of
+    from cslaunch.model import parse_service
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "Dockerfile").write_text("FROM nginx:1.27\nCOPY conf /config\n")
+    proxy = parse_service(
+        "proxy",
+        {
+            "build": {"context": str(tmp_path), "dockerfile": "Dockerfile"},
+            "command": ["nginx", "-c", "/config/nginx.conf", "-g", "daemon off;"],
+            "volumes": [{"type": "bind", "source": str(tmp_path / "conf"), "target": "/config"}],
+        },
+    )
+    conf = str(tmp_path / "conf" / "nginx.conf")
+    files = files_of(proxy, False, ())
+    assert (files.rebuild_files([conf]), files.restart_files([conf])) == ([], [conf])

@@ -870,13 +870,25 @@ NGINX_CONF = {
 }
 
 
+# nginx given its own configuration file where it is mounted (`-c`)
+NGINX_OWN_CONF = {
+    "conf.d/default.conf": (
+        "events {}\nhttp { server { listen 8089; location / { return 200 'v1'; } } }\n"
+    ),
+    "compose.yaml": NGINX_CONF["compose.yaml"]
+    .replace("/etc/nginx/conf.d:ro", "/config:ro")
+    .replace("[nginx, -g,", "[nginx, -c, /config/default.conf, -g,"),
+}
+
+
+@pytest.mark.parametrize("files", [NGINX_CONF, NGINX_OWN_CONF], ids=["conf.d", "own-path"])
 def test_an_nginx_config_directory_change_restarts_nginx(
-    small: list[TestStack], tmp_path: Path
+    small: list[TestStack], tmp_path: Path, files: dict[str, str]
 ) -> None:
     """`./nginx/conf.d:/etc/nginx/conf.d` (the usual shape, where a single file mount would
-    miss an editor's rename): nginx reads it at start, so a change there restarts it; it
-    was not even tracked."""
-    s = make(small, tmp_path, NGINX_CONF)
+    miss an editor's rename), or a directory its `-c` names: nginx reads it at start, so a
+    change there restarts it; it was not even tracked."""
+    s = make(small, tmp_path, files)
     s.launched()
     get = ("exec", "-T", "web", "curl", "-s", "http://127.0.0.1:8089/")
     assert s.compose(*get).stdout == "v1"

@@ -5,6 +5,7 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 from collections.abc import Collection, Iterable, Mapping
@@ -134,16 +135,18 @@ def service_files(
         bind_targets=targets,
         installs_at_start=installs_at_start(service),
         watches=watches_its_files(service, text) or serves_per_request(service),
-        config_dirs=[h for h, t in targets if is_proxy(service) and _nginx_config(t)],
+        config_dirs=[h for h, t in targets if is_proxy(service) and _nginx_config(t, service)],
     )
 
 
-def _nginx_config(target: str) -> bool:
-    """A directory nginx reads its configuration from at start (and on a reload)."""
+def _nginx_config(target: str, service: Service) -> bool:
+    """A directory nginx reads its configuration from at start (and on a reload): the
+    usual ones, or where its command's `-c FILE` is."""
     target = posixpath.normpath(target)
+    given = [posixpath.dirname(f) for flag, f in itertools.pairwise(service.words) if flag == "-c"]
     return any(
-        under(target, d)
-        for d in ("/etc/nginx", "/usr/local/openresty/nginx/conf", "/etc/openresty")
+        under(target, d) or under(d, target)
+        for d in ("/etc/nginx", "/usr/local/openresty/nginx/conf", "/etc/openresty", *given)
     )
 
 
