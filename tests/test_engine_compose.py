@@ -1331,3 +1331,44 @@ def test_a_job_nothing_waits_for_is_left_done_until_what_it_reads_changes(
     assert actions(report)["migrate"] == "start", report["services"]
     assert actions(report)["create-site"] == "leave", report["services"]
     assert applied.read_text().split()[-2:] == ["V1__init.sql", "V2__more.sql"]
+
+
+# --- an image built FROM another the stack builds (`FROM app:latest`) ------------------------
+
+FROM_SIBLING = {
+    "api/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nWORKDIR /app\nCOPY . /app/\n",
+    "api/tasks.py": "VERSION = 'v1'\n",
+    "compose.yaml": (
+        "x-run: &run\n"
+        "  network_mode: none\n"
+        "  init: true\n"
+        "  command: [python3, -c, 'import tasks, time; time.sleep(1e9)']\n"
+        "services:\n"
+        "  api:\n"
+        "    <<: *run\n"
+        "    image: '${APP_IMAGE}'\n"
+        "    build: {context: ./api, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "  worker:\n"
+        "    <<: *run\n"
+        "    build: {context: ./worker}\n"
+        "    working_dir: /app\n"
+    ),
+}
+
+
+def test_an_image_built_from_another_the_stack_builds_is_rebuilt_after_it(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """ytdigest's `ops/Dockerfile.whisper` is `FROM ytdigest-backend:latest`, which another
+    service builds: after an edit the backend was rebuilt, the worker kept the old base."""
+    s = make(small, tmp_path, FROM_SIBLING)
+    image = f"{s.name}-app:latest"
+    s.set_env({"APP_IMAGE": image})
+    (s.dir / "worker").mkdir()
+    (s.dir / "worker" / "Dockerfile").write_text(f"FROM {image}\nENV ROLE=worker\n")
+    s.launched()
+    (s.dir / "api" / "tasks.py").write_text("VERSION = 'v2'\n")
+    report = s.launched()
+    assert actions(report) == {"api": "rebuild", "worker": "rebuild"}, report["services"]
+    shown = s.compose("exec", "-T", "worker", "cat", "/app/tasks.py").stdout
+    assert shown == "VERSION = 'v2'\n"

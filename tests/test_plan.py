@@ -576,3 +576,19 @@ def test_a_one_shot_runs_again_when_a_file_its_mounts_show_changes(tmp_path: Pat
         str(sql / "V2__add_column.sql")
     ]
     assert files_of(flyway, False, ()).restart_files([str(sql / "V2__add_column.sql")]) == []
+
+
+def test_an_image_built_from_another_is_built_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cslaunch import act, docker
+
+    api = service("api", image="app", build={"context": "/p/api"})
+    worker = replace(service("worker", build={"context": "/p/worker"}), base_image="app:latest")
+    other = service("other", build={"context": "/p/other"})
+    stack = Stack("proj", {"api": api, "worker": worker, "other": other})
+    assert stack.base_builder(worker) is api
+    built: list[tuple[str, ...]] = []
+    monkeypatch.setattr(docker, "compose_step", lambda project, *args, what: built.append(args))
+    act.build(object(), ["other", "worker", "api"], stack)  # type: ignore[arg-type]
+    assert built == [("build", "other", "api"), ("build", "worker")]
+    plan = make_plan(stack, running(stack), lambda s: True, {}, [], {"api": ["build.args"]})
+    assert actions(plan)["worker"] == (REBUILD, True)

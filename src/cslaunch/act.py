@@ -12,13 +12,30 @@ from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.context import under
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service, Stack, is_proxy
+from cslaunch.model import Service, Stack, image_name, is_proxy, same_image
 from cslaunch.stop import FORWARD, GRACEFUL, KILL, StopMethod, decide
 
 
-def build(project: docker.ComposeProject, services: Sequence[str]) -> None:
-    if services:
-        docker.compose_step(project, "build", *services, what="docker compose build")
+def build(project: docker.ComposeProject, services: Sequence[str], stack: Stack) -> None:
+    """`docker compose build`, in turns where one image starts FROM another built here: Compose
+    builds those it is given at once, and the later one would start from the old base."""
+    left = list(services)
+    while left:
+        turn = [n for n in left if not _waits(stack, n, left)] or left
+        docker.compose_step(project, "build", *turn, what="docker compose build")
+        left = [n for n in left if n not in turn]
+
+
+def _waits(stack: Stack, name: str, building: Sequence[str]) -> bool:
+    """Whether its Dockerfile starts FROM an image another of `building` makes."""
+    base = stack.base_builder(stack.services[name])
+    if base is None:
+        return False
+    made = image_name(base, stack.name)
+    return any(
+        other != name and same_image(image_name(stack.services[other], stack.name), made)
+        for other in building
+    )
 
 
 # Waits until these services are ready, by cslaunch's own checks; raises when one fails.

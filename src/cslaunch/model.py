@@ -148,7 +148,19 @@ class Stack:
         bakes in is this one's code too."""
         if service.buildable or not service.image:
             return None
-        wanted = _tagged(service.image)
+        return self.built_as(service.image)
+
+    def base_builder(self, service: Service) -> Service | None:
+        """The service whose build makes the image this one's Dockerfile starts FROM
+        (`FROM app:latest`, app built by `web`): its build makes this one's base anew."""
+        if not service.buildable or not service.base_image:
+            return None
+        found = self.built_as(service.base_image)
+        return found if found is not service else None
+
+    def built_as(self, image: str) -> Service | None:
+        """The service whose build makes this image: its `image:`, else Compose's name."""
+        wanted = _tagged(image)
         return next(
             (
                 s
@@ -157,6 +169,10 @@ class Stack:
             ),
             None,
         )
+
+
+def same_image(a: str, b: str) -> bool:
+    return _tagged(a) == _tagged(b)
 
 
 def _tagged(image: str) -> str:

@@ -156,7 +156,8 @@ def _with_their_builders(
 ) -> list[ServicePlan]:
     """Services that run an image another service builds (Stack.builder_of) move with it:
     a change baked into the image where they see it (their mounts are their own) builds
-    it, and its build recreates them, or runs a completed one-shot again on the new code."""
+    it, and its build recreates them, or runs a completed one-shot again on the new code.
+    An image built FROM one that is rebuilt (Stack.base_builder) is rebuilt after it."""
     by_name = {p.service: p for p in plans}
     builders = {
         p.service: built.name
@@ -170,6 +171,16 @@ def _with_their_builders(
             action = START if current.action == START else REBUILD
             why = f"image content changed for {user}: {_files(seen)}"
             by_name[builder] = ServicePlan(builder, action, True, why, tuple(seen))
+    moved = True
+    while moved:  # along chains: FROM an image built FROM another
+        moved = False
+        for p in list(by_name.values()):
+            base = stack.base_builder(stack.services[p.service])
+            if base and by_name[base.name].build and not p.build and flags.build:
+                why = f"its base image is rebuilt (by {base.name})"
+                action = START if p.action == START else REBUILD
+                by_name[p.service] = ServicePlan(p.service, action, True, why, p.files)
+                moved = True
     for user, builder in builders.items():
         p = by_name[user]
         if by_name[builder].build and p.action in (LEAVE, RESTART):

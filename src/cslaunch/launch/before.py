@@ -132,7 +132,7 @@ def build_images(run: Run, st: StepResult) -> None:
             f"refreshed the mtime of {plural(len(refreshed), 'file')} whose content changed "
             "with mtime and size kept, so the Docker build sees them"
         )
-    act.build(run.compose, run.plan.build)
+    act.build(run.compose, run.plan.build, run.found.stack)
     st.summary = ", ".join(run.plan.build)
 
 
