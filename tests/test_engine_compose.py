@@ -1372,3 +1372,36 @@ def test_an_image_built_from_another_the_stack_builds_is_rebuilt_after_it(
     assert actions(report) == {"api": "rebuild", "worker": "rebuild"}, report["services"]
     shown = s.compose("exec", "-T", "worker", "cat", "/app/tasks.py").stdout
     assert shown == "VERSION = 'v2'\n"
+
+
+# --- a HEALTHCHECK in the Dockerfile, which the Compose model does not show ------------------
+
+IMAGE_HEALTH = {
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nHEALTHCHECK --interval=60s CMD test -e /tmp/up\n"
+    ),
+    "compose.yaml": (
+        "services:\n"
+        "  db:\n"
+        "    build: {context: ., args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sh, -c, 'touch /tmp/up && exec sleep infinity']\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    depends_on: {db: {condition: service_healthy}}\n"
+    ),
+}
+
+
+def test_an_images_own_healthcheck_is_run_when_the_app_is_up(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """A Dockerfile's HEALTHCHECK (60 s interval) with a service waiting for it to pass:
+    cslaunch ran only the Compose file's checks, so the start waited one whole interval."""
+    s = make(small, tmp_path, IMAGE_HEALTH)
+    report = s.launched()
+    assert sum(step["seconds"] for step in report["steps"]) < 30, report["steps"]

@@ -30,6 +30,10 @@ class Container:
     # (type, source, destination) of every mount, sorted: what the container sees where
     mounts: tuple[tuple[str, str, str], ...] = ()
     hostname: str = ""  # what processes inside see as their host name (RQ records it)
+    # The healthcheck Docker runs in it (Compose's, else the image's HEALTHCHECK) and its
+    # timeout in seconds
+    health_test: tuple[str, ...] = ()
+    health_timeout: float = 30.0
 
     @property
     def running(self) -> bool:
@@ -55,6 +59,7 @@ def parse_container(data: dict[str, Any]) -> Container:
     health = state.get("Health") or None
     log = (health or {}).get("Log") or []
     labels = (data.get("Config") or {}).get("Labels") or {}
+    check = (data.get("Config") or {}).get("Healthcheck") or {}
     return Container(
         id=data["Id"],
         name=str(data.get("Name", "")).lstrip("/"),
@@ -70,6 +75,8 @@ def parse_container(data: dict[str, Any]) -> Container:
         pid=int(state.get("Pid") or 0),
         mounts=_mounts(data),
         hostname=str((data.get("Config") or {}).get("Hostname") or ""),
+        health_test=tuple(str(w) for w in check.get("Test") or ()),
+        health_timeout=(check.get("Timeout") or 30_000_000_000) / 1e9,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from cslaunch import docker
@@ -51,16 +51,26 @@ def healthcheck(service: Service) -> Probe | None:
     """The service's own healthcheck test, run by cslaunch inside the container as Docker
     would run it (same user, working directory and environment, its timeout), but now
     rather than one whole `interval` after the start."""
-    test = list(service.healthcheck or ())
+    return _test_probe(service.healthcheck or (), service.health_timeout)
+
+
+def image_healthcheck(container: Container) -> str | None:
+    """The healthcheck Docker runs in this container (an image's HEALTHCHECK, which the
+    Compose model does not show), run now."""
+    probe = _test_probe(container.health_test, container.health_timeout)
+    return probe(container) if probe else None
+
+
+def _test_probe(test_words: Sequence[str], timeout: float) -> Probe | None:
+    test = list(test_words)
     if test[:1] == ["CMD-SHELL"]:
         argv = ["/bin/sh", "-c", " ".join(test[1:])]
     elif test[:1] == ["CMD"]:
         argv = test[1:]
     else:
         argv = test
-    if not argv:
+    if not argv or test[:1] == ["NONE"]:
         return None
-    timeout = service.health_timeout
 
     def probe(container: Container) -> str | None:
         try:

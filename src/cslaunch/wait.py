@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from cslaunch import docker
 from cslaunch.containers import Container, by_service, project_containers
 from cslaunch.model import Service
-from cslaunch.readiness import Probe
+from cslaunch.readiness import Probe, image_healthcheck
 
 READY, WAITING, FAILED = "ready", "waiting", "failed"
 
@@ -198,6 +198,15 @@ def _judge(
         if waiting:
             return Readiness(service.name, WAITING, waiting[0] or "checking")
         verdict = Readiness(service.name, READY, checks.passed)
+    starting = [c for c in running if c.health == "starting"]
+    if checks.ready is None and verdict.state == WAITING and starting:
+        # An image's own HEALTHCHECK (the Compose model shows none): run now, not one whole
+        # interval after the start
+        answers = [prober.ask(("image", c.id), image_healthcheck, c) for c in starting]
+        waiting = [a for a in answers if a is not None]
+        if waiting:
+            return Readiness(service.name, WAITING, waiting[0] or "checking")
+        verdict = Readiness(service.name, READY, "healthy")
     if verdict.state == READY and checks.also is not None:
         problem = prober.ask(("also", service.name), checks.also, running[0])
         if problem is not None:
