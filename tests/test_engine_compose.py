@@ -1037,16 +1037,45 @@ SETTINGS_REDIS = {
 }
 
 
+# The same, its packages in a venv the command names by path (netbox's
+# `/opt/netbox/venv/bin/python manage.py rqworker`), not on PATH
+VENV_PYTHON = "/opt/venv/bin/python"
+IN_A_VENV = {
+    **SETTINGS_REDIS,
+    "Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+        "RUN python3 -m venv --without-pip /opt/venv \\\n"
+        "    && site=$(python3 -c 'import os, rq; print(os.path.dirname(os.path.dirname("
+        "rq.__file__)))') \\\n"
+        "    && mv $site/* /opt/venv/lib/python3*/site-packages/ \\\n"
+        "    && ! python3 -c 'import rq'\n"
+    ),
+    "compose.yaml": SETTINGS_REDIS["compose.yaml"]
+    .replace(
+        "    image: '${BASE_IMAGE}'\n    working_dir: /app\n",
+        "    build: {context: ., network: host, args: {BASE_IMAGE: '${BASE_IMAGE}'}}\n"
+        "    working_dir: /app\n",
+    )
+    .replace("command: python3 manage.py", f"command: {VENV_PYTHON} manage.py"),
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "python"),
+    [(SETTINGS_REDIS, "python3"), (IN_A_VENV, VENV_PYTHON)],
+    ids=["settings", "venv"],
+)
 def test_a_worker_whose_redis_only_its_settings_name_keeps_its_job(
-    small: list[TestStack], tmp_path: Path
+    small: list[TestStack], tmp_path: Path, files: dict[str, str], python: str
 ) -> None:
     """The worker's Redis is in the app's settings (django-rq's RQ_QUEUES), not in its
     environment: Redis was asked at localhost, the busy worker was not known to be busy, and
     the job its restart cut short stayed "started" forever. The stack's Redis service, by
-    name and with the password its command sets, is asked instead."""
-    s = make(small, tmp_path, SETTINGS_REDIS)
+    name and with the password its command sets, is asked instead; with the interpreter
+    the worker runs, where rq is only in its venv."""
+    s = make(small, tmp_path, files)
     s.launched()
-    manage = ("exec", "-T", "rqworker", "python3", "manage.py")
+    manage = ("exec", "-T", "rqworker", python, "manage.py")
     job = s.compose(*manage, "enqueue").stdout.strip()
     deadline = time.monotonic() + 30
     while not s.compose(*manage, "status", job).stdout.startswith("started"):

@@ -91,6 +91,13 @@ def test_find_rq_example_stack() -> None:
         ),
         (["sh", "-c", "rq worker low 1>/dev/null"], "python3", ("low",), {}),
         (
+            ["/opt/venv/bin/python", "/opt/app/manage.py", "rqworker", "default"],
+            "/opt/venv/bin/python",
+            ("default",),
+            {},
+        ),
+        (["sh", "-c", "python3.12 w.py && rqworker"], "python3", ("default",), {}),
+        (
             ["sh", "-c", "python wait.py && rq worker --url $REDIS_URL high; echo done"],
             "python3",
             ("high",),

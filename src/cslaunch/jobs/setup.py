@@ -189,13 +189,15 @@ def parse_worker_command(
 
 
 def _python_for(words: list[str], index: int) -> str:
-    """The interpreter that runs the worker: `X -m rq.cli` runs X; `/venv/bin/rq` has
-    /venv/bin/python beside it; else python3."""
+    """The interpreter that runs the worker: `X -m rq.cli` or `X manage.py rqworker` runs X
+    (`/opt/venv/bin/python`, whose packages the image's python3 may not have);
+    `/venv/bin/rq` has /venv/bin/python beside it; else python3."""
     word = words[index]
-    if index >= 2 and words[index - 1] == "-m":
-        candidate = words[index - 2]
+    for candidate in reversed(words[max(0, index - 3) : index]):
         if PurePath(candidate).name.startswith("python"):
             return candidate
+        if _is_operator(candidate):
+            break  # another command's
     if "/" in word:
         return str(PurePath(word).parent / "python")
     return "python3"
