@@ -1434,3 +1434,39 @@ def test_an_images_own_healthcheck_is_run_when_the_app_is_up(
     s = make(small, tmp_path, IMAGE_HEALTH)
     report = s.launched()
     assert sum(step["seconds"] for step in report["steps"]) < 30, report["steps"]
+
+
+# --- nginx started by a script named for it (frappe's `nginx-entrypoint.sh`) -----------------
+
+NGINX_SCRIPT = {
+    "nginx-entrypoint.sh": (
+        "#!/bin/sh\n"
+        "echo 'server { listen 8089; location / { return 200 ok; } }' "
+        "> /etc/nginx/conf.d/default.conf\n"
+        "nginx -g 'daemon off;'\n"
+    ),
+    "compose.yaml": (
+        "services:\n"
+        "  backend:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {APP_ENV: '${APP_ENV:-a}'}\n"
+        "  frontend:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    command: [nginx-entrypoint.sh]\n"
+        "    volumes: ['./nginx-entrypoint.sh:/usr/local/bin/nginx-entrypoint.sh:ro']\n"
+    ),
+}
+
+
+def test_an_nginx_started_by_its_script_is_reloaded(small: list[TestStack], tmp_path: Path) -> None:
+    """It was not known for an nginx: a recreated backend's new address (Docker keeps none)
+    was never resolved, and the proxy answered from whichever container took the old one."""
+    s = make(small, tmp_path, NGINX_SCRIPT)
+    (s.dir / "nginx-entrypoint.sh").chmod(0o755)
+    s.launched()
+    s.set_env({"APP_ENV": "b"})
+    report = s.launched()
+    assert actions(report)["backend"] == "recreate", report["services"]
+    assert any(step["name"] == "reload proxies" for step in report["steps"]), report["steps"]

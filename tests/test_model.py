@@ -785,6 +785,8 @@ def test_a_command_that_serves_its_sources_as_they_change(
         ({"image": "nginxinc/nginx-unprivileged:stable"}, True),
         ({"image": "app", "command": ["sh", "-c", "nginx -t && nginx -g 'daemon off;'"]}, True),
         ({"image": "app", "command": ["nginx", "-g", "daemon off;"]}, True),
+        ({"image": "frappe/erpnext:v15", "command": ["nginx-entrypoint.sh"]}, True),
+        ({"image": "app", "command": ["nginx-prometheus-exporter", "-nginx.scrape-uri=x"]}, False),
         ({"image": "nginx/nginx-prometheus-exporter:1.1"}, False),
         (
             {"image": "nginxproxy/docker-gen", "command": ["-notify-sighup", "nginx", "-watch"]},

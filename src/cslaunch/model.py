@@ -568,10 +568,12 @@ def is_proxy(service: Service) -> bool:
     if any(i in ("nginx", "nginx-unprivileged", "openresty") for i in images):
         return True
     # nginx run as a program: the first word, or after a shell's separator (`sh -c "nginx
-    # -t && nginx -g ..."`), not an argument (`docker-gen -notify-sighup nginx`)
+    # -t && nginx -g ..."`), not an argument (`docker-gen -notify-sighup nginx`); or a start
+    # script named for it (frappe's `nginx-entrypoint.sh`)
     words = [w.rsplit("/", 1)[-1] for w in service.words]
     return any(
-        w == "nginx" and (i == 0 or words[i - 1] in ("&&", "||", ";", "exec", "-c"))
+        (w == "nginx" or (w.startswith("nginx") and w.endswith(".sh")))
+        and (i == 0 or words[i - 1] in ("&&", "||", ";", "exec", "-c", "sh", "bash"))
         for i, w in enumerate(words)
     )
 
