@@ -1470,3 +1470,29 @@ def test_an_nginx_started_by_its_script_is_reloaded(small: list[TestStack], tmp_
     report = s.launched()
     assert actions(report)["backend"] == "recreate", report["services"]
     assert any(step["name"] == "reload proxies" for step in report["steps"]), report["steps"]
+
+
+# --- Redis listening where its config file says, or on a unix socket only --------------------
+
+REDIS_ELSEWHERE = {
+    "redis.conf": '# as shipped, trimmed\nport 6380\nsave ""\nappendonly no\n',
+    "compose.yaml": (
+        "services:\n"
+        "  cache:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    command: [redis-server, /usr/local/etc/redis/redis.conf]\n"
+        "    volumes: ['./redis.conf:/usr/local/etc/redis/redis.conf:ro']\n"
+        "  queue:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    command: [redis-server, --port, '0', --unixsocket, /tmp/redis.sock]\n"
+    ),
+}
+
+
+def test_redis_is_ready_where_it_listens(small: list[TestStack], tmp_path: Path) -> None:
+    """PING went to 127.0.0.1:6379 (and to port 0) whatever redis.conf or the command said:
+    neither was ever ready, and every launch failed at the time limit."""
+    s = make(small, tmp_path, REDIS_ELSEWHERE)
+    s.launched("--timeout", "20")

@@ -99,12 +99,20 @@ def tcp(address: str) -> Probe:
     return probe
 
 
-def redis(port: int) -> Probe:
-    """PING from inside the Redis container: its port is often not published to the host."""
+def redis(port: int, conf: str | None = None, socket_path: str | None = None) -> Probe:
+    """PING from inside the Redis container: its port is often not published to the host.
+    `conf`: the configuration file its command names, read in the container where the
+    command line does not say the port (`port 6380`, or `port 0` and a `unixsocket`)."""
+    where: dict[str, list[str]] = {}
 
     def probe(container: Container) -> str | None:
+        if container.id not in where:
+            where[container.id] = (
+                ["-s", socket_path] if socket_path else _redis_address(container, port, conf)
+            )
         for cli in ("redis-cli", "valkey-cli", "keydb-cli"):
-            result = docker.exec_in(container.id, [cli, "-p", str(port), "ping"], timeout=10)
+            argv = [cli, *where[container.id], "ping"]
+            result = docker.exec_in(container.id, argv, timeout=10)
             answer = (result.stdout + result.stderr).strip()
             if result.returncode == 0 or "executable file not found" not in answer:
                 break
@@ -117,6 +125,31 @@ def redis(port: int) -> Probe:
         return f"PING: {answer.splitlines()[-1] if answer else 'no answer'}"
 
     return probe
+
+
+def _redis_address(container: Container, port: int, conf: str | None) -> list[str]:
+    """redis-cli's `-p PORT` or `-s SOCKET` for where this Redis listens."""
+    if conf is None:
+        return ["-p", str(port)]
+    result = docker.exec_in(container.id, ["cat", conf], timeout=10)
+    settings = {}
+    for line in result.stdout.splitlines() if result.returncode == 0 else ():
+        parts = line.split()
+        if len(parts) >= 2 and not parts[0].startswith("#"):
+            settings[parts[0].lower()] = parts[1].strip("\"'")
+    listens = settings.get("port", "6379")
+    if listens == "0" and settings.get("unixsocket"):
+        return ["-s", settings["unixsocket"]]
+    return ["-p", listens if listens.isdigit() else "6379"]
+
+
+def redis_conf(service: Service) -> str | None:
+    """The configuration file a Redis server's command names, unless its command line
+    already says where it listens."""
+    words = list(service.words)
+    if "--port" in words or "--unixsocket" in words:
+        return None
+    return next((w for w in words if w.endswith(".conf")), None)
 
 
 def redis_port(service: Service) -> int:
@@ -136,5 +169,7 @@ def for_service(
     if health:
         return tcp(health) if health.startswith("tcp://") else http(health, expect)
     if is_redis(service) and not settled:
-        return redis(redis_port(service))
+        flags = dict(itertools.pairwise(service.words))
+        only_socket = flags.get("--port") == "0" and flags.get("--unixsocket")
+        return redis(redis_port(service), redis_conf(service), only_socket or None)
     return None
