@@ -150,3 +150,32 @@ def test_the_script_removes_only_regular_bytecode_files(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["removed"] == [asked[0], asked[3]]
     assert not cache.exists() and target.exists() and (tmp_path / "link.pyc").is_symlink()
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_a_path_a_deeper_mount_covers_is_not_asked_of_that_container(tmp_path: Path) -> None:
+    """`.:/app` beside a volume at /app/.venv and `./other:/app/src/shared`: the container's
+    file at those paths is another than the host's, and removing it would remove another
+    pyc."""
+    stack = parse_stack(
+        {
+            "name": "p",
+            "services": {
+                "api": {
+                    "volumes": [
+                        {"type": "bind", "source": str(tmp_path), "target": "/app"},
+                        {"type": "volume", "target": "/app/.venv"},
+                        {"type": "bind", "source": str(tmp_path / "other"),
+                         "target": "/app/src/shared"},
+                    ]
+                }
+            },
+        }
+    )  # fmt: skip
+    api = stack.services["api"]
+    pyc = "__pycache__/m.cpython-311.pyc"
+    assert pycs_inside.container_path(api, str(tmp_path / "app" / pyc)) == f"/app/app/{pyc}"
+    assert pycs_inside.container_path(api, str(tmp_path / ".venv" / "lib" / pyc)) is None
+    assert pycs_inside.container_path(api, str(tmp_path / "src/shared" / pyc)) is None
+    assert (
+        pycs_inside.container_path(api, str(tmp_path / "other" / pyc)) == f"/app/src/shared/{pyc}"
+    )

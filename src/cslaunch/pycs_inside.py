@@ -19,6 +19,7 @@ from pathlib import Path
 from cslaunch import docker
 from cslaunch.bytecode import Skipped
 from cslaunch.containers import Container
+from cslaunch.context import under
 from cslaunch.errors import CslaunchError
 from cslaunch.model import Service, Stack
 
@@ -111,10 +112,15 @@ def _ask(container_id: str, paths: list[str]) -> None:
 
 
 def container_path(service: Service, host: str) -> str | None:
-    """Where a service's containers see a host file through a bind-mounted directory."""
+    """Where a service's containers see a host file through a bind-mounted directory; None
+    where a mount deeper in the container covers that path (`.:/app` beside a volume at
+    `/app/.venv`, or `./other:/app/src/shared`): the file there is another."""
     path = Path(host)
     for bind in sorted(service.binds, key=lambda b: -len(str(b.source))):
         if path == bind.source or bind.source in path.parents:
             rel = path.relative_to(bind.source).as_posix()
-            return posixpath.join(bind.target, rel) if rel != "." else bind.target
+            inside = posixpath.join(bind.target, rel) if rel != "." else bind.target
+            mounts = [*(b.target for b in service.binds), *service.volume_targets]
+            deepest = max((t for t in map(posixpath.normpath, mounts) if under(inside, t)), key=len)
+            return inside if deepest == posixpath.normpath(bind.target) else None
     return None
