@@ -1496,3 +1496,41 @@ def test_redis_is_ready_where_it_listens(small: list[TestStack], tmp_path: Path)
     neither was ever ready, and every launch failed at the time limit."""
     s = make(small, tmp_path, REDIS_ELSEWHERE)
     s.launched("--timeout", "20")
+
+
+# --- an RQ worker beside a server in one container ------------------------------------------
+
+WORKER_AND_SERVER = {
+    "app/web.py": (
+        "import http.server, time\n\ntime.sleep(6)  # the server's start-up\n"
+        "http.server.HTTPServer(('127.0.0.1', 5000), http.server.SimpleHTTPRequestHandler)"
+        ".serve_forever()\n"
+    ),
+    "compose.yaml": (
+        "services:\n"
+        "  redis:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    command: redis-server --save '' --protected-mode no\n"
+        "  app:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    working_dir: /app\n"
+        "    volumes: ['./app:/app']\n"
+        "    command: sh -c 'rq worker --url redis://redis:6379/0 default & exec python3 web.py'\n"
+        "    healthcheck:\n"
+        '      test: [CMD, python3, -c, "import urllib.request; '
+        "urllib.request.urlopen('http://127.0.0.1:5000')\"]\n"
+        "      interval: 30s\n"
+    ),
+}
+
+
+def test_a_worker_beside_a_server_is_ready_when_both_are(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """The worker's registration stood in for the service's healthcheck: ready as the worker
+    registered, while the server was still starting."""
+    s = make(small, tmp_path, WORKER_AND_SERVER)
+    s.launched()
+    probe = ("exec", "-T", "app", "python3", "-c",
+             "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000')")  # fmt: skip
+    assert s.compose(*probe, check=False).returncode == 0

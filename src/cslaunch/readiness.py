@@ -143,6 +143,17 @@ def _redis_address(container: Container, port: int, conf: str | None) -> list[st
     return ["-p", listens if listens.isdigit() else "6379"]
 
 
+def both(first: Probe | None, second: Probe | None) -> Probe | None:
+    """A probe that passes when both pass (either may be absent)."""
+    if first is None or second is None:
+        return first or second
+
+    def probe(container: Container) -> str | None:
+        return first(container) or second(container)
+
+    return probe
+
+
 def redis_conf(service: Service) -> str | None:
     """The configuration file a Redis server's command names, unless its command line
     already says where it listens."""

@@ -75,6 +75,10 @@ def service_checks(
         passed = "ready"
         if live is not None and name in live.workers:
             ready, passed = live.probe, "registered as an RQ worker"
+            if ahead and service.healthcheck:
+                # A worker beside a server in one container (`rq worker & exec gunicorn`):
+                # its own check too
+                also = readiness.both(readiness.healthcheck(service), also)
         elif ahead:
             ready, passed = readiness.healthcheck(service), "healthy"
         if ready or also:
