@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -1534,3 +1535,38 @@ def test_a_worker_beside_a_server_is_ready_when_both_are(
     probe = ("exec", "-T", "app", "python3", "-c",
              "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000')")  # fmt: skip
     assert s.compose(*probe, check=False).returncode == 0
+
+
+# --- the Compose file in a subdirectory of the repository (`docker/compose.yaml`) ------------
+
+IN_A_SUBDIRECTORY = {
+    ".git/HEAD": "ref: refs/heads/main\n",
+    "app/settings.py": "VALUE = 'one'\n",
+    "docker/compose.yaml": (
+        "services:\n"
+        "  api:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    working_dir: /app\n"
+        "    volumes: ['../app:/app']\n"
+        "    command: [python3, -c, 'import settings, time; time.sleep(1e9)']\n"
+    ),
+}
+
+
+def test_code_mounted_from_beside_the_compose_files_directory_is_cleaned(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`../app` is outside the Compose file's directory but inside its repository: its
+    stale pycs were left to the repair pass, with a warning, every launch."""
+    s = make(small, tmp_path, IN_A_SUBDIRECTORY)
+    shutil.copy(s.dir / ".env", s.dir / "docker" / ".env")
+    launch = ("--json", "-f", "docker/compose.yaml")
+    assert s.cslaunch(*launch).returncode == 0
+    edit_keeping_stat(s.dir / "app" / "settings.py", "one", "two")
+    result = s.cslaunch(*launch)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert actions(report) == {"api": "restart"}, report["services"]  # not "repaired"
+    assert "not cleaning" not in result.stdout + result.stderr

@@ -868,3 +868,24 @@ def test_a_job_the_last_launch_saw_complete_is_a_one_shot_while_its_config_holds
     changed = {"services": {**raw["services"], "init": {"image": "x", "command": ["serve"]}}}
     assert not with_jobs_done(parse_stack(changed), changed, last).services["init"].one_shot
     assert not with_jobs_done(stack, raw, None).services["init"].one_shot
+
+
+def test_a_compose_file_in_a_subdirectory_cleans_what_it_mounts_from_its_repository(
+    tmp_path: Path,
+) -> None:
+    """`docker/compose.yml` mounting `../app`: the project is the repository, not only the
+    Compose file's directory (the bytecode step skipped the code, every launch, with a
+    warning, and the repair pass had to do its work)."""
+    from cslaunch.model import python_roots
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "app").mkdir()
+    stack = parse_stack(
+        {"services": {"web": {"command": ["python", "app.py"], "volumes": [
+            {"type": "bind", "source": str(tmp_path / "app"), "target": "/app"},
+            {"type": "bind", "source": "/srv/elsewhere", "target": "/data"}]}}}
+    )  # fmt: skip
+    roots = python_roots(stack, tmp_path / "docker", lambda s: True, NO_CONFIG)
+    assert roots.roots == (tmp_path / "app",)
+    assert roots.outside == (Path("/srv/elsewhere"),)

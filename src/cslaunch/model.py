@@ -416,12 +416,13 @@ def python_roots(
 ) -> Roots:
     """Host directories whose bytecode Python containers see: bind-mount sources of Python
     services. Sources outside the project are left out by default: walking someone's home
-    directory or `/` is never what they meant."""
+    directory or `/` is never what they meant. The project is the Compose file's directory,
+    or the repository it is in (`docker/compose.yml` mounting `../app`)."""
     if config.python_roots is not None:
         return Roots(_outermost(config.python_roots), ())
     inside: list[Path] = []
     outside: list[Path] = []
-    project = Path(project_dir)
+    project = _repository_root(Path(project_dir))
     for service in stack.services.values():
         if not is_python(service):
             continue
@@ -432,6 +433,16 @@ def python_roots(
                 continue
             (inside if _is_within(bind.source, project) else outside).append(bind.source)
     return Roots(_outermost(inside), tuple(dict.fromkeys(outside)))
+
+
+def _repository_root(directory: Path) -> Path:
+    """The work tree a directory is in (the nearest one holding `.git`), else itself; never a
+    home directory kept in git (dotfiles) or `/`."""
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".git").exists():
+            home = candidate == Path.home() or candidate == Path(candidate.anchor)
+            return directory if home else candidate
+    return directory
 
 
 SPECIAL_DIRS = (("dev",), ("proc",), ("sys",), ("run",), ("var", "run"))
