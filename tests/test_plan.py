@@ -15,6 +15,7 @@ from cslaunch.containers import Container
 from cslaunch.model import Service, Stack, parse_service
 from cslaunch.plan import LEAVE, REBUILD, RECREATE, RESTART, START, Flags, Plan, make_plan
 from cslaunch.track import ServiceFiles, service_files
+from cslaunch.track import trees as track_trees
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 APP = {"context": "/p/backend", "dockerfile": "Dockerfile"}
@@ -592,3 +593,35 @@ def test_an_image_built_from_another_is_built_after_it(monkeypatch: pytest.Monke
     assert built == [("build", "other", "api"), ("build", "worker")]
     plan = make_plan(stack, running(stack), lambda s: True, {}, [], {"api": ["build.args"]})
     assert actions(plan)["worker"] == (REBUILD, True)
+
+
+def test_what_a_job_wrote_goes_into_the_index_and_nothing_else(tmp_path: Path) -> None:
+    """`migrate` and `web` both mount the project: the index keeps every entry it had; a
+    file the job wrote while it ran (new, or moved in its run) goes in; a save to what web
+    uses, or one outside the job's run, is left for the next launch to see."""
+    import time
+
+    from cslaunch import changes, index, scan
+
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "Dockerfile").write_text("FROM python\n")
+    bind = [{"type": "bind", "source": str(tmp_path), "target": "/app"}]
+    stack = Stack("p", {
+        "web": service("web", build={"context": str(tmp_path)}, volumes=bind),
+        "migrate": service("migrate", volumes=bind, command=["sh", "-c", "ls > out.txt"]),
+    })  # fmt: skip
+    tracked = {n: changes.service_files(s, n == "web", ()) for n, s in stack.services.items()}
+    trees, singles = track_trees(tracked.values())
+    first = scan.scan(trees, singles)
+    _, entries = index.compare(None, first)
+    before = index.Index(first.started_ns, entries, {})
+    start = time.time()
+    (tmp_path / "out.txt").write_text("listing\n")  # the job's output
+    (tmp_path / "app.py").write_text("x = 2\n")  # a save to what web runs
+    ran = {"migrate": [(start - 1, time.time())]}
+    after = changes.after_jobs(before, stack, tracked, {"web"}, ran)
+    assert set(before.files) <= set(after.files)
+    assert after.files[str(tmp_path / "app.py")] == before.files[str(tmp_path / "app.py")]
+    assert str(tmp_path / "out.txt") in after.files
+    later = changes.after_jobs(before, stack, tracked, {"web"}, {"migrate": [(0.0, 1.0)]})
+    assert str(tmp_path / "out.txt") in later.files  # new to the index: what it ran with

@@ -5,10 +5,11 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import posixpath
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -231,16 +232,19 @@ def detect(
 def after_jobs(
     new: index.Index,
     stack: Stack,
+    tracked: Mapping[str, track.ServiceFiles],
     runs_code: Collection[str],
-    jobs: Collection[str],
+    ran: Mapping[str, Sequence[tuple[float, float]]],
     source_patterns: Collection[str] = (),
 ) -> index.Index:
-    """The index a launch leaves, with the files the jobs' mounts show as they are once the
-    jobs ran (`jobs`: services that completed, exit 0): what a job wrote there itself (a
-    site, a certificate, its record of applied migrations) is its result, not a change of
-    what it reads to run it again for at the next launch."""
+    """The index a launch leaves, with what the jobs that ran in it wrote into their own
+    mounts (`ran`: each job's containers' start and exit times, epoch seconds): a site, a
+    certificate, its record of applied migrations are its results, not changes of what it
+    reads to run it again for. Only files changed while a job ran (or new to the index),
+    and that no other service uses (a code generator's output restarts what imports it): a
+    save made during the launch is the next launch's to see."""
     trees = []
-    for name in jobs:
+    for name in ran:
         files = service_files(replace(stack.services[name], one_shot=True), name in runs_code,
                               source_patterns)  # fmt: skip
         trees += [
@@ -249,12 +253,29 @@ def after_jobs(
         ]
     if not trees:
         return new
-    before = {p: e for p, e in new.files.items() if any(scan.below(p, t.root) for t in trees)}
-    moved, entries = index.compare(index.Index(new.scanned_ns, before), scan.scan(trees, []))
-    if not moved:
+    windows = [(int(a * 1e9), int(b * 1e9) + _SETTLE_NS) for w in ran.values() for a, b in w]
+    others = [f for name, f in tracked.items() if name not in ran]
+    seen = scan.scan(trees, [])
+    written = {}
+    for path, stat in seen.files.items():
+        known = new.files.get(path)
+        if known is not None and known.stat == stat:
+            continue
+        # A file the index never held (the job is known as one only since it ran) is what it
+        # ran with; one the index held counts only if it moved while the job ran.
+        if known is not None and not any(start <= stat.mtime_ns <= end for start, end in windows):
+            continue
+        if any(f.restart_files([path]) or f.rebuild_files([path]) for f in others):
+            continue
+        with contextlib.suppress(OSError):
+            written[path] = index.Entry(stat, index.hash_file(path), seen.started_ns)
+    if not written:
         return new
-    kept = {p: e for p, e in new.files.items() if p not in before}
-    return index.Index(new.scanned_ns, {**kept, **entries}, new.services)
+    return index.Index(new.scanned_ns, {**new.files, **written}, new.services)
+
+
+# How long after a container's exit its last writes may still land on the host
+_SETTLE_NS = 1_000_000_000
 
 
 def _is_python_source(rel: str) -> bool:

@@ -30,6 +30,7 @@ class Container:
     # (type, source, destination) of every mount, sorted: what the container sees where
     mounts: tuple[tuple[str, str, str], ...] = ()
     hostname: str = ""  # what processes inside see as their host name (RQ records it)
+    finished_at: datetime | None = None  # when it last exited
     # The healthcheck Docker runs in it (Compose's, else the image's HEALTHCHECK) and its
     # timeout in seconds
     health_test: tuple[str, ...] = ()
@@ -75,6 +76,7 @@ def parse_container(data: dict[str, Any]) -> Container:
         pid=int(state.get("Pid") or 0),
         mounts=_mounts(data),
         hostname=str((data.get("Config") or {}).get("Hostname") or ""),
+        finished_at=parse_time(state.get("FinishedAt")),
         health_test=tuple(str(w) for w in check.get("Test") or ()),
         health_timeout=(check.get("Timeout") or 30_000_000_000) / 1e9,
     )

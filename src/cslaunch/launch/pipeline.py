@@ -7,12 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cslaunch import changes, docker, index, proof, proofrun
 from cslaunch.changes import ChangeSet
+from cslaunch.containers import by_service, project_containers
 from cslaunch.launch import before, prove, ready, restart
 from cslaunch.launch.run import LaunchStep, Run
+from cslaunch.plan import LEAVE
 from cslaunch.project import Project
 from cslaunch.report import LaunchReport
 from cslaunch.stack import LaunchOptions, Prepared
-from cslaunch.state import LAST_LAUNCH, write_json
+from cslaunch.state import LAST_LAUNCH, read_json, write_json
 from cslaunch.ui import UI
 
 STEPS = (
@@ -92,24 +94,46 @@ def finish(run: Run) -> LaunchReport:
     elif run.ended_early:
         pass  # not proved: the next launch sees these changes again, with the newer ones
     else:
+        fresh = run.changes.new_index()
         done = changes.after_jobs(
-            run.changes.new_index(),
+            fresh,
             run.found.stack,
+            run.changes.files,
             run.found.python,
-            run.completed,
+            _jobs_run(run),
             run.project.config.source_patterns,
         )
-        if not run.changes.index_kept or done.files != run.changes.entries:
+        if not run.changes.index_kept or done is not fresh:
             index.save(run.project.root, done)
         if checked and checked.proof:
             proof.save(run.project.root, checked.proof)
     raw = run.found.raw.get("services") or {}
+    done_before = (read_json(run.project.root, LAST_LAUNCH) or {}).get("completed")
     last = {
         "services": ready.touched(run),
         "ok": report.ok,
         # Jobs that finished of their own (exit 0), with the config they ran with: the next
-        # launch leaves them done while nothing they use changed (stack.with_jobs_done)
-        "completed": {n: index.config_hash(raw.get(n) or {}) for n in run.completed},
+        # launch leaves them done while nothing they use changed (stack.with_jobs_done). A
+        # launch newer saves ended before its wait recorded any keeps the last one's.
+        "completed": {n: index.config_hash(raw.get(n) or {}) for n in run.completed}
+        if run.completed or not run.ended_early
+        else done_before or {},
     }
     write_json(run.project.root, LAST_LAUNCH, last)
     return report
+
+
+def _jobs_run(run: Run) -> dict[str, list[tuple[float, float]]]:
+    """The jobs this launch ran to completion, with when each container ran."""
+    ran = [n for n in run.completed if run.outcomes.get(n) and run.outcomes[n].action != LEAVE]
+    if not ran:
+        return {}
+    now = by_service(project_containers(run.compose))
+    return {
+        n: [
+            (c.started_at.timestamp(), c.finished_at.timestamp())
+            for c in now.get(n, [])
+            if c.started_at and c.finished_at
+        ]
+        for n in ran
+    }
