@@ -1267,6 +1267,11 @@ def test_a_module_that_is_a_link_is_tracked_by_what_it_points_to(
     old settings ran; an edit keeping mtime and size left a stale pyc trusted."""
     s = make(small, tmp_path, LINKED_MODULE)
     (s.dir / "app" / "local_settings.py").symlink_to("local_settings.py.dev")
+    # One that leaves the mount dangles in the container: nothing there to prove (exit 8
+    # every launch, when the host's content was looked for)
+    (s.dir / "config").mkdir()
+    (s.dir / "config" / "extra.py").write_text("EXTRA = 1\n")
+    (s.dir / "app" / "extra.py").symlink_to("../config/extra.py")
     s.launched()
     seen = ("exec", "-T", "app", "cat", "/tmp/seen")
     assert s.compose(*seen).stdout == "one"

@@ -3,6 +3,7 @@ it must agree with the host's index (hash_file) and find what the engine tests f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import py_compile
@@ -69,6 +70,13 @@ def test_a_symlink_hashes_as_the_index_hashes_it(tmp_path: Path) -> None:
     path, digest, _ = indexed(link)
     found = probe([(path, digest, [0, 0, 0, 0])])  # not the same file: hashed
     assert (found["problems"], found["hashed"]) == ([], 1)
+    # The host hashed a link by its target's name where it dangled there (an absolute link
+    # into the container's own tree); one that dangles here has nothing to import.
+    by_name = hashlib.blake2b(b"link:real.py", digest_size=16).hexdigest()
+    assert probe([(path, by_name, [0, 0, 0, 0])])["problems"] == []
+    gone = tmp_path / "gone.py"
+    gone.symlink_to("../config/local_settings.py")
+    assert probe([(gone, "content-the-host-read", [0, 0, 0, 0])])["problems"] == []
 
 
 def test_stale_and_sourceless_pycs_are_found_without_rehashing_the_source(
