@@ -400,6 +400,9 @@ def test_where_a_copy_puts_a_file() -> None:
         ("ARG HOME=/app\nWORKDIR $HOME\nCOPY . .\nRUN pip install -r requirements.txt\n",
          None, "requirements.txt", True),
         ("ARG HOME=/app\nWORKDIR $HOME\nCOPY . .\n", None, "app/main.py", False),
+        # a builder stage that only gathers the code, no RUN: the final copy is the mount's
+        ("FROM base AS gather\nCOPY . .\nFROM base\nCOPY --from=gather /app /app\n", None,
+         "app/main.py", False),
     ],
 )  # fmt: skip
 def test_which_baked_files_a_mount_of_the_whole_project_hides(
@@ -513,3 +516,18 @@ def test_nginx_started_with_its_own_config_path_restarts_for_it(tmp_path: Path) 
     conf = str(tmp_path / "conf" / "nginx.conf")
     files = files_of(proxy, False, ())
     assert (files.rebuild_files([conf]), files.restart_files([conf])) == ([], [conf])
+
+
+def test_another_commands_c_flag_names_no_nginx_config() -> None:
+    """`sh -c "envsubst ... && nginx -g ..."`: the shell's `-c` is not nginx's (every mounted
+    directory counted as configuration)."""
+    from cslaunch.changes import _nginx_config
+    from cslaunch.model import parse_service
+
+    shell = ["sh", "-c", "envsubst < /t > /etc/nginx/conf.d/d.conf && nginx -g 'daemon off;'"]
+    proxy = parse_service("x", {"image": "nginx", "command": shell})
+    assert not _nginx_config("/usr/share/nginx/html", proxy)
+    assert _nginx_config("/etc/nginx/conf.d", proxy)
+    flags = ["nginx", "-g", "daemon off;", "-c", "/config/nginx.conf"]
+    later = parse_service("x", {"image": "nginx", "command": flags})
+    assert _nginx_config("/config", later)

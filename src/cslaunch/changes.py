@@ -6,7 +6,6 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import posixpath
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -144,9 +143,16 @@ def _nginx_config(target: str, service: Service) -> bool:
     """A directory nginx reads its configuration from at start (and on a reload): the
     usual ones, or where its command's `-c FILE` is."""
     target = posixpath.normpath(target)
-    given = [posixpath.dirname(f) for flag, f in itertools.pairwise(service.words) if flag == "-c"]
+    given, in_nginx = [], False
+    for word, following in zip(service.words, [*service.words[1:], ""], strict=True):
+        if word.rsplit("/", 1)[-1] == "nginx":
+            in_nginx = True
+        elif word in ("&&", "||", "|"):
+            in_nginx = False  # another command's `-c` (`sh -c`, `envsubst ... -c`)
+        elif in_nginx and word == "-c" and posixpath.dirname(following):
+            given.append(posixpath.dirname(following))
     return any(
-        under(target, d) or under(d, target)
+        under(target, d) or (target != "/" and under(d, target))
         for d in ("/etc/nginx", "/usr/local/openresty/nginx/conf", "/etc/openresty", *given)
     )
 

@@ -155,7 +155,7 @@ class ServiceFiles:
                 is_manifest(rel) or (names_itself(rule, rel) and not self.is_source(rel))
             ):
                 return False
-            if rule.stage not in self.image_stages:
+            if rule.stage not in self.image_stages and rule.before_run:
                 return False  # a builder stage's input (`COPY frontend/ .`, `npm run build`)
             if targets and not _covered(at, targets):
                 return False
