@@ -1575,3 +1575,36 @@ def test_code_mounted_from_beside_the_compose_files_directory_is_cleaned(
     report = json.loads(result.stdout)
     assert actions(report) == {"api": "restart"}, report["services"]  # not "repaired"
     assert "not cleaning" not in result.stdout + result.stderr
+
+
+SEED_JOB = {
+    "data/.keep": "",
+    "compose.yaml": (
+        "services:\n"
+        "  store:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    init: true\n"
+        "    command: [sleep, infinity]\n"
+        "    environment: {MODE: '${MODE:-a}'}\n"
+        "  seed:\n"
+        "    image: '${BASE_IMAGE}'\n"
+        "    network_mode: none\n"
+        "    volumes: ['./data:/data']\n"
+        "    command: [sh, -c, 'echo seeded >> /data/seeded']\n"
+        "    depends_on: [store]\n"
+    ),
+}
+
+
+def test_a_completed_job_runs_again_when_what_it_sets_up_is_new(
+    small: list[TestStack], tmp_path: Path
+) -> None:
+    """`createbuckets` after MinIO: left done while MinIO runs on, run again for a new
+    MinIO container (whose buckets, without a data volume, are gone)."""
+    s = make(small, tmp_path, SEED_JOB)
+    s.launched()
+    assert actions(s.launched()) == {"store": "leave", "seed": "leave"}
+    s.set_env({"MODE": "b"})
+    assert actions(s.launched()) == {"store": "recreate", "seed": "start"}
+    assert (s.dir / "data" / "seeded").read_text().split() == ["seeded", "seeded"]

@@ -625,3 +625,21 @@ def test_what_a_job_wrote_goes_into_the_index_and_nothing_else(tmp_path: Path) -
     assert str(tmp_path / "out.txt") in after.files
     later = changes.after_jobs(before, stack, tracked, {"web"}, {"migrate": [(0.0, 1.0)]})
     assert str(tmp_path / "out.txt") in later.files  # new to the index: what it ran with
+
+
+def test_a_completed_job_runs_again_for_a_new_container_of_what_it_sets_up() -> None:
+    minio = service("minio", image="minio/minio")
+    buckets = replace(
+        service("createbuckets", image="minio/mc", depends_on={"minio": {}}), one_shot=True
+    )
+    stack = Stack("p", {"minio": minio, "createbuckets": buckets})
+    done = Container(
+        id="b1", name="p-createbuckets-1", service="createbuckets", status="exited",
+        health=None, health_output="", exit_code=0, restart_count=0, started_at=T0,
+        created=T0, image_id="sha256:abc", pid=0,
+    )  # fmt: skip
+    state = {"minio": [container("minio")], "createbuckets": [done]}
+    plan = make_plan(stack, state, lambda s: False, {}, [])
+    assert actions(plan)["createbuckets"] == (LEAVE, False)
+    plan = make_plan(stack, state, lambda s: False, {}, [], {"minio": ["environment"]})
+    assert actions(plan) == {"minio": (RECREATE, False), "createbuckets": (START, False)}

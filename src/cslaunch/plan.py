@@ -83,6 +83,7 @@ def make_plan(
     ]
     plans = _with_their_builders(stack, containers, files, changed, plans, flags)
     plans = _with_what_they_restart_with(stack, containers, plans)
+    plans = _jobs_for_new_dependencies(stack, plans)
     return Plan(
         running=running,
         services=tuple(plans),
@@ -210,6 +211,26 @@ def _with_what_they_restart_with(
                 why = f"restarts with {', '.join(touched)} (its network, or depends_on restart)"
                 by_name[p.service] = ServicePlan(p.service, RESTART, False, why)
                 moved = True
+    return [by_name[p.service] for p in plans]
+
+
+def _jobs_for_new_dependencies(stack: Stack, plans: list[ServicePlan]) -> list[ServicePlan]:
+    """A completed job left as it is runs again when a service it depends on gets a new
+    container (`createbuckets` after a recreated MinIO without a data volume: the buckets
+    are gone), as Compose's `up` would."""
+    by_name = {p.service: p for p in plans}
+    for p in plans:
+        service = stack.services[p.service]
+        if not service.one_shot or p.action != LEAVE:
+            continue
+        new = [
+            d
+            for d in service.depends_on
+            if d in by_name and by_name[d].action in (START, RECREATE, REBUILD)
+        ]
+        if new:
+            why = f"completed; runs again for a new {', '.join(new)}"
+            by_name[p.service] = ServicePlan(p.service, START, False, why)
     return [by_name[p.service] for p in plans]
 
 
