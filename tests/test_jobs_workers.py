@@ -231,3 +231,20 @@ def test_shared_hostnames_started_apart(
     helper.answer.append(registration("the-host", birth=NOW.timestamp() + 0.5))
     watch.read_at = 0.0
     assert watch.probe(new) is None and watch.probe(old) is None
+
+
+def test_no_registration_in_a_guessed_redis_is_unknown_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read in the stack's Redis service by name (the workers' settings named none), the
+    workers' registrations may live in another database: past a grace, a missing one counts
+    as unknown, not as a worker that never came up (the launch failed at its time limit)."""
+
+    def guessed(*a: Any, **kw: Any) -> dict[str, Any]:
+        return {"ok": True, "workers": [], "guessed": True, "service": "rqworker"}
+
+    monkeypatch.setattr(workers, "run_helper", guessed)
+    fresh = container("rqworker", "host-a", started=datetime.now(timezone.utc))
+    assert live(monkeypatch, [fresh]).probe(fresh) == "no live RQ worker registration yet"
+    old = container("rqworker", "host-a", started=NOW - timedelta(minutes=1))
+    assert live(monkeypatch, [old]).probe(old) is None

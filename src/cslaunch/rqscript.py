@@ -99,6 +99,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         "rq_version": ctx.rq_version,
         "redis_version": ctx.info.get("redis_version"),
         "redis_url": redact(ctx.url),
+        "guessed": bool(ctx.url and ctx.url == request.get("fallback_url")),
         "db": ctx.db,
     }
     if ctx.loading:

@@ -68,12 +68,20 @@ def helper_services(
     return with_fallback(stack, found, redis_service)
 
 
+class Registrations(list[Registration]):
+    """Registrations read in Redis; `guessed`: some were read in the stack's Redis service
+    by name, the workers' own settings naming none (RQWorkerService.fallback_url), which
+    may not be theirs (another database, another Redis)."""
+
+    guessed: bool = False
+
+
 def registrations(
     project: docker.ComposeProject, helpers: Sequence[RQWorkerService], timeout: float = 60
-) -> list[Registration]:
+) -> Registrations:
     """Every worker registration in the Redis the helpers use. Raises JobsError when no
     helper can run or Redis cannot be read."""
-    found: list[Registration] = []
+    found = Registrations()
     groups: dict[str | None, list[RQWorkerService]] = {}
     for w in helpers:
         groups.setdefault(w.redis_url, []).append(w)
@@ -81,6 +89,7 @@ def registrations(
         doc = run_helper(project, group, {"action": "workers"}, timeout=timeout)
         if not doc.get("ok"):
             raise JobsError(str(doc.get("message") or "cannot read RQ's workers"))
+        found.guessed = found.guessed or bool(doc.get("guessed"))
         for w in doc.get("workers") or []:
             found.append(
                 Registration(
@@ -206,6 +215,11 @@ def _workers(
     return workers
 
 
+# How long a worker container may run unregistered in a Redis whose address was guessed
+# before its registration counts as unknown rather than missing
+GUESSED_GRACE_S = 15.0
+
+
 class LiveWorkers:
     """Readiness of RQ worker containers: a container is ready once Redis holds a live
     registration of a worker running in it (its hostname), born after the container
@@ -223,7 +237,7 @@ class LiveWorkers:
         self.project, self.helpers, self.workers, self.every = project, helpers, workers, every
         self.lock = threading.Lock()
         self.read_at = -math.inf
-        self.seen: list[Registration] | None = None  # None: Redis could not be read
+        self.seen: Registrations | None = None  # None: Redis could not be read
         self.problem = ""
         # hostname -> start times of the running worker containers that have it
         self.sharing: dict[str, list[float]] = {}
@@ -245,6 +259,9 @@ class LiveWorkers:
         need = max(1, sum(1 for t in self.sharing.get(container.hostname, ()) if t >= started))
         if have >= need:
             return None
+        up = time.time() - started
+        if seen.guessed and up > GUESSED_GRACE_S:
+            return None  # the Redis read was a guess, and may not be the workers': unknown
         if need > 1:
             return (
                 f"{have} live RQ worker registration(s) for {need} worker containers "
@@ -252,7 +269,7 @@ class LiveWorkers:
             )
         return "no live RQ worker registration yet"
 
-    def _fresh(self) -> list[Registration] | None:
+    def _fresh(self) -> Registrations | None:
         with self.lock:
             if time.monotonic() - self.read_at < self.every:
                 return self.seen
