@@ -564,6 +564,16 @@ REDIS_SERVERS = ("redis-server", "valkey-server", "keydb-server")
 REDIS_IMAGES = ("redis", "redis-stack", "redis-stack-server", "valkey", "keydb")
 
 
+def redis_flags(words: Iterable[str]) -> dict[str, str]:
+    """`redis-server --appendonly yes --port 6390` -> {"appendonly": "yes", "port": "6390"}."""
+    items = list(words)
+    flags: dict[str, str] = {}
+    for i, word in enumerate(items):
+        if word.startswith("--") and i + 1 < len(items) and not items[i + 1].startswith("--"):
+            flags[word[2:]] = items[i + 1]
+    return flags
+
+
 def is_redis(service: Service) -> bool:
     """A Redis server, by its command or its image (`redis:7`, `valkey/valkey:8`,
     `bitnami/redis`, `eqalpha/keydb`)."""

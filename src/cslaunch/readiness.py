@@ -8,7 +8,6 @@ waiting and in the failure message).
 
 from __future__ import annotations
 
-import itertools
 import socket
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 from cslaunch import docker
 from cslaunch.containers import Container
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service, is_redis
+from cslaunch.model import Service, is_redis, redis_flags
 
 Probe = Callable[[Container], "str | None"]
 TIMEOUT = 2.0
@@ -157,18 +156,15 @@ def both(first: Probe | None, second: Probe | None) -> Probe | None:
 def redis_conf(service: Service) -> str | None:
     """The configuration file a Redis server's command names, unless its command line
     already says where it listens."""
-    words = list(service.words)
-    if "--port" in words or "--unixsocket" in words:
+    flags = redis_flags(service.words)
+    if "port" in flags or "unixsocket" in flags:
         return None
-    return next((w for w in words if w.endswith(".conf")), None)
+    return next((w for w in service.words if w.endswith(".conf")), None)
 
 
 def redis_port(service: Service) -> int:
-    words = list(service.words)
-    for flag, value in itertools.pairwise(words):
-        if flag == "--port" and value.isdigit():
-            return int(value)
-    return 6379
+    port = redis_flags(service.words).get("port", "")
+    return int(port) if port.isdigit() else 6379
 
 
 def for_service(
@@ -180,7 +176,7 @@ def for_service(
     if health:
         return tcp(health) if health.startswith("tcp://") else http(health, expect)
     if is_redis(service) and not settled:
-        flags = dict(itertools.pairwise(service.words))
-        only_socket = flags.get("--port") == "0" and flags.get("--unixsocket")
-        return redis(redis_port(service), redis_conf(service), only_socket or None)
+        flags = redis_flags(service.words)
+        only_socket = flags.get("unixsocket") if flags.get("port") == "0" else None
+        return redis(redis_port(service), redis_conf(service), only_socket)
     return None

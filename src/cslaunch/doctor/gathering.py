@@ -7,7 +7,7 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from cslaunch.doctor.dockerfile import DEPENDENCY_DIRS, Copy, dockerfile_copies,
 from cslaunch.doctor.facts import ClockSample, Facts, Mount, Pid1, RedisFacts, SourceInfo, number
 from cslaunch.doctor.paths import is_under, norm
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service, is_redis
+from cslaunch.model import Service, is_redis, redis_flags
 from cslaunch.project import Project
 
 
@@ -323,16 +323,6 @@ def _redis(service: Service, container: Container | None) -> RedisFacts:
     fields = parse_info(info.stdout) if info.returncode == 0 else {}
     size = number(fields.get("aof_current_size"))
     return RedisFacts(port, settings, int(size) if size is not None else None, live=True)
-
-
-def redis_flags(words: Iterable[str]) -> dict[str, str]:
-    """`redis-server --appendonly yes --port 6390` -> {"appendonly": "yes", "port": "6390"}."""
-    items = list(words)
-    flags: dict[str, str] = {}
-    for i, word in enumerate(items):
-        if word.startswith("--") and i + 1 < len(items) and not items[i + 1].startswith("--"):
-            flags[word[2:]] = items[i + 1]
-    return flags
 
 
 def parse_config_get(text: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ uses, and the service that runs Redis."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
@@ -136,11 +135,13 @@ def with_fallback(
     """Workers whose Redis URL the model does not show get the stack's Redis service by name
     (and the port and password its command gives it), on the network they share with it:
     django-rq keeps the address in Django's settings, other apps in their own config."""
+    from cslaunch.model import redis_flags  # see find_redis_service
+
     if redis_service is None:
         return list(workers)
-    flags = dict(itertools.pairwise(stack.services[redis_service].words))
-    port = flags.get("--port", "6379")
-    password = flags.get("--requirepass", "")
+    flags = redis_flags(stack.services[redis_service].words)
+    port = flags.get("port", "6379")
+    password = flags.get("requirepass", "")
     if password.startswith("$"):
         password = ""  # expanded by the shell in the Redis container: not known here
     auth = f":{quote(password, safe='')}@" if password else ""
