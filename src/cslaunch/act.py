@@ -12,7 +12,7 @@ from cslaunch.config import Config
 from cslaunch.containers import Container
 from cslaunch.context import under
 from cslaunch.errors import CslaunchError
-from cslaunch.model import Service, Stack, image_name, is_proxy, same_image
+from cslaunch.model import Service, Stack, image_name, is_proxy
 from cslaunch.stop import FORWARD, GRACEFUL, KILL, StopMethod, decide
 
 
@@ -29,11 +29,8 @@ def build(project: docker.ComposeProject, services: Sequence[str], stack: Stack)
 def _waits(stack: Stack, name: str, building: Sequence[str]) -> bool:
     """Whether its Dockerfile starts FROM an image another of `building` makes."""
     base = stack.base_builder(stack.services[name])
-    if base is None:
-        return False
-    made = image_name(base, stack.name)
-    return any(
-        other != name and same_image(image_name(stack.services[other], stack.name), made)
+    return base is not None and any(
+        other != name and stack.built_as(image_name(stack.services[other], stack.name)) is base
         for other in building
     )
 

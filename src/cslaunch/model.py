@@ -171,10 +171,6 @@ class Stack:
         )
 
 
-def same_image(a: str, b: str) -> bool:
-    return _tagged(a) == _tagged(b)
-
-
 def _tagged(image: str) -> str:
     """An image name as the engine reads it: `app` is `app:latest`."""
     last = image.rsplit("/", 1)[-1]
