@@ -130,7 +130,7 @@ class Host:
         """(mtime_ns, ctime_ns, size, inode) of one file; of what a link points to, which
         is what Python imports through it (a dangling link: its own)."""
         st = os.lstat(path)
-        if st.st_mode & 0o170000 == 0o120000:  # S_ISLNK
+        if stat.S_ISLNK(st.st_mode):
             with contextlib.suppress(OSError):
                 st = os.stat(path)
         if self.win32 is None:

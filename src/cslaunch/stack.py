@@ -102,7 +102,7 @@ def with_jobs_done(stack: model.Stack, raw: Mapping[str, Any], last: Any) -> mod
     one-shots, while their config is the one they ran with: a bootstrap job nothing waits
     for (`create-site`, `createbuckets`, a migration behind a plain depends_on) is then left
     done, not run again each launch (where it may fail: the site exists)."""
-    done = (last or {}).get("completed") if isinstance(last, Mapping) else None
+    done = last.get("completed") if isinstance(last, Mapping) else None
     if not isinstance(done, Mapping):
         return stack
     services = raw.get("services") or {}

@@ -108,17 +108,14 @@ def finish(run: Run) -> LaunchReport:
         if checked and checked.proof:
             proof.save(run.project.root, checked.proof)
     raw = run.found.raw.get("services") or {}
-    done_before = (read_json(run.project.root, LAST_LAUNCH) or {}).get("completed")
-    last = {
-        "services": ready.touched(run),
-        "ok": report.ok,
-        # Jobs that finished of their own (exit 0), with the config they ran with: the next
-        # launch leaves them done while nothing they use changed (stack.with_jobs_done). A
-        # launch newer saves ended before its wait recorded any keeps the last one's.
-        "completed": {n: index.config_hash(raw.get(n) or {}) for n in run.completed}
-        if run.completed or not run.ended_early
-        else done_before or {},
-    }
+    # Jobs that finished of their own (exit 0), with the config they ran with: the next
+    # launch leaves them done while nothing they use changed (stack.with_jobs_done). A
+    # launch newer saves ended before its wait recorded any keeps the last one's.
+    if run.completed or not run.ended_early:
+        completed = {n: index.config_hash(raw.get(n) or {}) for n in run.completed}
+    else:
+        completed = (read_json(run.project.root, LAST_LAUNCH) or {}).get("completed") or {}
+    last = {"services": ready.touched(run), "ok": report.ok, "completed": completed}
     write_json(run.project.root, LAST_LAUNCH, last)
     return report
 
