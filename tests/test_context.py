@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,28 @@ from cslaunch.context import (
 )
 from cslaunch.scan import Tree, scan
 from cslaunch.track import ServiceFiles, service_files, trees
+
+
+def _unbuilt(
+    name: str,
+    *,
+    runs_code: bool = False,
+    bind_dirs: Sequence[str] = (),
+    bind_files: Sequence[str] = (),
+    **fields: Any,
+) -> ServiceFiles:
+    """A service run from an image it does not build: only its mounts count."""
+    return service_files(
+        name,
+        runs_code=runs_code,
+        bind_dirs=bind_dirs,
+        bind_files=bind_files,
+        context=None,
+        dockerfile=None,
+        dockerfile_text=None,
+        dockerignore_text=None,
+        **fields,
+    )
 
 
 def test_dockerignore_is_anchored_and_takes_directory_contents() -> None:
@@ -144,16 +168,7 @@ def test_data_binds_of_non_code_services_are_not_tracked(tmp_path: Path) -> None
     conf.write_text("save 60 1\n")
     db = tmp_path / "dump.rdb"
     db.write_text("x")
-    redis = service_files(
-        "redis",
-        runs_code=False,
-        bind_dirs=[str(data)],
-        bind_files=[str(conf), str(db)],
-        context=None,
-        dockerfile=None,
-        dockerfile_text=None,
-        dockerignore_text=None,
-    )
+    redis = _unbuilt("redis", bind_dirs=[str(data)], bind_files=[str(conf), str(db)])
     assert redis.bind_dirs == ()
     assert redis.bind_files == (str(conf),)  # configuration: a restart applies it
     assert redis.restart_files([str(conf), str(db)]) == [str(conf)]
@@ -199,9 +214,8 @@ def test_scan_never_follows_symlinks(tmp_path: Path) -> None:
 
 
 def test_source_patterns_match_file_names_as_fnmatch_does() -> None:
-    sf = service_files("web", runs_code=True, bind_dirs=["/src"], bind_files=[], context=None,
-                       dockerfile=None, dockerfile_text=None, dockerignore_text=None,
-                       source_patterns=["*.html", "[ab]?.jinja"])  # fmt: skip
+    sf = _unbuilt("web", runs_code=True, bind_dirs=["/src"],
+                  source_patterns=["*.html", "[ab]?.jinja"])  # fmt: skip
     assert sf.is_source("app/m.py") and sf.is_source("templates/x.html")
     assert sf.is_source("a1.jinja") and not sf.is_source("c1.jinja")
     assert not sf.is_source("m.py.bak") and not sf.is_source("x.HTML")  # case counts
@@ -440,35 +454,14 @@ def test_a_manifest_restarts_a_service_that_installs_at_start(tmp_path: Path) ->
     """`sh -c "npm install && npm run dev"` over `./frontend:/app` from a stock node image:
     a package.json change is installed at the next start, so it restarts; a source save is
     its watcher's."""
-    files = service_files(
-        "node",
-        runs_code=False,
-        bind_dirs=[],
-        bind_files=[],
-        context=None,
-        dockerfile=None,
-        dockerfile_text=None,
-        dockerignore_text=None,
-        bind_targets=[(str(tmp_path), "/app")],
-        installs_at_start=True,
-    )
+    files = _unbuilt("node", bind_targets=[(str(tmp_path), "/app")], installs_at_start=True)
     manifest, source = str(tmp_path / "package.json"), str(tmp_path / "src/App.vue")
     assert files.restart_files([manifest, source]) == [manifest]
     assert replace(files, installs_at_start=False).restart_files([manifest]) == []
 
 
 def test_a_config_directory_change_restarts_the_service(tmp_path: Path) -> None:
-    files = service_files(
-        "nginx",
-        runs_code=False,
-        bind_dirs=[],
-        bind_files=[],
-        context=None,
-        dockerfile=None,
-        dockerfile_text=None,
-        dockerignore_text=None,
-        config_dirs=[str(tmp_path / "conf.d")],
-    )
+    files = _unbuilt("nginx", config_dirs=[str(tmp_path / "conf.d")])
     conf = str(tmp_path / "conf.d" / "site.conf")
     others = [str(tmp_path / "other.conf")]
     others += [str(tmp_path / "conf.d" / n) for n in [".site.conf.swp", "site.conf~", "access.log"]]
