@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -247,3 +248,47 @@ def test_a_noop_writes_the_index_again_once_its_racily_clean_entries_clear(
     assert refreshed != written
     assert stack.launched()["up_to_date"] is True
     assert index_path(stack.dir).stat().st_mtime_ns == refreshed
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _changes_step(report: dict) -> str:
+    return next(s["summary"] for s in report["steps"] if s["name"] == "changes")
+
+
+def test_a_git_work_tree_is_asked_through_git(stack: TestStack) -> None:
+    """In a git work tree the launch after a walk stands on git's word (gitview): the files
+    git vouches for are not stat'ed, and an edit git names, or one of an ignored file, is
+    found, restarted and proved as after a walk."""
+    (stack.dir / ".gitignore").write_text("__pycache__/\n*.log\n")
+    time.sleep(1.1)  # files older than git's index by a second: git vouches for them
+    _git(stack.dir, "init", "-q")
+    _git(stack.dir, "add", "-A")
+    _git(stack.dir, "commit", "-qm", "stack")
+    first = stack.launched()
+    assert "git vouched" not in _changes_step(first)  # a walk, which leaves git's view
+    noop = stack.launched()
+    assert noop["up_to_date"] is True
+    assert "git vouched for all but" in _changes_step(noop), _changes_step(noop)
+
+    edit_keeping_stat(stack.dir / GREETING, "hello from v1", "hello from v3")
+    report = stack.launched()
+    assert "git vouched for all but" in _changes_step(report), _changes_step(report)
+    assert report["changes"] == [str(stack.dir / GREETING)]
+    assert actions(report)["backend"] == "restart" and actions(report)["redis"] == "leave"
+    assert stack.greet() == "hello from v3, t"
+
+    edit_keeping_stat(stack.dir / GREETING, "hello from v3", "hello from v1")  # as committed
+    report = stack.launched()
+    assert report["changes"] == [str(stack.dir / GREETING)]
+    assert stack.greet() == "hello from v1, t"
+    assert stack.launched()["up_to_date"] is True

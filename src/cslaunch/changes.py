@@ -6,6 +6,7 @@ service's Compose config. `detect` only reads (trees, Dockerfiles, the index);
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import posixpath
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -14,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cslaunch import forked, index, scan, track
+from cslaunch import forked, gitview, index, scan, track
 from cslaunch.context import under
 from cslaunch.model import (
     Service,
@@ -37,10 +38,17 @@ class ChangeSet:
     config_changed: dict[str, frozenset[str]]  # service -> the keys of its config that moved
     # The paths asked again instead of a walk of every tree (watch's file events, Focus).
     asked: frozenset[str] | None = None
+    # What git said, when it was asked (gitview): `git.view` set, it stood for the walk
+    git: gitview.Seen | None = None
 
     @property
     def walked(self) -> bool:
+        """The scan holds every tracked file as it is: a walk's, or git's word for one."""
         return self.asked is None
+
+    @property
+    def by_git(self) -> bool:
+        return self.git is not None and self.git.view is not None
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -214,15 +222,26 @@ def detect(
     # Inputs of a host-side frontend build: every file counts.
     trees += [scan.Tree(str(p), _any_file) for p in extra_sources if p.is_dir()]
     singles = [*singles, *(str(p) for p in extra_sources if not p.is_dir())]
-    old = index.load(root) if use_index else None
-    result, asked = None, None
-    if focus is not None and not rehash:
-        result = scan.rescan(trees, singles, focus.known, focus.paths, links=focus.links)
-        asked = focus.paths if result is not None else None
-    if result is None:
-        # The index says how large the walk will be: a large one is shared with helpers.
-        large = old is not None and len(old.files) >= scan.SHARED_FROM_FILES
-        result = scan.scan(trees, singles, helpers=forked.helpers() if large else 0)
+    asking = None
+    if focus is None:
+        key = gitview.trees_key(files, python_roots, extra_sources)
+        asking = gitview.begin(root, sorted({t.root for t in trees}), key)
+    try:
+        old = index.load(root) if use_index else None
+        result, asked, seen = None, None, None
+        if focus is not None and not rehash:
+            result = scan.rescan(trees, singles, focus.known, focus.paths, links=focus.links)
+            asked = focus.paths if result is not None else None
+        if asking is not None and old is not None and not rehash:
+            result, seen = _by_git(asking, old, trees, singles)
+        if result is None:
+            # The index says how large the walk will be: a large one is shared with helpers.
+            large = old is not None and len(old.files) >= scan.SHARED_FROM_FILES
+            result = scan.scan(trees, singles, helpers=forked.helpers() if large else 0)
+            seen = gitview.after_walk(asking) if asking is not None else None
+    finally:
+        if asking is not None:
+            asking.stop()
     changes, entries = index.compare(old, result, rehash=rehash)
     hashes: dict[str, index.ServiceHashes] = {}
     config_changed: dict[str, frozenset[str]] = {}
@@ -232,7 +251,39 @@ def detect(
         keys = index.changed_keys(old.services.get(name), new, raw) if old else frozenset()
         if keys:
             config_changed[name] = keys
-    return ChangeSet(old, result, changes, entries, files, hashes, config_changed, asked)
+    return ChangeSet(old, result, changes, entries, files, hashes, config_changed, asked, seen)
+
+
+def _by_git(
+    asking: gitview.Asking, old: index.Index, trees: Sequence[scan.Tree], singles: Sequence[str]
+) -> tuple[scan.Scan | None, gitview.Seen | None]:
+    """The scan a walk would make, from git's word (gitview), when the last launch's view
+    stands: the files git named or the view cannot vouch for asked again, the directories
+    it names walked; the rest as the last index holds it."""
+    stands = gitview.standing(asking, old.scanned_ns, len(old.files))
+    if stands is None:
+        return None, None
+    view, named = stands
+    asked = frozenset({*named.files, *view.unvouched})
+    known = dict(zip(old.files, map(_stat_of, old.files.values()), strict=True))
+    walk = {*view.walk, *named.dirs}
+    # git names no committed pyc: those it tracks are asked too
+    result = scan.from_git(trees, singles, known, [*asked, *view.bytecode], walk, view.links)
+    if result is None:
+        return None, None
+    seen = gitview.Seen(asking.repo, asking.key, asking.identity, named, view=view, asked=asked)
+    return result, seen
+
+
+def leave_git_view(root: Path, cs: ChangeSet, left: index.Index) -> None:
+    """What git vouches for beside `left`, the index a launch leaves, for the next launch to
+    stand on instead of a walk (gitview); written only when it differs from the last."""
+    if cs.git is None:
+        return
+    before = cs.old.files if cs.old is not None else {}
+    view = gitview.leave(cs.git, left.scanned_ns, left.files, before, cs.scan.links)
+    if view != cs.git.view:
+        gitview.save(root, view)
 
 
 def after_jobs(
@@ -282,6 +333,9 @@ def after_jobs(
 
 # How long after a container's exit its last writes may still land on the host
 _SETTLE_NS = 1_000_000_000
+
+
+_stat_of = operator.attrgetter("stat")
 
 
 def _is_python_source(rel: str) -> bool:

@@ -228,6 +228,92 @@ def rescan(
         return result
 
 
+def from_git(
+    trees: Sequence[Tree],
+    single_files: Sequence[str],
+    known: Mapping[str, FileStat],
+    asked: Iterable[str],
+    walk: Iterable[str],
+    links: Iterable[str] = (),
+    host: Host = HOST,
+) -> Scan | None:
+    """The scan a walk of the trees would make now, when git vouches for every file of
+    `known` but those `asked` and those below the directories in `walk` (gitview): the files
+    are asked again (rescan), the directories walked anew, what `known` held below them
+    dropped first. Bytecode: every pyc among `asked` (git names each untracked or ignored
+    one, or its `__pycache__` among `walk`), as the walk would meet them. None when the
+    files cannot stand for a walk (see `rescan`)."""
+    asked = list(asked)
+    result = rescan(
+        trees, single_files, known, (p for p in asked if not p.endswith(BYTECODE_SUFFIXES)),
+        host, links,
+    )  # fmt: skip
+    if result is None:
+        return None
+    result.bytecode = []
+    by_root: dict[str, list[Tree]] = {}
+    for tree in trees:
+        by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
+    roots = sorted(by_root)
+    result.tops = _outermost(roots)
+    walker = _Walk(by_root, roots, host)
+    dirs = _outermost(sorted({os.path.normpath(d) for d in walk}))
+    # What `known` held below them goes, but for bytecode directories, which hold none
+    holding = [d for d in dirs if os.path.basename(d) != PYCACHE]
+    if holding:
+        prefixes = tuple(d + os.sep for d in holding)
+        for path in [p for p in result.files if p.startswith(prefixes)]:
+            del result.files[path]
+        result.links = [p for p in result.links if not p.startswith(prefixes)]
+    for directory in dirs:
+        if os.path.basename(directory) == PYCACHE:
+            if _active_at(walker, result.tops, os.path.dirname(directory)):
+                _collect_bytecode(directory, result)
+            continue
+        active = _active_at(walker, result.tops, directory)
+        if active is not None and os.path.isdir(directory) and not os.path.islink(directory):
+            walker.all([(directory, active)], result)
+    for path in asked:
+        if not path.endswith(BYTECODE_SUFFIXES):
+            continue
+        parent = os.path.dirname(path)
+        if os.path.basename(parent) == PYCACHE:
+            parent = os.path.dirname(parent)
+        if _active_at(walker, result.tops, parent):
+            if os.path.isfile(path) and not os.path.islink(path):
+                result.bytecode.append(path)
+            elif os.path.lexists(path):
+                result.unreadable.append(path)  # a link: not followed
+    return result
+
+
+def _active_at(walk: _Walk, tops: Sequence[str], directory: str) -> _Active | None:
+    """The trees active in `directory` as the walk would reach it (`_Walk.visit`), or None
+    when the walk would not enter it: outside every top, through a pruned, bytecode or
+    linked directory, or where no tree is active and no root lies below."""
+    top = next((t for t in tops if directory == t or below(directory, t)), None)
+    if top is None:
+        return None
+    path = top
+    active: _Active = [(t, "") for t in walk.by_root.get(top, [])]
+    for name in directory[len(top.rstrip(os.sep)) + 1 :].split(os.sep) if directory != top else []:
+        if name in PRUNE or name == PYCACHE:
+            return None
+        path = os.path.join(path, name)
+        if os.path.islink(path):
+            return None
+        active = [
+            (t, child_rel)
+            for t, rel in active
+            for child_rel in [f"{rel}/{name}" if rel else name]
+            if not (t.ignore and t.ignore.prunes(child_rel)) and child_rel not in t.skip
+        ]
+        active += [(t, "") for t in walk.by_root.get(path, [])]
+        if not active and not _has_root_below(path, walk.roots):
+            return None
+    return active
+
+
 def enters(tops: Sequence[str], directory: str) -> bool:
     """Whether a walk that began at `tops` (a Scan's) lists `directory`, spelled as it is
     spelled here: below one of them, through no linked or pruned directory, each name as the

@@ -166,6 +166,10 @@ def _changes_summary(cs: changes.ChangeSet) -> str:
     if cs.asked is not None:
         # The rest stands as the last launch left it: no file event named it since.
         parts = [f"{plural(len(cs.asked), 'saved file')} checked of {len(cs.entries):,}"]
+    elif cs.git is not None and cs.git.view is not None:
+        # The rest git vouched for: tracked, clean, and as the last launch indexed them
+        asked = len(cs.git.asked) + len(cs.git.named.dirs)
+        parts = [f"{len(cs.entries):,} files: git vouched for all but {plural(asked, 'path')}"]
     if c:
         parts.append(f"{len(c.modified)} modified, {len(c.added)} added, {len(c.deleted)} deleted")
     else:

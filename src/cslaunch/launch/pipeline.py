@@ -103,8 +103,12 @@ def finish(run: Run) -> LaunchReport:
             _jobs_run(run),
             run.project.config.source_patterns,
         )
+        left = run.changes.old
         if not run.changes.index_kept or done is not fresh:
             index.save(run.project.root, done)
+            left = done
+        if left is not None:
+            changes.leave_git_view(run.project.root, run.changes, left)
         if checked and checked.proof:
             proof.save(run.project.root, checked.proof)
     raw = run.found.raw.get("services") or {}
