@@ -14,12 +14,16 @@ a fresh git repository, and then times on that same tree:
 
 "cslaunch detection" is the real `cslaunch.changes.detect` on a Compose model whose one Python
 service bind-mounts the tree (source_patterns=("*",) so every file is tracked, as git tracks
-every file), with its index loaded from disk each time: index.load + scan.scan +
-index.compare, as `cslaunch up` runs it. The bare scan+compare over one
-`Tree(root, lambda rel: True)` is shown too, and in (a) the floor of any walk in Python on
-one core: a bare scandir+lstat of every file into a dict, with no index and no rules.
-cslaunch shares a walk this large with forked helpers (one per further CPU, as detect does;
-git stats with threads). Page caches are warm for both tools.
+every file), with its index loaded from disk each time, as `cslaunch up` runs it. The tree is
+a git work tree, as a project's is: after a launch that walked has left git's view beside
+its index (cslaunch.gitview), detect stands on git's word (a `git status` of its own, run
+while the index loads, and only what git names asked). Shown too: the walk it makes when
+git's view does not stand (the first launch, and the one after a commit or checkout: a walk,
+git's status alongside, git's index read), the bare walk+compare over one
+`Tree(root, lambda rel: True)` without git, and in (a) the floor of any walk in Python on one
+core: a bare scandir+lstat of every file into a dict, with no index and no rules. cslaunch
+shares a walk this large with forked helpers (one per further CPU, as detect does; git stats
+with threads). Page caches are warm for both tools.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from _benchutil import (  # noqa: E402
 
 sys.path.insert(0, str(REPO / "src"))
 
-from cslaunch import changes, forked, index, model, scan  # noqa: E402
+from cslaunch import changes, forked, gitview, index, model, scan  # noqa: E402
+from cslaunch.state import state_file  # noqa: E402
 
 EDITED = Path("0/stdlib/json/decoder.py")  # relative to the tree
 
@@ -140,6 +145,17 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
             use_index=use_index,
         )
 
+    def leave(cs: changes.ChangeSet) -> None:
+        """What a launch that worked leaves: the index and git's view beside it."""
+        new = cs.new_index()
+        index.save(state, new)
+        changes.leave_git_view(state, cs, new)
+
+    def walk_launch() -> changes.ChangeSet:
+        """detect when git's view does not stand (after a commit): walks, reads git's index."""
+        state_file(state, gitview.STATE_FILE).unlink(missing_ok=True)
+        return detect()
+
     def bare() -> index.Changes:
         index.forget()
         old = index.load(state)
@@ -193,16 +209,24 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
         flush=True,
     )
 
-    # Warm-up, untimed: git refreshes its index once (racily clean entries), both read caches.
+    # Warm-up, untimed: git refreshes its index once (racily clean entries), both read caches;
+    # then a launch that walks leaves git's view, as `cslaunch up` does.
     git(tree, *status)
-    detect()
+    leave(detect())
+    assert detect().by_git, "git's view did not stand"
 
     # (a) nothing changed
-    a_cs, a_bare, a_git, a_floor = [], [], [], []
+    a_cs, a_bare, a_git, a_floor, a_walk = [], [], [], [], []
     steps: dict[str, list[float]] = {"index.load": [], "scan.scan": [], "index.compare": []}
     for i in range(reps):
-        order = ("cs", "bare", "floor", "git") if i % 2 == 0 else ("git", "floor", "bare", "cs")
-        for which in order:
+        order = ("cs", "bare", "floor", "walk", "git")
+        for which in order if i % 2 == 0 else reversed(order):
+            if which == "walk":
+                t, cs = timed(walk_launch)
+                assert not cs.changes and not cs.by_git and cs.git is not None
+                a_walk.append(t)
+                leave(cs)  # git's view back for the others
+                continue
             if which == "floor":
                 t, _ = timed(floor)
                 a_floor.append(t)
@@ -210,6 +234,7 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
             if which == "cs":
                 t, cs = timed(detect)
                 assert not cs.changes and cs.old is not None, cs.changes
+                assert cs.by_git, "git's view did not stand"
                 a_cs.append(t)
             elif which == "bare":
                 t, ch = timed(bare)
@@ -248,6 +273,7 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
             if which == "cs":
                 t, cs = timed(detect)
                 assert cs.changes.all == {str(edited)} and cs.changes.modified, cs.changes
+                assert cs.by_git and cs.git is not None and str(edited) in cs.git.named.files
                 b_cs.append(t)
             elif which == "bare":
                 t, ch = timed(bare)
@@ -262,14 +288,19 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
 
     rows = [
         timing_row("(a) nothing changed: cslaunch changes.detect", a_cs, ratio(a_cs, a_git)),
-        timing_row("(a) nothing changed: cslaunch bare scan+compare", a_bare, ratio(a_bare, a_git)),
+        timing_row(
+            "(a) nothing changed, git's view gone: cslaunch changes.detect (walk)",
+            a_walk,
+            ratio(a_walk, a_git),
+        ),
+        timing_row("(a) nothing changed: cslaunch bare walk+compare", a_bare, ratio(a_bare, a_git)),
         timing_row(
             "(a) floor: one-core Python scandir+lstat, every file", a_floor, ratio(a_floor, a_git)
         ),
         timing_row("(a) nothing changed: git status --porcelain", a_git, "1.00x"),
         timing_row("(b) one file changed: cslaunch changes.detect", b_cs, ratio(b_cs, b_git)),
         timing_row(
-            "(b) one file changed: cslaunch bare scan+compare", b_bare, ratio(b_bare, b_git)
+            "(b) one file changed: cslaunch bare walk+compare", b_bare, ratio(b_bare, b_git)
         ),
         timing_row("(b) one file changed: git status --porcelain", b_git, "1.00x"),
         timing_row("(c) no index: cslaunch changes.detect (hash all)", c_cs, ratio(c_cs, c_git)),
@@ -277,10 +308,11 @@ def run(tmp: Path, reps: int, reps_first: int, min_files: int) -> int:
     ]
     print(table([*TIMING_HEADERS, "vs git"], rows))
     print()
-    print("cslaunch (a) breakdown, medians: "
+    print("cslaunch walk (a) breakdown, medians: "
           + ", ".join(f"{k} {fmt_s(med(v))}" for k, v in steps.items()))  # fmt: skip
     print()
     print(f"RATIO cslaunch/git (a) nothing changed : {ratio(a_cs, a_git)}")
+    print(f"RATIO cslaunch walk/git (a), no view    : {ratio(a_walk, a_git)}")
     print(f"RATIO Python floor/git (a)             : {ratio(a_floor, a_git)}")
     print(f"RATIO cslaunch/git (b) one file changed: {ratio(b_cs, b_git)}")
     print(f"RATIO cslaunch/git (c) no index (ref.) : {ratio(c_cs, c_git)}")

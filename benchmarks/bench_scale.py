@@ -17,6 +17,10 @@ For each size it times, in the same run and interleaved:
     serve the new version), next to `docker compose restart` (which serves the OLD code here:
     the pycs it trusts are the point of cslaunch, so only its time is comparable).
 
+Each generated project is a git work tree with its files committed, as a project is (`--no-git`:
+not, so every launch walks the tree): a launch after one that walked stands on git's word
+(cslaunch.gitview).
+
 Then it fits time = a + b * size per measurement and prints the growth exponent
 ln(t_max / t_min) / ln(size_max / size_min): 1 is linear, below 1 is better than linear. A
 last run combines the largest sizes (by default 30 services over 100k files) and checks it
@@ -33,6 +37,7 @@ sys.dont_write_bytecode = True  # nothing may land in the repository
 import argparse  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -59,6 +64,25 @@ from tests.stackutil import TestStack, edit_keeping_stat, get_text, scale_stack 
 VERSION_OLD, VERSION_NEW = '"v1"', '"v2"'
 
 
+GIT = True  # each generated project a git work tree (--no-git: not)
+
+
+def commit_all(where: Path) -> None:
+    """Make the project a git work tree with every file committed, as a project's are."""
+    (where / ".gitignore").write_text("__pycache__/\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    for args in (
+        ["init", "-q"],
+        ["config", "gc.auto", "0"],
+        ["config", "maintenance.auto", "false"],
+        ["add", "-A"],
+        ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "tree"],
+    ):
+        subprocess.run(["git", "-C", str(where), *args], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+
+
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -70,9 +94,15 @@ def main() -> int:
     parser.add_argument("--files", type=ints, default=[1000, 30000, 100000])
     parser.add_argument("--axis-files", type=int, default=1000, help="tree of the services axis")
     parser.add_argument("--axis-services", type=int, default=3, help="services of the files axis")
+    parser.add_argument("--no-git", action="store_true", help="projects that are no git work tree")
     args = parser.parse_args()
+    global GIT
+    GIT = not args.no_git
     exit_on_sigterm()
     print_header("bench_scale: launch time against services and files, cslaunch vs Compose")
+    print(
+        "projects: " + ("git work trees, files committed" if GIT else "no git work tree (--no-git)")
+    )
     results: dict[str, list[dict[str, Any]]] = {"services": [], "files": []}
     with temp_dir("bench-scale") as tmp:
         env = cslaunch_env(tmp / "pycache")
@@ -110,6 +140,8 @@ def measure(
     alternatives: bool = True,
 ) -> dict[str, Any]:
     stack = scale_stack(where, services=services, files=files, base_image=BASE_IMAGE)
+    if GIT:
+        commit_all(where)
     try:
         return _measure(stack, env, services, reps, axis, size, alternatives)
     finally:

@@ -237,7 +237,7 @@ def invalidate_bytecode(
         return bytecode.clean(roots, dry_run=dry_run)
     doomed = bytecode.stale(
         cs.scan.bytecode,
-        sources={p for p in cs.scan.files if p.endswith(".py")},
+        sources=cs.scan.files.keys(),  # asked only of `.py` paths: no set of them made
         changed=cs.changes.all,
         roots=[str(r) for r in roots],
     )
