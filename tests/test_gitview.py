@@ -62,6 +62,8 @@ class Project:
             },
         }
         self.stack = model.parse_stack(self.raw)
+        self.roots = [self.repo]
+        self.version = 2
 
     def write(self, rel: str, text: str) -> Path:
         path = self.repo / rel
@@ -72,8 +74,25 @@ class Project:
     def detect(self, rehash: bool = False) -> changes.ChangeSet:
         index.forget()
         return changes.detect(
-            self.state, self.stack, self.raw["services"], {"app"}, [self.repo], rehash=rehash
+            self.state, self.stack, self.raw["services"], {"app"}, self.roots, rehash=rehash
         )
+
+    def remount(self, source: Path) -> None:
+        """The service mounts (and its Python root is) `source` instead."""
+        self.roots = [source]
+        self.raw["services"]["app"]["volumes"] = [
+            {"type": "bind", "source": str(source), "target": "/src"}
+        ]
+        self.stack = model.parse_stack(self.raw)
+
+    def vouch_all(self) -> None:
+        """git's index written a second after every file (a walk), then a launch on git's
+        word that asks nothing it need not."""
+        time.sleep(1.05)
+        git(self.repo, "update-index", "--index-version", "4" if self.version != 4 else "3")
+        self.version = 4 if self.version != 4 else 3
+        assert not self.launch().by_git
+        self.settled()
 
     def launch(self) -> changes.ChangeSet:
         """Detect and leave the index and git's view, as a launch that worked does; checked
@@ -82,6 +101,10 @@ class Project:
         walked = self.detect(rehash=True)
         assert cs.changes == walked.changes
         assert cs.scan.files.keys() == walked.scan.files.keys()
+        assert {p: e.stat for p, e in cs.entries.items()} == {
+            p: e.stat for p, e in walked.entries.items()
+        }
+        assert sorted(cs.scan.unreadable) == sorted(walked.scan.unreadable)
         assert sorted(cs.scan.bytecode) == sorted(walked.scan.bytecode)
         new = cs.new_index()
         index.save(self.state, new)
@@ -234,50 +257,34 @@ def test_git_index_changed_while_git_looked_means_a_walk(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.settled()
-    real = gitview.finish_status
+    real = gitview.finish_listing
 
-    def and_a_commit(proc: subprocess.Popen[bytes], repo: gitview.Repo) -> gitview.Named | None:
-        named = real(proc, repo)
+    def and_a_commit(
+        procs: list[subprocess.Popen[bytes]], repo: gitview.Repo
+    ) -> gitview.Named | None:
+        named = real(procs, repo)
         project.write("app/util.py", "X = 7\n")
         git(project.repo, "commit", "-qam", "meanwhile")
         return named
 
-    monkeypatch.setattr(gitview, "finish_status", and_a_commit)
+    monkeypatch.setattr(gitview, "finish_listing", and_a_commit)
     cs = project.detect()
     assert not cs.by_git and rel(project, cs.changes.modified) == {"app/util.py"}
 
 
-def test_status_records_are_read(tmp_path: Path) -> None:
+def test_listings_are_read(tmp_path: Path) -> None:
     top = str(tmp_path)
-    out = b"\0".join(
-        [
-            b"1 .M N... 100644 100644 100644 abc abc app/a.py",
-            b"1 .M S.M. 160000 160000 160000 abc abc lib/sub",
-            b"2 R. N... 100644 100644 100644 abc abc R100 app/new name.py",
-            b"app/old.py",
-            b"u UU N... 100644 100644 100644 100644 a b c app/both.py",
-            b"? app/untracked.py",
-            b"? vendor/repo/",
-            b"! app/__pycache__/",
-            b"! debug.log",
-            b"",
-        ]
-    )
-    named = gitview.parse_status(out, top)
+    changed = b"app/a.py\0app/new\nline.py\0"
+    others = b"app/untracked.py\0vendor/repo/\0app/__pycache__/\0debug.log\0"
+    named = gitview.parse_listing(changed, others, top)
     j = os.path.join
     assert named.files == (
         j(top, "app", "a.py"),
-        j(top, "app", "old.py"),
-        j(top, "app", "new name.py"),
-        j(top, "app", "both.py"),
+        j(top, "app", "new\nline.py"),
         j(top, "app", "untracked.py"),
         j(top, "debug.log"),
     )
-    assert named.dirs == (
-        j(top, "lib", "sub"),
-        j(top, "vendor", "repo"),
-        j(top, "app", "__pycache__"),
-    )
+    assert named.dirs == (j(top, "vendor", "repo"), j(top, "app", "__pycache__"))
 
 
 @pytest.mark.parametrize("version", ["2", "3", "4"])
@@ -343,10 +350,11 @@ def test_a_linked_work_tree_is_found_through_its_git_file(tmp_path: Path) -> Non
     assert read is not None and read.tracked == {str(linked / "a.py")}
 
 
-def test_a_repository_that_ignores_case_is_not_asked(tmp_path: Path) -> None:
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "config", "core.ignorecase", "true")
-    assert gitview.find([str(tmp_path)]) is None
+def test_a_repository_that_ignores_case_still_lists_every_name(project: Project) -> None:
+    git(project.repo, "config", "core.ignorecase", "true")  # as on a Mac, set by git init
+    project.settled()
+    project.write("app/Util.py", "Y = 1\n")  # beside app/util.py, on a file system with case
+    assert rel(project, project.settled().changes.added) == {"app/Util.py"}
 
 
 def test_the_trees_key_holds_whole_patterns_and_sorted_sets(project: Project) -> None:
@@ -361,3 +369,95 @@ def test_the_trees_key_holds_whole_patterns_and_sorted_sets(project: Project) ->
     other = replace(sf, ignore=parse_dockerignore(long + "c"))
     assert gitview.trees_key({"app": one}, [], []) != gitview.trees_key({"app": other}, [], [])
     assert gitview._plain(frozenset({"b", "a"})) == ["'a'", "'b'"]
+
+
+# Found by a review: each a way git's word differed from a walk's before its fix.
+
+
+def test_an_edit_a_clean_filter_hides_is_found(project: Project) -> None:
+    git(project.repo, "config", "filter.secret.clean", "sed 's/^KEY = .*/KEY = \"xxxx\"/'")
+    git(project.repo, "config", "filter.secret.smudge", "cat")
+    project.write(".gitattributes", "app/settings.py filter=secret\n")
+    project.write("app/settings.py", 'KEY = "abcd"\n')
+    git(project.repo, "add", "-A")
+    git(project.repo, "commit", "-qm", "settings")
+    project.launch()
+    project.vouch_all()
+    project.write("app/settings.py", 'KEY = "efgh"\n')  # cleans to the blob git holds
+    assert rel(project, project.settled().changes.modified) == {"app/settings.py"}
+
+
+def test_a_touched_file_gets_its_new_stat_data(project: Project) -> None:
+    project.vouch_all()
+    os.utime(project.repo / "app/util.py", (1_000_000_000, 1_000_000_000))
+    cs = project.settled()  # entries' stat data cross-checked with the walk's
+    assert not cs.changes
+
+
+def test_a_root_inside_an_ignored_directory(project: Project) -> None:
+    project.write(".gitignore", "__pycache__/\nbuild/\nig/\n")
+    project.write("ig/deep/mod.py", "M = 1\n")
+    git(project.repo, "add", "-A")
+    git(project.repo, "commit", "-qm", "ig")
+    project.remount(project.repo / "ig" / "deep")
+    project.launch()
+    assert not project.settled().changes
+    project.write("ig/deep/mod.py", "M = 2\n")
+    assert rel(project, project.settled().changes.modified) == {"ig/deep/mod.py"}
+
+
+def test_a_file_gone_at_a_walk_and_put_back(project: Project, tmp_path: Path) -> None:
+    project.vouch_all()
+    os.rename(project.repo / "app/util.py", tmp_path / "util.py")
+    project.write("app/other.py", "O = 1\n")
+    git(project.repo, "add", "app/other.py")  # git's index rewritten: a walk
+    assert rel(project, project.launch().changes.deleted) == {"app/util.py"}
+    os.rename(tmp_path / "util.py", project.repo / "app/util.py")  # as git holds it
+    assert rel(project, project.settled().changes.added) == {"app/util.py"}
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_a_file_git_does_not_look_at_comes_back(project: Project, flag: str) -> None:
+    project.vouch_all()
+    git(project.repo, "update-index", flag, "app/util.py")
+    (project.repo / "app/util.py").unlink()
+    assert rel(project, project.launch().changes.deleted) == {"app/util.py"}
+    project.settled()
+    project.write("app/util.py", "X = 'local'\n")
+    assert rel(project, project.settled().changes.added) == {"app/util.py"}
+
+
+def test_a_linked_pycache_is_not_followed(project: Project, tmp_path: Path) -> None:
+    project.vouch_all()
+    elsewhere = tmp_path / "pyc"
+    elsewhere.mkdir()
+    (elsewhere / "gone.cpython-311.pyc").write_text("not ours")
+    shutil.rmtree(project.repo / "app/__pycache__")
+    (project.repo / "app/__pycache__").symlink_to(elsewhere)
+    cs = project.settled()
+    assert str(project.repo / "app/__pycache__") in cs.scan.unreadable
+    assert not any(b.startswith(str(elsewhere)) for b in cs.scan.bytecode)
+
+
+def test_a_file_that_became_a_directory_and_back(project: Project) -> None:
+    project.vouch_all()
+    (project.repo / "app/util.py").unlink()
+    project.write("app/util.py/x.py", "X\n")
+    project.launch()
+    project.launch()
+    shutil.rmtree(project.repo / "app/util.py")
+    project.write("app/util.py", "X = 1\n")
+    project.settled()
+
+
+def test_odd_file_names(project: Project) -> None:
+    names = ["app/new\nline.py", "app/tab\there.py", "app/sp ace.py", "app/\udcff.py", "app/üni.py"]
+    for name in names:
+        project.write(name, "A = 1\n")
+    git(project.repo, "add", "-A")
+    git(project.repo, "commit", "-qm", "odd")
+    project.launch()
+    project.vouch_all()
+    for name in names:
+        project.write(name, "A = 2\n")
+    assert rel(project, project.settled().changes.modified) == set(names)

@@ -1,24 +1,28 @@
 """What git already knows about a work tree, so that a launch need not stat every file.
 
 git's index holds each tracked file's stat data as of when git found its content equal to
-the staged blob, and `git status` stats the files in C, with threads, and names each that
-differs, and every untracked or ignored file. cslaunch's own index *vouches* for a tracked
-file when its entry's stat data is the one git holds: both then saw the same version of the
-file, so while git calls it clean it is still what cslaunch last hashed. A launch then asks
-only the files git names, those the index cannot vouch for, and linked files; the rest of
-the last index stands, as it would after a walk that found it unmoved.
+the staged blob; `git diff-files` stats the files in C, with threads, and names each whose
+stat data is not that, and `git ls-files --others` every path git does not track. cslaunch's
+own index *vouches* for a tracked file when its entry's stat data is the one git holds: both
+then saw the same version of the file, so while git finds that stat data still, it is what
+cslaunch last hashed. A launch then asks only the files git names, those the index cannot
+vouch for, and linked files, and walks the directories git names; the rest of the last
+index stands, as it would after a walk that found it unmoved.
 
 The vouching is worked out at a launch that walks (the first, and each one after git's own
 index changed: a commit, a checkout, a `git add`) and holds only while git's index is that
 very file. Anything in doubt means a walk, as without git: no git or work tree, a repository
-on a file system that ignores case, a git that warns or fails, git's index rewritten during
-the look, a SHA-256 repository, or git naming a large share of the files.
+on a file system that ignores case or with its work tree elsewhere (`core.worktree`), a git
+that warns or fails, git's index rewritten during the look, a SHA-256, split or sparse
+index, or git naming a large share of the files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -36,13 +40,15 @@ STATE_FILE = "gitview.bin"
 MAGIC = "cslaunch-gitview"
 VERSION = 1
 # Asking more than this share of the index's files one by one costs more than a walk (and
-# a few hundred files cost less than a status whatever the tree).
+# a few hundred files cost less than git's listings whatever the tree).
 MOST_ASKED = 0.125
 FEW_ASKED = 500
 _MASK32 = 0xFFFFFFFF
-# git's own settings that make a clean report mean less than "the stat data git holds, or
-# the content": a file system monitor, mtimes of directories, ctime and inode ignored.
+# git's own settings that would make it name less than every file whose stat data moved, or
+# every path it does not track: a file system monitor, mtimes of directories, ctime and
+# inode ignored, names matched ignoring case.
 _STRICT = (
+    "core.ignorecase=false",
     "core.fsmonitor=false",
     "core.untrackedCache=false",
     "core.checkStat=default",
@@ -71,6 +77,9 @@ class GitIndex:
     stats: dict[str, GitStat]  # absolute path -> stat data, for the entries it can vouch by
     tracked: frozenset[str]  # every entry's absolute path
     gitlinks: tuple[str, ...]  # submodules' directories: their files are not in this index
+    # Entries git does not stat (assumed unchanged, skip-worktree, intent to add, unmerged):
+    # it would not name their files, there or not
+    flagged: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,12 +93,12 @@ class View:
     unvouched: tuple[str, ...]  # tracked files the index holds and cannot vouch for
     links: tuple[str, ...]  # linked files the index holds (tracked by what they point to)
     walk: tuple[str, ...]  # directories always walked (submodules)
-    bytecode: tuple[str, ...]  # bytecode git tracks (committed pycs): status never names it
+    bytecode: tuple[str, ...]  # bytecode git tracks (committed pycs): named only when moved
 
 
 @dataclass(frozen=True)
 class Named:
-    """What `git status` named below the trees: absolute paths."""
+    """What git named below the trees: absolute paths."""
 
     files: tuple[str, ...]
     dirs: tuple[str, ...]  # untracked or ignored directories, submodules
@@ -138,7 +147,7 @@ def _plain(value: Any) -> Any:
 def find(roots: Sequence[str]) -> Repo | None:
     """The git work tree that holds every root, when git can vouch for it (see the module's
     doc): the nearest one above each root, the same for all (a root in a repository nested
-    in another is one git's status of the outer does not look into); not on Windows, whose
+    in another is one git's listing of the outer does not look into); not on Windows, whose
     stat data git keeps otherwise."""
     if sys.platform == "win32" or not roots:
         return None
@@ -169,14 +178,21 @@ def _nearest(path: Path) -> Path | None:
 
 def _checked(top: str, git_dir: Path) -> Repo | None:
     config = _config_text(git_dir)
-    if config is None or "ignorecase = true" in config or "objectformat = sha256" in config:
+    if config is None or _OTHER_LAYOUT.search(config):
+        return None
+    if os.path.exists(os.path.join(top, ".GIT")):  # names matched ignoring case
         return None
     return Repo(top, git_dir / "index")
 
 
+# A repository whose index this does not read (SHA-256 object names), or whose work tree is
+# not the directory holding `.git`
+_OTHER_LAYOUT = re.compile(r"objectformat\s*=\s*sha256|^\s*worktree\s*=", re.MULTILINE)
+
+
 def _config_text(git_dir: Path) -> str | None:
-    """The repository's config (a linked work tree's shared one too), lowercased and with
-    tabs as spaces; None when unreadable."""
+    """The repository's config (a linked work tree's shared one too, and its own), lowercased;
+    None when unreadable."""
     texts = []
     try:
         texts.append((git_dir / "config").read_text(encoding="utf-8", errors="replace"))
@@ -184,6 +200,8 @@ def _config_text(git_dir: Path) -> str | None:
         pass
     except OSError:
         return None
+    with contextlib.suppress(OSError):
+        texts.append((git_dir / "config.worktree").read_text(encoding="utf-8", errors="replace"))
     common = git_dir / "commondir"
     if common.is_file():
         try:
@@ -191,7 +209,7 @@ def _config_text(git_dir: Path) -> str | None:
             texts.append(shared.read_text(encoding="utf-8", errors="replace"))
         except (OSError, UnicodeDecodeError):
             return None
-    return " ".join(texts).lower().replace("\t", " ")
+    return "\n".join(texts).lower()
 
 
 def identity(repo: Repo) -> Identity | None:
@@ -247,7 +265,7 @@ def _parse(data: bytes, top: str, ident: Identity) -> GitIndex | None:
     # certain to differ in git's eyes after any edit since.
     racy_s = ident[3] // 1_000_000_000
     stats: dict[str, GitStat] = {}
-    tracked, gitlinks = [], []
+    tracked, gitlinks, flagged = [], [], []
     prefix = top.rstrip(os.sep) + os.sep
     native = os.sep != "/"
     unpack, find_nul, size_of = _ENTRY.unpack_from, data.index, _ENTRY.size
@@ -277,13 +295,9 @@ def _parse(data: bytes, top: str, ident: Identity) -> GitIndex | None:
         kind = mode & 0o170000
         if kind == _GITLINK:
             gitlinks.append(path)
-        elif (
-            kind in (_FILE, _LINK)
-            and ms < racy_s
-            and cs < racy_s
-            and not flags & (_ASSUME_VALID | _STAGE)
-            and not extended & (_SKIP_WORKTREE | _INTENT_TO_ADD)
-        ):
+        elif flags & (_ASSUME_VALID | _STAGE) or extended & (_SKIP_WORKTREE | _INTENT_TO_ADD):
+            flagged.append(path)
+        elif kind in (_FILE, _LINK) and ms < racy_s and cs < racy_s:
             stats[path] = (ms * 1_000_000_000 + mn, cs * 1_000_000_000 + cn, size, ino)
     # A split index holds only what changed since a shared one, a sparse one whole
     # directories as one entry: either way not every file's entry is here.
@@ -292,7 +306,7 @@ def _parse(data: bytes, top: str, ident: Identity) -> GitIndex | None:
         if signature in (b"link", b"sdir"):
             return None
         pos += 8 + length
-    return GitIndex(ident, stats, frozenset(tracked), tuple(gitlinks))
+    return GitIndex(ident, stats, frozenset(tracked), tuple(gitlinks), tuple(flagged))
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -312,7 +326,13 @@ def _as_git(stat: FileStat) -> GitStat:
     return (stat.mtime_ns, stat.ctime_ns, stat.size & _MASK32, stat.ino & _MASK32)
 
 
-# --- git status ---------------------------------------------------------------------------
+# --- what git names ----------------------------------------------------------------------
+#
+# Two listings, both without a look at any file's content: `git diff-files` names each
+# tracked file whose stat data is not what git's index holds (a touch too: `git status`
+# would compare the content, through clean filters and line-ending conversion, and call an
+# edit they hide clean), and `git ls-files --others --directory` every path git does not
+# track, whatever the ignore rules say, a directory holding no tracked file as one path.
 
 
 def _env() -> dict[str, str]:
@@ -321,57 +341,64 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
-def status_argv(repo: Repo, roots: Sequence[str]) -> list[str]:
-    argv = ["git", "-C", repo.top, "--no-optional-locks"]
+def listing_argvs(repo: Repo, roots: Sequence[str]) -> tuple[list[str], list[str]]:
+    git = ["git", "-C", repo.top, "--no-optional-locks"]
     for setting in _STRICT:
-        argv += ["-c", setting]
-    argv += ["status", "--porcelain=v2", "-z", "--untracked-files=all", "--ignored=matching",
-             "--no-renames", "--ignore-submodules=none"]  # fmt: skip
+        git += ["-c", setting]
     top = repo.top.rstrip(os.sep)
+    spec = ["--"]
     if all(r != top for r in roots):
-        argv.append("--")
-        argv += [
+        spec += [
             ":(top,literal)" + os.path.relpath(r, top).replace(os.sep, "/") for r in sorted(roots)
         ]
-    return argv
+    # Submodules are walked by every launch (View.walk): never named here
+    changed = [*git, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *spec]
+    others = [*git, "ls-files", "-z", "--others", "--directory", *spec]
+    return changed, others
 
 
-def start_status(repo: Repo, roots: Sequence[str]) -> subprocess.Popen[bytes] | None:
+def start_listing(repo: Repo, roots: Sequence[str]) -> list[subprocess.Popen[bytes]] | None:
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        return subprocess.Popen(
-            status_argv(repo, roots),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_env(),
-        )
-    except OSError:
-        return None  # no git
-
-
-def finish_status(proc: subprocess.Popen[bytes], repo: Repo) -> Named | None:
-    """What the status named; None when git failed or warned (an unreadable directory, a
-    repository it refuses to trust: it then may have named less than there is)."""
-    try:
-        out, err = proc.communicate()
-    except BaseException:
-        stop(proc)
-        raise
-    if proc.returncode != 0 or err.strip():
+        for argv in listing_argvs(repo, roots):
+            procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=_env(),
+                )
+            )
+    except OSError:  # no git
+        stop(procs)
         return None
+    return procs
+
+
+def finish_listing(procs: Sequence[subprocess.Popen[bytes]], repo: Repo) -> Named | None:
+    """What git named; None when git failed or warned (an unreadable directory, a repository
+    it refuses to trust: it then may have named less than there is)."""
+    outs = []
     try:
-        return parse_status(out, repo.top)
-    except (ValueError, IndexError):
-        return None
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0 or err.strip():
+                return None
+            outs.append(out)
+    finally:
+        stop(procs)
+    changed, others = outs
+    return parse_listing(changed, others, repo.top)
 
 
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.kill()
-    _close(proc.stdout)
-    _close(proc.stderr)
-    proc.wait()
+def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _close(proc.stdout)
+        _close(proc.stderr)
 
 
 def _close(stream: IO[bytes] | None) -> None:
@@ -379,40 +406,17 @@ def _close(stream: IO[bytes] | None) -> None:
         stream.close()
 
 
-def parse_status(out: bytes, top: str) -> Named:
-    """`git status --porcelain=v2 -z` records: changed (`1`, `2`: with its old path in the
-    next record, `u`: unmerged), untracked (`?`) and ignored (`!`) paths; a directory ends
-    with `/`, a submodule's record says `S...`."""
+def parse_listing(changed: bytes, others: bytes, top: str) -> Named:
+    """Both listings' NUL-terminated paths, relative to the work tree; a directory's ends
+    with `/`."""
     prefix = top.rstrip(os.sep) + os.sep
-    files: list[str] = []
-    dirs: list[str] = []
-    records = out.split(b"\0")
-    i = 0
-    while i < len(records):
-        record = records[i]
-        i += 1
-        if not record:
-            continue
-        kind = record[:1]
-        if kind in (b"?", b"!"):
-            name, submodule = record[2:], False
-        elif kind == b"1":
-            fields_ = record.split(b" ", 8)
-            name, submodule = fields_[8], fields_[2].startswith(b"S")
-        elif kind == b"2":
-            fields_ = record.split(b" ", 9)
-            name, submodule = fields_[9], fields_[2].startswith(b"S")
-            files.append(prefix + _native(records[i]))  # the path it was renamed from
-            i += 1
-        elif kind == b"u":
-            fields_ = record.split(b" ", 10)
-            name, submodule = fields_[10], fields_[2].startswith(b"S")
-        elif kind == b"#":
-            continue
-        else:
-            raise ValueError(f"unknown status record {record[:20]!r}")
-        path = prefix + _native(name.rstrip(b"/"))
-        (dirs if submodule or name.endswith(b"/") else files).append(path)
+    files = [prefix + _native(name) for name in changed.split(b"\0") if name]
+    dirs = []
+    for name in others.split(b"\0"):
+        if name.endswith(b"/"):
+            dirs.append(prefix + _native(name[:-1]))
+        elif name:
+            files.append(prefix + _native(name))
     return Named(tuple(files), tuple(dirs))
 
 
@@ -467,8 +471,9 @@ def leave(
             if (stats.get(path) != _as_git(entry.stat) if path in tracked
                 else not path.startswith(prefixes))
         ]  # fmt: skip
+        doubtful += read.flagged  # whether the index holds them or not: git never names them
         bytecode = tuple(p for p in read.tracked if p.endswith((".pyc", ".pyo")))
-        return View(index_ns, seen.key, read.identity, tuple(sorted(doubtful)),
+        return View(index_ns, seen.key, read.identity, tuple(sorted(set(doubtful))),
                     tuple(links), tuple(sorted(walk)), bytecode)  # fmt: skip
     assert seen.view is not None
     view = seen.view
@@ -490,40 +495,40 @@ _UNSET = Named((), ())
 
 @dataclass
 class Asking:
-    """A status under way, started before cslaunch's index is loaded: git stats with its own
-    threads while Python reads."""
+    """git's listings under way, started before cslaunch's index is loaded: git stats with
+    its own threads while Python reads."""
 
     repo: Repo
     key: str
-    identity: Identity  # git's index when the status began
+    identity: Identity  # git's index when the listings began
     view: View | None  # the view the last launch left
-    proc: subprocess.Popen[bytes]
+    procs: list[subprocess.Popen[bytes]]
     _named: Named | None = field(default=_UNSET, init=False)
 
     def named(self) -> Named | None:
         """What git named, once it is done; None when it failed, warned, or its index
         changed while it looked."""
         if self._named is _UNSET:
-            named = finish_status(self.proc, self.repo)
+            named = finish_listing(self.procs, self.repo)
             self._named = named if identity(self.repo) == self.identity else None
         return self._named
 
     def stop(self) -> None:
-        stop(self.proc)
+        stop(self.procs)
 
 
 def begin(root: Path, roots: Sequence[str], key: str) -> Asking | None:
-    """A status of the work tree that holds the roots, started at once."""
+    """git's listings of the work tree that holds the roots, started at once."""
     repo = find(roots)
     if repo is None:
         return None
     ident = identity(repo)
     if ident is None:
         return None
-    proc = start_status(repo, roots)
-    if proc is None:
+    procs = start_listing(repo, roots)
+    if procs is None:
         return None
-    return Asking(repo, key, ident, load(root), proc)
+    return Asking(repo, key, ident, load(root), procs)
 
 
 def standing(asking: Asking, index_ns: int, indexed: int) -> tuple[View, Named] | None:
@@ -546,7 +551,7 @@ def standing(asking: Asking, index_ns: int, indexed: int) -> tuple[View, Named] 
 
 def after_walk(asking: Asking) -> Seen | None:
     """What a launch that walked learnt from git, to vouch by: None when git's index changed
-    since the status began, or git failed."""
+    since the listings began, or git failed."""
     named = asking.named()
     if named is None:
         return None

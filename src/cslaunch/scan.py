@@ -257,7 +257,15 @@ def from_git(
     roots = sorted(by_root)
     result.tops = _outermost(roots)
     walker = _Walk(by_root, roots, host)
-    dirs = _outermost(sorted({os.path.normpath(d) for d in walk}))
+    # A directory git names as one above a tree's root (the root inside an ignored or
+    # untracked directory) stands for the tops below it, walked whole
+    named = {os.path.normpath(d) for d in walk}
+    for d in list(named):
+        inside = [t for t in result.tops if below(t, d)]
+        if inside:
+            named.discard(d)
+            named.update(inside)
+    dirs = _outermost(sorted(named))
     # What `known` held below them goes, but for bytecode directories, which hold none
     holding = [d for d in dirs if os.path.basename(d) != PYCACHE]
     if holding:
@@ -268,12 +276,16 @@ def from_git(
     for directory in dirs:
         if os.path.basename(directory) == PYCACHE:
             if _active_at(walker, result.tops, os.path.dirname(directory)):
-                _collect_bytecode(directory, result)
+                _pycache(directory, result)
             continue
         active = _active_at(walker, result.tops, directory)
         if active is not None and os.path.isdir(directory) and not os.path.islink(directory):
             walker.all([(directory, active)], result)
     for path in asked:
+        if os.path.basename(path) == PYCACHE:  # a link git lists as a file
+            if _active_at(walker, result.tops, os.path.dirname(path)):
+                _pycache(path, result)
+            continue
         if not path.endswith(BYTECODE_SUFFIXES):
             continue
         parent = os.path.dirname(path)
@@ -284,7 +296,18 @@ def from_git(
                 result.bytecode.append(path)
             elif os.path.lexists(path):
                 result.unreadable.append(path)  # a link: not followed
+    # Met twice when named both by git and below a directory the view walks
+    result.bytecode = list(dict.fromkeys(result.bytecode))
+    result.unreadable = list(dict.fromkeys(result.unreadable))
     return result
+
+
+def _pycache(path: str, result: Scan) -> None:
+    """A `__pycache__` as the walk meets it: its bytecode listed, a link not followed."""
+    if os.path.islink(path):
+        result.unreadable.append(path)
+    elif os.path.isdir(path):
+        _collect_bytecode(path, result)
 
 
 def _active_at(walk: _Walk, tops: Sequence[str], directory: str) -> _Active | None:
@@ -347,7 +370,7 @@ def _entries(directory: str, result: Scan) -> dict[str, os.DirEntry[str]] | None
     try:
         with os.scandir(directory) as it:
             return {entry.name: entry for entry in it}
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # gone, or a file now: no listing
         return None
     except OSError:
         result.unreadable.append(directory)
