@@ -357,10 +357,14 @@ def listing_argvs(repo: Repo, roots: Sequence[str]) -> tuple[list[str], list[str
     return changed, others
 
 
-def start_listing(repo: Repo, roots: Sequence[str]) -> list[subprocess.Popen[bytes]] | None:
+def start_listing(
+    repo: Repo, roots: Sequence[str], changed: bool = True
+) -> list[subprocess.Popen[bytes]] | None:
+    """Both listings, or (not `changed`: for a launch that walks) the untracked paths only."""
     procs: list[subprocess.Popen[bytes]] = []
+    argvs = listing_argvs(repo, roots)
     try:
-        for argv in listing_argvs(repo, roots):
+        for argv in argvs if changed else argvs[1:]:
             procs.append(
                 subprocess.Popen(
                     argv,
@@ -388,8 +392,8 @@ def finish_listing(procs: Sequence[subprocess.Popen[bytes]], repo: Repo) -> Name
             outs.append(out)
     finally:
         stop(procs)
-    changed, others = outs
-    return parse_listing(changed, others, repo.top)
+    *changed, others = outs
+    return parse_listing(changed[0] if changed else b"", others, repo.top)
 
 
 def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
@@ -525,10 +529,14 @@ def begin(root: Path, roots: Sequence[str], key: str) -> Asking | None:
     ident = identity(repo)
     if ident is None:
         return None
-    procs = start_listing(repo, roots)
+    view = load(root)
+    # Without a view made against git's index as it is, the launch walks: it needs only the
+    # untracked paths, for the view it leaves
+    stands = view is not None and view.key == key and tuple(view.identity) == ident
+    procs = start_listing(repo, roots, changed=stands)
     if procs is None:
         return None
-    return Asking(repo, key, ident, load(root), procs)
+    return Asking(repo, key, ident, view if stands else None, procs)
 
 
 def standing(asking: Asking, index_ns: int, indexed: int) -> tuple[View, Named] | None:
