@@ -1,3 +1,3 @@
-from cslaunch.cli import main
+from cslaunch.cli import run
 
-main()
+run()

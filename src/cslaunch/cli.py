@@ -7,6 +7,9 @@ Each command imports what it uses when it runs: imports are a third of a no-op l
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -412,6 +415,26 @@ def main(argv: list[str] | None = None) -> NoReturn:
             errors.INTERNAL,
         )
     sys.exit(errors.OK)
+
+
+def run() -> NoReturn:
+    """The console script and `python -m cslaunch`: `main`, then out at once. What a launch
+    built in memory is left to the OS rather than freed one object at a time (a 100k-file
+    tree's index is a million objects: 0.1 s of a no-op's 0.7 s); the exit handlers and the
+    buffered output go first, as at a normal exit, and by then every thread has been
+    joined. Tests call `main`, which exits as usual."""
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    if isinstance(code, str):  # sys.exit("message"), as Python would print it
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`)
+            stream.flush()
+    os._exit(code or 0)
 
 
 def _command_in(args: Sequence[str]) -> str:
