@@ -282,7 +282,7 @@ def leave_git_view(root: Path, cs: ChangeSet, left: index.Index) -> None:
         return
     before = cs.old.files if cs.old is not None else {}
     view = gitview.leave(cs.git, left.scanned_ns, left.files, before, cs.scan.links)
-    if view != cs.git.view:
+    if view is not None and view != cs.git.view:
         gitview.save(root, view)
 
 
