@@ -144,14 +144,10 @@ def scan(
 
 def _scan(trees: Sequence[Tree], single_files: Sequence[str], host: Host, helpers: int) -> Scan:
     result = Scan(started_ns=time.time_ns())
-    by_root: dict[str, list[Tree]] = {}
-    for tree in trees:
-        by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
-    roots = sorted(by_root)
-    result.tops = _outermost(roots)
-    walk = _Walk(by_root, roots, host)
+    walk = _Walk.over(trees, host)
+    result.tops = _outermost(walk.roots)
     stack = [
-        (top, [(t, "") for t in by_root.get(top, [])])
+        (top, [(t, "") for t in walk.by_root.get(top, [])])
         for top in result.tops
         if os.path.isdir(top) and not os.path.islink(top)
     ]
@@ -251,12 +247,8 @@ def from_git(
     if result is None:
         return None
     result.bytecode = []
-    by_root: dict[str, list[Tree]] = {}
-    for tree in trees:
-        by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
-    roots = sorted(by_root)
-    result.tops = _outermost(roots)
-    walker = _Walk(by_root, roots, host)
+    walker = _Walk.over(trees, host)
+    result.tops = _outermost(walker.roots)
     # A directory git names as one above a tree's root (the root inside an ignored or
     # untracked directory) stands for the tops below it, walked whole
     named = {os.path.normpath(d) for d in walk}
@@ -325,13 +317,7 @@ def _active_at(walk: _Walk, tops: Sequence[str], directory: str) -> _Active | No
         path = os.path.join(path, name)
         if os.path.islink(path):
             return None
-        active = [
-            (t, child_rel)
-            for t, rel in active
-            for child_rel in [f"{rel}/{name}" if rel else name]
-            if not (t.ignore and t.ignore.prunes(child_rel)) and child_rel not in t.skip
-        ]
-        active += [(t, "") for t in walk.by_root.get(path, [])]
+        active = walk.active_in(path, name, active)
         if not active and not _has_root_below(path, walk.roots):
             return None
     return active
@@ -456,6 +442,25 @@ class _Walk:
             found.links,
         )
 
+    @classmethod
+    def over(cls, trees: Sequence[Tree], host: Host) -> _Walk:
+        """A walk of the trees, each directory once however many trees share it."""
+        by_root: dict[str, list[Tree]] = {}
+        for tree in trees:
+            by_root.setdefault(os.path.normpath(tree.root), []).append(tree)
+        return cls(by_root, sorted(by_root), host)
+
+    def active_in(self, child: str, name: str, active: _Active) -> _Active:
+        """The trees active in `child`, named `name`, below a directory where `active` are:
+        those that neither prune nor skip it, and those rooted there."""
+        found = [
+            (t, child_rel)
+            for t, rel in active
+            for child_rel in [f"{rel}/{name}" if rel else name]
+            if not (t.ignore and t.ignore.prunes(child_rel)) and child_rel not in t.skip
+        ]
+        return found + [(t, "") for t in self.by_root.get(child, [])]
+
     def visit(self, path: str, active: _Active, result: Scan) -> list[_Pending]:
         """List one directory, stat the files a tree active there tracks; the directories
         to list next."""
@@ -480,13 +485,7 @@ class _Walk:
                     _collect_bytecode(entry.path, result)
             elif name not in PRUNE:
                 child = entry.path
-                child_active = [
-                    (t, child_rel)
-                    for t, rel in active
-                    for child_rel in [f"{rel}/{name}" if rel else name]
-                    if not (t.ignore and t.ignore.prunes(child_rel)) and child_rel not in t.skip
-                ]
-                child_active += [(t, "") for t in self.by_root.get(child, [])]
+                child_active = self.active_in(child, name, active)
                 if child_active or _has_root_below(child, self.roots):
                     below.append((child, child_active))
         _stat_files(path, files, active, self.memo, result, self.host)
