@@ -61,6 +61,9 @@ def test_a_service_that_dies_after_the_restarts_is_named_and_the_rest_runs(
     assert "exited with code 3" in failed["worker2"]["detail"]
     assert "worker2 cannot start" in failed["worker2"].get("logs", "")
     # The others run the new code; the index did not move, so the next run redoes it all.
+    # The failure ended the wait at once: the backend may still be starting (cslaunch no
+    # longer lingers at exit for a probe still under way).
+    stack.wait_http("/api/greet?name=t")
     assert stack.greet() == "hello from v2, t"
     running = stack.compose("ps", "--status", "running", "--services").stdout.split()
     assert {"backend", "worker1", "redis", "frontend"} <= set(running)
