@@ -408,3 +408,41 @@ def test_port_range_no_traceback(ran: dict[str, Ran | str]) -> None:
 
 def test_tool_cslaunch_not_a_table(ran: dict[str, Ran | str]) -> None:
     assert_error(get(ran, "tool_not_a_table"), CONFIG, "tool.cslaunch")
+
+
+def _console(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`cslaunch.cli.run` as the console script runs it, in a process of its own, after
+    `code` (which sets sys.argv)."""
+    env = {**os.environ, "CSLAUNCH_STATE_HOME": str(tmp_path / "state")}
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys\nfrom cslaunch.cli import run\n{code}\nrun()"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_console_script_keeps_each_exit_code(tmp_path: Path) -> None:
+    assert _console("sys.argv = ['cslaunch', '--version']", tmp_path).returncode == OK
+    assert _console("sys.argv = ['cslaunch', 'status']", tmp_path).returncode == COMPOSE
+    # Started with standard error closed (`2>&-`, pythonw): the same codes
+    closed = "import os\nos.close(2)\nsys.stderr = None\nsys.argv = ['cslaunch', 'status']"
+    assert _console(closed, tmp_path).returncode == COMPOSE
+
+
+def test_the_console_script_waits_for_a_thread_still_running(tmp_path: Path) -> None:
+    """Work a thread still does when main returns gets the normal exit, which waits for it,
+    not the fast one."""
+    marker = tmp_path / "done"
+    late = (
+        "import threading, time\n"
+        "def work():\n"
+        "    time.sleep(0.5)\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "threading.Thread(target=work).start()\n"
+        "sys.argv = ['cslaunch', '--version']"
+    )
+    assert _console(late, tmp_path).returncode == OK
+    assert marker.exists()

@@ -471,7 +471,10 @@ def leave(
     (a file edited back to what git holds has another entry than git's)."""
     walk = {*seen.named.dirs}
     if seen.read is not None:
-        read = seen.read.result()
+        try:
+            read = seen.read.result()
+        except Exception:  # no view, as when git's index could not be read
+            return None
         if read is None or read.identity != seen.identity:  # changed since the listing began
             return None
         walk.update(read.gitlinks)
