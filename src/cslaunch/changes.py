@@ -267,7 +267,7 @@ def _by_git(
     asked = frozenset({*named.files, *view.unvouched})
     known = dict(zip(old.files, map(_stat_of, old.files.values()), strict=True))
     walk = {*view.walk, *named.dirs}
-    # git names no committed pyc: those it tracks are asked too
+    # A walk lists every pyc; git names a committed one only once it moved: all are asked
     result = scan.from_git(trees, singles, known, [*asked, *view.bytecode], walk, view.links)
     if result is None:
         return None, None
