@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from cslaunch import track
 from cslaunch.context import DockerIgnore
-from cslaunch.scan import FileStat
+from cslaunch.scan import BYTECODE_SUFFIXES, FileStat
 from cslaunch.state import state_file, write_bytes
 
 STATE_FILE = "gitview.bin"
@@ -273,7 +273,6 @@ def _parse(data: bytes, top: str, ident: Identity) -> GitIndex | None:
     stats: dict[str, GitStat] = {}
     tracked, gitlinks, flagged = [], [], []
     prefix = top.rstrip(os.sep) + os.sep
-    native = os.sep != "/"
     unpack, find_nul, size_of = _ENTRY.unpack_from, data.index, _ENTRY.size
     pos, previous = 12, b""
     for _ in range(count):
@@ -295,8 +294,7 @@ def _parse(data: bytes, top: str, ident: Identity) -> GitIndex | None:
             name = data[pos:end]
             # padded with 1 to 8 NULs to a multiple of 8 bytes from the entry's start
             pos = entry_start + ((end - entry_start) // 8 + 1) * 8
-        text = name.decode("utf-8", "surrogateescape")
-        path = prefix + (text.replace("/", os.sep) if native else text)
+        path = prefix + _native(name)
         tracked.append(path)
         kind = mode & 0o170000
         if kind == _GITLINK:
@@ -431,7 +429,9 @@ def parse_listing(changed: bytes, others: bytes, top: str) -> Named:
 
 
 def _native(name: bytes) -> str:
-    return os.fsdecode(name).replace("/", os.sep)
+    """A path as git spells it (bytes, `/`), as this system spells it."""
+    text = os.fsdecode(name)
+    return text if os.sep == "/" else text.replace("/", os.sep)
 
 
 # --- the view a launch leaves -------------------------------------------------------------
@@ -487,7 +487,7 @@ def leave(
                 else not path.startswith(prefixes))
         ]  # fmt: skip
         doubtful += read.flagged  # whether the index holds them or not: git never names them
-        bytecode = tuple(p for p in read.tracked if p.endswith((".pyc", ".pyo")))
+        bytecode = tuple(p for p in read.tracked if p.endswith(BYTECODE_SUFFIXES))
         return View(index_ns, seen.key, read.identity, tuple(sorted(set(doubtful))),
                     tuple(links), tuple(sorted(walk)), bytecode)  # fmt: skip
     assert seen.view is not None
@@ -554,10 +554,8 @@ def standing(asking: Asking, index_ns: int, indexed: int) -> tuple[View, Named] 
     """The last view and what git named, when together they stand for a walk of the index
     made at `index_ns` with `indexed` files: the view was left with that index, for these
     trees, against git's index as it is, and git named few enough files."""
-    view = asking.view
-    if view is None or view.index_ns != index_ns or view.key != asking.key:
-        return None
-    if tuple(view.identity) != asking.identity:
+    view = asking.view  # kept by `begin` only when made for these trees and git's index
+    if view is None or view.index_ns != index_ns:
         return None
     named = asking.named()
     if named is None:
