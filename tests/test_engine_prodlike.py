@@ -220,3 +220,40 @@ def test_nginx_is_reloaded_for_a_rebuilt_frontend_it_does_not_depend_on(
     served = outcome(lambda: urllib.request.urlopen(url, timeout=10).read().decode())
     assert "frontend v2" in served, f"{served}\n{run.summary()}"
     assert any(s["name"] == "reload proxies" for s in run.report["steps"]), run.summary()
+
+
+# --- 7. the project is a git work tree, as CaseStrainer's is --------------------------------
+def test_in_a_git_work_tree_an_edit_is_found_through_git(
+    prod: ProdStack, relaunch: Relaunch
+) -> None:
+    """After a launch that walked, the next stands on git's word (cslaunch.gitview): an edit
+    that keeps mtime and size is named by git, the workers behind `sh -c` restart, and the
+    backend serves it directly and through nginx."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    (prod.dir / ".gitignore").write_text("__pycache__/\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "stack"]):
+        subprocess.run(["git", "-C", str(prod.dir), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], env=env, check=True, capture_output=True)  # fmt: skip
+
+    def changes_step(run: Run) -> str:
+        return str(next(s["summary"] for s in run.report["steps"] if s["name"] == "changes"))
+
+    walked = run_cslaunch(prod, "--json")
+    assert walked.report.get("ok"), walked.summary()
+    assert "git vouched" not in changes_step(walked), walked.summary()
+    noop = run_cslaunch(prod, "--json")
+    assert noop.report.get("up_to_date") is True, noop.summary()
+    assert "git vouched for all but" in changes_step(noop), noop.summary()
+
+    newer = "hello from v3.0"
+    edit_keeping_stat(prod.dir / "src" / "greeting.py", NEW, newer)
+    run = run_cslaunch(prod, "--json")
+    assert run.report.get("ok"), run.summary()
+    assert "git vouched for all but" in changes_step(run), run.summary()
+    actions = {s["name"]: s["action"] for s in run.report["services"]}
+    assert all(actions[w] == "restart" for w in PROD_WORKERS), run.summary()
+    assert outcome(prod.greet) == f"{newer}, t", run.summary()
+    assert outcome(prod.greet_nginx) == f"{newer}, t", run.summary()
