@@ -196,6 +196,70 @@ def test_restarted_workers_start_once_the_web_server_answers(prod_stack: ProdSta
         assert w.stop() == 0, "\n".join(w.lines)
 
 
+def _enqueue(stack: ProdStack, query: str, timeout: float = 15) -> str:
+    """Queued through the backend, which may be restarting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return stack.enqueue(query)
+        except OSError:
+            assert time.monotonic() < deadline, "the backend never took the job"
+            time.sleep(0.1)
+
+
+def _running(stack: ProdStack, service: str) -> bool:
+    ids = stack.compose("ps", "-a", "-q", service).stdout.split()
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", *ids],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return bool(state) and all(s == "true" for s in state)
+
+
+def test_while_saves_keep_coming_the_workers_wait_for_a_pause(prod_stack: ProdStack) -> None:
+    """Typing on the production shape: saves 0.7 s apart each restart the backend at once.
+    The three `sh -c`-wrapped workers stop with it (no old worker takes a job) and are held
+    back until the saves pause, then start: a job queued meanwhile waits in its queue, is
+    not lost, and runs code no older than its save. Ctrl-C while they are held back starts
+    them."""
+    w = Watcher(prod_stack)
+    greeting = prod_stack.dir / "src/greeting.py"
+    text = greeting.read_text()
+    try:
+        w.wait_for("watching ", timeout=180)
+        mark = len(w.lines)
+        job = ""
+        for i in range(8):
+            greeting.write_text(text.replace("hello from v1.0", f"typed {i}"))
+            if i == 4:
+                job = _enqueue(prod_stack, "name=j")
+            time.sleep(0.7)
+        served(prod_stack, "typed 7, t")
+        w.wait_for("Relaunched", after=mark, timeout=120)
+        out = "\n".join(w.lines[mark:])
+        assert "held back stopped: newer saves came in" in out, out
+        result = str(prod_stack.wait_job(job, 60)["result"])
+        assert result.startswith("typed ") and int(result.split()[1].rstrip(",")) >= 4, result
+        assert all(_running(prod_stack, worker) for worker in PROD_WORKERS), out
+        assert prod_stack.run_job("after") == "typed 7, after"
+
+        mark = len(w.lines)
+        for i in range(8, 20):
+            greeting.write_text(text.replace("hello from v1.0", f"typed {i}"))
+            time.sleep(0.7)
+            if any("held back stopped" in line for line in w.lines[mark:]):
+                break
+        w.wait_for("held back stopped", after=mark, timeout=30)
+    finally:
+        code = w.stop()
+    assert code == 0, "\n".join(w.lines)
+    # Wherever the Ctrl-C landed, no worker is left stopped.
+    assert all(_running(prod_stack, worker) for worker in PROD_WORKERS), "\n".join(w.lines)
+    assert prod_stack.run_job("end").startswith("typed ")
+
+
 def test_saves_after_the_first_ask_only_the_saved_files(prod_stack: ProdStack) -> None:
     """Once a launch in watch ran to its end, a batch of saved sources asks only those files
     (the file events name them) instead of walking every tree, and still serves and runs

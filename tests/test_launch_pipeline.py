@@ -3,6 +3,8 @@ and the verdict, against a fake run."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -227,6 +229,66 @@ def test_the_head_start_waits_only_for_services_that_can_say_they_answer(
     checks.head_start(run)(["plain", "web"])
     checks.head_start(run)(["plain"])  # nothing to tell when it answers: no wait at all
     assert waited == [["web"]]
+
+
+def test_while_typing_the_head_start_waits_for_a_pause_in_the_saves(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saves still coming in: the workers wait for a pause after the web server answers,
+    ended at once by a newer save."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(checks, "TYPING_PAUSE_S", 0.3)
+    run.options = replace(run.options, typing=True)
+    started = time.monotonic()
+    checks.head_start(run)(["web"])  # nothing to wait for but the pause
+    assert time.monotonic() - started >= 0.3
+
+    saves = {"newer": False}
+    run.newer_saves = lambda cs: saves["newer"]
+    run.changes = object()  # type: ignore[assignment]
+    monkeypatch.setattr(checks, "TYPING_PAUSE_S", 30.0)
+    threading.Timer(0.2, lambda: saves.update(newer=True)).start()
+    started = time.monotonic()
+    checks.head_start(run)(["web"])
+    assert time.monotonic() - started < 5 and run.ended_early
+
+
+def test_a_recovery_newer_saves_overtook_is_left_to_the_next_launch(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It is not waited for (the next launch restarts the workers it execs into), and the
+    next launch recovers jobs whatever it restarts."""
+    from concurrent.futures import Future
+    from dataclasses import replace
+
+    from cslaunch import jobs
+
+    pending: Future[Any] = Future()
+    run.recovering = pending
+    run.ended_early = True
+    with run.ui.step("recover jobs") as st:
+        ready.recover(run, st)
+    assert run.report.recovery_owed and "next launch" in st.summary
+    # One that could not reach RQ (its workers held back stopped) is owed too.
+    failed: Future[Any] = Future()
+    failed.set_result(
+        jobs.RecoveryReport(policy="requeue", dry_run=False, ok=False, state="unreachable")
+    )
+    run.recovering, run.report.recovery_owed = failed, False
+    with run.ui.step("recover jobs") as st:
+        ready.recover(run, st)
+    assert run.report.recovery_owed
+
+    submitted: list[Any] = []
+    monkeypatch.setattr(run.pool, "submit", lambda *a: submitted.append(a))
+    monkeypatch.setattr(Run, "rq", property(lambda self: SimpleNamespace(worker_services=("w",))))
+    run.recovering = None
+    ready._recover_meanwhile(run)  # nothing cut short, no dead workers: nothing to do
+    assert submitted == []
+    run.options = replace(run.options, recover_jobs=True)
+    ready._recover_meanwhile(run)
+    assert submitted and submitted[0][0] is jobs.recover
 
 
 def test_a_no_op_proof_takes_the_bytecode_its_walk_found(run: Run, tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ def plan_for(
     images_missing: Collection[str] = (),
     flags: Flags = DEFAULT_FLAGS,
     stack: Stack | None = None,
+    held: Collection[str] = (),
 ) -> Plan:
     return make_plan(
         stack or example_stack(),
@@ -116,6 +117,7 @@ def plan_for(
         config_changed,
         images_missing,
         flags,
+        held,
     )
 
 
@@ -643,3 +645,31 @@ def test_a_completed_job_runs_again_for_a_new_container_of_what_it_sets_up() -> 
     assert actions(plan)["createbuckets"] == (LEAVE, False)
     plan = make_plan(stack, state, lambda s: False, {}, [], {"minio": ["environment"]})
     assert actions(plan) == {"minio": (RECREATE, False), "createbuckets": (START, False)}
+
+
+# --- containers held back stopped by the last launch (watch) -------------------------------
+
+
+def test_a_held_back_worker_restarts_rather_than_being_started_by_compose() -> None:
+    held = container("worker1", status="exited")
+    state = running(worker1=[held])
+    plan = plan_for(state, changed=[], held={held.id})
+    # Started as it was by the restart step: `up` would cost a Compose model load.
+    assert actions(plan)["worker1"] == (RESTART, False)
+    assert "held back" in reasons(plan)["worker1"]
+    assert actions(plan)["backend"] == (LEAVE, False)
+    assert not plan.noop  # a batch that changed nothing still starts it
+
+
+def test_a_held_back_worker_whose_code_changed_says_so() -> None:
+    held = container("worker1", status="exited")
+    source = "/p/backend/src/app/greeting.py"
+    plan = plan_for(running(worker1=[held]), changed=[source], held={held.id})
+    assert actions(plan)["worker1"] == (RESTART, False)
+    assert reasons(plan)["worker1"].startswith("changed:")
+
+
+def test_a_stopped_container_not_held_back_is_started() -> None:
+    stopped = container("worker1", status="exited")
+    plan = plan_for(running(worker1=[stopped]), changed=[], held={"another-id"})
+    assert actions(plan)["worker1"] == (START, False)

@@ -296,6 +296,8 @@ def _restart_calls(
     background: tuple[str, ...] = (),
     head_start: Callable[[Sequence[str]], None] | None = None,
     calls: list[list[str]] | None = None,
+    hold: Callable[[], bool] | None = None,
+    done: list[Any] | None = None,
 ) -> list[list[str]]:
     from datetime import datetime, timezone
 
@@ -313,26 +315,35 @@ def _restart_calls(
     monkeypatch.setattr(docker, "step", record)
     now = datetime.now(timezone.utc)
     stack = parse_stack({"name": "p", "services": compose})
+    status = {n: "exited" if k == "held" else "running" for n, k in methods.items()}
     containers = {
-        name: [Container(f"id-{name}", name, name, "running", None, "", 0, 0, now, now, "i", 1)]
+        name: [
+            Container(
+                f"id-{name}", name, name, status.get(name, "running"), None, "", 0, 0, now, now,
+                "i", 1,
+            )
+        ]
         for name in compose
-    }
+    }  # fmt: skip
     how = {
         n: [act.Stop(containers[n][0], StopMethod(k, 0.0 if k == "kill" else 7.0, "test"))]
         for n, k in methods.items()
     }
-    act.restart(
+    restarted = act.restart(
         stack,
         how,
         lambda names: calls.append(["ready", *names]),
         background=background,
         head_start=head_start or (lambda names: calls.append(["head start", *names])),
+        hold=hold,
     )
+    if done is not None:
+        done.append(restarted)
     return calls
 
 
 def test_independent_restarts_go_straight_to_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    compose = {"redis": {}, "web": {"depends_on": {"redis": {}}}, "worker": {}}
+    compose: dict[str, Any] = {"redis": {}, "web": {"depends_on": {"redis": {}}}, "worker": {}}
     calls = _restart_calls(monkeypatch, compose, {"web": "kill", "worker": "graceful"})
     assert sorted(calls) == [
         ["docker", "kill", "id-web"],
@@ -359,6 +370,79 @@ def test_workers_stop_with_the_web_server_and_start_once_it_had_its_head_start(
         )
         assert calls.index(["docker", "start", worker]) > head
     assert calls.index(["docker", "start", "id-web"]) < head
+
+
+def test_workers_are_held_back_stopped_when_newer_saves_came_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compose: dict[str, Any] = {"web": {}, "worker": {}, "worker2": {}}
+    methods = {"web": "kill", "worker": "graceful", "worker2": "graceful"}
+    done: list[Any] = []
+    calls = _restart_calls(
+        monkeypatch, compose, methods, ("worker", "worker2"), hold=lambda: True, done=done
+    )
+    # Stopped all the same (no old worker takes a job), but not started: the next launch
+    # starts them once its own web server answers.
+    assert ["docker", "stop", "-t", "7", "id-worker"] in calls
+    assert ["docker", "start", "id-worker"] not in calls
+    assert ["docker", "start", "id-worker2"] not in calls
+    assert ["docker", "start", "id-web"] in calls
+    assert sorted(c.id for c in done[0].held) == ["id-worker", "id-worker2"]
+
+
+def test_workers_start_when_no_newer_save_came_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    done: list[Any] = []
+    calls = _restart_calls(
+        monkeypatch,
+        {"web": {}, "worker": {}},
+        {"web": "kill", "worker": "graceful"},
+        ("worker",),
+        hold=lambda: False,
+        done=done,
+    )
+    assert ["docker", "start", "id-worker"] in calls
+    assert done[0].held == []
+
+
+def test_held_back_workers_are_only_started_after_the_head_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done: list[Any] = []
+    calls = _restart_calls(
+        monkeypatch,
+        {"web": {}, "worker": {}},
+        {"web": "kill", "worker": "held"},
+        ("worker",),
+        hold=lambda: False,
+        done=done,
+    )
+    worker = [c for c in calls if "id-worker" in c]
+    assert worker == [["docker", "start", "id-worker"]]  # stopped already: no stop, no kill
+    assert calls.index(worker[0]) > calls.index(["head start", "web"])
+    assert done[0].killed == {"web"}  # a held worker was stopped by the last launch
+
+
+def test_stop_plan_only_starts_a_held_back_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timezone
+
+    from cslaunch import act, procs
+    from cslaunch.config import Config
+    from cslaunch.containers import Container
+    from cslaunch.model import parse_stack
+    from cslaunch.stop import HELD
+
+    def no_look(c: Container) -> None:
+        raise AssertionError("a stopped container has no processes to read")
+
+    monkeypatch.setattr(procs, "processes", no_look)
+    now = datetime.now(timezone.utc)
+    held = Container("id-w", "w", "w", "exited", None, "", 0, 0, now, now, "i", 1)
+    other = Container("id-o", "o", "o", "exited", None, "", 0, 0, now, now, "i", 1)
+    stack = parse_stack({"name": "p", "services": {"w": {}, "o": {}}})
+    plan = act.stop_plan(stack, Config(), {"w": [held], "o": [other]}, ["w", "o"], held={"id-w"})
+    assert [s.method.kind for s in plan["w"]] == [HELD]
+    assert plan["o"] == []  # stopped, not held back: left to `up` (the plan starts it)
+    assert act.stop(plan["w"][0]) is False
 
 
 def test_workers_alone_restart_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,16 +82,16 @@ def test_trigger_names_the_files() -> None:
     assert _trigger(["/p/a.py", "/p/a.py", "/p/b.py"]) == "2 changes: a.py, b.py"
 
 
-def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
+def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The workers' start after the web server's head start cannot be cut short by a newer
-    save: while saves keep ending launches early, every container restarts at once."""
+    """Every launch for saves starts the web server first; while saves keep ending launches
+    early, the workers also wait for a pause in them (LaunchOptions.typing)."""
     from cslaunch.commands import watch
     from cslaunch.stack import LaunchOptions
     from cslaunch.ui import UI
 
-    calls: list[tuple[str, bool]] = []
+    calls: list[tuple[bool, bool]] = []
 
     class Watcher:
         launches = 0
@@ -100,12 +100,20 @@ def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
             pass
 
         def relaunch(
-            self, trigger: str, changed: list[str], newer: object, web_first: bool = False
+            self,
+            trigger: str,
+            changed: list[str],
+            newer: object,
+            web_first: bool = False,
+            typing: bool = False,
         ) -> bool:
-            calls.append((trigger, web_first))
+            calls.append((web_first, typing))
             if len(calls) == 6:
                 raise KeyboardInterrupt
             return 2 <= len(calls) <= 3  # the start, then a batch typed on for two launches
+
+        def release(self) -> None:
+            pass
 
     def collect(paths: object, options: object, poll: object, saves: Saves, stop: object) -> None:
         for _ in range(3):
@@ -116,7 +124,8 @@ def test_a_save_after_a_pause_puts_the_web_server_first_and_typing_does_not(
     monkeypatch.setattr(watch, "watched_paths", lambda project: [tmp_path])
     monkeypatch.setattr(watch, "_collect", collect)
     watch.run(None, LaunchOptions(), watch.WatchOptions(recheck=0.5), UI(quiet=True))  # type: ignore[arg-type]
-    assert [first for _, first in calls] == [False, True, False, False, True, True]
+    assert [first for first, _ in calls] == [False, True, True, True, True, True]
+    assert [typing for _, typing in calls] == [False, False, True, True, False, False]
 
 
 def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
@@ -153,7 +162,9 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
         )
 
     def launch(*args: object, **kwargs: object) -> Any:
-        return SimpleNamespace(ok=outcome["ok"], ended_early=False, error="failed")
+        return SimpleNamespace(
+            ok=outcome["ok"], ended_early=False, error="failed", recovery_owed=False, held=[]
+        )
 
     monkeypatch.setattr(watch, "prepare", prepare)
     monkeypatch.setattr(watch, "launch", launch)
@@ -194,6 +205,68 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
         (False, None),
         (True, ("scan-8", [f"{p}/i.py"])),
     ]
+
+
+def test_held_back_workers_and_owed_job_recovery_go_to_the_next_launch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A launch newer saves ended may leave workers stopped (held back) and its job recovery
+    undone: the next launch is told both, even a batch that changed nothing, and so is the
+    end of watching, which starts what is held back."""
+    import contextlib
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from cslaunch import docker
+    from cslaunch.commands import watch
+    from cslaunch.stack import LaunchOptions
+    from cslaunch.ui import UI
+
+    given: list[LaunchOptions] = []
+    noop = {"plan": True}
+    reports = [
+        SimpleNamespace(ok=False, ended_early=True, recovery_owed=True, held=["id-w1", "id-w2"]),
+        SimpleNamespace(ok=True, ended_early=False, recovery_owed=False, held=[]),
+        SimpleNamespace(ok=False, ended_early=True, recovery_owed=False, held=["id-w1"]),
+    ]
+
+    def prepare(project: object, options: LaunchOptions, known: object, focus: Any) -> Any:
+        return SimpleNamespace(
+            found="model",
+            plan=SimpleNamespace(noop=noop["plan"]),
+            changes=SimpleNamespace(
+                walked=True, changes=[], config_changed={}, scan=SimpleNamespace(files={}, links=[])
+            ),
+        )
+
+    def launch(project: object, options: LaunchOptions, *args: object, **kwargs: object) -> Any:
+        given.append(options)
+        return reports[len(given) - 1]
+
+    started: list[str] = []
+    monkeypatch.setattr(watch, "prepare", prepare)
+    monkeypatch.setattr(watch, "launch", launch)
+    monkeypatch.setattr(watch, "render", lambda ui, report: None)
+    monkeypatch.setattr(watch, "project_lock", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(docker, "start", lambda cid, name="": started.append(cid))
+    watcher = watch._Watcher(SimpleNamespace(root=tmp_path), LaunchOptions(), UI(quiet=True))  # type: ignore[arg-type]
+    watcher.background = SimpleNamespace(submit=lambda fn: Future())  # type: ignore[assignment]
+
+    watcher.relaunch("start", [], lambda cs: False)
+    assert (given[0].held, given[0].recover_jobs) == (frozenset(), False)
+    # The plan says noop, but what is owed makes it launch (the real plan restarts the held).
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    assert given[1].held == {"id-w1", "id-w2"} and given[1].recover_jobs
+    noop["plan"] = False
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    assert (given[2].held, given[2].recover_jobs) == (frozenset(), False)
+    assert watcher.held == {"id-w1"}
+    watcher.release()
+    assert started == ["id-w1"] and watcher.held == frozenset()
+    # Nothing owed and nothing changed: quiet.
+    noop["plan"] = True
+    watcher.relaunch("saves", [str(tmp_path / "c.py")], lambda cs: False, True)
+    assert len(given) == 3
 
 
 def test_every_file_the_scan_can_track_raises_its_event() -> None:

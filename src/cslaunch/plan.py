@@ -9,7 +9,9 @@ From least to most:
 - rebuild  what its image is built from changed: a file it bakes in (context, Dockerfile,
            dependency files) or its `build` settings (args, target, inline Dockerfile...);
 - start    it is not running.
-Without a change index (the first launch) everything counts as changed.
+Without a change index (the first launch) everything counts as changed. A container the
+last launch stopped and held back (watch: RQ workers while saves come in) counts as running
+and restarts whatever changed: it is to be started as it was, not by `up`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def make_plan(
     config_changed: Mapping[str, Collection[str]] | None = None,  # service -> changed keys
     images_missing: Collection[str] = (),
     flags: Flags = Flags(),
+    held: Collection[str] = (),  # ids of containers the last launch held back stopped
 ) -> Plan:
     running = any(c.running for cs in containers.values() for c in cs)
     plans = [
@@ -78,6 +81,7 @@ def make_plan(
             frozenset((config_changed or {}).get(name, ())),
             name in images_missing,
             flags,
+            frozenset(held),
         )
         for name in stack.names()
     ]
@@ -101,6 +105,7 @@ def _plan_service(
     config_keys: frozenset[str],
     image_missing: bool,
     flags: Flags,
+    held: frozenset[str] = frozenset(),
 ) -> ServicePlan:
     name = service.name
     if service.replicas == 0:
@@ -116,7 +121,8 @@ def _plan_service(
         changed is None, flags.rebuild, image_missing, rebuild_files, build_keys
     )
 
-    if not containers or not all(c.running for c in containers):
+    held_back = [c for c in containers if c.id in held and not c.running]
+    if not containers or not all(c.running or c in held_back for c in containers):
         if (
             service.one_shot
             and _completed(containers)
@@ -142,6 +148,8 @@ def _plan_service(
         return ServicePlan(
             name, RESTART, False, f"changed: {_files(restart_files)}", tuple(restart_files)
         )
+    if held_back:
+        return ServicePlan(name, RESTART, False, "held back stopped while saves came in")
     if not ours and not service.buildable:
         return ServicePlan(name, LEAVE, False, "runs none of the project's code")
     return ServicePlan(name, LEAVE, False, "nothing it uses changed")

@@ -49,6 +49,8 @@ class LaunchReport:
     ended_early: bool = False  # newer saves ended its waiting and proof (watch)
     verification: Verification | None = None
     jobs: dict[str, Any] | None = None  # recovery of interrupted RQ jobs, when it ran
+    recovery_owed: bool = False  # ended early before it: the next launch recovers jobs
+    held: list[str] = field(default_factory=list)  # containers left stopped (act.restart)
     redis: dict[str, Any] | None = None  # Redis maintenance, when it ran
 
     @property

@@ -34,6 +34,15 @@ class LaunchOptions:
     # Restarted RQ workers start once the restarted web servers answer (or 2 s passed):
     # watch's user reloads a page rather than waiting for the whole stack (act.restart).
     web_first: bool = False
+    # Recover RQ jobs whatever this launch stops: the last one may have cut some short and
+    # ended, newer saves in, before its recovery was done (watch).
+    recover_jobs: bool = False
+    # Containers the last launch stopped and held back (watch: see act.restart): this one
+    # starts them, or holds them back again.
+    held: frozenset[str] = frozenset()
+    # Saves keep coming (watch: the last launch was cut short by one): with `web_first`, the
+    # workers wait for a pause in them too (launch.checks.head_start).
+    typing: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,7 @@ def compute(
         cs.config_changed,
         missing,
         Flags(build=options.build, force=options.force, rebuild=options.rebuild),
+        options.held,
     )
     return cs, plan
 

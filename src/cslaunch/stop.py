@@ -27,13 +27,14 @@ WORKER_PATIENCE = 3.0  # seconds an RQ worker gets to exit on its own (policy re
 # logs are read while `docker stop` waits, in seconds.
 HANG_LOOK_EVERY = 0.3
 
-GRACEFUL, FORWARD, KILL = "graceful", "forward", "kill"
+GRACEFUL, FORWARD, KILL, HELD = "graceful", "forward", "kill", "held"
 
 
 @dataclass(frozen=True)
 class StopMethod:
     kind: str  # graceful: `docker stop`; forward: the signal to the processes that handle
-    #            it, then `docker stop`; kill: SIGKILL at once
+    #            it, then `docker stop`; kill: SIGKILL at once; held: stopped already,
+    #            held back by the last launch (act.restart): only started
     grace: float  # seconds between the stop signal and SIGKILL (0 for kill)
     reason: str
     signal: int = SIGTERM  # the service's stop_signal

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import watchfiles
 
-from cslaunch import index, jobs
+from cslaunch import docker, index, jobs
 from cslaunch.changes import ChangeSet, Focus
 from cslaunch.errors import CslaunchError
 from cslaunch.launch import launch
@@ -42,7 +42,7 @@ WORKERS_FRESH_S = 60.0  # how long what Redis said of the workers stands in for 
 class WatchOptions:
     poll: bool = False  # poll instead of file events
     poll_interval: float = 0.5  # seconds between polls
-    quiet_ms: int = 50  # a batch ends after this much quiet (an editor's save takes ms)
+    quiet_ms: int = 20  # a batch ends after this much quiet (an editor's save takes ms)
     recheck: float = 30.0  # seconds: re-check content even without events
 
 
@@ -174,15 +174,15 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
         )
         while True:
             changed = saves.take(options.recheck)
-            web_first = True  # a save after a pause: the page reloaded waits on the web server
-            while watcher.relaunch(_trigger(changed), changed, saves.newer_than, web_first):
+            # The page reloaded waits on the web server: the workers start after it, or,
+            # saves still coming in, are held back until they stop (act.restart).
+            typing = False
+            while watcher.relaunch(_trigger(changed), changed, saves.newer_than, True, typing):
                 changed += saves.take(0)  # ended early: at once, with the newer saves too
-                # Still typing: all at once. The workers' start after the web server's head
-                # start cannot be cut short by a newer save, and delayed the next launch
-                # (saves 1 s apart, median save to served: 1.2 s without it, 1.5 s with).
-                web_first = False
+                typing = True
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
+        watcher.release()
     finally:
         stop.set()
     return watcher.launches
@@ -221,6 +221,10 @@ class _Watcher:
         # spend before it restarts anything), with when it was asked.
         self.background = ThreadPoolExecutor(max_workers=1)
         self.workers: tuple[float, Future[jobs.Discovered]] | None = None
+        # The last launch ended early before it recovered the RQ jobs its restarts may
+        # have cut short: the next launch does, whatever it restarts.
+        self.owe_recovery = False
+        self.held: frozenset[str] = frozenset()  # containers the last launch held back
 
     def relaunch(
         self,
@@ -228,20 +232,28 @@ class _Watcher:
         changed: Sequence[str],
         newer: Callable[[ChangeSet], bool],
         web_first: bool = False,
+        typing: bool = False,
     ) -> bool:
         """Launch for a batch of saves; True when newer saves ended it early. `web_first`:
         restarted RQ workers start once the web servers answer (LaunchOptions)."""
         ui = self.ui
         self.saved_since.update(changed)
+        options = replace(
+            self.options,
+            web_first=web_first,
+            recover_jobs=self.owe_recovery,
+            held=self.held,
+            typing=typing,
+        )
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
-                ahead = self._prepare(changed) if trigger != "start" else None
-                if ahead and ahead.plan.noop and not _moved_at_all(ahead.changes):
+                ahead = self._prepare(changed, options) if trigger != "start" else None
+                quiet = ahead and ahead.plan.noop and not _moved_at_all(ahead.changes)
+                if quiet and not self.owe_recovery:
                     return False  # nothing that matters changed: stay quiet
                 self.launches += 1
                 stamp = time.strftime("%H:%M:%S")
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
-                options = replace(self.options, web_first=web_first)
                 report = launch(self.project, options, ui, ahead, newer_saves=newer)
             except CslaunchError as e:
                 ui.error(e.message)
@@ -250,6 +262,8 @@ class _Watcher:
                 ui.echo("watching; fix it and save again", err=True)
                 return False
         render(ui, report)
+        self.owe_recovery = report.recovery_owed
+        self.held = frozenset(report.held)
         self.workers = None
         known = self.known
         if report.ok and known is not None:
@@ -267,7 +281,19 @@ class _Watcher:
             return None
         return Focus(self.scanned, frozenset(self.saved_since), tuple(self.links))
 
-    def _prepare(self, changed: Sequence[str]) -> Prepared:
+    def release(self) -> None:
+        """Start what the last launch held back: watching ends, no launch will."""
+        if not self.held:
+            return
+        self.ui.echo("starting the containers held back while saves came in")
+        for container_id in sorted(self.held):
+            try:
+                docker.start(container_id)
+            except CslaunchError as e:
+                self.ui.warn(e.message)
+        self.held = frozenset()
+
+    def _prepare(self, changed: Sequence[str], options: LaunchOptions) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves (and an editor's swap
         # files) its model is the one it was, and `compose config` (0.2 s of each save) can
         # be skipped. Counted over every
@@ -276,7 +302,7 @@ class _Watcher:
         same = bool(changed) and all(map(_moves_no_model, self.saved_since))
         focus = self._focus(same)
         began = time.monotonic()
-        ahead = prepare(self.project, self.options, self.known if same else None, focus)
+        ahead = prepare(self.project, options, self.known if same else None, focus)
         self.known = ahead.found
         # Saves made during the scan are not taken yet: the next batch asks them.
         self.scanned, self.saved_since = ahead.changes.scan.files, set()

@@ -3,6 +3,7 @@ others wait for while the stack comes up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 
 from cslaunch import act, docker, jobs, readiness
@@ -16,6 +17,10 @@ LOG_LINES = 30  # of a failed service's log, in the report
 
 # How long restarted RQ workers wait for the restarted web servers before they start too.
 HEAD_START_S = 2.0
+# While saves keep coming, how long a pause in them the workers wait for once the web
+# servers answer: longer than the gap between saves of someone typing and saving.
+TYPING_PAUSE_S = 1.0
+PAUSE_POLL_S = 0.02
 
 
 def head_start(run: Run) -> act.Ready:
@@ -23,21 +28,30 @@ def head_start(run: Run) -> act.Ready:
     configured endpoint) are ready or failed, at most HEAD_START_S or until newer saves
     come in. Never raises: the wait step judges them. A service with no such signal is
     not waited for: it would count as ready only after running STABLE_SECONDS, a guess
-    that would hold the workers back longer than its start-up."""
+    that would hold the workers back longer than its start-up.
+
+    While saves keep coming (LaunchOptions.typing) they then wait for a pause too, at most
+    TYPING_PAUSE_S: a save a second after the last otherwise lands while the workers start,
+    and their start-up, killed before it is done, slows the web server's next start (saves
+    1 s apart, median save to served: 0.61 s without the pause, 0.47 s with no workers to
+    restart at all). A newer save within it holds them back (act.restart)."""
 
     def wait(names: Sequence[str]) -> None:
         checks = service_checks(run)
         answering = [run.found.stack.services[n] for n in names if n in checks]
-        if not answering:
-            return
-        wait_ready(
-            run.compose,
-            answering,
-            timeout=HEAD_START_S,
-            initial=by_service(project_containers(run.compose)),
-            checks=checks,
-            stop=run.superseded,
-        )
+        if answering:
+            wait_ready(
+                run.compose,
+                answering,
+                timeout=HEAD_START_S,
+                initial=by_service(project_containers(run.compose)),
+                checks=checks,
+                stop=run.superseded,
+            )
+        if run.options.typing:
+            pause = time.monotonic() + TYPING_PAUSE_S
+            while time.monotonic() < pause and not run.superseded():
+                time.sleep(PAUSE_POLL_S)
 
     return wait
 

@@ -4,6 +4,7 @@ jobs meanwhile), point proxies at the new containers, and keep Redis healthy."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 
 from cslaunch import act, docker, jobs, proof
 from cslaunch.containers import by_service, project_containers
@@ -62,7 +63,7 @@ def _recover_meanwhile(run: Run) -> None:
     if rq is None:
         return
     cut_short = bool(set(rq.worker_services) & run.interrupted)
-    if cut_short or (run.workers and run.workers.dead):
+    if cut_short or (run.workers and run.workers.dead) or run.options.recover_jobs:
         run.recovering = run.pool.submit(jobs.recover, run.compose, rq)
 
 
@@ -97,7 +98,19 @@ def recovering(run: Run) -> bool:
 
 def recover(run: Run, st: StepResult) -> None:
     assert run.recovering is not None
+    if run.superseded() and not _done_well(run.recovering):
+        # The next launch recovers them (LaunchOptions.recover_jobs) once its own restarts
+        # are done: it need not wait for this one (an exec into a worker it is about to
+        # restart, 0.5 s while workers start), which ends on its own or fails harmlessly
+        # (its workers held back, say: act.restart).
+        run.report.recovery_owed = True
+        st.summary = "left to the next launch: newer saves came in"
+        return
     st.summary = recover_jobs(run.recovering, run.ui, run.report)
+
+
+def _done_well(recovering: Future[jobs.RecoveryReport]) -> bool:
+    return recovering.done() and recovering.exception() is None and recovering.result().ok
 
 
 def redis_due(run: Run) -> bool:

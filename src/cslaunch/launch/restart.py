@@ -46,8 +46,9 @@ def restart(run: Run, st: StepResult) -> None:
     found, plan, config = run.found, run.plan, run.project.config
     busy = run.workers.busy if run.workers else {}
     workers = run.rq.worker_services if run.rq else ()
+    held = run.options.held
     replaced = [s for s in plan.with_action(REBUILD, RECREATE) if s in found.containers]
-    first = act.stop_plan(found.stack, config, found.containers, replaced, busy, workers)
+    first = act.stop_plan(found.stack, config, found.containers, replaced, busy, workers, held)
     # Compose stops what it recreates within the grace or not: a job may be cut short there.
     run.interrupted = act.stop_ahead(first) | set(replaced)
     after = _converge(run, first) if plan.with_action(START, REBUILD, RECREATE) else None
@@ -57,7 +58,7 @@ def restart(run: Run, st: StepResult) -> None:
     for name in set(wanted) - set(stale):
         if run.outcomes[name].action == RESTART:
             run.outcomes[name].action = "recreated"
-    stops = act.stop_plan(found.stack, config, after, stale, busy, workers)
+    stops = act.stop_plan(found.stack, config, after, stale, busy, workers, held)
     named = set(run.workers.named) if run.workers else set()
     blocking = [s for g in stops.values() for s in g if s.method.kind == KILL]
     blocking = [s for s in blocking if s.container.id in named]
@@ -66,15 +67,25 @@ def restart(run: Run, st: StepResult) -> None:
         run.interrupted |= act.stop_ahead({"": blocking})
         with run.step("dead workers") as dead:
             clear_dead(run, dead)
-    first_up = head_start(run) if run.options.web_first else None
-    run.interrupted |= act.restart(
-        found.stack, stops, ready_check(run), background=workers, head_start=first_up
+    web_first = run.options.web_first
+    done = act.restart(
+        found.stack,
+        stops,
+        ready_check(run),
+        background=workers,
+        head_start=head_start(run) if web_first else None,
+        hold=run.superseded if web_first else None,
     )
+    run.interrupted |= done.killed
+    run.report.held = [c.id for c in done.held]
     run.interrupted |= set(plan.with_action(START))  # started after their worker died
     for name, group in {**first, **stops}.items():
         if group:
             run.outcomes[name].stop = act.describe(group)
     st.summary = _summary(plan.with_action(START), stale, stops, set(wanted) - set(stale))
+    if done.held:
+        names = sorted({c.service for c in done.held})
+        st.summary += f"; {', '.join(names)} held back stopped: newer saves came in"
 
 
 def completed(run: Run) -> list[str]:
