@@ -82,11 +82,13 @@ def test_trigger_names_the_files() -> None:
     assert _trigger(["/p/a.py", "/p/a.py", "/p/b.py"]) == "2 changes: a.py, b.py"
 
 
+@pytest.mark.parametrize("gap", [1.5, -1.0])
 def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gap: float
 ) -> None:
     """Every launch for saves starts the web server first; while saves keep ending launches
-    early, the workers also wait for a pause in them (LaunchOptions.typing)."""
+    early, within TYPING_GAP_S of the last batch, the workers also wait for a pause in them
+    (LaunchOptions.typing). Saves further apart that cut a long launch short are not typing."""
     from cslaunch.commands import watch
     from cslaunch.stack import LaunchOptions
     from cslaunch.ui import UI
@@ -123,9 +125,11 @@ def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause
     monkeypatch.setattr(watch, "_Watcher", Watcher)
     monkeypatch.setattr(watch, "watched_paths", lambda project: [tmp_path])
     monkeypatch.setattr(watch, "_collect", collect)
+    monkeypatch.setattr(watch, "TYPING_GAP_S", gap)
     watch.run(None, LaunchOptions(), watch.WatchOptions(recheck=0.5), UI(quiet=True))  # type: ignore[arg-type]
     assert [first for first, _ in calls] == [False, True, True, True, True, True]
-    assert [typing for _, typing in calls] == [False, False, True, True, False, False]
+    typed = [False, False, True, True, False, False] if gap > 0 else [False] * 6
+    assert [typing for _, typing in calls] == typed
 
 
 def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(

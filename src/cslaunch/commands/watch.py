@@ -36,6 +36,9 @@ from cslaunch.ui import UI, plural
 # less Python's bytecode. Saving them moves no Compose model.
 EDITOR_FILES = re.compile(r"\.___jb_...___$|\.sw.$|~$|^\.#|^\.DS_Store$")
 WORKERS_FRESH_S = 60.0  # how long what Redis said of the workers stands in for asking again
+# Saves closer than this to the last batch's are typing (LaunchOptions.typing). Not longer:
+# the workers, held back until a 1 s pause, would then start just before the next save.
+TYPING_GAP_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,12 @@ class Saves:
     def __init__(self) -> None:
         self._paths: list[str] = []
         self._ready = threading.Condition()
+        self.last_at = 0.0  # when the last paths came (time.monotonic)
 
     def add(self, paths: Sequence[str]) -> None:
         with self._ready:
             self._paths.extend(paths)
+            self.last_at = time.monotonic()
             self._ready.notify()
 
     def newer_than(self, cs: ChangeSet) -> bool:
@@ -176,10 +181,12 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
             changed = saves.take(options.recheck)
             # The page reloaded waits on the web server: the workers start after it, or,
             # saves still coming in, are held back until they stop (act.restart).
-            typing = False
+            typing, batch_at = False, saves.last_at
             while watcher.relaunch(_trigger(changed), changed, saves.newer_than, True, typing):
                 changed += saves.take(0)  # ended early: at once, with the newer saves too
-                typing = True
+                # A launch longer than the gap between saves is cut short by each of them
+                # without their being typed: only a short gap counts.
+                typing, batch_at = saves.last_at - batch_at < TYPING_GAP_S, saves.last_at
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
         watcher.release()
