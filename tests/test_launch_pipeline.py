@@ -211,6 +211,22 @@ def test_a_launch_ended_early_moves_no_index(run: Run, monkeypatch: pytest.Monke
     assert report.to_json()["ended_early"] is True
 
 
+def test_a_recovery_a_launch_was_told_to_run_stays_owed_until_one_is_started(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No RQ setup found (workers held back have no registration), or ended before its
+    wait: the debt is passed on, never dropped."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(pipeline, "write_json", lambda *a: None)
+    run.ended_early = True
+    run.options = replace(run.options, recover_jobs=True)
+    assert pipeline.finish(run).recovery_owed
+    run.report.recovery_owed = False
+    run.recovering = object()  # type: ignore[assignment]
+    assert not pipeline.finish(run).recovery_owed
+
+
 def test_the_head_start_waits_only_for_services_that_can_say_they_answer(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,7 +299,12 @@ def test_a_recovery_newer_saves_overtook_is_left_to_the_next_launch(
     submitted: list[Any] = []
     monkeypatch.setattr(run.pool, "submit", lambda *a: submitted.append(a))
     monkeypatch.setattr(Run, "rq", property(lambda self: SimpleNamespace(worker_services=("w",))))
-    run.recovering = None
+    run.recovering, run.report.recovery_owed = None, False
+    run.options = replace(run.options, recover_jobs=True)
+    ready._recover_meanwhile(run)  # already ended early: not even started, owed
+    assert submitted == [] and run.report.recovery_owed
+    run.ended_early, run.report.recovery_owed = False, False
+    run.options = replace(run.options, recover_jobs=False)
     ready._recover_meanwhile(run)  # nothing cut short, no dead workers: nothing to do
     assert submitted == []
     run.options = replace(run.options, recover_jobs=True)

@@ -673,3 +673,24 @@ def test_a_stopped_container_not_held_back_is_started() -> None:
     stopped = container("worker1", status="exited")
     plan = plan_for(running(worker1=[stopped]), changed=[], held={"another-id"})
     assert actions(plan)["worker1"] == (START, False)
+
+
+def test_the_containers_a_launch_held_back_reach_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stack.compute passes LaunchOptions.held on: without it the plan would say START and
+    `up` would start the worker (a Compose model load) instead of the restart step."""
+    from types import SimpleNamespace
+
+    from cslaunch import stack as stack_module
+    from cslaunch.stack import LaunchOptions
+
+    held = container("worker1", status="exited")
+    found = SimpleNamespace(
+        stack=example_stack(), containers=running(worker1=[held]), python=frozenset(PYTHON)
+    )
+    cs = SimpleNamespace(files=example_files(), changed=[], config_changed={}, old=object())
+    monkeypatch.setattr(stack_module, "change_set", lambda *a, **k: cs)
+    options = LaunchOptions(build=False, held=frozenset({held.id}))
+    _, plan = stack_module.compute(None, found, options)  # type: ignore[arg-type]
+    assert actions(plan)["worker1"] == (RESTART, False)
+    _, plan = stack_module.compute(None, found, LaunchOptions(build=False))  # type: ignore[arg-type]
+    assert actions(plan)["worker1"] == (START, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,12 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
 
     def launch(*args: object, **kwargs: object) -> Any:
         return SimpleNamespace(
-            ok=outcome["ok"], ended_early=False, error="failed", recovery_owed=False, held=[]
+            ok=outcome["ok"],
+            ended_early=False,
+            error="failed",
+            recovery_owed=False,
+            held=[],
+            workers=None,
         )
 
     monkeypatch.setattr(watch, "prepare", prepare)
@@ -229,9 +235,13 @@ def test_held_back_workers_and_owed_job_recovery_go_to_the_next_launch(
     given: list[LaunchOptions] = []
     noop = {"plan": True}
     reports = [
-        SimpleNamespace(ok=False, ended_early=True, recovery_owed=True, held=["id-w1", "id-w2"]),
-        SimpleNamespace(ok=True, ended_early=False, recovery_owed=False, held=[]),
-        SimpleNamespace(ok=False, ended_early=True, recovery_owed=False, held=["id-w1"]),
+        SimpleNamespace(
+            ok=False, ended_early=True, recovery_owed=True, held=["id-w1", "id-w2"], workers=None
+        ),
+        SimpleNamespace(ok=True, ended_early=False, recovery_owed=False, held=[], workers=None),
+        SimpleNamespace(
+            ok=False, ended_early=True, recovery_owed=False, held=["id-w1"], workers=None
+        ),
     ]
 
     def prepare(project: object, options: LaunchOptions, known: object, focus: Any) -> Any:
@@ -271,6 +281,154 @@ def test_held_back_workers_and_owed_job_recovery_go_to_the_next_launch(
     noop["plan"] = True
     watcher.relaunch("saves", [str(tmp_path / "c.py")], lambda cs: False, True)
     assert len(given) == 3
+
+
+def _fake_watcher(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, launch: Callable[..., Any]
+) -> tuple[Any, list[str], list[Any]]:
+    """A _Watcher whose prepare finds a Python-only batch to launch for, whose launches are
+    `launch`, and whose docker.start and jobs.recover are recorded."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from cslaunch import docker, jobs
+    from cslaunch.commands import watch
+    from cslaunch.stack import LaunchOptions, Prepared
+    from cslaunch.ui import UI
+
+    def prepare(project: object, options: LaunchOptions, known: object, focus: Any) -> Any:
+        return Prepared(
+            found=SimpleNamespace(project=SimpleNamespace(compose="compose")),  # type: ignore[arg-type]
+            plan=SimpleNamespace(noop=False),  # type: ignore[arg-type]
+            changes=SimpleNamespace(walked=True, scan=SimpleNamespace(files={}, links=[])),  # type: ignore[arg-type]
+        )
+
+    started: list[str] = []
+    recovered: list[Any] = []
+
+    def recover(compose: object, setup: object) -> Any:
+        recovered.append((compose, setup))
+        return SimpleNamespace(ok=True, jobs=[], workers_cleaned=[], dry_run=False)
+
+    monkeypatch.setattr(watch, "prepare", prepare)
+    monkeypatch.setattr(watch, "launch", launch)
+    monkeypatch.setattr(watch, "render", lambda ui, report: None)
+    monkeypatch.setattr(watch, "project_lock", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(docker, "start", lambda cid, name="": started.append(cid))
+    monkeypatch.setattr(jobs, "recover", recover)
+    monkeypatch.setattr(jobs, "recovery_summary", lambda report: "no interrupted jobs")
+    watcher = watch._Watcher(SimpleNamespace(root=tmp_path), LaunchOptions(), UI(quiet=True))  # type: ignore[arg-type]
+    return watcher, started, recovered
+
+
+def test_held_back_workers_are_taken_for_workers_by_the_next_launch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Held back stopped, workers found through their registrations have none: the next
+    launch gets them as the holding launch found them."""
+    from types import SimpleNamespace
+
+    found_workers = SimpleNamespace(setup="rq-setup", busy={}, dead=(), named={})
+    given: list[Any] = []
+
+    def launch(project: object, options: Any, ui: object, ahead: Any, **kw: Any) -> Any:
+        given.append(ahead)
+        return SimpleNamespace(
+            ok=False,
+            ended_early=True,
+            recovery_owed=True,
+            held=["id-w"],
+            workers=found_workers,
+        )
+
+    watcher, _, _ = _fake_watcher(monkeypatch, tmp_path, launch)
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    assert given[1].workers.result() is found_workers
+
+
+def test_a_ctrl_c_late_in_a_launch_that_held_starts_what_it_held(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def launch(project: object, options: Any, ui: object, ahead: Any, **kw: Any) -> Any:
+        kw["on_held"](["id-a", "id-b"])  # the restart step held them back...
+        raise KeyboardInterrupt  # ...and the launch was stopped before its report
+
+    watcher, started, _ = _fake_watcher(monkeypatch, tmp_path, launch)
+    with pytest.raises(KeyboardInterrupt):
+        watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    watcher.release()
+    assert started == ["id-a", "id-b"]
+
+
+def test_a_failed_launch_starts_what_was_held_and_recovers_what_was_owed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """While the user fixes what failed, nothing stays stopped and no job stuck."""
+    from types import SimpleNamespace
+
+    from cslaunch.errors import CslaunchError
+
+    reports = iter(
+        [
+            SimpleNamespace(
+                ok=False,
+                ended_early=True,
+                recovery_owed=True,
+                held=["id-w"],
+                workers=SimpleNamespace(setup="rq-setup"),
+            )
+        ]
+    )
+
+    def launch(project: object, options: Any, ui: object, ahead: Any, **kw: Any) -> Any:
+        report = next(reports, None)
+        if report is None:
+            raise CslaunchError("build failed")
+        return report
+
+    watcher, started, recovered = _fake_watcher(monkeypatch, tmp_path, launch)
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    assert watcher.held and watcher.owe_recovery
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    assert started == ["id-w"]
+    assert recovered == [("compose", "rq-setup")]
+    assert not watcher.held and not watcher.owe_recovery
+
+
+@pytest.mark.parametrize("ending", [KeyboardInterrupt, "Interrupted", RuntimeError])
+def test_however_watching_ends_what_is_held_back_is_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ending: Any
+) -> None:
+    from cslaunch.cli import Interrupted
+    from cslaunch.commands import watch
+    from cslaunch.stack import LaunchOptions
+    from cslaunch.ui import UI
+
+    released: list[bool] = []
+    error = Interrupted if ending == "Interrupted" else ending
+
+    class Watcher:
+        launches = 0
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def relaunch(self, *args: object) -> bool:
+            raise error()
+
+        def release(self) -> None:
+            released.append(True)
+
+    monkeypatch.setattr(watch, "_Watcher", Watcher)
+    monkeypatch.setattr(watch, "watched_paths", lambda project: [tmp_path])
+    monkeypatch.setattr(watch, "_collect", lambda *a: None)
+    if error is KeyboardInterrupt:
+        watch.run(None, LaunchOptions(), watch.WatchOptions(), UI(quiet=True))  # type: ignore[arg-type]
+    else:
+        with pytest.raises(error):
+            watch.run(None, LaunchOptions(), watch.WatchOptions(), UI(quiet=True))  # type: ignore[arg-type]
+    assert released == [True]
 
 
 def test_every_file_the_scan_can_track_raises_its_event() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cslaunch.bytecode import CleanResult
 from cslaunch.changes import ChangeSet
@@ -12,6 +12,9 @@ from cslaunch.output import envelope
 from cslaunch.plan import LEAVE, Plan
 from cslaunch.ui import UI, human_bytes, plural
 from cslaunch.verify import Verification
+
+if TYPE_CHECKING:
+    from cslaunch.jobs import Discovered
 
 
 @dataclass
@@ -51,6 +54,9 @@ class LaunchReport:
     jobs: dict[str, Any] | None = None  # recovery of interrupted RQ jobs, when it ran
     recovery_owed: bool = False  # ended early before it: the next launch recovers jobs
     held: list[str] = field(default_factory=list)  # containers left stopped (act.restart)
+    # The RQ workers as found before the restart: held back, they have no registration for
+    # the next launch to find them by, so watch passes these on.
+    workers: Discovered | None = field(default=None, repr=False)
     redis: dict[str, Any] | None = None  # Redis maintenance, when it ran
 
     @property

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -189,9 +190,13 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
                 typing, batch_at = saves.last_at - batch_at < TYPING_GAP_S, saves.last_at
     except KeyboardInterrupt:
         ui.echo("stopped watching; the stack keeps running")
-        watcher.release()
     finally:
         stop.set()
+        # However watching ends (Ctrl-C, SIGTERM, a bug): nothing is left held back.
+        try:
+            watcher.release()
+        except Exception as e:  # already ending: say it, and let the first error stand
+            ui.warn(f"could not start what was held back: {e}")
     return watcher.launches
 
 
@@ -261,11 +266,15 @@ class _Watcher:
                 self.launches += 1
                 stamp = time.strftime("%H:%M:%S")
                 ui.echo(ui.style(f"[{stamp}] launch {self.launches}: {trigger}", bold=True))
-                report = launch(self.project, options, ui, ahead, newer_saves=newer)
+                report = launch(
+                    self.project, options, ui, ahead, newer_saves=newer, on_held=self._hold
+                )
             except CslaunchError as e:
                 ui.error(e.message)
                 if e.detail:
                     ui.echo(e.detail, err=True)
+                # The stack as it was, while the user fixes it: nothing held back stopped.
+                self.release()
                 ui.echo("watching; fix it and save again", err=True)
                 return False
         render(ui, report)
@@ -276,6 +285,12 @@ class _Watcher:
         if report.ok and known is not None:
             asked = self.background.submit(lambda: jobs.discover_stack(refreshed(known)))
             self.workers = (time.monotonic(), asked)
+        elif report.held and report.workers is not None:
+            # Held back, the workers have no registration to be found by: the next launch
+            # takes them for workers as this one found them.
+            found: Future[jobs.Discovered] = Future()
+            found.set_result(report.workers)
+            self.workers = (time.monotonic(), found)
         if not report.ok and not report.ended_early:
             ui.error(report.error or "launch failed")
             ui.echo("watching; fix it and save again", err=True)
@@ -288,17 +303,40 @@ class _Watcher:
             return None
         return Focus(self.scanned, frozenset(self.saved_since), tuple(self.links))
 
+    def _hold(self, container_ids: list[str]) -> None:
+        self.held = frozenset(container_ids)
+
     def release(self) -> None:
-        """Start what the last launch held back: watching ends, no launch will."""
-        if not self.held:
-            return
-        self.ui.echo("starting the containers held back while saves came in")
-        for container_id in sorted(self.held):
+        """Start what the last launch held back, and recover the jobs it left to the next
+        launch: watching ends, or a launch failed, and no launch may come for a while."""
+        if self.held:
+            self.ui.echo("starting the containers held back while saves came in")
+            for container_id in sorted(self.held):
+                try:
+                    docker.start(container_id)
+                except CslaunchError as e:
+                    self.ui.warn(e.message)
+            self.held = frozenset()
+        setup = self._rq_setup() if self.owe_recovery else None
+        if setup is not None and self.known is not None:
             try:
-                docker.start(container_id)
-            except CslaunchError as e:
-                self.ui.warn(e.message)
-        self.held = frozenset()
+                recovered = jobs.recover(self.known.project.compose, setup)
+            except jobs.JobsError as e:
+                self.ui.warn(f"jobs the last launch cut short not recovered: {e.message}")
+                return
+            self.ui.echo(f"recover jobs: {jobs.recovery_summary(recovered)}")
+            self.owe_recovery = not recovered.ok
+
+    def _rq_setup(self) -> jobs.RQSetup | None:
+        if self.workers is not None and self.workers[1].done():
+            with suppress(Exception):
+                setup = self.workers[1].result().setup
+                if setup is not None:
+                    return setup
+        known = self.known
+        if known is None:
+            return None
+        return jobs.find_rq(known.stack, known.project.config.rq, known.raw)
 
     def _prepare(self, changed: Sequence[str], options: LaunchOptions) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves (and an editor's swap

@@ -47,15 +47,16 @@ def launch(
     started: docker.Pending | None = None,
     ahead: proofrun.Ahead | None = None,
     newer_saves: Callable[[ChangeSet], bool] | None = None,
+    on_held: Callable[[list[str]], None] | None = None,
 ) -> LaunchReport:
     """Run every step that applies, in order. `prepared`: detect and changes, done ahead by
     `watch`; `started`: the project's `docker compose config`, begun before this module
     loaded; `ahead`: the last launch's looks inside baked-code containers, asked again
     meanwhile (taken only by a no-op, which changes no container before it verifies);
     `newer_saves`: whether saves came in that this launch will not serve (watch), which
-    end its waiting steps."""
+    end its waiting steps; `on_held`: told which containers the restart held back."""
     pool = ThreadPoolExecutor(max_workers=3)
-    run = Run(project, options, ui, pool, prepared, started, ahead, newer_saves)
+    run = Run(project, options, ui, pool, prepared, started, ahead, newer_saves, on_held)
     try:
         for step in STEPS:
             if step.waits and run.superseded():
@@ -75,6 +76,10 @@ def finish(run: Run) -> LaunchReport:
     report, checked = run.report, run.report.verification
     stale = checked.stale if checked else []
     report.ended_early = run.ended_early
+    report.workers = run.workers
+    # A recovery this launch was told to run and did not start (no RQ setup found, say:
+    # workers held back have no registration to be found by) is still owed.
+    report.recovery_owed |= run.options.recover_jobs and run.recovering is None
     report.ok = not run.failed and not stale and not run.ended_early
     # A launch that had to repair changed something, whatever the plan said.
     report.up_to_date = run.plan.noop and report.ok and not report.repaired

@@ -46,6 +46,8 @@ def wait(run: Run, st: StepResult) -> None:
     )
     if run.ended_early:
         st.summary = "ended early: newer saves came in, the next launch waits for them"
+        if run.report.recovery_owed:
+            st.summary += " and recovers the jobs cut short"
         return
     _record(run, verdicts)
     run.failed = [v for v in verdicts if v.state == FAILED]
@@ -63,8 +65,14 @@ def _recover_meanwhile(run: Run) -> None:
     if rq is None:
         return
     cut_short = bool(set(rq.worker_services) & run.interrupted)
-    if cut_short or (run.workers and run.workers.dead) or run.options.recover_jobs:
-        run.recovering = run.pool.submit(jobs.recover, run.compose, rq)
+    if not (cut_short or (run.workers and run.workers.dead) or run.options.recover_jobs):
+        return
+    if run.superseded():
+        # Newer saves already ended it (the workers it would exec into may be held back
+        # stopped): the next launch recovers once its own restarts are done.
+        run.report.recovery_owed = True
+        return
+    run.recovering = run.pool.submit(jobs.recover, run.compose, rq)
 
 
 def touched(run: Run) -> list[str]:

@@ -78,6 +78,8 @@ def restart(run: Run, st: StepResult) -> None:
     )
     run.interrupted |= done.killed
     run.report.held = [c.id for c in done.held]
+    if run.on_held is not None:
+        run.on_held(run.report.held)
     run.interrupted |= set(plan.with_action(START))  # started after their worker died
     for name, group in {**first, **stops}.items():
         if group:

@@ -33,6 +33,9 @@ class Run:
     # Whether files were saved since the launch read them (its change set) that it does not
     # serve (watch): they end its waiting steps, for the next launch to do with theirs.
     newer_saves: Callable[[ChangeSet], bool] | None = None
+    # Told at once which containers the restart held back stopped (watch: so that a Ctrl-C
+    # before the launch ends still starts them).
+    on_held: Callable[[list[str]], None] | None = None
     report: LaunchReport = field(default_factory=lambda: LaunchReport("", "relaunch"))
 
     found: Detected = field(init=False)
