@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -218,6 +219,27 @@ def _running(stack: ProdStack, service: str) -> bool:
     return bool(state) and all(s == "true" for s in state)
 
 
+def _warm_watch(stack: ProdStack) -> tuple[Watcher, Callable[[str], None]]:
+    """watch on the production shape past its first batch of saves (which walks and reads
+    the Compose model), so that later batches are quick; and a save of a new greeting."""
+    w = Watcher(stack)
+    greeting = stack.dir / "src/greeting.py"
+    text = greeting.read_text()
+
+    def save(message: str) -> None:
+        greeting.write_text(text.replace("hello from v1.0", message))
+
+    try:
+        w.wait_for("watching ", timeout=180)
+        mark = len(w.lines)
+        save("warm")
+        w.wait_for("Relaunched", after=mark, timeout=120)
+    except BaseException:
+        w.stop()
+        raise
+    return w, save
+
+
 def test_while_saves_keep_coming_the_workers_wait_for_a_pause(prod_stack: ProdStack) -> None:
     """Typing on the production shape: saves 0.7 s apart each restart the backend at once.
     The three `sh -c`-wrapped workers (found through their Redis registrations only) stop
@@ -226,19 +248,13 @@ def test_while_saves_keep_coming_the_workers_wait_for_a_pause(prod_stack: ProdSt
     recovered (left from launch to launch, never dropped) and runs again on the new code; a
     job queued while they are held back waits in its queue, is not lost, and runs code no
     older than its save. Ctrl-C while they are held back starts them."""
-    w = Watcher(prod_stack)
-    greeting = prod_stack.dir / "src/greeting.py"
-    text = greeting.read_text()
+    w, save = _warm_watch(prod_stack)
     try:
-        w.wait_for("watching ", timeout=180)
-        mark = len(w.lines)
-        greeting.write_text(text.replace("hello from v1.0", "warm"))
-        w.wait_for("Relaunched", after=mark, timeout=120)  # the model known: quick batches
         busy = prod_stack.start_job(30, "busy")
         mark = len(w.lines)
         queued = ""
         for i in range(8):
-            greeting.write_text(text.replace("hello from v1.0", f"typed {i}"))
+            save(f"typed {i}")
             if i == 4:
                 queued = _enqueue(prod_stack, "name=j")
             time.sleep(0.7)
@@ -256,7 +272,7 @@ def test_while_saves_keep_coming_the_workers_wait_for_a_pause(prod_stack: ProdSt
 
         mark = len(w.lines)
         for i in range(8, 20):
-            greeting.write_text(text.replace("hello from v1.0", f"typed {i}"))
+            save(f"typed {i}")
             time.sleep(0.7)
             if any("held back stopped" in line for line in w.lines[mark:]):
                 break
@@ -277,19 +293,13 @@ def test_a_job_cut_short_by_a_launch_that_held_the_workers_is_recovered(
     registration of them (found only through Redis on this stack), yet takes them for
     workers as the first found them, starts them and recovers the job, which runs again
     on the new code instead of staying "started" on a dead worker."""
-    w = Watcher(prod_stack)
-    greeting = prod_stack.dir / "src/greeting.py"
-    text = greeting.read_text()
+    w, save = _warm_watch(prod_stack)
     try:
-        w.wait_for("watching ", timeout=180)
-        mark = len(w.lines)
-        greeting.write_text(text.replace("hello from v1.0", "warm"))
-        w.wait_for("Relaunched", after=mark, timeout=120)
         job = prod_stack.start_job(20, "long")
         mark = len(w.lines)
-        greeting.write_text(text.replace("hello from v1.0", "typed A"))
+        save("typed A")
         time.sleep(0.4)
-        greeting.write_text(text.replace("hello from v1.0", "typed B"))
+        save("typed B")
         served(prod_stack, "typed B, t")
         w.wait_for("Relaunched", after=mark, timeout=120)
         out = "\n".join(w.lines[mark:])
