@@ -137,8 +137,8 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Focus: the last batch's scan and the paths saved since it began, whether or not that
-    batch's launch held; a walk for the first batch, after other files moved (the Compose
-    model is read again too), and every `full_every` seconds."""
+    batch's launch held; a walk for the first batch (on the start's Compose model), after
+    other files moved (the model is read again too), and every `full_every` seconds."""
     import contextlib
     import itertools
     from concurrent.futures import Future
@@ -205,15 +205,16 @@ def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
     save("i.py")
     p = str(tmp_path)
     assert calls == [
+        (False, None),  # the start
+        (True, None),
+        (True, ("scan-2", [f"{p}/b.py"])),
+        (True, ("scan-3", [f"{p}/c.py"])),
+        (True, ("scan-4", [f"{p}/d.py"])),
         (False, None),
-        (True, ("scan-1", [f"{p}/b.py"])),
-        (True, ("scan-2", [f"{p}/c.py"])),
-        (True, ("scan-3", [f"{p}/d.py"])),
-        (False, None),
-        (True, ("scan-5", [f"{p}/f.py"])),
+        (True, ("scan-6", [f"{p}/f.py"])),
         (True, None),
         (False, None),
-        (True, ("scan-8", [f"{p}/i.py"])),
+        (True, ("scan-9", [f"{p}/i.py"])),
     ]
 
 

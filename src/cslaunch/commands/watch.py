@@ -259,8 +259,9 @@ class _Watcher:
         )
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
-                ahead = self._prepare(changed, options) if trigger != "start" else None
-                quiet = ahead and ahead.plan.noop and not _moved_at_all(ahead.changes)
+                start = trigger == "start"
+                ahead = self._prepare(changed, options, start)
+                quiet = ahead.plan.noop and not _moved_at_all(ahead.changes) and not start
                 if quiet and not self.owe_recovery:
                     return False  # nothing that matters changed: stay quiet
                 self.launches += 1
@@ -338,7 +339,9 @@ class _Watcher:
             return None
         return jobs.find_rq(known.stack, known.project.config.rq, known.raw)
 
-    def _prepare(self, changed: Sequence[str], options: LaunchOptions) -> Prepared:
+    def _prepare(
+        self, changed: Sequence[str], options: LaunchOptions, start: bool = False
+    ) -> Prepared:
         # Compose reads no Python file: after a batch of .py saves (and an editor's swap
         # files) its model is the one it was, and `compose config` (0.2 s of each save) can
         # be skipped. Counted over every
@@ -349,6 +352,10 @@ class _Watcher:
         began = time.monotonic()
         ahead = prepare(self.project, options, self.known if same else None, focus)
         self.known = ahead.found
+        if start:
+            # The first batch takes the start's Compose model (saves of a compose file
+            # since are in it), but walks: the start's walk may predate the file events.
+            return ahead
         # Saves made during the scan are not taken yet: the next batch asks them.
         self.scanned, self.saved_since = ahead.changes.scan.files, set()
         self.links = ahead.changes.scan.links
