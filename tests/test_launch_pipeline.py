@@ -53,6 +53,7 @@ class _Found:
         self.raw: dict[str, Any] = STACK
         self.containers: dict[str, list[Any]] = {}
         self.python = frozenset({"web"})
+        self.project = SimpleNamespace(config=Config())
 
 
 def test_the_steps_are_listed_in_the_documented_order() -> None:

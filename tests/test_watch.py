@@ -94,7 +94,7 @@ def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause
     from cslaunch.stack import LaunchOptions
     from cslaunch.ui import UI
 
-    calls: list[tuple[bool, bool]] = []
+    calls: list[bool] = []
 
     class Watcher:
         launches = 0
@@ -107,10 +107,9 @@ def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause
             trigger: str,
             changed: list[str],
             newer: object,
-            web_first: bool = False,
             typing: bool = False,
         ) -> bool:
-            calls.append((web_first, typing))
+            calls.append(typing)
             if len(calls) == 6:
                 raise KeyboardInterrupt
             return 2 <= len(calls) <= 3  # the start, then a batch typed on for two launches
@@ -128,9 +127,8 @@ def test_the_web_server_goes_first_and_while_typing_the_workers_wait_for_a_pause
     monkeypatch.setattr(watch, "_collect", collect)
     monkeypatch.setattr(watch, "TYPING_GAP_S", gap)
     watch.run(None, LaunchOptions(), watch.WatchOptions(recheck=0.5), UI(quiet=True))  # type: ignore[arg-type]
-    assert [first for first, _ in calls] == [False, True, True, True, True, True]
     typed = [False, False, True, True, False, False] if gap > 0 else [False] * 6
-    assert [typing for _, typing in calls] == typed
+    assert calls == typed
 
 
 def test_a_batch_of_sources_asks_only_what_was_saved_since_the_last_scan(
@@ -269,18 +267,20 @@ def test_held_back_workers_and_owed_job_recovery_go_to_the_next_launch(
 
     watcher.relaunch("start", [], lambda cs: False)
     assert (given[0].held, given[0].recover_jobs) == (frozenset(), False)
+    assert not given[0].web_first  # the start: everything at once
     # The plan says noop, but what is owed makes it launch (the real plan restarts the held).
-    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False)
     assert given[1].held == {"id-w1", "id-w2"} and given[1].recover_jobs
+    assert given[1].web_first  # saves: the web server first
     noop["plan"] = False
-    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False)
     assert (given[2].held, given[2].recover_jobs) == (frozenset(), False)
     assert watcher.held == {"id-w1"}
     watcher.release()
     assert started == ["id-w1"] and watcher.held == frozenset()
     # Nothing owed and nothing changed: quiet.
     noop["plan"] = True
-    watcher.relaunch("saves", [str(tmp_path / "c.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "c.py")], lambda cs: False)
     assert len(given) == 3
 
 
@@ -343,8 +343,8 @@ def test_held_back_workers_are_taken_for_workers_by_the_next_launch(
         )
 
     watcher, _, _ = _fake_watcher(monkeypatch, tmp_path, launch)
-    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
-    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False)
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False)
     assert given[1].workers.result() is found_workers
 
 
@@ -357,7 +357,7 @@ def test_a_ctrl_c_late_in_a_launch_that_held_starts_what_it_held(
 
     watcher, started, _ = _fake_watcher(monkeypatch, tmp_path, launch)
     with pytest.raises(KeyboardInterrupt):
-        watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+        watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False)
     watcher.release()
     assert started == ["id-a", "id-b"]
 
@@ -389,9 +389,9 @@ def test_a_failed_launch_starts_what_was_held_and_recovers_what_was_owed(
         return report
 
     watcher, started, recovered = _fake_watcher(monkeypatch, tmp_path, launch)
-    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "a.py")], lambda cs: False)
     assert watcher.held and watcher.owe_recovery
-    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False, True)
+    watcher.relaunch("saves", [str(tmp_path / "b.py")], lambda cs: False)
     assert started == ["id-w"]
     assert recovered == [("compose", "rq-setup")]
     assert not watcher.held and not watcher.owe_recovery

@@ -121,8 +121,7 @@ def _plan_service(
         changed is None, flags.rebuild, image_missing, rebuild_files, build_keys
     )
 
-    held_back = [c for c in containers if c.id in held and not c.running]
-    if not containers or not all(c.running or c in held_back for c in containers):
+    if not containers or not all(c.running or c.id in held for c in containers):
         if (
             service.one_shot
             and _completed(containers)
@@ -148,7 +147,7 @@ def _plan_service(
         return ServicePlan(
             name, RESTART, False, f"changed: {_files(restart_files)}", tuple(restart_files)
         )
-    if held_back:
+    if not all(c.running for c in containers):  # the others are held back
         return ServicePlan(name, RESTART, False, "held back stopped while saves came in")
     if not ours and not service.buildable:
         return ServicePlan(name, LEAVE, False, "runs none of the project's code")

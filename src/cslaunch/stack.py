@@ -40,8 +40,8 @@ class LaunchOptions:
     # Containers the last launch stopped and held back (watch: see act.restart): this one
     # starts them, or holds them back again.
     held: frozenset[str] = frozenset()
-    # Saves keep coming (watch: the last launch was cut short by one): with `web_first`, the
-    # workers wait for a pause in them too (launch.checks.head_start).
+    # Saves keep coming (watch: less than 1.5 s apart, each cutting the last launch short):
+    # with `web_first`, the workers wait for a pause in them too (launch.checks.head_start).
     typing: bool = False
 
 

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -180,10 +179,8 @@ def run(project: Project, launch_options: LaunchOptions, options: WatchOptions, 
         )
         while True:
             changed = saves.take(options.recheck)
-            # The page reloaded waits on the web server: the workers start after it, or,
-            # saves still coming in, are held back until they stop (act.restart).
             typing, batch_at = False, saves.last_at
-            while watcher.relaunch(_trigger(changed), changed, saves.newer_than, True, typing):
+            while watcher.relaunch(_trigger(changed), changed, saves.newer_than, typing):
                 changed += saves.take(0)  # ended early: at once, with the newer saves too
                 # A launch longer than the gap between saves is cut short by each of them
                 # without their being typed: only a short gap counts.
@@ -243,23 +240,23 @@ class _Watcher:
         trigger: str,
         changed: Sequence[str],
         newer: Callable[[ChangeSet], bool],
-        web_first: bool = False,
         typing: bool = False,
     ) -> bool:
-        """Launch for a batch of saves; True when newer saves ended it early. `web_first`:
-        restarted RQ workers start once the web servers answer (LaunchOptions)."""
+        """Launch for a batch of saves; True when newer saves ended it early. For saves, the
+        page reloaded waits on the web server: the workers start after it, or, saves still
+        coming in (`typing`), are held back until they stop (LaunchOptions, act.restart)."""
         ui = self.ui
         self.saved_since.update(changed)
+        start = trigger == "start"
         options = replace(
             self.options,
-            web_first=web_first,
+            web_first=not start,
             recover_jobs=self.owe_recovery,
             held=self.held,
             typing=typing,
         )
         with project_lock(self.project.root, on_wait=ui.warn):
             try:
-                start = trigger == "start"
                 ahead = self._prepare(changed, options, start)
                 quiet = ahead.plan.noop and not _moved_at_all(ahead.changes) and not start
                 if quiet and not self.owe_recovery:
@@ -318,26 +315,21 @@ class _Watcher:
                 except CslaunchError as e:
                     self.ui.warn(e.message)
             self.held = frozenset()
-        setup = self._rq_setup() if self.owe_recovery else None
-        if setup is not None and self.known is not None:
-            try:
-                recovered = jobs.recover(self.known.project.compose, setup)
-            except jobs.JobsError as e:
-                self.ui.warn(f"jobs the last launch cut short not recovered: {e.message}")
-                return
-            self.ui.echo(f"recover jobs: {jobs.recovery_summary(recovered)}")
-            self.owe_recovery = not recovered.ok
-
-    def _rq_setup(self) -> jobs.RQSetup | None:
-        if self.workers is not None and self.workers[1].done():
-            with suppress(Exception):
-                setup = self.workers[1].result().setup
-                if setup is not None:
-                    return setup
         known = self.known
-        if known is None:
-            return None
-        return jobs.find_rq(known.stack, known.project.config.rq, known.raw)
+        if not self.owe_recovery or known is None:
+            return
+        workers = self.workers[1] if self.workers else None
+        asked = workers if workers and workers.done() and not workers.exception() else None
+        setup = jobs.setup_of(known, asked.result() if asked else None)
+        if setup is None:
+            return
+        try:
+            recovered = jobs.recover(known.project.compose, setup)
+        except jobs.JobsError as e:
+            self.ui.warn(f"jobs the last launch cut short not recovered: {e.message}")
+            return
+        self.ui.echo(f"recover jobs: {jobs.recovery_summary(recovered)}")
+        self.owe_recovery = not recovered.ok
 
     def _prepare(
         self, changed: Sequence[str], options: LaunchOptions, start: bool = False

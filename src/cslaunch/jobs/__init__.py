@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         discover,
         discover_stack,
         helper_services,
+        setup_of,
     )
 
 # The room of each name callers use, imported on first use (PEP 562): a launch with nothing
@@ -67,6 +68,7 @@ _ROOMS = {
     "discover": "workers",
     "discover_stack": "workers",
     "helper_services": "workers",
+    "setup_of": "workers",
 }
 __all__ = [
     "Discovered",
@@ -88,6 +90,7 @@ __all__ = [
     "render_status",
     "run_helper",
     "script_text",
+    "setup_of",
     "status",
 ]
 

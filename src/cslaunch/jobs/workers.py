@@ -172,6 +172,14 @@ def discover_stack(found: Detected) -> Discovered:
     )
 
 
+def setup_of(found: Detected, discovered: Discovered | None) -> RQSetup | None:
+    """The stack's RQ setup: as found in Redis when it was asked (`discovered`), else as
+    the command lines and the configuration say."""
+    if discovered:
+        return discovered.setup
+    return find_rq(found.stack, found.project.config.rq, found.raw)
+
+
 def _by_container(
     found: Sequence[Registration], owners: Mapping[str, Sequence[Container]]
 ) -> tuple[dict[str, list[str]], dict[str, str], dict[str, str]]:

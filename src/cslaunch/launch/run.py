@@ -67,9 +67,7 @@ class Run:
     def rq(self) -> jobs.RQSetup | None:
         """The stack's RQ setup: as found in Redis when the workers step asked, else as the
         command lines and the configuration say."""
-        if self.workers:
-            return self.workers.setup
-        return jobs.find_rq(self.found.stack, self.project.config.rq, self.found.raw)
+        return jobs.setup_of(self.found, self.workers)
 
     def superseded(self) -> bool:
         """Newer saves came in: what is left to wait for or prove, the next launch does."""
