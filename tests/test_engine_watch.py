@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -64,8 +65,8 @@ def served(stack: TestStack, text: str, timeout: float = 60) -> float:
         try:
             if stack.greet() == text:
                 return time.monotonic() - start
-        except OSError:
-            pass
+        except (OSError, http.client.HTTPException):
+            pass  # restarting: refused, or a response cut short by its kill
         time.sleep(0.1)
     raise AssertionError(f"{text!r} not served within {timeout} s")
 
